@@ -1,0 +1,97 @@
+"""Data sources and preprocessing. `load_dataset` is the one entry point; no TensorFlow here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlrun.data.prepare import check_lengths, labels_to_int, stratified_split, to_images
+from dlrun.data.sources import RawData, load_raw
+from dlrun.errors import DataError
+from dlrun.schema import DataConfig
+
+
+@dataclass
+class Dataset:
+    """Model-ready arrays. Labels are integer classes (classification) or floats (regression)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    num_classes: int | None
+    class_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    test_is_train: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def eval_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The arrays final metrics are measured on: the test split, else the training data."""
+        if self.x_test is not None and self.y_test is not None:
+            return self.x_test, self.y_test
+        return self.x_train, self.y_train
+
+    def describe(self) -> str:
+        """One line: sizes and shape."""
+        n_test = 0 if self.x_test is None else len(self.x_test)
+        n_val = 0 if self.x_val is None else len(self.x_val)
+        classes = f", {self.num_classes} classes" if self.num_classes else ""
+        return f"{len(self.x_train)} train / {n_val} val / {n_test} test, input {self.input_shape}{classes}"
+
+
+def origin_of(cfg: DataConfig) -> str:
+    """A short name of where the data came from, for error messages."""
+    return cfg.path or cfg.source
+
+
+def prepare(raw: RawData, cfg: DataConfig, task: str, seed: int) -> Dataset:
+    """Shape, scale, split and cap RawData according to `cfg`."""
+    origin = origin_of(cfg)
+    check_lengths(raw.x_train, raw.y_train, origin)
+    if raw.x_test is not None and raw.y_test is not None:
+        check_lengths(raw.x_test, raw.y_test, f"{origin} (test split)")
+    classify = task == "classification"
+    tabular = cfg.source in ("csv", "table")
+
+    def features(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float32) if tabular else to_images(x, cfg, origin)
+
+    def targets(y: np.ndarray) -> np.ndarray:
+        return labels_to_int(y, origin) if classify else np.asarray(y, np.float32).reshape(-1)
+
+    x_train, y_train = features(raw.x_train), targets(raw.y_train)
+    x_test = y_test = None
+    if raw.x_test is not None and raw.y_test is not None:
+        x_test, y_test = features(raw.x_test), targets(raw.y_test)
+    elif cfg.test_split > 0:
+        keep, held = stratified_split(y_train, cfg.test_split, seed=cfg.seed, stratify=classify)
+        x_train, y_train, x_test, y_test = x_train[keep], y_train[keep], x_train[held], y_train[held]
+    x_val = y_val = None
+    if cfg.validation == "test":
+        x_val, y_val = x_test, y_test
+    else:
+        keep, held = stratified_split(y_train, float(cfg.validation), seed=cfg.seed + 1, stratify=classify)
+        x_train, y_train, x_val, y_val = x_train[keep], y_train[keep], x_train[held], y_train[held]
+    if cfg.limit is not None and cfg.limit < len(x_train):
+        pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(x_train))[: cfg.limit])
+        x_train, y_train = x_train[pick], y_train[pick]
+    if len(x_train) == 0:
+        raise DataError(f"{origin}: no training examples left after the test/validation split")
+    num_classes = None
+    if classify:
+        num_classes = int(max(y.max() for y in (y_train, y_test, y_val) if y is not None and y.size)) + 1
+        if raw.class_names:
+            num_classes = max(num_classes, len(raw.class_names))
+    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, num_classes, raw.class_names,
+                   list(raw.notes), test_is_train=x_test is None)
+
+
+def load_dataset(cfg: DataConfig, task: str = "classification", seed: int = 0) -> Dataset:
+    """Read and prepare the configured data set. Raises DataError for any data problem."""
+    return prepare(load_raw(cfg), cfg, task, seed)

@@ -1,0 +1,89 @@
+"""From RawData to model-ready arrays: label checks, image shape, colour, resize, scale, splits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlrun.data.sources import RawData
+from dlrun.errors import DataError
+from dlrun.schema import DataConfig
+
+MIN_IMAGE_SIDE = 4
+
+
+def labels_to_int(y: np.ndarray, origin: str) -> np.ndarray:
+    """Integer class labels from integer, float-integer or one-hot arrays; DataError otherwise."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        row_sums = y.sum(axis=1)
+        if not (np.all((y == 0) | (y == 1)) and np.all(row_sums == 1)):
+            raise DataError(f"{origin}: 2-D labels must be one-hot (one 1 per row), shape {y.shape}")
+        return y.argmax(axis=1).astype(np.int64)
+    y = y.reshape(-1) if y.ndim == 2 else y
+    if y.ndim != 1:
+        raise DataError(f"{origin}: labels must be 1-D integers or 2-D one-hot, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise DataError(f"{origin}: labels must be whole numbers for classification (found {y[~(y == np.round(y))][:3]})")
+    elif y.dtype.kind not in "iub":
+        raise DataError(f"{origin}: labels must be numbers, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise DataError(f"{origin}: label {int(y.min())} is out of range; class labels start at 0")
+    return y
+
+
+def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
+    """N x H x W x C float32 images in the configured colour, size and scale."""
+    import cv2
+
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise DataError(f"{origin}: expected images shaped (N, H, W) or (N, H, W, C), got {x.shape}")
+    if x.shape[-1] == 4:
+        x = x[..., :3]
+    if min(x.shape[1:3]) < MIN_IMAGE_SIDE:
+        raise DataError(f"{origin}: images are {x.shape[1]}x{x.shape[2]} pixels, too small (at least "
+                        f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}); check data.x or data.keys point at images")
+    channels = 1 if cfg.color == "grayscale" else 3
+    if x.shape[-1] != channels:
+        if channels == 1:
+            x = np.stack([cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY) for img in x])[..., None]
+        else:
+            x = np.repeat(x, 3, axis=-1)
+    if cfg.image_size and tuple(x.shape[1:3]) != tuple(cfg.image_size):
+        h, w = cfg.image_size
+        resized = [cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA) for img in x]
+        x = np.stack(resized).reshape(len(x), h, w, channels)
+    out = x.astype(np.float32, copy=False)
+    if cfg.normalize and out.size and float(out.max()) > 1.0:
+        out = out / np.float32(255.0)
+    return out
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int,
+                     stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out) with `fraction` of each class held out, seeded."""
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        order = rng.permutation(len(y))
+        n_out = int(round(len(y) * fraction))
+        return np.sort(order[n_out:]), np.sort(order[:n_out])
+    held: list[np.ndarray] = []
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        rng.shuffle(idx)
+        held.append(idx[: int(round(len(idx) * fraction))])
+    out = np.sort(np.concatenate(held)) if held else np.array([], np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), out)
+    return keep, out
+
+
+def check_lengths(x: np.ndarray, y: np.ndarray, origin: str) -> None:
+    """X and Y must have one label per example."""
+    if len(x) != len(y):
+        raise DataError(f"{origin}: X has {len(x)} examples but Y has {len(y)} labels; they must match")
+    if len(x) == 0:
+        raise DataError(f"{origin}: no examples")

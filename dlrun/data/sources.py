@@ -1,0 +1,262 @@
+"""Readers for every data source. Each returns RawData (arrays as stored) or raises DataError
+naming the file and what to do. None of them imports TensorFlow."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlrun.data.synthetic import synthetic_digits
+from dlrun.errors import DataError
+from dlrun.schema import DataConfig
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+KERAS_URLS = {
+    "mnist": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+    "fashion_mnist": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+}
+FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@dataclass
+class RawData:
+    """Arrays as read from a source; the test split is None when the source has none."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.datasets keeps downloads: $KERAS_HOME/datasets, else ~/.keras/datasets."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets"
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found; check data.path (relative paths start at {Path.cwd()})")
+    return path
+
+
+def load_keras_dataset(cfg: DataConfig) -> RawData:
+    """mnist / fashion_mnist from data.path, else the keras cache; never downloads unless data.download."""
+    if cfg.path:
+        path = _require(Path(cfg.path), f"{cfg.source} file or folder")
+        return load_idx_folder(path) if path.is_dir() else load_npz_file(path, cfg, split_ok=False)
+    cache = keras_cache_dir()
+    if cfg.source == "mnist":
+        target = cache / "mnist.npz"
+        if not target.exists():
+            _fetch_or_explain(cfg, target, [KERAS_URLS["mnist"]])
+        return load_npz_file(target, cfg, split_ok=False, keys=("x_train", "y_train", "x_test", "y_test"))
+    folder = cache / "fashion-mnist"
+    missing = [name for name in FASHION_FILES if not (folder / name).exists()]
+    if missing:
+        _fetch_or_explain(cfg, folder, [KERAS_URLS["fashion_mnist"] + name for name in missing])
+    return load_idx_folder(folder)
+
+
+def _fetch_or_explain(cfg: DataConfig, target: Path, urls: list[str]) -> None:
+    if cfg.download:
+        from dlrun import backend
+
+        for url in urls:
+            backend.download(url, target if target.suffix else target / url.rsplit("/", 1)[1])
+        return
+    listing = "\n  ".join(urls)
+    raise DataError(
+        f"{cfg.source} is not on this machine and dlrun does not download by default.\n"
+        f"Put the file(s) at {target}{'' if target.suffix else '/'} (from:\n  {listing}\n), "
+        f"or set data.path to a local {'mnist.npz-style file' if cfg.source == 'mnist' else 'idx folder'}, "
+        "or allow a download with --set data.download=true.")
+
+
+def load_npy(cfg: DataConfig) -> RawData:
+    """X.npy / Y.npy in data.path (the sign-language digits layout)."""
+    folder = Path(cfg.path or ".")
+    x_path, y_path = folder / cfg.x, folder / cfg.y
+    x, y = _load_array(x_path), _load_array(y_path)
+    return RawData(x, y)
+
+
+def _load_array(path: Path) -> np.ndarray:
+    _require(path, "array file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc}); save it with numpy.save") from None
+
+
+def load_npz_file(path: Path, cfg: DataConfig, split_ok: bool = True,
+                  keys: tuple[str, str, str, str] | None = None) -> RawData:
+    """An .npz with train (and optionally test) arrays under data.keys names."""
+    _require(path, "npz file")
+    names = keys or (cfg.keys.x_train, cfg.keys.y_train, cfg.keys.x_test, cfg.keys.y_test)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stored = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    return _from_mapping(stored, names, path, split_ok)
+
+
+def load_h5(cfg: DataConfig) -> RawData:
+    """An HDF5 file (e.g. SVHN grey) with datasets named by data.keys."""
+    import h5py
+
+    path = _require(Path(cfg.path or ""), "h5 file")
+    names = (cfg.keys.x_train, cfg.keys.y_train, cfg.keys.x_test, cfg.keys.y_test)
+    try:
+        with h5py.File(path, "r") as f:
+            stored = {k: f[k][()] for k in names if k in f and isinstance(f[k], h5py.Dataset)}
+            available = sorted(f.keys())
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if names[0] not in stored or names[1] not in stored:
+        missing = [k for k in names[:2] if k not in stored]
+        raise DataError(f"{path}: missing dataset(s) {', '.join(missing)}; the file has {', '.join(available)}. "
+                        "Map them with data.keys, e.g. --set data.keys.x_train=NAME")
+    return _from_mapping(stored, names, path, True)
+
+
+def _from_mapping(stored: dict[str, np.ndarray], names: tuple[str, ...], path: Path, split_ok: bool) -> RawData:
+    x_tr, y_tr, x_te, y_te = names
+    missing = [k for k in (x_tr, y_tr) if k not in stored]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}; it has {', '.join(sorted(stored))}. "
+                        "Map them with data.keys")
+    has_test = x_te in stored and y_te in stored
+    if not has_test and not split_ok:
+        raise DataError(f"{path}: missing {x_te}/{y_te}")
+    return RawData(stored[x_tr], stored[y_tr], stored.get(x_te) if has_test else None,
+                   stored.get(y_te) if has_test else None)
+
+
+_IDX_NAME = re.compile(r"^(?P<split>train|t10k)-(?P<kind>images|labels)[.-]idx(?P<dim>[13])-ubyte(?P<gz>\.gz)?$")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One MNIST idx file (gzipped or not) as an array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable idx file ({exc})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        raise DataError(f"{path}: truncated or padded idx file ({len(data)} bytes, header says {expected})")
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_idx_folder(folder: Path) -> RawData:
+    """A folder of `train-*` and/or `t10k-*` idx image/label pairs."""
+    _require(folder, "idx folder")
+    found: dict[tuple[str, str], Path] = {}
+    for entry in sorted(folder.iterdir()):
+        match = _IDX_NAME.match(entry.name)
+        if match:
+            found.setdefault((match["split"], match["kind"]), entry)
+    pairs = {}
+    for split in ("train", "t10k"):
+        images, labels = found.get((split, "images")), found.get((split, "labels"))
+        if images and not labels:
+            raise DataError(f"{folder}: found {images.name} but no {split}-labels-idx1-ubyte[.gz] beside it")
+        if images and labels:
+            pairs[split] = (read_idx(images), read_idx(labels))
+    if not pairs:
+        raise DataError(f"{folder}: no idx files (expected train-images-idx3-ubyte[.gz] and "
+                        "train-labels-idx1-ubyte[.gz], or the t10k-* pair)")
+    if len(pairs) == 1:
+        (x, y), = pairs.values()
+        return RawData(x, y)
+    return RawData(*pairs["train"], *pairs["t10k"])
+
+
+def load_folder(cfg: DataConfig) -> RawData:
+    """One sub-folder per class of image files, decoded and resized with OpenCV."""
+    import cv2
+
+    root = _require(Path(cfg.path or ""), "image folder")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not classes:
+        raise DataError(f"{root}: no class sub-folders; expected one folder per class, e.g. {root}/0/img.png")
+    height, width = cfg.image_size or (0, 0)
+    flag = cv2.IMREAD_GRAYSCALE if cfg.color == "grayscale" else cv2.IMREAD_COLOR
+    images, labels, skipped = [], [], 0
+    for label, name in enumerate(classes):
+        for file in sorted((root / name).iterdir()):
+            img = cv2.imread(str(file), flag) if file.suffix.lower() in IMAGE_SUFFIXES else None
+            if img is None:
+                skipped += 1
+                continue
+            if flag == cv2.IMREAD_COLOR:
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            if img.shape[:2] != (height, width):
+                img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+            images.append(img)
+            labels.append(label)
+    if not images:
+        raise DataError(f"{root}: no readable images in {len(classes)} class folder(s) ({skipped} file(s) skipped)")
+    notes = [f"skipped {skipped} unreadable or non-image file(s) under {root}"] if skipped else []
+    return RawData(np.stack(images), np.array(labels, np.int64), class_names=classes, notes=notes)
+
+
+def load_table(cfg: DataConfig) -> RawData:
+    """An inline table (data.table) or a CSV file with a header; data.target names the label column."""
+    if cfg.source == "table":
+        assert cfg.table is not None  # guaranteed by checks.check_tabular_source
+        columns, rows = cfg.table.columns, np.array(cfg.table.rows, np.float32)
+        origin = "data.table"
+    else:
+        path = _require(Path(cfg.path or ""), "csv file")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                columns = [c.strip() for c in fh.readline().strip().split(",")]
+            rows = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: not a numeric CSV with a header row ({exc})") from None
+        origin = str(path)
+        if rows.shape[1] != len(columns):
+            raise DataError(f"{path}: header has {len(columns)} columns but rows have {rows.shape[1]}")
+    if cfg.target not in columns:
+        raise DataError(f"{origin}: no column '{cfg.target}' (columns: {', '.join(columns)}); set data.target")
+    t = columns.index(cfg.target)
+    features = [c for i, c in enumerate(columns) if i != t]
+    return RawData(np.delete(rows, t, axis=1), rows[:, t], feature_names=features)
+
+
+def load_synthetic(cfg: DataConfig) -> RawData:
+    """The built-in synthetic digits, train and test drawn from disjoint seeds."""
+    size = cfg.image_size[0] if cfg.image_size else 28
+    x_train, y_train = synthetic_digits(cfg.n_train, cfg.style, cfg.seed, size, offset=0)
+    x_test, y_test = synthetic_digits(cfg.n_test, cfg.style, cfg.seed, size, offset=10_000_000)
+    return RawData(x_train, y_train, x_test, y_test, class_names=[str(d) for d in range(10)])
+
+
+def load_raw(cfg: DataConfig) -> RawData:
+    """Dispatch to the reader of `cfg.source`."""
+    if cfg.source in ("mnist", "fashion_mnist"):
+        return load_keras_dataset(cfg)
+    if cfg.source == "npz":
+        return load_npz_file(Path(cfg.path or ""), cfg)
+    if cfg.source == "idx":
+        return load_idx_folder(Path(cfg.path or ""))
+    readers = {"synthetic_digits": load_synthetic, "npy": load_npy, "h5": load_h5, "folder": load_folder,
+               "csv": load_table, "table": load_table}
+    return readers[cfg.source](cfg)

@@ -1,0 +1,97 @@
+"""`dlrun evaluate`: score saved weights (a run, or a weights file with a config) on a data set,
+with per-class precision/recall/F1 and a confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlrun import backend, rundir
+from dlrun.config import load_config
+from dlrun.console import Reporter, metrics_table, rows_table
+from dlrun.errors import RunDirError, WeightsError
+from dlrun.train import load_data_for
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+                          names: list[str] | None = None) -> dict[str, Any]:
+    """Per-class precision, recall, F1 and support, and the confusion matrix (rows: true class)."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    per_class: dict[str, dict[str, float]] = {}
+    for k in range(num_classes):
+        tp = matrix[k, k]
+        predicted, actual = matrix[:, k].sum(), matrix[k, :].sum()
+        precision = float(tp / predicted) if predicted else 0.0
+        recall = float(tp / actual) if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        label = names[k] if names and k < len(names) else str(k)
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual)}
+    return {"per_class": per_class, "confusion_matrix": matrix.tolist()}
+
+
+def _target_config(target: Path, config: str | Path | None) -> tuple[Path, Path | None]:
+    """(config path, weights path or None for the run's own) for a run directory or a weights file."""
+    if target.is_dir():
+        run = rundir.find_run_dir(target)
+        return (Path(config) if config else run / rundir.CONFIG), None
+    if config is None:
+        raise WeightsError(f"{target}: a bare weights file needs --config CONFIG for the architecture and data")
+    return Path(config), target
+
+
+def evaluate(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
+             out: str | Path | None = None, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Evaluate weights on the config's test split; writes eval.json and confusion.png into the
+    run directory (or `out`) and returns the eval object."""
+    from dlrun.model import build_model
+
+    reporter = reporter or Reporter(live=False)
+    target = Path(target)
+    config_path, weights_path = _target_config(target, config)
+    out_dir = Path(out) if out else (target if target.is_dir() else None)
+    if out_dir is None:
+        raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
+    lc = load_config(config_path, overrides)
+    cfg = lc.config
+    data = load_data_for(lc)
+    backend.setup(cfg.seed, cfg.train.threads)
+    model = build_model(lc, data.input_shape)
+    source = _load(model, target, weights_path)
+    x, y = data.eval_split()
+    values = model.evaluate(x, y, batch_size=max(cfg.train.batch_size, 256), verbose=0, return_dict=True)
+    result: dict[str, Any] = {"loss": float(values["loss"])}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.task == "classification":
+        assert data.num_classes is not None
+        predictions = model.predict(x, batch_size=max(cfg.train.batch_size, 256), verbose=0).argmax(axis=1)
+        result["accuracy"] = float(values["accuracy"])
+        result.update(classification_report(np.asarray(y), predictions, data.num_classes, data.class_names))
+    else:
+        result["mae"] = float(values["mae"])
+    result.update(weights=str(source), config=str(config_path), examples=int(len(x)),
+                  split="train" if data.test_is_train else "test")
+    rundir.write_json(out_dir / rundir.EVAL, result)
+    if "confusion_matrix" in result:
+        from dlrun.plots import confusion_plot
+
+        labels = list(result["per_class"])
+        confusion_plot(result["confusion_matrix"], labels, out_dir / rundir.CONFUSION_PLOT, f"{cfg.name}: {source.name}")
+    _report(reporter, result, out_dir)
+    return result
+
+
+def _load(model: Any, target: Path, weights_path: Path | None) -> Path:
+    from dlrun.weights import load_into
+
+    return load_into(model, weights_path or target).path
+
+
+def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:
+    headline = {k: result[k] for k in ("loss", "accuracy", "mae", "examples") if k in result}
+    reporter.table(metrics_table(f"evaluation ({result['split']} split) -> {out_dir}", headline))
+    if "per_class" in result:
+        rows = [[label, v["precision"], v["recall"], v["f1"], v["support"]] for label, v in result["per_class"].items()]
+        reporter.table(rows_table("per class", ["class", "precision", "recall", "f1", "support"], rows))

@@ -1,0 +1,124 @@
+"""Build and compile the Keras model a config describes. Keras comes from `backend` only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlrun import backend
+from dlrun.config import LoadedConfig
+from dlrun.layers_schema import LayerArgs
+from dlrun.schema import ExperimentConfig, OptimizerConfig
+
+# dlrun layer type -> (keras class name, keras default name prefix)
+KERAS_LAYERS = {
+    "dense": ("Dense", "dense"),
+    "conv2d": ("Conv2D", "conv2d"),
+    "separable_conv2d": ("SeparableConv2D", "separable_conv2d"),
+    "max_pool2d": ("MaxPooling2D", "max_pooling2d"),
+    "avg_pool2d": ("AveragePooling2D", "average_pooling2d"),
+    "dropout": ("Dropout", "dropout"),
+    "flatten": ("Flatten", "flatten"),
+    "batch_norm": ("BatchNormalization", "batch_normalization"),
+    "global_avg_pool2d": ("GlobalAveragePooling2D", "global_average_pooling2d"),
+    "activation": ("Activation", "activation"),
+}
+L2_TARGETS = {"output": set(), "dense": {"dense"}, "all": {"dense", "conv2d", "separable_conv2d"}}
+
+
+def layer_names(config: ExperimentConfig) -> list[str]:
+    """Deterministic layer names, as Keras 2 would give them in a fresh session (conv2d, conv2d_1, ...),
+    unless a layer sets `name`. Stable names make weight files portable between processes."""
+    counts: dict[str, int] = {}
+    names = []
+    for item in config.model.layers:
+        prefix = KERAS_LAYERS[item.type][1]
+        n = counts.get(prefix, 0)
+        counts[prefix] = n + 1
+        names.append(item.args.name or (prefix if n == 0 else f"{prefix}_{n}"))
+    return names
+
+
+def _keras_kwargs(args: LayerArgs, l2: float, regularize: bool) -> dict[str, Any]:
+    kwargs = args.model_dump(exclude={"name"}, exclude_none=True)
+    if regularize and l2 > 0:
+        kwargs["kernel_regularizer"] = backend.keras().regularizers.L2(l2)
+    return kwargs
+
+
+def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None = None) -> Any:
+    """A compiled keras Sequential model for the config. Raises ConfigError when a layer cannot
+    be built for this input (e.g. images too small for the convolutions)."""
+    keras = backend.keras()
+    cfg = lc.config
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    model = keras.Sequential(name=name or "sequential")
+    model.add(keras.Input(shape=input_shape))
+    items, names = cfg.model.layers, layer_names(cfg)
+    targets = L2_TARGETS[cfg.model.l2_layers]
+    for i, (item, layer_name) in enumerate(zip(items, names, strict=True)):
+        last = i == len(items) - 1
+        regularize = item.type in targets or (last and item.type == "dense")
+        kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
+        if last and cfg.train.mixed_precision:
+            kwargs["dtype"] = "float32"
+        cls = getattr(keras.layers, KERAS_LAYERS[item.type][0])
+        try:
+            model.add(cls(name=layer_name, **kwargs))
+        except (ValueError, TypeError) as exc:
+            shape = model.output_shape if len(model.layers) else input_shape
+            reason = str(exc).splitlines()[0]
+            raise lc.error(f"model.layers.{i}", f"{item.type} cannot take input of shape {shape}: {reason}. "
+                           "Use larger images (data.image_size), fewer pooling layers, or padding: same") from None
+    compile_model(model, cfg)
+    return model
+
+
+def make_optimizer(opt: OptimizerConfig) -> Any:
+    """A keras optimizer for the config section (learning rate always a float)."""
+    keras = backend.keras()
+    common: dict[str, Any] = {"learning_rate": float(opt.lr)}
+    if opt.clipnorm:
+        common["clipnorm"] = opt.clipnorm
+    if opt.name == "sgd":
+        return keras.optimizers.SGD(momentum=opt.momentum, nesterov=opt.nesterov, **common)
+    if opt.name == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=opt.momentum, **common)
+    if opt.name == "adagrad":
+        return keras.optimizers.Adagrad(**common)
+    return keras.optimizers.Adam(**common)
+
+
+def loss_for(cfg: ExperimentConfig) -> Any:
+    """The loss implied by the task and the output activation."""
+    keras = backend.keras()
+    if cfg.task == "regression":
+        if cfg.loss == "sse":  # sum of squared errors over the batch, as in the course's table fit
+            return keras.losses.MeanSquaredError(reduction="sum", name="sse")
+        return keras.losses.MeanSquaredError(name="mse")
+    last = cfg.model.layers[-1].args
+    from_logits = getattr(last, "activation", None) in (None, "linear")
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+
+def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig | None = None) -> None:
+    """(Re)compile `model` with the config's optimizer, loss and metrics."""
+    metrics = ["mae"] if cfg.task == "regression" else ["accuracy"]
+    model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer), loss=loss_for(cfg), metrics=metrics,
+                  jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
+
+
+def summary_text(model: Any) -> str:
+    """The layer summary keras prints, as text."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=100)
+    return "\n".join(lines) + "\n"
+
+
+def param_counts(model: Any) -> dict[str, int]:
+    """Trainable and non-trainable parameter counts."""
+    import numpy as np
+
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen}

@@ -1,0 +1,76 @@
+"""Plots (matplotlib, Agg backend), written atomically. No TensorFlow here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dlrun.rundir import atomic_path
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def history_plot(rows: list[dict[str, Any]], path: Path, title: str,
+                 boundaries: list[tuple[int, str]] | None = None) -> None:
+    """Loss and accuracy (or mae) per epoch, train and validation; optional stage boundaries."""
+    plt = _pyplot()
+    metric = "accuracy" if any(_num(r.get("accuracy")) is not None for r in rows) else "mae"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    x = list(range(1, len(rows) + 1))
+    for ax, key in zip(axes, ("loss", metric), strict=True):
+        for prefix, style in (("", "-o"), ("val_", "--s")):
+            ys = [_num(r.get(prefix + key)) for r in rows]
+            if any(v is not None for v in ys):
+                ax.plot(x, [float("nan") if v is None else v for v in ys], style, ms=3,
+                        label="validation" if prefix else "train")
+        for epoch, label in boundaries or []:
+            ax.axvline(epoch + 0.5, color="grey", lw=1, ls=":")
+            ax.text(epoch + 0.6, ax.get_ylim()[1], label, fontsize=7, va="top", color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def confusion_plot(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
+    """A confusion matrix heat map with counts."""
+    plt = _pyplot()
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 1 + 0.5 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max((max(r) for r in matrix), default=0)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, matrix[i][j], ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i][j] > top / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    plt = _pyplot()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
