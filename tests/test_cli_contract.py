@@ -1,0 +1,62 @@
+"""The CLI contract: exit codes, stdout JSON, files written, no TensorFlow where none is needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, cli_env, run_cli
+
+NO_TF_PROBE = (
+    "import sys, runpy\n"
+    "sys.argv = ['dlrun'] + sys.argv[1:]\n"
+    "try:\n"
+    "    runpy.run_module('dlrun', run_name='__main__')\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "sys.stderr.write('TF_LOADED=%s\\n' % any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) "
+    "for m in sys.modules))\n"
+)
+
+
+def _tf_loaded(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", NO_TF_PROBE, *args], capture_output=True, text=True,
+                          env=cli_env(), cwd=ROOT, timeout=120)
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    assert _tf_loaded("--help") == "TF_LOADED=False"
+
+
+def test_train_help_does_not_import_tensorflow() -> None:
+    assert _tf_loaded("train", "--help") == "TF_LOADED=False"
+
+
+def test_validate_does_not_import_tensorflow(tiny_config: Path) -> None:
+    assert _tf_loaded("validate", str(tiny_config)) == "TF_LOADED=False"
+
+
+def test_validate_ok_exits_zero(tiny_config: Path) -> None:
+    assert run_cli("validate", tiny_config).returncode == 0
+
+
+def test_validate_json_is_the_only_stdout(tiny_config: Path) -> None:
+    proc = run_cli("validate", tiny_config, "--json")
+    assert json.loads(proc.stdout)["valid"] is True
+
+
+def test_train_json_stdout_is_one_object_with_run_dir(tiny_config: Path, tmp_path: Path) -> None:
+    proc = run_cli("train", tiny_config, "--json", "--runs", tmp_path / "runs")
+    summary = json.loads(proc.stdout)
+    assert Path(summary["run_dir"]).is_dir() and summary["status"] == "completed"
+
+
+def test_train_writes_every_artifact(tiny_config: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "the-run"
+    run_cli("train", tiny_config, "--run-dir", run_dir, "--json")
+    expected = {"config.yaml", "metrics.csv", "summary.json", "model.keras", "weights.weights.h5",
+                "history.png", "model.txt"}
+    assert expected <= {p.name for p in run_dir.iterdir()}
