@@ -75,7 +75,8 @@ def check_output_layer(lc: LoadedConfig) -> list[Problem]:
     units = last.args.units  # type: ignore[attr-defined]
     if lc.config.task == "regression":
         if units != 1:
-            return [lc.source.problem(f"{key}.dense.units", f"regression predicts one value: units must be 1, got {units}")]
+            message = f"regression predicts one value: units must be 1, got {units}"
+            return [lc.source.problem(f"{key}.dense.units", message)]
         return []
     classes = KNOWN_CLASS_COUNTS.get(lc.config.data.source)
     if classes is not None and units != classes:
@@ -97,7 +98,8 @@ def check_flatten_before_dense(lc: LoadedConfig) -> list[Problem]:
         elif item.type in FLATTENING:
             spatial = False
         elif item.type == "dense" and spatial:
-            return [lc.source.problem(f"model.layers.{i}", "dense after convolution/pooling needs a flatten layer before it")]
+            message = "dense after convolution/pooling needs a flatten layer before it"
+            return [lc.source.problem(f"model.layers.{i}", message)]
     return []
 
 
@@ -107,7 +109,8 @@ def check_images_for_conv(lc: LoadedConfig) -> list[Problem]:
         return []
     for i, item in enumerate(lc.config.model.layers):
         if item.type in IMAGE_TYPES:
-            return [lc.source.problem(f"model.layers.{i}", f"{item.type} needs image data; '{lc.config.data.source}' is a table")]
+            message = f"{item.type} needs image data; '{lc.config.data.source}' is a table"
+            return [lc.source.problem(f"model.layers.{i}", message)]
     return []
 
 
@@ -118,7 +121,8 @@ def check_unique_layer_names(lc: LoadedConfig) -> list[Problem]:
     for i, item in enumerate(lc.config.model.layers):
         name = item.args.name
         if name and name in seen:
-            problems.append(lc.source.problem(f"model.layers.{i}.{item.type}.name", f"layer name '{name}' is used twice"))
+            key = f"model.layers.{i}.{item.type}.name"
+            problems.append(lc.source.problem(key, f"layer name '{name}' is used twice"))
         seen.add(name or "")
     return problems
 
@@ -128,7 +132,8 @@ def check_early_stopping_monitor(lc: LoadedConfig) -> list[Problem]:
     es = lc.config.train.early_stopping
     allowed = REGRESSION_METRICS if lc.config.task == "regression" else CLASSIFICATION_METRICS
     if es is not None and es.monitor not in allowed:
-        return [lc.source.problem("train.early_stopping.monitor", f"'{es.monitor}' is not recorded; use one of {', '.join(allowed)}")]
+        message = f"'{es.monitor}' is not recorded; use one of {', '.join(allowed)}"
+        return [lc.source.problem("train.early_stopping.monitor", message)]
     return []
 
 
@@ -139,13 +144,15 @@ def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
         return []
     for key in sweep.params:
         if not is_config_key(key):
-            problems.append(lc.source.problem(f"sweep.params.{key}", f"'{key}' is not a config key (e.g. optimizer.lr)"))
+            message = f"'{key}' is not a config key (e.g. optimizer.lr)"
+            problems.append(lc.source.problem(f"sweep.params.{key}", message))
         elif key.split(".")[0] == "sweep":
             problems.append(lc.source.problem(f"sweep.params.{key}", "a sweep cannot sweep its own settings"))
     lengths = {key: len(values) for key, values in sweep.params.items()}
     if sweep.mode == "zip" and len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
-        problems.append(lc.source.problem("sweep.params", f"zip mode pairs values, so lists need equal lengths ({detail})"))
+        message = f"zip mode pairs values, so lists need equal lengths ({detail})"
+        problems.append(lc.source.problem("sweep.params", message))
     return problems
 
 

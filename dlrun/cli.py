@@ -23,7 +23,8 @@ app = typer.Typer(
 
 EXIT_DIVERGED = 3
 
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False)]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
 
@@ -89,10 +90,13 @@ def train(
 
 @app.command()
 def evaluate(
-    target: Annotated[Path, typer.Argument(help="A run directory, or a weights file (.weights.h5, .keras, legacy .h5).")],
-    config: Annotated[Path | None, typer.Option("--config", help="Config for the architecture and data (needed for a weights file).")] = None,
+    target: Annotated[Path, typer.Argument(
+        help="A run directory, or a weights file (.weights.h5, .keras, legacy .h5).")],
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Config for the architecture and data (needed for a weights file).")] = None,
     sets: SetOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Where eval.json and confusion.png go (needed for a weights file).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Where eval.json and confusion.png go (needed for a weights file).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score saved weights on the config's test split: loss, accuracy, per-class F1, confusion."""

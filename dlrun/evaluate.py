@@ -78,7 +78,8 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         from dlrun.plots import confusion_plot
 
         labels = list(result["per_class"])
-        confusion_plot(result["confusion_matrix"], labels, out_dir / rundir.CONFUSION_PLOT, f"{cfg.name}: {source.name}")
+        title = f"{cfg.name}: {source.name}"
+        confusion_plot(result["confusion_matrix"], labels, out_dir / rundir.CONFUSION_PLOT, title)
     _report(reporter, result, out_dir)
     return result
 

@@ -3,7 +3,6 @@ graceful interruption and resume. Returns the run summary; never exits the proce
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from datetime import datetime

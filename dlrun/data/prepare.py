@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlrun.data.sources import RawData
 from dlrun.errors import DataError
 from dlrun.schema import DataConfig
 
@@ -24,7 +23,8 @@ def labels_to_int(y: np.ndarray, origin: str) -> np.ndarray:
         raise DataError(f"{origin}: labels must be 1-D integers or 2-D one-hot, got shape {y.shape}")
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise DataError(f"{origin}: labels must be whole numbers for classification (found {y[~(y == np.round(y))][:3]})")
+            odd = y[~(y == np.round(y))][:3]
+            raise DataError(f"{origin}: labels must be whole numbers for classification (found {odd})")
     elif y.dtype.kind not in "iub":
         raise DataError(f"{origin}: labels must be numbers, got dtype {y.dtype}")
     y = y.astype(np.int64)
@@ -71,11 +71,18 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int,
         order = rng.permutation(len(y))
         n_out = int(round(len(y) * fraction))
         return np.sort(order[n_out:]), np.sort(order[:n_out])
+    classes, counts = np.unique(y, return_counts=True)
+    total = int(round(len(y) * fraction))
+    # largest-remainder allocation: each class keeps its share, and the total is exactly `total`
+    exact = counts * fraction
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: total - int(take.sum())]:
+        take[i] += 1
     held: list[np.ndarray] = []
-    for cls in np.unique(y):
+    for cls, n_out in zip(classes, take, strict=True):
         idx = np.flatnonzero(y == cls)
         rng.shuffle(idx)
-        held.append(idx[: int(round(len(idx) * fraction))])
+        held.append(idx[:n_out])
     out = np.sort(np.concatenate(held)) if held else np.array([], np.int64)
     keep = np.setdiff1d(np.arange(len(y)), out)
     return keep, out

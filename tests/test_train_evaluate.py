@@ -1,0 +1,169 @@
+"""Training and evaluation end to end on tiny built-in data (in-process: TensorFlow loads once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from conftest import TINY_CNN, TINY_MLP, run_cli, write_config
+
+from dlrun import rundir
+from dlrun.errors import ConfigError, RunDirError, WeightsError
+from dlrun.evaluate import evaluate
+from dlrun.train import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny CNN run shared by the evaluation tests."""
+    directory = tmp_path_factory.mktemp("trained")
+    config = write_config(directory)
+    return train(config, runs_root=directory / "runs")
+
+
+def _metric_rows(run_dir: str) -> list[list[str]]:
+    return [[v for k, v in row.items() if k != "seconds"] for row in rundir.read_csv(Path(run_dir) / rundir.METRICS)]
+
+
+def write_keras2_h5(path: Path, layers: list[tuple[str, list[np.ndarray]]], full_model: bool = False) -> None:
+    """A legacy Keras-2 weights file as tf-keras writes it (root attrs layer_names, weight_names)."""
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights") if full_model else f
+        root.attrs["layer_names"] = [name.encode() for name, _ in layers]
+        root.attrs["backend"] = b"tensorflow"
+        root.attrs["keras_version"] = b"2.15.0"
+        for name, arrays in layers:
+            group = root.create_group(name)
+            kinds = ["kernel", "bias"] if len(arrays) == 2 else [f"w{i}" for i in range(len(arrays))]
+            names = [f"{name}/{kind}:0" for kind in kinds]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for n, array in zip(names, arrays, strict=True):
+                group.create_dataset(n, data=array)
+
+
+def test_summary_records_the_run(trained: dict[str, Any]) -> None:
+    keys = {"status", "run_dir", "name", "seed", "epochs_run", "metrics", "seconds", "params", "versions",
+            "config_sha256"}
+    assert keys <= set(trained) and trained["status"] == "completed"
+
+
+def test_metrics_csv_has_one_row_per_epoch(trained: dict[str, Any]) -> None:
+    rows = rundir.read_csv(Path(trained["run_dir"]) / rundir.METRICS)
+    assert [list(rows[0]), len(rows)] == [rundir.METRIC_COLUMNS, 2]
+
+
+def test_same_seed_gives_identical_metrics(trained: dict[str, Any], tmp_path: Path) -> None:
+    again = train(Path(trained["run_dir"]) / rundir.CONFIG, runs_root=tmp_path)
+    assert _metric_rows(again["run_dir"]) == _metric_rows(trained["run_dir"])
+
+
+def test_evaluate_run_dir_reproduces_test_accuracy(trained: dict[str, Any]) -> None:
+    result = evaluate(trained["run_dir"])
+    assert result["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"], abs=1e-6)
+
+
+def test_evaluate_writes_eval_json_and_confusion(trained: dict[str, Any]) -> None:
+    evaluate(trained["run_dir"])
+    run = Path(trained["run_dir"])
+    assert (run / rundir.EVAL).is_file() and (run / rundir.CONFUSION_PLOT).is_file()
+
+
+def test_evaluate_reports_per_class_and_confusion(trained: dict[str, Any]) -> None:
+    result = evaluate(trained["run_dir"])
+    assert len(result["per_class"]) == 10 and sum(map(sum, result["confusion_matrix"])) == 100
+
+
+def test_evaluate_keras_archive(trained: dict[str, Any], tmp_path: Path) -> None:
+    run = Path(trained["run_dir"])
+    result = evaluate(run / rundir.MODEL, config=run / rundir.CONFIG, out=tmp_path)
+    assert result["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("full_model", [False, True], ids=["weights-only", "full-model"])
+def test_evaluate_legacy_keras2_h5(trained: dict[str, Any], tmp_path: Path, full_model: bool) -> None:
+    from dlrun.weights import read_weights
+
+    run = Path(trained["run_dir"])
+    layers = [(layer.name, layer.arrays) for layer in read_weights(run).layers]
+    legacy = tmp_path / "my_digit_model.h5"
+    write_keras2_h5(legacy, layers, full_model)
+    result = evaluate(legacy, config=run / rundir.CONFIG, out=tmp_path / "eval")
+    assert result["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"], abs=1e-6)
+
+
+def test_evaluate_bare_weights_needs_out(trained: dict[str, Any]) -> None:
+    run = Path(trained["run_dir"])
+    with pytest.raises(RunDirError, match="--out"):
+        evaluate(run / rundir.WEIGHTS, config=run / rundir.CONFIG)
+
+
+def test_weights_from_another_architecture_are_refused(trained: dict[str, Any], tmp_path: Path) -> None:
+    other = write_config(tmp_path, TINY_MLP)
+    with pytest.raises(WeightsError, match="different architecture"):
+        evaluate(Path(trained["run_dir"]) / rundir.WEIGHTS, config=other, out=tmp_path / "eval")
+
+
+def test_truncated_weights_file_is_one_clear_error(trained: dict[str, Any], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.weights.h5"
+    broken.write_bytes((Path(trained["run_dir"]) / rundir.WEIGHTS).read_bytes()[:300])
+    with pytest.raises(WeightsError, match="corrupt or truncated"):
+        evaluate(broken, config=Path(trained["run_dir"]) / rundir.CONFIG, out=tmp_path)
+
+
+def test_run_dir_is_never_overwritten(trained: dict[str, Any]) -> None:
+    with pytest.raises(RunDirError, match="never overwritten"):
+        train(Path(trained["run_dir"]) / rundir.CONFIG, run_dir=trained["run_dir"])
+
+
+def test_class_count_mismatch_found_before_anything_is_written(tmp_path: Path) -> None:
+    np.save(tmp_path / "X.npy", np.random.default_rng(0).random((20, 8, 8)))
+    np.save(tmp_path / "Y.npy", np.arange(20) % 4)
+    config = write_config(tmp_path, TINY_MLP, data={"source": "npy", "path": str(tmp_path)})
+    with pytest.raises(ConfigError, match="'npy' has 4 classes"):
+        train(config, runs_root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_huge_learning_rate_diverges_as_a_result(tmp_path: Path) -> None:
+    # lr = lambda = 50, the course's exploding corner: the L2 penalty overflows to inf in epoch 1
+    config = write_config(tmp_path, TINY_MLP, model={"l2": 50.0}, optimizer={"name": "sgd", "lr": 50.0},
+                          train={"epochs": 3})
+    summary = train(config, runs_root=tmp_path)
+    assert (summary["status"], summary["diverged_epoch"]) == ("diverged", 1)
+
+
+def test_regression_table_fits_the_coefficients(tmp_path: Path) -> None:
+    points = [(1, 1), (2, 1), (1, 2), (3, 2), (2, 3), (4, 1), (3, 4), (5, 5)]
+    rows = [[x1, x2, 2 * x1 + 3 * x2 + 1] for x1, x2 in points]
+    table = {"columns": ["x1", "x2", "y"], "rows": rows}
+    config = write_config(tmp_path, {
+        "name": "table", "task": "regression", "loss": "sse",
+        "data": {"source": "table", "target": "y", "test_split": 0, "table": table},
+        "model": {"layers": [{"dense": {"units": 1}}]},
+        "optimizer": {"name": "adam", "lr": 0.1}, "train": {"epochs": 400, "batch_size": 8}})
+    summary = train(config, runs_root=tmp_path)
+    assert summary["coefficients"]["weights"] == pytest.approx([2.0, 3.0], abs=0.3)
+
+
+def test_cnn_learns_clean_digits_and_street_is_harder(tmp_path: Path) -> None:
+    accuracies = {}
+    for style in ("clean", "street"):
+        config = write_config(tmp_path, TINY_CNN, name=f"{style}.yaml", data={
+            "style": style, "n_train": 1000, "n_test": 300}, train={"epochs": 3})
+        accuracies[style] = train(config, runs_root=tmp_path)["metrics"]["test_accuracy"]
+    assert accuracies["clean"] > 0.6 and accuracies["street"] < accuracies["clean"] - 0.15
+
+
+def test_cli_diverged_exit_code_is_3(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, model={"l2": 50.0}, optimizer={"name": "sgd", "lr": 50.0})
+    assert run_cli("train", config, "--runs", tmp_path / "runs").returncode == 3
+
+
+def test_cli_evaluate_json(trained: dict[str, Any]) -> None:
+    import json
+
+    proc = run_cli("evaluate", trained["run_dir"], "--json")
+    assert set(json.loads(proc.stdout)) >= {"loss", "accuracy", "per_class", "confusion_matrix"}
