@@ -32,6 +32,7 @@ CONFUSION_PLOT = "confusion.png"
 TRANSFER = "transfer.json"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.npz"
+CHECKPOINT_BEST = "best.npz"
 CHECKPOINT_META = "checkpoint.json"
 # sweeps
 SWEEP_SPEC = "sweep.yaml"

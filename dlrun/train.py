@@ -3,6 +3,7 @@ graceful interruption and resume. Returns the run summary; never exits the proce
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import datetime
@@ -43,19 +44,30 @@ def load_data_for(lc: LoadedConfig) -> Dataset:
     return data
 
 
-def early_stop_due(rows: list[dict[str, Any]], es: EarlyStopping | None) -> bool:
-    """True when `es.monitor` has not improved by `min_delta` for `patience` epochs."""
-    if es is None:
-        return False
+def _best_index(rows: list[dict[str, Any]], es: EarlyStopping) -> tuple[int, int] | None:
+    """(index of the best epoch, number of epochs recorded) for `es.monitor`, where an epoch counts
+    as better only when it beats the best so far by more than `min_delta` (Keras' rule)."""
     values = [float(r[es.monitor]) for r in rows if r.get(es.monitor) not in (None, "")]
     if not values:
-        return False
+        return None
     maximize = es.mode == "max" or (es.mode == "auto" and "loss" not in es.monitor)
     best_index, best = 0, values[0]
     for i, value in enumerate(values[1:], start=1):
         if (value - best > es.min_delta) if maximize else (best - value > es.min_delta):
             best_index, best = i, value
-    return len(values) - 1 - best_index >= max(es.patience, 1)
+    return best_index, len(values)
+
+
+def early_stop_due(rows: list[dict[str, Any]], es: EarlyStopping | None) -> bool:
+    """True when `es.monitor` has not improved by `min_delta` for `patience` epochs."""
+    found = _best_index(rows, es) if es is not None else None
+    return found is not None and es is not None and found[1] - 1 - found[0] >= max(es.patience, 1)
+
+
+def best_epoch(rows: list[dict[str, Any]], es: EarlyStopping) -> int | None:
+    """The 1-based epoch early stopping regards as best so far (None when not recorded)."""
+    found = _best_index(rows, es)
+    return None if found is None else found[0] + 1
 
 
 def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str) -> dict[str, Any]:
@@ -130,7 +142,11 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         row = {"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
                "seconds": round(seconds, 4)}
         rows.append(row)
-        save_checkpoint(run, model, {"epoch": epoch + 1, "rows": rows, "seconds": time.time() - started})
+        meta = {"epoch": epoch + 1, "rows": rows, "seconds": time.time() - started}
+        save_checkpoint(run, model, meta)
+        es = cfg.train.early_stopping
+        if es is not None and _restores_best(cfg) and best_epoch(rows, es) == epoch + 1:
+            save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
         _write_metrics(run, rows, cfg.task)
         return early_stop_due(rows, cfg.train.early_stopping)
 
@@ -142,15 +158,11 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     recorder = EpochRecorder(on_epoch, stop, progress)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
         try:
-            if progress:
-                progress.__enter__()
-            model.fit(stream, epochs=cfg.train.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
-                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+            with progress or contextlib.nullcontext():
+                model.fit(stream, epochs=cfg.train.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
+                          validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
         except KeyboardInterrupt:
             recorder.interrupted = True
-        finally:
-            if progress:
-                progress.__exit__(None, None, None)
     if recorder.interrupted:
         _summary(run, lc, "interrupted", started, rows, last_complete_epoch=len(rows), **base)
         raise Interrupted(f"interrupted after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
@@ -159,6 +171,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         status, extra = "diverged", {"diverged_epoch": recorder.diverged_epoch}
         if rows:
             load_checkpoint(run.checkpoint / rundir.CHECKPOINT_STATE, model)
+    elif _restores_best(cfg) and (run.checkpoint / rundir.CHECKPOINT_BEST).exists():
+        extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / rundir.CHECKPOINT_BEST, model)["epoch"]
     test = evaluate_model(model, data, cfg.train.batch_size, cfg.task) if rows else {}
     _write_metrics(run, rows, cfg.task)
     _save_model(run, model)
@@ -257,3 +271,8 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     data = load_data_for(lc)
     reporter.info(f"resuming {run.path}")
     return _train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None)
+
+
+def _restores_best(cfg: ExperimentConfig) -> bool:
+    es = cfg.train.early_stopping
+    return es is not None and es.restore_best_weights

@@ -167,3 +167,18 @@ def test_cli_evaluate_json(trained: dict[str, Any]) -> None:
 
     proc = run_cli("evaluate", trained["run_dir"], "--json")
     assert set(json.loads(proc.stdout)) >= {"loss", "accuracy", "per_class", "confusion_matrix"}
+
+
+def test_early_stopping_stops_and_restores_best(tmp_path: Path) -> None:
+    es = {"monitor": "val_loss", "patience": 1, "min_delta": 10.0, "restore_best_weights": True}
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 6, "early_stopping": es})
+    summary = train(config, runs_root=tmp_path)
+    assert (summary["epochs_run"], summary["restored_best_epoch"]) == (2, 1)
+
+
+def test_early_stop_rule_counts_epochs_without_improvement() -> None:
+    from dlrun.schema import EarlyStopping
+    from dlrun.train import early_stop_due
+
+    rows = [{"val_accuracy": v} for v in (0.5, 0.7, 0.705, 0.708)]
+    assert early_stop_due(rows, EarlyStopping(patience=2, min_delta=0.01))
