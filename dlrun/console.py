@@ -72,7 +72,8 @@ class EpochProgress:
 
     def epoch_begin(self, epoch: int) -> None:
         self.started = time.monotonic()
-        self.progress.reset(self.task, total=self.steps, epoch=epoch + 1, metrics="")
+        # reset() replaces every field, so all of them are passed again
+        self.progress.reset(self.task, total=self.steps, epoch=epoch + 1, epochs=self.epochs, metrics="")
 
     def batch_end(self, batch: int, logs: dict[str, float]) -> None:
         self.progress.update(self.task, completed=batch + 1, metrics=format_metrics(logs))
