@@ -27,6 +27,8 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Read and preprocess the data from its source; do not use or update the data cache.")]
 
 
 def _fail(error: DlrunError) -> NoReturn:
@@ -67,6 +69,7 @@ def train(
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = Path("runs"),
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")] = None,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run; writes metrics, plots, weights and the resolved config into a run directory."""
@@ -76,11 +79,12 @@ def train(
     if resume is not None:
         if sets:
             _fail(DlrunError("--set cannot change a resumed run; it keeps its own config"))
-        summary = run_command(lambda: core.resume(resume, config, reporter))
+        summary = run_command(lambda: core.resume(resume, config, reporter, use_cache=not no_cache))
     elif config is None:
         _fail(DlrunError("give a CONFIG to train, or --resume RUN_DIR"))
     else:
-        summary = run_command(lambda: core.train(config, sets or [], run_dir, runs_root, reporter))
+        summary = run_command(lambda: core.train(config, sets or [], run_dir, runs_root, reporter,
+                                                 use_cache=not no_cache))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         typer.echo(f"diverged at epoch {summary.get('diverged_epoch')} (non-finite loss); "
@@ -97,13 +101,14 @@ def evaluate(
     sets: SetOpt = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Where eval.json and confusion.png go (needed for a weights file).")] = None,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score saved weights on the config's test split: loss, accuracy, per-class F1, confusion."""
     from dlrun.evaluate import evaluate as core_evaluate
 
     reporter = Reporter(json_mode=json_out)
-    result = run_command(lambda: core_evaluate(target, config, sets or [], out, reporter))
+    result = run_command(lambda: core_evaluate(target, config, sets or [], out, reporter, use_cache=not no_cache))
     reporter.emit_json(result)
 
 

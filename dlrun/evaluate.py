@@ -43,7 +43,8 @@ def _target_config(target: Path, config: str | Path | None) -> tuple[Path, Path 
 
 
 def evaluate(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
-             out: str | Path | None = None, reporter: Reporter | None = None) -> dict[str, Any]:
+             out: str | Path | None = None, reporter: Reporter | None = None,
+             use_cache: bool = True) -> dict[str, Any]:
     """Evaluate weights on the config's test split; writes eval.json and confusion.png into the
     run directory (or `out`) and returns the eval object."""
     from dlrun.model import build_model
@@ -56,7 +57,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
     lc = load_config(config_path, overrides)
     cfg = lc.config
-    data = load_data_for(lc)
+    data = load_data_for(lc, use_cache)
     backend.setup(cfg.seed, cfg.train.threads)
     model = build_model(lc, data.input_shape)
     source = _load(model, target, weights_path)

@@ -36,10 +36,11 @@ def ensure_loaded(config: str | Path | LoadedConfig, overrides: list[str] | None
     return load_config(config, overrides)
 
 
-def load_data_for(lc: LoadedConfig) -> Dataset:
-    """Load the config's data and run the checks that need it (before anything is written)."""
+def load_data_for(lc: LoadedConfig, use_cache: bool = True) -> Dataset:
+    """Load the config's data (through the data cache unless `use_cache` is False) and run the
+    checks that need it (before anything is written)."""
     cfg = lc.config
-    data = load_dataset(cfg.data, cfg.task, cfg.seed)
+    data = load_dataset(cfg.data, cfg.task, cfg.seed, use_cache=use_cache)
     checks.check_against_data(lc, data.input_shape, data.num_classes)
     return data
 
@@ -135,6 +136,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         started -= float(meta.get("seconds", 0.0))
     rundir.write_text(run / rundir.MODEL_TXT, summary_text(model))
     base = {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
+            "data_cache": data.cache,
             "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
     _summary(run, lc, "running", started, rows, **base)
 
@@ -208,14 +210,14 @@ def _coefficients(model: Any, cfg: ExperimentConfig) -> dict[str, Any]:
 
 def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None, run_dir: str | Path | None = None,
           runs_root: str | Path = rundir.DEFAULT_RUNS_ROOT, reporter: Reporter | None = None,
-          data: Dataset | None = None) -> dict[str, Any]:
+          data: Dataset | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Train one run from a config; returns its summary (status `completed` or `diverged`).
 
     Config and data problems raise before anything is written under `runs_root`.
     """
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
-    data = data if data is not None else load_data_for(lc)
+    data = data if data is not None else load_data_for(lc, use_cache)
     run = rundir.create_run_dir(lc.config.name, runs_root, run_dir)
     rundir.write_text(run / rundir.CONFIG, dump_config(lc.config))
     reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
@@ -256,7 +258,8 @@ def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
     reporter.table(metrics_table(f"{summary['name']} — {summary['run_dir']}", shown))
 
 
-def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None) -> dict[str, Any]:
+def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None,
+           use_cache: bool = True) -> dict[str, Any]:
     """Continue an interrupted (or crashed) run from its last complete epoch, with its own config."""
     reporter = reporter or Reporter(live=False)
     run = rundir.find_run_dir(run_dir)
@@ -268,7 +271,7 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     if status in ("completed", "diverged"):
         raise RunDirError(f"{run.path} is {status}; there is nothing to resume")
     checkpoint = run.checkpoint / rundir.CHECKPOINT_STATE
-    data = load_data_for(lc)
+    data = load_data_for(lc, use_cache)
     reporter.info(f"resuming {run.path}")
     return _train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None)
 
