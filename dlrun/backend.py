@@ -63,8 +63,13 @@ def loaded() -> bool:
 
 
 def setup(seed: int, threads: int | None = None, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and TensorFlow, turn on op determinism, and cap CPU threads.
+    """Seed Python, NumPy and TensorFlow, cap CPU threads, and (on a GPU) turn on op determinism.
 
+    The CPU kernels dlrun's layers use are deterministic already (same seed, same weights: the
+    tests check it), and op determinism there only costs time: it makes tf.data run maps one
+    element at a time (a small MLP spends ~20% more CPU) and keras turns XLA off under it. GPU
+    kernels are not deterministic, so there it is on unless `deterministic` is False (jit_compile:
+    true asks for XLA, which keras refuses under op determinism).
     Thread limits can only be set before TensorFlow runs its first op; later calls keep the first.
     """
     tensorflow = tf()
@@ -75,7 +80,7 @@ def setup(seed: int, threads: int | None = None, deterministic: bool = True) -> 
             _configured["threads"] = threads
         except RuntimeError:
             pass  # the runtime is already initialised: keep its thread pools
-    if deterministic and not _configured.get("deterministic"):
+    if deterministic and not _configured.get("deterministic") and gpus():
         tensorflow.config.experimental.enable_op_determinism()
         _configured["deterministic"] = True
     keras().utils.set_random_seed(seed)

@@ -58,7 +58,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     lc = load_config(config_path, overrides)
     cfg = lc.config
     data = load_data_for(lc, use_cache)
-    backend.setup(cfg.seed, cfg.train.threads)
+    backend.setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
     model = build_model(lc, data.input_shape)
     source = _load(model, target, weights_path)
     x, y = data.eval_split()

@@ -50,8 +50,9 @@ def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None
     be built for this input (e.g. images too small for the convolutions)."""
     keras = backend.keras()
     cfg = lc.config
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    # Mixed precision is set per layer, not with keras' global policy, which would leak into every
+    # model built later in the process (the next sweep trial). The output layer stays float32.
+    mixed = cfg.train.mixed_precision
     model = keras.Sequential(name=name or "sequential")
     model.add(keras.Input(shape=input_shape))
     items, names = cfg.model.layers, layer_names(cfg)
@@ -60,8 +61,8 @@ def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None
         last = i == len(items) - 1
         regularize = item.type in targets or (last and item.type == "dense")
         kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
-        if last and cfg.train.mixed_precision:
-            kwargs["dtype"] = "float32"
+        if mixed:
+            kwargs["dtype"] = "float32" if last else "mixed_float16"
         cls = getattr(keras.layers, KERAS_LAYERS[item.type][0])
         try:
             model.add(cls(name=layer_name, **kwargs))
@@ -104,7 +105,10 @@ def loss_for(cfg: ExperimentConfig) -> Any:
 def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig | None = None) -> None:
     """(Re)compile `model` with the config's optimizer, loss and metrics."""
     metrics = ["mae"] if cfg.task == "regression" else ["accuracy"]
-    model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer), loss=loss_for(cfg), metrics=metrics,
+    opt = make_optimizer(optimizer or cfg.optimizer)
+    if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
+        opt = backend.keras().optimizers.LossScaleOptimizer(opt)
+    model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics,
                   jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
 
 

@@ -127,7 +127,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     cfg: ExperimentConfig = lc.config
     stop = stop or StopRequest()
     started = time.time()
-    backend.setup(cfg.seed, cfg.train.threads)
+    backend.setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
     model = build_model(lc, data.input_shape)
     rows: list[dict[str, Any]] = []
     if resume_from is not None:
