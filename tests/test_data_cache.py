@@ -90,6 +90,12 @@ def test_cached_arrays_equal_a_fresh_load(npz_file: Path) -> None:
     assert all(np.array_equal(getattr(cached, f), getattr(fresh, f)) for f in FIELDS)
 
 
+def test_validation_on_the_test_split_is_stored_once(folder: Path) -> None:
+    load_dataset(folder_cfg(folder))
+    cached = load_dataset(folder_cfg(folder))
+    assert cached.x_val is cached.x_test
+
+
 def test_cache_lives_under_dlrun_cache(folder: Path, data_cache: Path) -> None:
     load_dataset(folder_cfg(folder))
     assert entry_of(folder_cfg(folder)).parent == data_cache / "data"
@@ -136,14 +142,14 @@ def test_edited_source_is_reloaded(npz_file: Path, source_reads: list[str]) -> N
 
 def _damage(path: Path, how: str) -> None:
     blob = bytearray(path.read_bytes())
-    if how == "flip":
-        blob[len(blob) // 2] ^= 0xFF
-        path.write_bytes(bytes(blob))
+    if how == "truncate":
+        blob = blob[: len(blob) // 2]
     else:
-        path.write_bytes(bytes(blob[: len(blob) // 2]))
+        blob[40 if how == "flip-header" else len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
 
 
-@pytest.mark.parametrize("how", ["flip", "truncate"])
+@pytest.mark.parametrize("how", ["flip-data", "flip-header", "truncate"])
 def test_damaged_entry_is_rebuilt(folder: Path, source_reads: list[str], how: str) -> None:
     load_dataset(folder_cfg(folder))
     _damage(entry_of(folder_cfg(folder)), how)
@@ -151,7 +157,7 @@ def test_damaged_entry_is_rebuilt(folder: Path, source_reads: list[str], how: st
     assert (source_reads, rebuilt.cache) == (["folder", "folder"], "miss")
 
 
-@pytest.mark.parametrize("how", ["flip", "truncate"])
+@pytest.mark.parametrize("how", ["flip-data", "flip-header", "truncate"])
 def test_rebuilt_entry_is_sound_again(folder: Path, how: str) -> None:
     load_dataset(folder_cfg(folder))
     _damage(entry_of(folder_cfg(folder)), how)
@@ -162,12 +168,12 @@ def test_rebuilt_entry_is_sound_again(folder: Path, how: str) -> None:
 def test_no_cache_reads_the_source_and_writes_nothing(folder: Path, data_cache: Path,
                                                        source_reads: list[str]) -> None:
     load_dataset(folder_cfg(folder), use_cache=False)
-    assert (source_reads, list(data_cache.rglob("*.npz"))) == (["folder"], [])
+    assert (source_reads, list(data_cache.rglob("*.bin"))) == (["folder"], [])
 
 
 def test_built_in_sources_are_not_cached(data_cache: Path) -> None:
     load_dataset(DataConfig(source="synthetic_digits", n_train=20, n_test=10))
-    assert list(data_cache.rglob("*.npz")) == []
+    assert list(data_cache.rglob("*.bin")) == []
 
 
 def test_unwritable_cache_is_a_note_not_an_error(folder: Path, tmp_path: Path,
@@ -188,8 +194,8 @@ def test_folder_load_peak_memory_within_twice_the_arrays(tmp_path: Path) -> None
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    final = sum(getattr(data, f).nbytes for f in FIELDS if getattr(data, f) is not None)
-    assert peak <= 2 * final
+    arrays = {id(a): a for f in FIELDS if (a := getattr(data, f)) is not None}  # x_val is x_test here
+    assert peak <= 2 * sum(a.nbytes for a in arrays.values())
 
 
 # The CLI: a source changed behind the cache's back (same size and mtime) proves which path was taken.

@@ -114,15 +114,19 @@ def load_dataset(cfg: DataConfig, task: str = "classification", seed: int = 0,
     entry = cache.read_entry(key)
     if entry is not None:
         arrays, meta = entry
+        if meta["val_is_test"]:
+            arrays["x_val"], arrays["y_val"] = arrays["x_test"], arrays["y_test"]
         return Dataset(**{name: arrays.get(name) for name in ARRAYS}, num_classes=meta["num_classes"],
                        class_names=meta["class_names"], notes=meta["notes"],
                        test_is_train=meta["test_is_train"], cache="hit")
     damaged = cache.entry_path(key).exists()
     data = prepare(load_raw(cfg), cfg, task, seed)
+    val_is_test = data.x_val is not None and data.x_val is data.x_test  # validation: test, stored once
     meta = {"source": origin_of(cfg), "num_classes": data.num_classes, "class_names": data.class_names,
-            "notes": data.notes, "test_is_train": data.test_is_train}
+            "notes": data.notes, "test_is_train": data.test_is_train, "val_is_test": val_is_test}
+    stored = [n for n in ARRAYS if not (val_is_test and n in ("x_val", "y_val"))]
     try:
-        cache.write_entry(key, {n: a for n in ARRAYS if (a := getattr(data, n)) is not None}, meta)
+        cache.write_entry(key, {n: a for n in stored if (a := getattr(data, n)) is not None}, meta)
         data.cache = "miss"
     except OSError as exc:
         data.notes.append(f"data cache not written ({exc}); set {cache.CACHE_ENV} to a writable folder, "

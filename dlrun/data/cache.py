@@ -1,8 +1,8 @@
 """On-disk cache of prepared data sets, so decoding, resizing and normalising happen once per
 source version and preprocessing settings. No TensorFlow here.
 
-An entry is one uncompressed .npz under `$DLRUN_CACHE/data/` (default `~/.cache/dlrun/data/`),
-named by a key that hashes every input of `load_dataset`:
+An entry is one file under `$DLRUN_CACHE/data/` (default `~/.cache/dlrun/data/`): a JSON header
+and the raw arrays (see write_entry), named by a key that hashes every input of `load_dataset`:
 - the whole `data:` section except what no file source reads (download, the synthetic-digit and
   inline-table settings): image_size, color, normalize, keys, x/y, target, test_split, validation,
   limit, seed; the task and the seed; dlrun's version and this cache's format;
@@ -13,8 +13,10 @@ named by a key that hashes every input of `load_dataset`:
   cost as much I/O as the decode the cache saves.
 
 Entries are written to a temporary file and renamed into place (os.replace), so a reader sees a
-whole entry or none. Reading checks every member's CRC-32 (zip) and the stored key; a damaged,
+whole entry or none. Reading checks the stored key, every array's length and CRC-32; a damaged,
 truncated or foreign entry reads as a miss and is rebuilt. No fsync: a lost entry is only a miss.
+Not .npz: numpy writes zip members through a full in-memory copy and reads them through another,
+which would double the peak memory of the very loads the cache is for.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
-import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,8 @@ from dlrun.schema import DataConfig
 CACHE_ENV = "DLRUN_CACHE"
 FORMAT_VERSION = 1
 CONTENT_HASH_LIMIT = 1 << 20  # bytes
-META_KEY = "__meta__"
+MAGIC = b"DLRUN-DATA-CACHE-1\n"
+ALIGN = 64
 NOT_FOR_FILES = {"download", "style", "n_train", "n_test", "table"}  # settings no file source reads
 
 
@@ -52,8 +55,9 @@ def _idx_files(folder: Path) -> list[Path]:
 
 
 def source_files(cfg: DataConfig) -> tuple[Path, list[Path]] | None:
-    """(source root, the files a load reads) for a file-backed source; None when the source is
-    built in (synthetic, inline table) or a file is missing (the loader then explains what is)."""
+    """(source root, the files a load reads) for a single-file or idx source; None for an image
+    folder (see folder_prints), a built-in source (synthetic, inline table) or when a file is
+    missing (the loader then explains what is)."""
     path = Path(cfg.path).resolve() if cfg.path else None
     if cfg.source in ("mnist", "fashion_mnist") and path is None:
         cache = keras_cache_dir()
@@ -61,50 +65,58 @@ def source_files(cfg: DataConfig) -> tuple[Path, list[Path]] | None:
             path, files = cache / "mnist.npz", [cache / "mnist.npz"]
         else:
             path, files = cache / "fashion-mnist", [cache / "fashion-mnist" / n for n in FASHION_FILES]
-    elif path is None or cfg.source in ("synthetic_digits", "table"):
+    elif path is None or cfg.source in ("synthetic_digits", "table", "folder"):
         return None
     elif cfg.source == "npy":
         files = [path / cfg.x, path / cfg.y]
-    elif cfg.source == "folder":
-        files = _folder_entries(path)
     elif path.is_dir():  # idx, or mnist / fashion_mnist given as an idx folder
         files = _idx_files(path)
     else:
         files = [path]
-    if not files or not all(f.exists() for f in files):
+    if not files or not all(f.is_file() for f in files):
         return None
     return path, files
 
 
-def _folder_entries(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    classes = sorted(p for p in root.iterdir() if p.is_dir())
-    return classes + [f for c in classes for f in sorted(c.iterdir())]
+def folder_prints(root: Path) -> list[list[Any]]:
+    """Name, size and mtime of everything in every class folder of an image folder (one scandir per
+    folder and one stat per file: thousands of files cost milliseconds)."""
+    with os.scandir(root) as it:
+        classes = sorted(e.name for e in it if e.is_dir())
+    prints: list[list[Any]] = []
+    for name in classes:
+        prints.append([name, "dir"])
+        with os.scandir(root / name) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                st = entry.stat()
+                prints.append([f"{name}/{entry.name}", "dir" if entry.is_dir() else st.st_size, st.st_mtime_ns])
+    return prints
 
 
-def _file_print(file: Path, root: Path, hash_small: bool) -> list[Any]:
+def _file_print(file: Path, root: Path) -> list[Any]:
     st = file.stat()
-    name = str(file.relative_to(root)) if file != root else file.name
-    if file.is_dir():
-        return [name, "dir"]
     digest = ""
-    if hash_small and st.st_size <= CONTENT_HASH_LIMIT:
+    if st.st_size <= CONTENT_HASH_LIMIT:
         digest = hashlib.blake2b(file.read_bytes(), digest_size=16).hexdigest()
-    return [name, st.st_size, st.st_mtime_ns, digest]
+    return [str(file.relative_to(root)) if file != root else file.name, st.st_size, st.st_mtime_ns, digest]
 
 
 def cache_key(cfg: DataConfig, task: str, seed: int) -> str | None:
     """The entry key for loading `cfg`, or None when the source is not cached."""
-    found = source_files(cfg)
-    if found is None:
-        return None
-    root, files = found
-    hash_small = cfg.source != "folder"
     try:
-        prints = [_file_print(f, root, hash_small) for f in files]
+        if cfg.source == "folder" and cfg.path:
+            root = Path(cfg.path).resolve()
+            prints = folder_prints(root)
+        else:
+            found = source_files(cfg)
+            if found is None:
+                return None
+            root, files = found
+            prints = [_file_print(f, root) for f in files]
     except OSError:
-        return None  # unreadable: let the loader report it
+        return None  # missing or unreadable: let the loader report it
+    if not prints:
+        return None
     identity = {
         "format": FORMAT_VERSION, "dlrun": __version__, "task": task, "seed": seed, "root": str(root),
         "data": cfg.model_dump(mode="json", exclude=NOT_FOR_FILES), "files": prints,
@@ -114,35 +126,64 @@ def cache_key(cfg: DataConfig, task: str, seed: int) -> str | None:
 
 def entry_path(key: str) -> Path:
     """The file of the entry for `key`."""
-    return cache_dir() / f"{key}.npz"
+    return cache_dir() / f"{key}.bin"
 
 
 def read_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """(arrays, meta) of a sound entry; None when missing, damaged or not the entry for `key`."""
-    path = entry_path(key)
+    """(arrays, meta) of a sound entry; None when missing, damaged or not the entry for `key`.
+
+    Each array is read straight into its final buffer (no intermediate copy), then its CRC-32 checked.
+    """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        meta = json.loads(str(arrays.pop(META_KEY)))
-    except FileNotFoundError:
+        with open(entry_path(key), "rb") as fh:
+            if fh.read(len(MAGIC)) != MAGIC:
+                return None
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size))
+            if header.get("key") != key:
+                return None
+            start, arrays = _aligned(len(MAGIC) + 8 + size), {}
+            for spec in header["arrays"]:
+                array = np.empty(spec["shape"], np.dtype(spec["dtype"]))
+                fh.seek(start + spec["offset"])
+                if fh.readinto(memoryview(array).cast("B")) != array.nbytes or zlib.crc32(array) != spec["crc32"]:
+                    return None
+                arrays[spec["name"]] = array
+    except (OSError, ValueError, KeyError, TypeError):  # missing, truncated, or a damaged header
         return None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
-        return None
-    if not isinstance(meta, dict) or meta.get("key") != key or "x_train" not in arrays:
-        return None
-    return arrays, meta
+    return (arrays, header["meta"]) if "x_train" in arrays else None
 
 
 def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-    """Write an entry atomically (temporary file, then os.replace). Raises OSError."""
+    """Write an entry atomically (temporary file, then os.replace). Raises OSError.
+
+    Layout: MAGIC, the header length (8 bytes), a JSON header (key, meta, and each array's dtype,
+    shape, offset and CRC-32), then from the next 64-byte boundary the raw arrays, each aligned.
+    Arrays are written from their own memory: no serialised copy is ever built.
+    """
+    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    specs, offset = [], 0
+    for name, a in arrays.items():  # offsets count from the first aligned byte after the header
+        specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "crc32": zlib.crc32(a),
+                      "offset": offset})
+        offset = _aligned(offset + a.nbytes)
+    header = json.dumps({"key": key, "meta": meta, "arrays": specs}).encode()
+    start = _aligned(len(MAGIC) + 8 + len(header))
     path = entry_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp.npz", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays, **{META_KEY: np.array(json.dumps({**meta, "key": key}))})
+            fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
+            for spec, a in zip(specs, arrays.values(), strict=True):
+                fh.seek(start + spec["offset"])
+                fh.write(memoryview(a).cast("B"))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return path
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN

@@ -90,7 +90,7 @@ def split_rows(x: np.ndarray, keep: np.ndarray, held: np.ndarray) -> tuple[np.nd
         return x[keep], x[held]
     held_rows = x[held]
     k = len(keep)
-    step = max(1, (16 << 20) // max(1, x[:1].nbytes))
+    step = max(1, (1 << 20) // max(1, x[:1].nbytes))  # rows per 1 MiB chunk: the only other temporary
     for start in range(0, k, step):
         idx = keep[start:start + step]
         if idx[0] != start or idx[-1] != start + len(idx) - 1:  # else this chunk is already in place
