@@ -186,8 +186,8 @@ def test_unwritable_cache_is_a_note_not_an_error(folder: Path, tmp_path: Path,
 
 
 def test_folder_load_peak_memory_within_twice_the_arrays(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "big", per_class=150, size=40)
-    cfg = DataConfig(source="folder", path=str(root), image_size=[32, 32])
+    root = make_folder(tmp_path / "big", per_class=300, size=70)  # 9.8 MB of arrays: fixed costs are small
+    cfg = DataConfig(source="folder", path=str(root), image_size=[64, 64])
     tracemalloc.start()
     try:
         data = load_dataset(cfg, use_cache=False)
