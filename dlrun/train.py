@@ -101,8 +101,8 @@ def _summary(run: RunDir, lc: LoadedConfig, status: str, started: float, rows: l
     return summary
 
 
-def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str) -> None:
-    rundir.write_csv(run / rundir.METRICS, metric_columns(task), rows)
+def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: bool = True) -> None:
+    rundir.write_csv(run / rundir.METRICS, metric_columns(task), rows, durable)
 
 
 def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
@@ -111,6 +111,20 @@ def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dic
     values = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0, return_dict=True)
     key = "accuracy" if task == "classification" else "mae"
     return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
+
+
+def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: ExperimentConfig,
+                 weights_moved: bool) -> dict[str, float]:
+    """The final test metrics. When validation ran on the test split itself and the weights are still
+    those of the last epoch, that epoch's validation pass has already measured exactly this: reuse
+    it instead of running the same pass again (only the batch size differs, so the loss may differ
+    in the last float digits). Otherwise evaluate."""
+    key = "accuracy" if cfg.task == "classification" else "mae"
+    last = rows[-1]
+    same_pass = data.x_test is not None and data.x_val is data.x_test and not weights_moved
+    if same_pass and all(last.get(k) not in (None, "") for k in ("val_loss", f"val_{key}")):
+        return {"test_loss": float(last["val_loss"]), f"test_{key}": float(last[f"val_{key}"])}
+    return evaluate_model(model, data, cfg.train.batch_size, cfg.task)
 
 
 def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
@@ -136,8 +150,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         started -= float(meta.get("seconds", 0.0))
     rundir.write_text(run / rundir.MODEL_TXT, summary_text(model))
     base = {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
-            "data_cache": data.cache,
-            "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
+            "data_cache": data.cache, "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
     _summary(run, lc, "running", started, rows, **base)
 
     def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
@@ -149,7 +162,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         es = cfg.train.early_stopping
         if es is not None and _restores_best(cfg) and best_epoch(rows, es) == epoch + 1:
             save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
-        _write_metrics(run, rows, cfg.task)
+        # not fsynced each epoch: the checkpoint holds the rows durably and the file is rewritten at the end
+        _write_metrics(run, rows, cfg.task, durable=False)
         return early_stop_due(rows, cfg.train.early_stopping)
 
     start_epoch = len(rows)
@@ -175,7 +189,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
             load_checkpoint(run.checkpoint / rundir.CHECKPOINT_STATE, model)
     elif _restores_best(cfg) and (run.checkpoint / rundir.CHECKPOINT_BEST).exists():
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / rundir.CHECKPOINT_BEST, model)["epoch"]
-    test = evaluate_model(model, data, cfg.train.batch_size, cfg.task) if rows else {}
+    weights_moved = recorder.diverged_epoch is not None or "restored_best_epoch" in extra
+    test = test_metrics(model, data, rows, cfg, weights_moved) if rows else {}
     _write_metrics(run, rows, cfg.task)
     _save_model(run, model)
     _history_plot(run, rows, cfg.name)
