@@ -3,7 +3,6 @@ commands that train or load weights, so `--help` and `validate` stay fast."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -119,6 +118,20 @@ def main() -> None:
     backend.silence_native_logs()
     try:
         app()
+        code = 0
+    except SystemExit as stop:
+        code = _exit_code(stop.code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        code = 130
+    backend.exit_now(code)
+
+
+def _exit_code(code: object) -> int:
+    """The exit status sys.exit(code) would give."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    typer.echo(str(code), err=True)
+    return 1
