@@ -30,23 +30,28 @@ SWEEP_NAMES = {"3": "sweep: 8-trial zip grid (MLP 256-256-10, batch 1000, 10 epo
                "6": "sweep: peak RSS of a 24-trial vs a 4-trial sweep"}
 
 
+def _pick(result: dict[str, Any], *keys: str) -> Any:
+    return next((result[k] for k in keys if k in result), None)
+
+
 def sweep_row(number: str, result: dict[str, Any] | None, error: str = "") -> Row:
-    """A row from bench_sweep's result dict (keys used when present: dlrun_s, plain_s, ratio, target, met)."""
+    """A row from one of bench_sweep's result dicts (medians, ratio, target, whether it is met)."""
     name = SWEEP_NAMES[number]
     if result is None:
         return Row(number, name, "—", "—", "—", "—", None, error or "not available in this build")
-    def cell(*keys: str) -> str:
-        for key in keys:
-            if key in result:
-                value = result[key]
-                return f"{value:.3f}" if isinstance(value, float) else str(value)
-        return "—"
-    shown = {"dlrun_s", "dlrun", "plain_s", "plain", "ratio", "target", "met"}
-    note = "; ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in result.items() if k not in shown)
-    met = result.get("met")
-    return Row(number, name, cell("dlrun_s", "dlrun"), cell("plain_s", "plain"), cell("ratio"), cell("target"),
-               bool(met) if met is not None else None, note)
+    if number == "3":
+        dlrun, plain = _pick(result, "dlrun_median", "dlrun_s"), _pick(result, "plain_median", "plain_s")
+        cells = [f"{dlrun:.2f} s" if dlrun is not None else "—", f"{plain:.2f} s" if plain is not None else "—"]
+    else:
+        big, small = _pick(result, "peak_rss_mib_24_trials"), _pick(result, "peak_rss_mib_4_trials")
+        cells = [f"24 trials: {big} MiB" if big is not None else "—", f"4 trials: {small} MiB" if small else "—"]
+    ratio, target, met = _pick(result, "ratio"), _pick(result, "target"), _pick(result, "meets_target", "met")
+    shown = {"benchmark", "dlrun_median", "plain_median", "ratio", "target", "meets_target", "met",
+             "peak_rss_mib_24_trials", "peak_rss_mib_4_trials"}
+    note = "; ".join(f"{k} {v}" for k, v in result.items()
+                     if k not in shown and isinstance(v, int | float | str) and len(str(v)) <= 40)
+    return Row(number, name, *cells, "—" if ratio is None else f"{ratio:.3f}",
+               "—" if target is None else f"≤ {target}", None if met is None else bool(met), note)
 
 
 def sweep_rows(wanted: set[str], repeats: int, data: Path | None) -> list[Row]:
@@ -56,7 +61,8 @@ def sweep_rows(wanted: set[str], repeats: int, data: Path | None) -> list[Row]:
     except ImportError:
         return [sweep_row(n, None) for n in ("3", "6") if n in wanted]
     rows = []
-    calls = {"3": lambda: bench_sweep.sweep_vs_loop(repeats, data_path=data), "6": bench_sweep.sweep_memory}
+    calls = {"3": lambda: bench_sweep.sweep_vs_loop(repeats, data_path=None if data is None else str(data)),
+             "6": bench_sweep.sweep_memory}
     for number in ("3", "6"):
         if number in wanted:
             try:
