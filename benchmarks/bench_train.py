@@ -83,7 +83,7 @@ def train_rows(cases: list[str], arrays: Path, work: Path, repeats: int, source:
             "dlrun": lambda c=config: [PY, "-m", "dlrun", "train", c, "--runs", work / "runs"],
             "plain": lambda a=plain_args: [PY, ROOT / "benchmarks" / "plain_train.py", *a, "--out", work / "plain"],
         }
-        timings = alternate(commands, env, repeats)
+        timings = alternate(commands, env, repeats, label=f"benchmark {case}")
         note = f"{source}; {threads} threads both; wall incl. process start"
         rows.append(ratio_row(case, title, timings, TARGET, note))
     return rows

@@ -70,9 +70,10 @@ def run_timed(cmd: Sequence[str | Path], env: dict[str, str], cwd: Path | None =
 
 
 def alternate(commands: dict[str, Callable[[], Sequence[str | Path]]], env: dict[str, str], repeats: int,
-              warmup: bool = True) -> dict[str, list[Timing]]:
+              warmup: bool = True, label: str = "") -> dict[str, list[Timing]]:
     """Run each command `repeats` times, alternating which goes first in each round, after one untimed
-    warm-up round (page cache, data cache, Python bytecode). Returns the timings per command."""
+    warm-up round (page cache, data cache, Python bytecode). Returns the timings per command; each is
+    also logged on stderr as it comes."""
     names = list(commands)
     if warmup:
         for name in names:
@@ -80,7 +81,10 @@ def alternate(commands: dict[str, Callable[[], Sequence[str | Path]]], env: dict
     timings: dict[str, list[Timing]] = {name: [] for name in names}
     for i in range(repeats):
         for name in names if i % 2 == 0 else reversed(names):
-            timings[name].append(run_timed(commands[name](), env))
+            t = run_timed(commands[name](), env)
+            timings[name].append(t)
+            print(f"  {label} round {i + 1}/{repeats} {name}: {t.wall:.2f} s wall, {t.cpu:.2f} s CPU",
+                  file=sys.stderr, flush=True)
     return timings
 
 
