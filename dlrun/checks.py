@@ -22,6 +22,16 @@ REGRESSION_METRICS = ("loss", "mae", "val_loss", "val_mae")
 Check = Callable[[LoadedConfig], list[Problem]]
 
 
+def data_units_message(units: int, classes: int, lc: LoadedConfig) -> str:
+    """Output units vs the classes found in the data; more classes than units means labels out of range."""
+    data = lc.config.data
+    if classes <= units:
+        return units_message(units, classes, data.source)
+    return (f"the output layer has {units} units (classes 0-{units - 1}) but the labels in "
+            f"{data.path or data.source} go up to {classes - 1}: label out of range. Set units: {classes} "
+            "if there are that many classes, or fix the labels")
+
+
 def check_file_source_has_path(lc: LoadedConfig) -> list[Problem]:
     """File-based sources need `data.path`."""
     data = lc.config.data
@@ -195,11 +205,15 @@ def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_class
     """Checks that need the loaded data: output units vs classes, image layers vs flat input."""
     problems: list[Problem] = []
     layers = lc.config.model.layers
-    if lc.config.task == "classification" and num_classes is not None:
+    if lc.config.task == "classification" and num_classes is not None and num_classes < 2:
+        data = lc.config.data
+        problems.append(lc.source.problem("data", f"the labels in {data.path or data.source} hold one class only; "
+                                          "classification needs at least two (or use task: regression)"))
+    elif lc.config.task == "classification" and num_classes is not None:
         units = layers[-1].args.units  # type: ignore[attr-defined]
         if units != num_classes:
             key = f"model.layers.{len(layers) - 1}.dense.units"
-            problems.append(lc.source.problem(key, units_message(units, num_classes, lc.config.data.source)))
+            problems.append(lc.source.problem(key, data_units_message(units, num_classes, lc)))
     if len(input_shape) != 3:
         for i, item in enumerate(layers):
             if item.type in IMAGE_TYPES:

@@ -56,6 +56,9 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
     lc = load_config(config_path, overrides)
     cfg = lc.config
+    from dlrun.weights import read_weights
+
+    read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
     data = load_data_for(lc)
     backend.setup(cfg.seed, cfg.train.threads)
     model = build_model(lc, data.input_shape)

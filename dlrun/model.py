@@ -63,11 +63,11 @@ def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None
         if last and cfg.train.mixed_precision:
             kwargs["dtype"] = "float32"
         cls = getattr(keras.layers, KERAS_LAYERS[item.type][0])
-        try:
+        shape = model.output_shape if len(model.layers) else input_shape  # before add: a failed add leaves
+        try:                                                              # the model without an output shape
             model.add(cls(name=layer_name, **kwargs))
         except (ValueError, TypeError) as exc:
-            shape = model.output_shape if len(model.layers) else input_shape
-            reason = str(exc).splitlines()[0]
+            reason = str(exc).splitlines()[0].rstrip(".")
             raise lc.error(f"model.layers.{i}", f"{item.type} cannot take input of shape {shape}: {reason}. "
                            "Use larger images (data.image_size), fewer pooling layers, or padding: same") from None
     compile_model(model, cfg)
