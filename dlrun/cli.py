@@ -4,15 +4,17 @@ commands that train or load weights, so `--help` and `validate` stay fast."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from dlrun.console import Reporter
-from dlrun.errors import ConfigError, DlrunError
+from dlrun.errors import ConfigError, DlrunError, Interrupted
 
 app = typer.Typer(
     name="dlrun",
@@ -47,6 +49,9 @@ def run_command(action: Callable[[], Any]) -> Any:
         return action()
     except DlrunError as error:
         _fail(error)
+    except KeyboardInterrupt:  # a second Ctrl-C outside the training loop: files are atomic, just stop
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(Interrupted.exit_code) from None
 
 
 @app.command()
@@ -142,17 +147,23 @@ def evaluate(
     reporter.emit_json(result)
 
 
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # Outside training (which installs its own graceful handler) Ctrl-C / SIGTERM end the command with
+    # 130. SystemExit, unlike KeyboardInterrupt, is not turned into click's "Aborted!" (exit 1).
+    typer.echo("interrupted", err=True)
+    raise SystemExit(Interrupted.exit_code)
+
+
 def main() -> None:
     """Console entry point. Anything unexpected becomes a one-line error (exit 1); set DLRUN_DEBUG=1
     for the traceback."""
     from dlrun import backend
 
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_on_signal)
     backend.silence_native_logs()
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:
         if os.environ.get("DLRUN_DEBUG"):
             raise

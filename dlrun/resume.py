@@ -12,7 +12,7 @@ from dlrun import rundir
 from dlrun.checkpoint import read_meta
 from dlrun.config import config_sha256, load_config
 from dlrun.console import Reporter
-from dlrun.errors import RunDirError
+from dlrun.errors import DlrunError, Interrupted, RunDirError
 from dlrun.interrupts import graceful_stop
 from dlrun.runs import effective_status
 from dlrun.train import load_data_for, train_guarded
@@ -54,8 +54,16 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     checkpoint = run.checkpoint / rundir.CHECKPOINT_STATE
     epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
     data = load_data_for(lc)
+    previous = run.read_summary() if run.exists(rundir.SUMMARY) else None
     with graceful_stop() as stop:
         claim(run)
         rundir.remove_temp_files(run.path)
         reporter.info(f"resuming {run.path} ({status}) after epoch {epoch}")
-        return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
+        try:
+            return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
+        except Interrupted:
+            raise
+        except DlrunError:
+            if previous is not None:  # e.g. a damaged checkpoint: the run stays as it was
+                rundir.write_json(run / rundir.SUMMARY, previous)
+            raise

@@ -144,7 +144,9 @@ def read_run(path: Path) -> RunInfo | None:
     if isinstance(summary.get("epochs"), int):
         done = summary.get("epochs_run", 0)
         if status in ("running", "crashed"):  # summary.json is rewritten at the end; metrics.csv every epoch
-            done = len(_safe_rows(path / rundir.METRICS))
+            rows = _safe_rows(path / rundir.METRICS)
+            done = len(rows)
+            seconds = sum(float(r["seconds"]) for r in rows if _is_float(r.get("seconds"))) or seconds
         epochs = f"{done}/{summary['epochs']}"
     elif kind == "sweep" and (path / rundir.SWEEP_TRIALS).is_dir():
         epochs = f"{sum(1 for p in (path / rundir.SWEEP_TRIALS).iterdir() if p.is_dir())} trials"

@@ -171,8 +171,11 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
             return _finish(lc, run, model, data, rows, clock, recorder.diverged_epoch, base)
     except KeyboardInterrupt:
         pass  # a second signal: stop now; `rows` still matches the checkpoint on disk
-    with stop.protect():
-        _summary(run, lc, "interrupted", clock, rows, last_complete_epoch=len(rows), **base)
+    try:
+        with stop.protect():
+            _summary(run, lc, "interrupted", clock, rows, last_complete_epoch=len(rows), **base)
+    except KeyboardInterrupt:
+        pass  # a signal during the write: it is done, and we stop anyway
     raise Interrupted(f"interrupted after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
 
 

@@ -152,3 +152,25 @@ def test_second_ctrl_c_leaves_the_last_checkpoint_intact(double_sigint: dict[str
     with np.load(run_dir / "checkpoint" / "state.npz") as npz:
         finite = all(np.isfinite(npz[k]).all() for k in npz.files if k != "__meta__")
     assert (meta["epoch"], finite) == (len(metric_rows(run_dir)), True)
+
+
+def test_a_checkpoint_that_does_not_fit_is_exit_2_and_the_run_keeps_its_status(work: Path,
+                                                                               baseline: dict[str, Any]) -> None:
+    run_dir = work / "misfit"
+    (run_dir / "checkpoint").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text((work / "baseline" / "config.yaml").read_text())
+    rundir.write_json(run_dir / "summary.json", {"status": "interrupted", "last_complete_epoch": 1})
+    np.savez(run_dir / "checkpoint" / "state.npz", m0=np.zeros(3), __meta__=np.array(json.dumps({"epoch": 1})))
+    proc = run_cli("train", "--resume", run_dir)
+    status = json.loads((run_dir / "summary.json").read_text())["status"]
+    assert (proc.returncode, "model variables" in proc.stderr, status) == (2, True, "interrupted"), proc.stderr
+
+
+def test_ctrl_c_while_starting_up_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    # one second in, the process is still importing TensorFlow: no run directory exists yet
+    config = write_config(tmp_path, LIVE_CNN)
+    proc = start("train", config, "--runs", tmp_path / "runs")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc)
+    assert (code, err.strip().splitlines()[-1:], (tmp_path / "runs").exists()) == (130, ["interrupted"], False)
