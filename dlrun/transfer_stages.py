@@ -227,7 +227,7 @@ def _finish(state: StageRun, status: str, **extra: Any) -> dict[str, Any]:
 def report_transfer(reporter: Reporter, summary: dict[str, Any]) -> None:
     """The closing table: before, then each stage's test metrics."""
     key = "test_accuracy" if "test_accuracy" in summary.get("before", {}) else "test_mae"
-    rows = [["before (loaded weights)", "-", "-", summary["before"].get("test_loss"), summary["before"].get(key)]]
+    rows = [["before", "-", "-", summary["before"].get("test_loss"), summary["before"].get(key)]]
     for stage in summary["stages"]:
         rows.append([stage["name"], stage["epochs_run"], stage["trainable_params"], stage["test_loss"], stage[key]])
     title = f"{summary['name']} — {summary['status']} — {summary['run_dir']}"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 from conftest import cli_env, run_cli, write_config
@@ -84,8 +85,32 @@ def feature_extraction(source_run: Path, tmp_path_factory: pytest.TempPathFactor
     return transfer(config, source=source_run, freeze="features", runs_root=directory / "runs")
 
 
-def legacy_h5(source_run: Path, path: Path) -> Path:
-    write_keras2_h5(path, [(layer.name, layer.arrays) for layer in read_weights(source_run).layers])
+def _keras2_layer(class_name: str, name: str, **config: Any) -> dict[str, Any]:
+    return {"class_name": class_name, "config": {"name": name, "trainable": True, "dtype": "float32", **config}}
+
+
+def keras2_model_config() -> str:
+    """The tiny CNN's architecture as tf-keras 2 writes `model_config` into a full-model .h5."""
+    def conv(name: str, filters: int) -> dict[str, Any]:
+        return _keras2_layer("Conv2D", name, filters=filters, kernel_size=[3, 3], strides=[1, 1], padding="valid",
+                             activation="relu", use_bias=True)
+
+    def dense(name: str, units: int, activation: str) -> dict[str, Any]:
+        return _keras2_layer("Dense", name, units=units, activation=activation, use_bias=True)
+
+    layers = [_keras2_layer("InputLayer", "conv2d_input", batch_input_shape=[None, 28, 28, 1]),
+              conv("conv2d", 4), _keras2_layer("MaxPooling2D", "max_pooling2d", pool_size=[2, 2]),
+              conv("conv2d_1", 8), _keras2_layer("MaxPooling2D", "max_pooling2d_1", pool_size=[2, 2]),
+              _keras2_layer("Flatten", "flatten"), dense("dense", 16, "relu"), dense("dense_1", 10, "softmax")]
+    return json.dumps({"class_name": "Sequential", "config": {"name": "sequential", "layers": layers}})
+
+
+def legacy_h5(source_run: Path, path: Path, full_model: bool = False) -> Path:
+    """A Keras-2 .h5 of the source run's weights: weights-only, or a full model (model_config too)."""
+    write_keras2_h5(path, [(layer.name, layer.arrays) for layer in read_weights(source_run).layers], full_model)
+    if full_model:
+        with h5py.File(path, "a") as f:
+            f.attrs["model_config"] = keras2_model_config().encode()
     return path
 
 
@@ -96,15 +121,16 @@ def source_on_target(source_run: Path, tmp_path_factory: pytest.TempPathFactory)
     return evaluate(source_run / rundir.WEIGHTS, config=target_config(directory), out=directory)["accuracy"]
 
 
-@pytest.mark.parametrize("kind", ["run", "weights.h5", "keras", "legacy_h5"])
+@pytest.mark.parametrize("kind", ["run", "weights.h5", "keras", "legacy_h5", "legacy_h5 full model"])
 def test_before_accuracy_is_the_source_model_on_target_data(source_run: Path, source_on_target: float,
                                                             tmp_path: Path, kind: str) -> None:
     paths = {"run": source_run, "weights.h5": source_run / rundir.WEIGHTS, "keras": source_run / rundir.MODEL,
-             "legacy_h5": legacy_h5(source_run, tmp_path / "my_digit_model.h5")}
+             "legacy_h5": legacy_h5(source_run, tmp_path / "my_digit_model.h5"),
+             "legacy_h5 full model": legacy_h5(source_run, tmp_path / "my_digit_full.h5", full_model=True)}
     config = target_config(tmp_path, transfer={"stages": [{"name": "s", "epochs": 1}]})
     summary = transfer(config, source=paths[kind], runs_root=tmp_path / "runs")
     before = summary["before"]["test_accuracy"]
-    assert (summary["source"]["kind"], before) == (kind, pytest.approx(source_on_target, abs=1e-7))
+    assert (summary["source"]["kind"], before) == (kind.split()[0], pytest.approx(source_on_target, abs=1e-7))
 
 
 def test_frozen_layers_are_bit_identical_after_feature_extraction(source_run: Path,
@@ -203,9 +229,11 @@ def test_corrupt_or_truncated_file_is_one_line_naming_it(source_run: Path, tmp_p
     assert (proc.returncode, len(lines), str(broken) in lines[0]) == (2, 1, True)
 
 
-def test_base_from_a_run_is_loaded_and_stays_frozen(source_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("base", ["run", "legacy full-model h5"])
+def test_base_is_loaded_and_stays_frozen(source_run: Path, tmp_path: Path, base: str) -> None:
     top = [{"flatten": {}}, {"dropout": {"rate": 0.2}}, {"dense": {"units": 10, "activation": "softmax"}}]
-    config = target_config(tmp_path, model={"base": {"from": str(source_run)}, "layers": top},
+    path = source_run if base == "run" else legacy_h5(source_run, tmp_path / "my_digit_model.h5", full_model=True)
+    config = target_config(tmp_path, model={"base": {"from": str(path)}, "layers": top},
                            transfer={"stages": [{"name": "top", "freeze": "none", "epochs": 1}]})
     summary = transfer(config, runs_root=tmp_path / "runs")
     mapping = rundir.read_json(Path(summary["run_dir"]) / rundir.TRANSFER)
@@ -213,6 +241,20 @@ def test_base_from_a_run_is_loaded_and_stays_frozen(source_run: Path, tmp_path: 
     kept = same(arrays(source_run)["conv2d_1"], arrays(summary["run_dir"])["conv2d_1"])
     assert (statuses, kept) == ([("base/conv2d", "loaded", False), ("base/conv2d_1", "loaded", False),
                                  ("dense", "new", True)], True)
+
+
+def test_train_with_a_frozen_base_keeps_it(source_run: Path, tmp_path: Path) -> None:
+    top = [{"flatten": {}}, {"dense": {"units": 10, "activation": "softmax"}}]
+    config = write_config(tmp_path, SOURCE, model={"base": {"from": str(source_run)}, "layers": top})
+    summary = train(config, runs_root=tmp_path / "runs")
+    before, after = arrays(source_run), arrays(summary["run_dir"])
+    assert [same(before[n], after[n]) for n in ("conv2d", "conv2d_1")] == [True, True]
+
+
+def test_transfer_help_does_not_import_tensorflow() -> None:
+    from test_cli_contract import _tf_loaded
+
+    assert _tf_loaded("transfer", "--help") == "TF_LOADED=False"
 
 
 def _lambda_model(path: Path) -> Path:
