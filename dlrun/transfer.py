@@ -64,9 +64,9 @@ class Prepared:
 
 
 def prepare(lc: LoadedConfig, data: Dataset, source: Source | None, unsafe: bool = False,
-            cli_from: str | Path | None = None) -> Prepared:
+            cli: dict[str, str] | None = None) -> Prepared:
     """Build the target model, plan the mapping and stages (refusing bad ones), and load the weights.
-    `cli_from`: the --from value, named in messages instead of a config line."""
+    `cli`: config keys set by options (e.g. transfer.from -> `--from X`), named in messages instead of a line."""
     from dlrun.model import build_model
     from dlrun.transfer_stages import describe_targets, leaf_layers
 
@@ -84,8 +84,7 @@ def prepare(lc: LoadedConfig, data: Dataset, source: Source | None, unsafe: bool
     layers = describe_targets(model)
     frozen_base = {layer.name for layer in layers if layer.parent} if base and not cfg.model.base.trainable else set()
     plan = plan_transfer(layers, cfg.transfer, source.layers if source else None, _label(lc, source),
-                         where=lambda key: f"--from {cli_from}" if cli_from is not None and key == "transfer.from"
-                         else f"{lc.source.origin(key)}: {key}",
+                         where=lambda key: (cli or {}).get(key) or f"{lc.source.origin(key)}: {key}",
                          preloaded=base.rows if base else None, always_frozen=frozen_base)
     if source is not None:
         by_name = {name: layer for name, _, layer in leaf_layers(model)}
@@ -125,7 +124,9 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     assert cfg.transfer is not None
     weights = read_weights(cfg.transfer.from_) if cfg.transfer.from_ else None
     data = load_data_for(lc)
-    prepared = prepare(lc, data, weights, unsafe, source)
+    cli = {key: f"{option} {value}" for key, option, value in
+           (("transfer.from", "--from", source), ("transfer.stages.0.freeze", "--freeze", freeze)) if value is not None}
+    prepared = prepare(lc, data, weights, unsafe, cli)
     run = rundir.create_run_dir(cfg.name, runs_root, run_dir)
     rundir.write_text(run / rundir.CONFIG, dump_config(cfg))
     rundir.write_json(run / rundir.TRANSFER, _transfer_json(lc, prepared))

@@ -84,14 +84,14 @@ def _pair(target: TargetLayer, src: SourceLayer, index: int) -> MapRow:
 
 
 def _head(row: MapRow, head: str) -> None:
-    """Apply the head policy to the output layer's row (after it was paired, or not)."""
-    if row.source is None:
+    """Apply the head policy to the output layer's row: `reinit` always, `auto` when it does not fit."""
+    if row.source is None or head == "keep" or (head == "auto" and row.status != MISMATCH):
         return
-    if head == "reinit" or (head == "auto" and row.status == MISMATCH):
-        classes = (row.source_shapes or [()])[-1], row.target_shapes[-1]
-        row.note = (f"class count {classes[0][-1]} -> {classes[1][-1]}" if head == "auto" and classes[0] and
-                    classes[1] and classes[0][-1] != classes[1][-1] else "output layer re-initialised")
-        row.status, row.source_index = REINIT, None
+    # the last array of a dense layer (bias, else kernel) ends in its unit count: the classes
+    source, target = (row.source_shapes or [()])[-1], row.target_shapes[-1]
+    other_classes = head == "auto" and bool(source) and bool(target) and source[-1] != target[-1]
+    row.note = f"class count {source[-1]} -> {target[-1]}" if other_classes else "output layer re-initialised"
+    row.status, row.source_index = REINIT, None
 
 
 def _pairs(weighted: list[TargetLayer], source: list[SourceLayer], match: str) -> list[tuple[int, int]]:
@@ -121,8 +121,6 @@ def match_layers(targets: list[TargetLayer], source: list[SourceLayer], match: s
     unused = [s.name for i, s in enumerate(source) if i not in used]
     if unused:
         notes.append(f"source layers not used: {', '.join(unused)}")
-    if match == "by_name" and not used:
-        notes.append("by_name matched no layer: target and source names differ")
     return rows, notes
 
 
