@@ -188,16 +188,21 @@ def _describe(test: dict[str, Any]) -> str:
 def _diverged(state: StageRun, stage: str, epoch: int) -> dict[str, Any]:
     """Keep the last finite checkpoint's weights and finish with status diverged."""
     checkpoint = state.run.checkpoint / rundir.CHECKPOINT_STATE
-    if checkpoint.exists():
+    restored = checkpoint.exists()
+    if restored:
         load_checkpoint(checkpoint, state.model, optimizer_state=False)
-    return _finish(state, "diverged", diverged_epoch=epoch, diverged_stage=stage)
+    return _finish(state, "diverged", evaluate=restored, diverged_epoch=epoch, diverged_stage=stage)
 
 
-def _finish(state: StageRun, status: str, **extra: Any) -> dict[str, Any]:
+def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -> dict[str, Any]:
+    """Final artifacts (metrics, weights, plot) and the summary, with the final stage's parameter counts.
+    `evaluate` is False when the weights are not finite (diverged before any checkpoint)."""
     cfg, run = state.cfg, state.run
+    state.base["params"] = param_counts(state.model)
+    final_test: dict[str, float] = {}
     if status == "completed" and state.results:
         final_test = {k: v for k, v in state.results[-1].items() if k.startswith("test_")}
-    else:
+    elif evaluate:
         final_test = evaluate_model(state.model, state.data, cfg.train.batch_size, cfg.task)
     last = state.results[-1]["name"] if state.results else None
     final_rows = [r for r in state.rows if r["stage"] == last]

@@ -185,6 +185,13 @@ def test_frozen_batch_norm_keeps_its_statistics(tmp_path: Path, freeze: str) -> 
     assert same(bn_before, arrays(summary["run_dir"])["batch_normalization"]) is (freeze == "features")
 
 
+def test_a_diverging_stage_ends_the_transfer_as_diverged(source_run: Path, tmp_path: Path) -> None:
+    # lr = lambda = 50, as in train's divergence test: the L2 penalty overflows in the first epoch
+    config = target_config(tmp_path, model={"layers": CNN_LAYERS, "l2": 50.0}, optimizer={"name": "sgd", "lr": 50.0})
+    summary = transfer(config, source=source_run, runs_root=tmp_path / "runs")
+    assert (summary["status"], summary["diverged_stage"], summary["stages"]) == ("diverged", "fe", [])
+
+
 def test_shape_mismatch_exits_2_with_the_table_and_writes_nothing(source_run: Path, tmp_path: Path) -> None:
     layers = [*CNN_LAYERS[:2], {"conv2d": {"filters": 6, "kernel_size": 3}}, *CNN_LAYERS[3:]]
     proc = run_cli("transfer", target_config(tmp_path, model={"layers": layers}), "--from", source_run,
