@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,8 +87,9 @@ def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str)
     return out
 
 
-def _summary(run: RunDir, lc: LoadedConfig, status: str, started: float, rows: list[dict[str, Any]],
-             **extra: Any) -> dict[str, Any]:
+def write_summary(run: RunDir, lc: LoadedConfig, status: str, started: float, rows: list[dict[str, Any]],
+                  **extra: Any) -> dict[str, Any]:
+    """Write summary.json (the common fields, then `extra`) and return it."""
     cfg = lc.config
     summary: dict[str, Any] = {
         "status": status, "run_dir": str(run.path), "name": cfg.name, "seed": cfg.seed,
@@ -112,6 +115,41 @@ def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dic
     return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
 
 
+@dataclass
+class FitOutcome:
+    """How a stretch of epochs ended: stopped by a request, or diverged at a (1-based) epoch."""
+
+    interrupted: bool = False
+    diverged_epoch: int | None = None
+
+
+def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
+               start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool]) -> FitOutcome:
+    """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
+
+    `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
+    """
+    from dlrun.callbacks import EpochRecorder
+    from dlrun.pipeline import train_stream
+
+    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
+        return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
+                       "seconds": round(seconds, 4)})
+
+    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
+                                 end_epoch, cfg.train.shuffle)
+    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
+    recorder = EpochRecorder(on_epoch, stop, progress)
+    try:
+        with progress or contextlib.nullcontext():
+            model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
+                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+    except KeyboardInterrupt:
+        recorder.interrupted = True
+    return FitOutcome(recorder.interrupted, recorder.diverged_epoch)
+
+
 def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
                  stop: StopRequest | None = None, resume_from: Path | None = None) -> dict[str, Any]:
     """Train into an existing run directory (fresh, or continuing from a checkpoint).
@@ -119,9 +157,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     Returns the summary; status is `completed` or `diverged`. Raises Interrupted after writing
     an `interrupted` summary when a stop was requested.
     """
-    from dlrun.callbacks import EpochRecorder
     from dlrun.model import build_model, param_counts, summary_text
-    from dlrun.pipeline import train_stream
 
     cfg: ExperimentConfig = lc.config
     stop = stop or StopRequest()
@@ -136,52 +172,41 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     rundir.write_text(run / rundir.MODEL_TXT, summary_text(model))
     base = {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
             "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
-    _summary(run, lc, "running", started, rows, **base)
+    write_summary(run, lc, "running", started, rows, **base)
 
-    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
-        row = {"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
-               "seconds": round(seconds, 4)}
+    def on_row(row: dict[str, Any]) -> bool:
         rows.append(row)
-        meta = {"epoch": epoch + 1, "rows": rows, "seconds": time.time() - started}
+        meta = {"epoch": row["epoch"], "rows": rows, "seconds": time.time() - started}
         save_checkpoint(run, model, meta)
         es = cfg.train.early_stopping
-        if es is not None and _restores_best(cfg) and best_epoch(rows, es) == epoch + 1:
+        if es is not None and _restores_best(cfg) and best_epoch(rows, es) == row["epoch"]:
             save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
         _write_metrics(run, rows, cfg.task)
         return early_stop_due(rows, cfg.train.early_stopping)
 
-    start_epoch = len(rows)
-    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
-                                 cfg.train.epochs, cfg.train.shuffle)
-    validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    progress = reporter.epoch_progress(cfg.train.epochs, steps, start_epoch)
-    recorder = EpochRecorder(on_epoch, stop, progress)
+    outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
-        try:
-            with progress or contextlib.nullcontext():
-                model.fit(stream, epochs=cfg.train.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
-                          validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
-        except KeyboardInterrupt:
-            recorder.interrupted = True
-    if recorder.interrupted:
-        _summary(run, lc, "interrupted", started, rows, last_complete_epoch=len(rows), **base)
+        outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row)
+    if outcome.interrupted:
+        write_summary(run, lc, "interrupted", started, rows, last_complete_epoch=len(rows), **base)
         raise Interrupted(f"interrupted after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
     status, extra = "completed", {}
-    if recorder.diverged_epoch is not None:
-        status, extra = "diverged", {"diverged_epoch": recorder.diverged_epoch}
+    if outcome.diverged_epoch is not None:
+        status, extra = "diverged", {"diverged_epoch": outcome.diverged_epoch}
         if rows:
             load_checkpoint(run.checkpoint / rundir.CHECKPOINT_STATE, model)
     elif _restores_best(cfg) and (run.checkpoint / rundir.CHECKPOINT_BEST).exists():
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / rundir.CHECKPOINT_BEST, model)["epoch"]
     test = evaluate_model(model, data, cfg.train.batch_size, cfg.task) if rows else {}
     _write_metrics(run, rows, cfg.task)
-    _save_model(run, model)
+    save_model(run, model)
     _history_plot(run, rows, cfg.name)
     extra.update(_coefficients(model, cfg))
-    return _summary(run, lc, status, started, rows, metrics=final_metrics(rows, test, cfg.task), **extra, **base)
+    return write_summary(run, lc, status, started, rows, metrics=final_metrics(rows, test, cfg.task), **extra, **base)
 
 
-def _save_model(run: RunDir, model: Any) -> None:
+def save_model(run: RunDir, model: Any) -> None:
+    """Write the final weights and the full .keras model atomically."""
     with rundir.atomic_path(run / rundir.WEIGHTS) as tmp:
         model.save_weights(tmp)
     with rundir.atomic_path(run / rundir.MODEL) as tmp:
@@ -232,13 +257,14 @@ def _train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Repor
         except (Interrupted, ConfigError):
             raise
         except Exception as exc:
-            _mark_failed(run, exc)
+            mark_failed(run, exc)
             raise
     report_summary(reporter, summary)
     return summary
 
 
-def _mark_failed(run: RunDir, exc: BaseException) -> None:
+def mark_failed(run: RunDir, exc: BaseException) -> None:
+    """Record a crash in summary.json (status failed) so the run can be resumed or inspected."""
     try:
         summary = run.read_summary()
     except RunDirError:
