@@ -166,6 +166,34 @@ def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
     return problems
 
 
+def check_base_model(lc: LoadedConfig) -> list[Problem]:
+    """`model.base` names exactly one of `from` / `application`; `imagenet` weights need a local file."""
+    base = lc.config.model.base
+    if base is None:
+        return []
+    if (base.from_ is None) == (base.application is None):
+        return [lc.source.problem("model.base", "set exactly one of model.base.from (a run directory or saved "
+                                  "model) and model.base.application (mobilenet, mobilenet_v2)")]
+    if base.from_ is not None and base.weights is not None:
+        return [lc.source.problem("model.base.weights", "weights goes with application; a base from a saved "
+                                  "model brings its own weights")]
+    if base.application is not None and base.weights == "imagenet":
+        from dlrun.base_model import imagenet_message
+
+        return [lc.source.problem("model.base.weights", imagenet_message(base.application))]
+    return []
+
+
+def check_transfer_stages(lc: LoadedConfig) -> list[Problem]:
+    """Stage names are unique (metrics rows and checkpoints are keyed by them)."""
+    transfer, seen, problems = lc.config.transfer, set(), []
+    for i, stage in enumerate(transfer.stages if transfer else []):
+        if stage.name in seen:
+            problems.append(lc.source.problem(f"transfer.stages.{i}.name", f"stage name '{stage.name}' is used twice"))
+        seen.add(stage.name)
+    return problems
+
+
 def is_config_key(key: str) -> bool:
     """True when `key` (dotted, list indices allowed) names a value of the config schema."""
     parts = key.split(".")
@@ -191,6 +219,8 @@ STATIC_CHECKS: list[Check] = [
     check_unique_layer_names,
     check_early_stopping_monitor,
     check_sweep_space,
+    check_base_model,
+    check_transfer_stages,
 ]
 
 

@@ -147,6 +147,35 @@ def evaluate(
     reporter.emit_json(result)
 
 
+@app.command()
+def transfer(
+    config: Annotated[Path | None, typer.Argument(
+        help="Config of the target model and data (YAML).", show_default=False)] = None,
+    source: Annotated[str | None, typer.Option(
+        "--from", help="Weights to start from: a run directory, .weights.h5, .keras or legacy Keras-2 .h5.")] = None,
+    freeze: Annotated[str | None, typer.Option(
+        "--freeze", help="Freeze policy of a single-stage transfer: none, all, features, or names/globs.")] = None,
+    sets: SetOpt = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
+    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.")] = None,
+    unsafe: Annotated[bool, typer.Option(
+        "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
+    from dlrun import transfer as core
+
+    reporter = Reporter(json_mode=json_out)
+    summary = run_command(lambda: core.transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
+                                                resume, unsafe))
+    reporter.emit_json(summary)
+    if summary["status"] == "diverged":
+        typer.echo(f"diverged in stage {summary.get('diverged_stage')} at epoch {summary.get('diverged_epoch')} "
+                   f"(non-finite loss); kept the last finite checkpoint in {summary['run_dir']}", err=True)
+        raise typer.Exit(EXIT_DIVERGED)
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     # Outside training (which installs its own graceful handler) Ctrl-C / SIGTERM end the command with
     # 130. SystemExit, unlike KeyboardInterrupt, is not turned into click's "Aborted!" (exit 1).

@@ -45,27 +45,41 @@ def _keras_kwargs(args: LayerArgs, l2: float, regularize: bool) -> dict[str, Any
     return kwargs
 
 
-def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None = None) -> Any:
+def make_layer(cfg: ExperimentConfig, index: int, name: str) -> Any:
+    """A fresh keras layer for `model.layers[index]` (L2 where configured)."""
+    keras = backend.keras()
+    item, last = cfg.model.layers[index], index == len(cfg.model.layers) - 1
+    regularize = item.type in L2_TARGETS[cfg.model.l2_layers] or (last and item.type == "dense")
+    kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
+    if last and cfg.train.mixed_precision:
+        kwargs["dtype"] = "float32"
+    return getattr(keras.layers, KERAS_LAYERS[item.type][0])(name=name, **kwargs)
+
+
+def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None = None, base: Any = None,
+                unsafe: bool = False) -> Any:
     """A compiled keras Sequential model for the config. Raises ConfigError when a layer cannot
-    be built for this input (e.g. images too small for the convolutions)."""
+    be built for this input (e.g. images too small for the convolutions).
+
+    With `model.base`, the base model (`base`, else built here; `unsafe` allows code in .keras files)
+    is the first layer and `model.layers` go on top of it.
+    """
     keras = backend.keras()
     cfg = lc.config
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     model = keras.Sequential(name=name or "sequential")
     model.add(keras.Input(shape=input_shape))
-    items, names = cfg.model.layers, layer_names(cfg)
-    targets = L2_TARGETS[cfg.model.l2_layers]
-    for i, (item, layer_name) in enumerate(zip(items, names, strict=True)):
-        last = i == len(items) - 1
-        regularize = item.type in targets or (last and item.type == "dense")
-        kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
-        if last and cfg.train.mixed_precision:
-            kwargs["dtype"] = "float32"
-        cls = getattr(keras.layers, KERAS_LAYERS[item.type][0])
+    if base is None and cfg.model.base is not None:
+        from dlrun.base_model import build_base
+
+        base = build_base(lc, input_shape, unsafe).model
+    if base is not None:
+        model.add(base)
+    for i, (item, layer_name) in enumerate(zip(cfg.model.layers, layer_names(cfg), strict=True)):
         shape = model.output_shape if len(model.layers) else input_shape  # before add: a failed add leaves
         try:                                                              # the model without an output shape
-            model.add(cls(name=layer_name, **kwargs))
+            model.add(make_layer(cfg, i, layer_name))
         except (ValueError, TypeError) as exc:
             reason = str(exc).splitlines()[0].rstrip(".")
             raise lc.error(f"model.layers.{i}", f"{item.type} cannot take input of shape {shape}: {reason}. "

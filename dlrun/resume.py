@@ -14,22 +14,8 @@ from dlrun.config import config_sha256, load_config
 from dlrun.console import Reporter
 from dlrun.errors import DlrunError, Interrupted, RunDirError
 from dlrun.interrupts import graceful_stop
-from dlrun.runs import effective_status
+from dlrun.runs import check_resumable
 from dlrun.train import load_data_for, train_guarded
-
-RESUMABLE = ("interrupted", "crashed", "failed")
-
-
-def check_resumable(run: rundir.RunDir) -> str:
-    """The run's status when it can be resumed; RunDirError saying why not otherwise."""
-    summary = run.read_summary() if run.exists(rundir.SUMMARY) else {}
-    status = effective_status(summary)
-    if status == "running":
-        raise RunDirError(f"{run.path} is still running (pid {summary.get('pid')}); stop it (Ctrl-C) before "
-                          "resuming it, or wait for it to finish")
-    if status not in RESUMABLE:
-        raise RunDirError(f"{run.path} is {status}; there is nothing to resume. Start a new run instead.")
-    return status
 
 
 def claim(run: rundir.RunDir) -> None:
@@ -50,6 +36,8 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     if config is not None and config_sha256(load_config(config).config) != config_sha256(lc.config):
         raise RunDirError(f"{config} differs from the config of {run.path}; a resumed run keeps its own "
                           f"config ({run / rundir.CONFIG}). Drop the config argument, or start a new run.")
+    if run.exists(rundir.TRANSFER):
+        raise RunDirError(f"{run.path} is a transfer run; resume it with: dlrun transfer --resume {run.path}")
     status = check_resumable(run)
     checkpoint = run.checkpoint / rundir.CHECKPOINT_STATE
     epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0

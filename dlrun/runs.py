@@ -54,6 +54,21 @@ def effective_status(summary: dict[str, Any]) -> str:
     return status if pid_alive(summary.get("pid")) else "crashed"
 
 
+RESUMABLE = ("interrupted", "crashed", "failed")
+
+
+def check_resumable(run: rundir.RunDir) -> str:
+    """The run's status when it can be resumed; RunDirError saying why not otherwise."""
+    summary = run.read_summary() if run.exists(rundir.SUMMARY) else {}
+    status = effective_status(summary)
+    if status == "running":
+        raise RunDirError(f"{run.path} is still running (pid {summary.get('pid')}); stop it (Ctrl-C) before "
+                          "resuming it, or wait for it to finish")
+    if status not in RESUMABLE:
+        raise RunDirError(f"{run.path} is {status}; there is nothing to resume. Start a new run instead.")
+    return status
+
+
 @dataclass
 class RunInfo:
     """One entry of `dlrun runs`: a run or a sweep directory."""

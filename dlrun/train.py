@@ -4,21 +4,19 @@ graceful interruption (`dlrun.resume` continues a run). Returns the summary; nev
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dlrun import backend, checks, rundir
 from dlrun.checkpoint import load_checkpoint, save_checkpoint
-from dlrun.config import LoadedConfig, config_sha256, dump_config, load_config
-from dlrun.console import Reporter, metrics_table
+from dlrun.config import LoadedConfig, dump_config, load_config
+from dlrun.console import Reporter
 from dlrun.data import Dataset, load_dataset
-from dlrun.errors import DlrunError, Interrupted, RunDirError
+from dlrun.errors import DlrunError, Interrupted
 from dlrun.interrupts import StopRequest, graceful_stop
+from dlrun.run_summary import RunClock, mark_failed, report_summary, write_summary
 from dlrun.rundir import RunDir
 from dlrun.schema import EarlyStopping, ExperimentConfig
 
@@ -87,39 +85,9 @@ def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str)
     return out
 
 
-@dataclass
-class RunClock:
-    """When a run started (kept across resumes) and how long it has trained, in seconds."""
-
-    started: float = field(default_factory=time.time)
-    offset: float = 0.0
-    session: float = field(default_factory=time.time)
-
-    @classmethod
-    def resumed(cls, meta: dict[str, Any]) -> RunClock:
-        """The clock of a run continuing from checkpoint metadata."""
-        offset = float(meta.get("seconds", 0.0))
-        now = time.time()
-        return cls(started=float(meta.get("started", now - offset)), offset=offset, session=now)
-
-    def elapsed(self) -> float:
-        """Seconds spent training, over every session of the run."""
-        return self.offset + time.time() - self.session
-
-
 def _summary(run: RunDir, lc: LoadedConfig, status: str, clock: RunClock, rows: list[dict[str, Any]],
              **extra: Any) -> dict[str, Any]:
-    cfg = lc.config
-    summary: dict[str, Any] = {
-        "status": status, "run_dir": str(run.path), "name": cfg.name, "seed": cfg.seed,
-        "epochs_run": len(rows), "epochs": cfg.train.epochs,
-        "started": datetime.fromtimestamp(clock.started).isoformat(timespec="seconds"),
-        "seconds": round(clock.elapsed(), 3), "pid": os.getpid(), "host": socket.gethostname(),
-        "config_sha256": config_sha256(cfg),
-    }
-    summary.update(extra)
-    rundir.write_json(run / rundir.SUMMARY, summary)
-    return summary
+    return write_summary(run, lc, status, clock.started, rows, seconds=round(clock.elapsed(), 3), **extra)
 
 
 def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str) -> None:
@@ -132,6 +100,41 @@ def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dic
     values = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0, return_dict=True)
     key = "accuracy" if task == "classification" else "mae"
     return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
+
+
+@dataclass
+class FitOutcome:
+    """How a stretch of epochs ended: stopped by a request, or diverged at a (1-based) epoch."""
+
+    interrupted: bool = False
+    diverged_epoch: int | None = None
+
+
+def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
+               start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool]) -> FitOutcome:
+    """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
+
+    `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
+    """
+    from dlrun.callbacks import EpochRecorder
+    from dlrun.pipeline import train_stream
+
+    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
+        return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
+                       "seconds": round(seconds, 4)})
+
+    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
+                                 end_epoch, cfg.train.shuffle)
+    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
+    recorder = EpochRecorder(on_epoch, stop, progress)
+    try:
+        with progress or contextlib.nullcontext():
+            model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
+                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+    except KeyboardInterrupt:
+        recorder.interrupted = True
+    return FitOutcome(recorder.interrupted, recorder.diverged_epoch)
 
 
 def seeded_model(lc: LoadedConfig, data: Dataset) -> Any:
@@ -154,6 +157,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     """
     from dlrun.model import param_counts, summary_text
 
+    cfg: ExperimentConfig = lc.config
     stop = stop or StopRequest()
     clock = RunClock()
     model = model if model is not None else seeded_model(lc, data)
@@ -165,54 +169,33 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     base = {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
             "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
     _summary(run, lc, "running", clock, rows, **base)
-    try:
-        recorder = _fit(lc, run, model, data, rows, clock, stop, reporter)
-        if not recorder.interrupted:
-            return _finish(lc, run, model, data, rows, clock, recorder.diverged_epoch, base)
-    except KeyboardInterrupt:
-        pass  # a second signal: stop now; `rows` still matches the checkpoint on disk
+
+    def on_row(row: dict[str, Any]) -> bool:
+        done = [*rows, row]
+        meta = {"epoch": row["epoch"], "rows": done, "seconds": clock.elapsed(), "started": clock.started}
+        es = cfg.train.early_stopping
+        with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+            save_checkpoint(run, model, meta)
+            if es is not None and _restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
+                save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
+            rows.append(row)
+            _write_metrics(run, rows, cfg.task)
+        return early_stop_due(rows, es)
+
+    outcome, start_epoch = FitOutcome(), len(rows)
+    if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
+        outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row)
+    if not outcome.interrupted:
+        try:
+            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base)
+        except KeyboardInterrupt:
+            pass  # a second signal while saving: the last checkpoint stands
     try:
         with stop.protect():
             _summary(run, lc, "interrupted", clock, rows, last_complete_epoch=len(rows), **base)
     except KeyboardInterrupt:
         pass  # a signal during the write: it is done, and we stop anyway
     raise Interrupted(f"interrupted after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
-
-
-def _fit(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]], clock: RunClock,
-         stop: StopRequest, reporter: Reporter) -> Any:
-    """Fit from epoch len(rows); each complete epoch is appended to `rows` and checkpointed."""
-    from dlrun.callbacks import EpochRecorder
-    from dlrun.pipeline import train_stream
-
-    cfg = lc.config
-
-    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
-        row = {"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
-               "seconds": round(seconds, 4)}
-        done = [*rows, row]
-        meta = {"epoch": epoch + 1, "rows": done, "seconds": clock.elapsed(), "started": clock.started}
-        es = cfg.train.early_stopping
-        # a second Ctrl-C waits for this block: checkpoint, rows and metrics.csv stay in step
-        with stop.protect():
-            save_checkpoint(run, model, meta)
-            if es is not None and _restores_best(cfg) and best_epoch(done, es) == epoch + 1:
-                save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
-            rows.append(row)
-            _write_metrics(run, rows, cfg.task)
-        return early_stop_due(rows, es)
-
-    start_epoch = len(rows)
-    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
-                                 cfg.train.epochs, cfg.train.shuffle)
-    validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    progress = reporter.epoch_progress(cfg.train.epochs, steps, start_epoch)
-    recorder = EpochRecorder(on_epoch, stop, progress)
-    if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
-        with progress or contextlib.nullcontext():
-            model.fit(stream, epochs=cfg.train.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
-                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
-    return recorder
 
 
 def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]],
@@ -229,14 +212,14 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
     test = evaluate_model(model, data, cfg.train.batch_size, cfg.task) if rows else {}
     _write_metrics(run, rows, cfg.task)
     if rows:  # a run that diverged in its first epoch has no finite weights worth saving
-        _save_model(run, model)
-    _history_plot(run, rows, cfg.name)
-    if rows:
+        save_model(run, model)
         extra.update(_coefficients(model, cfg))
+    _history_plot(run, rows, cfg.name)
     return _summary(run, lc, status, clock, rows, metrics=final_metrics(rows, test, cfg.task), **extra, **base)
 
 
-def _save_model(run: RunDir, model: Any) -> None:
+def save_model(run: RunDir, model: Any) -> None:
+    """Write the final weights and the full .keras model atomically."""
     with rundir.atomic_path(run / rundir.WEIGHTS) as tmp:
         model.save_weights(tmp)
     with rundir.atomic_path(run / rundir.MODEL) as tmp:
@@ -266,7 +249,7 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
           data: Dataset | None = None) -> dict[str, Any]:
     """Train one run from a config; returns its summary (status `completed` or `diverged`).
 
-    Config and data problems raise before anything is written under `runs_root`.
+    Config, data and model-building problems raise before anything is written under `runs_root`.
     """
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
@@ -290,28 +273,10 @@ def train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Report
     except DlrunError:
         raise
     except Exception as exc:
-        _mark_failed(run, exc)
+        mark_failed(run, exc)
         raise
     report_summary(reporter, summary)
     return summary
-
-
-def _mark_failed(run: RunDir, exc: BaseException) -> None:
-    try:
-        summary = run.read_summary()
-    except RunDirError:
-        summary = {"run_dir": str(run.path)}
-    summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-    rundir.write_json(run / rundir.SUMMARY, summary)
-
-
-def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
-    """Print the closing table of a run."""
-    shown = {"status": summary["status"], "epochs": summary["epochs_run"], **summary.get("metrics", {}),
-             "seconds": summary["seconds"]}
-    if "diverged_epoch" in summary:
-        shown["diverged at epoch"] = summary["diverged_epoch"]
-    reporter.table(metrics_table(f"{summary['name']} — {summary['run_dir']}", shown))
 
 
 def _restores_best(cfg: ExperimentConfig) -> bool:

@@ -72,6 +72,8 @@ CASES = [
     Case("run_name_escapes_runs_root", ("train", "valid_tiny.yaml", "--set", "name=../evil"),
          ("--set name=../evil: name:", "not a valid name")),
     Case("resume_not_a_run", ("train", "--resume", "data/not_a_run"), ("data/not_a_run", "not a run directory")),
+    Case("train_resume_of_a_transfer_run", ("train", "--resume", "data/transfer_run"),
+         ("data/transfer_run", "dlrun transfer --resume")),
     Case("resume_a_file", ("train", "--resume", "valid_tiny.yaml"), ("valid_tiny.yaml", "not a directory")),
     Case("sweep_zip_lengths_differ_validate", ("validate", "sweep_zip_lengths_differ.yaml"),
          ("sweep_zip_lengths_differ.yaml:9: sweep.params:", "equal lengths")),
@@ -81,8 +83,10 @@ CASES = [
          ("sweep_zip_lengths_differ.yaml:9:", "equal lengths"), needs="sweep"),
     Case("sweep_param_not_a_key", ("sweep", "sweep_param_not_a_key.yaml"),
          ("sweep_param_not_a_key.yaml:9:", "not a config key"), needs="sweep"),
+    # the refusal, then the 5-line mapping table as context
     Case("transfer_freeze_matches_nothing", ("transfer", "transfer_freeze_matches_nothing.yaml"),
-         ("transfer_freeze_matches_nothing.yaml", "no_such_layer"), needs="transfer"),
+         ("transfer_freeze_matches_nothing.yaml:12: transfer.stages.0.freeze:", "'no_such_layer*' matches no layer"),
+         lines=6, needs="transfer"),
     Case("transfer_resume_not_a_run", ("transfer", "--resume", "data/not_a_run"),
          ("data/not_a_run", "not a"), needs="transfer"),
 ]
