@@ -148,10 +148,11 @@ def run_stages(state: StageRun, compiled: int | None = None) -> dict[str, Any]:
         def on_row(row: dict[str, Any], i: int = i, stage: StageConfig = stage,
                    stage_rows: list[dict[str, Any]] = stage_rows) -> bool:
             row = {**row, "epoch": len(state.rows) + 1, "stage": stage.name}
-            state.rows.append(row)
-            stage_rows.append(row)
-            save_checkpoint(state.run, model, state.meta(i))
-            rundir.write_csv(state.run / rundir.METRICS, columns, state.rows)
+            with state.stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+                state.rows.append(row)
+                stage_rows.append(row)
+                save_checkpoint(state.run, model, state.meta(i))
+                rundir.write_csv(state.run / rundir.METRICS, columns, state.rows)
             return early_stop_due(stage_rows, cfg.train.early_stopping)
 
         outcome = FitOutcome()

@@ -127,3 +127,9 @@ def test_cli_compare_of_a_non_run_is_exit_2(tmp_path: Path) -> None:
 
 def test_runs_does_not_import_tensorflow(runs_root: Path) -> None:
     assert _tf_loaded("runs", str(runs_root)) == "TF_LOADED=False"
+
+
+def test_a_transfer_run_is_listed_as_such(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "ft", "2026-01-01T10:00:00", metrics={"test_accuracy": 0.9})
+    rundir.write_json(run / "transfer.json", {"from": "runs/source"})
+    assert [(info.name, info.kind) for info in list_runs(tmp_path)] == [("ft", "transfer")]
