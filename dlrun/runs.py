@@ -43,11 +43,11 @@ def effective_status(summary: dict[str, Any]) -> str:
     """The summary's status, with `running` whose process is gone reported as `crashed`.
 
     A directory with no summary at all is `crashed` too (the process died while creating it).
-    A run started on another host cannot be checked and keeps `running`.
+    A run started on another host, or a summary without a pid, cannot be checked and keeps `running`.
     """
     status = str(summary.get("status") or "crashed")
-    if status != "running":
-        return status
+    if status != "running" or summary.get("pid") is None:
+        return status  # without a pid (e.g. a sweep's summary) there is nothing to check
     host = summary.get("host")
     if host and host != socket.gethostname():
         return status
@@ -97,8 +97,11 @@ def run_metrics(path: Path, summary: dict[str, Any]) -> dict[str, float]:
     """The run's numeric results: summary metrics (or a sweep's best), else the last epoch so far."""
     found = _numbers(summary.get("metrics"))
     best = summary.get("best")
-    if not found and isinstance(best, dict):
-        found = _numbers(best.get("metrics")) or _numbers(best)
+    if not found and isinstance(best, dict):  # a sweep: its best trial's metric
+        if isinstance(best.get("value"), int | float) and best.get("metric"):
+            found = {f"best_{best['metric']}": float(best["value"])}
+        else:
+            found = _numbers(best.get("metrics")) or _numbers(best)
     if not found:
         rows = _safe_rows(path / rundir.METRICS)
         if rows:
@@ -163,6 +166,9 @@ def read_run(path: Path) -> RunInfo | None:
             done = len(rows)
             seconds = sum(float(r["seconds"]) for r in rows if _is_float(r.get("seconds"))) or seconds
         epochs = f"{done}/{summary['epochs']}"
+    elif isinstance(summary.get("counts"), dict) and isinstance(summary["counts"].get("total"), int):
+        counts = summary["counts"]
+        epochs = f"{counts.get('completed', 0)}/{counts['total']} trials"
     elif kind == "sweep" and (path / rundir.SWEEP_TRIALS).is_dir():
         epochs = f"{sum(1 for p in (path / rundir.SWEEP_TRIALS).iterdir() if p.is_dir())} trials"
     return RunInfo(str(path), kind, str(summary.get("name") or path.name), status, started, seconds, epochs,

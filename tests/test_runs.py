@@ -32,7 +32,8 @@ def dead_pid() -> int:
     ({"status": "running", "pid": dead_pid(), "host": "another-machine"}, "running"),
     ({}, "crashed"),
     ({"status": "interrupted", "pid": dead_pid()}, "interrupted"),
-], ids=["alive", "dead-pid", "other-host", "no-summary", "interrupted"])
+    ({"status": "running"}, "running"),
+], ids=["alive", "dead-pid", "other-host", "no-summary", "interrupted", "no-pid"])
 def test_effective_status(summary: dict[str, Any], expected: str) -> None:
     assert effective_status(summary) == expected
 
@@ -63,16 +64,22 @@ def runs_root(tmp_path: Path) -> Path:
     (sweep / "trials" / "t0").mkdir(parents=True)
     (sweep / "trials" / "t1").mkdir()
     rundir.write_text(sweep / "sweep.yaml", "params: {optimizer.lr: [0.1, 0.01]}\n")
-    rundir.write_json(sweep / "summary.json", {"status": "completed", "name": "lr-sweep",
-                                               "started": "2026-01-03T10:00:00", "best": {"val_accuracy": 0.9}})
+    # the shape `dlrun sweep` writes: no pid and no start time (the folder's time is used)
+    rundir.write_json(sweep / "summary.json", {
+        "status": "running", "sweep_dir": str(sweep), "name": "lr-sweep", "counts": {"total": 2, "completed": 1},
+        "best": {"trial": "t1", "metric": "val_accuracy", "value": 0.9}, "seconds": 12.0})
     (root / "not-a-run").mkdir()
     return root
 
 
 def test_list_runs_newest_first_with_sweeps_and_crashes(runs_root: Path) -> None:
     listed = [(info.name, info.kind, info.status, info.epochs) for info in list_runs(runs_root)]
-    assert listed == [("lr-sweep", "sweep", "completed", "2 trials"), ("killed", "run", "crashed", "3/4"),
+    assert listed == [("lr-sweep", "sweep", "running", "1/2 trials"), ("killed", "run", "crashed", "3/4"),
                       ("old", "run", "completed", "2/4")]
+
+
+def test_a_sweep_shows_its_best_trial_metric(runs_root: Path) -> None:
+    assert list_runs(runs_root)[0].metrics == {"best_val_accuracy": 0.9}
 
 
 def test_a_crashed_run_shows_its_last_epoch_metrics(runs_root: Path) -> None:
@@ -108,7 +115,7 @@ def test_cli_runs_table_shows_status_and_run_dir(runs_root: Path) -> None:
 
 def test_cli_runs_json(runs_root: Path) -> None:
     runs = json.loads(run_cli("runs", runs_root, "--json").stdout)["runs"]
-    assert [run["status"] for run in runs] == ["completed", "crashed", "completed"]
+    assert [run["status"] for run in runs] == ["running", "crashed", "completed"]
 
 
 def test_cli_compare_shows_both_tables(tmp_path: Path) -> None:
