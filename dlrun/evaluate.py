@@ -13,6 +13,7 @@ from dlrun.config import load_config
 from dlrun.console import Reporter, metrics_table, rows_table
 from dlrun.errors import RunDirError, WeightsError
 from dlrun.train import load_data_for
+from dlrun.weights import read_weights
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
@@ -56,8 +57,6 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
     lc = load_config(config_path, overrides)
     cfg = lc.config
-    from dlrun.weights import read_weights
-
     read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
     data = load_data_for(lc)
     backend.setup(cfg.seed, cfg.train.threads)
