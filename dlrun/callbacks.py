@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from dlrun import backend
 from dlrun.console import EpochProgress
 from dlrun.interrupts import StopRequest
@@ -47,6 +49,9 @@ class EpochRecorder(keras.callbacks.Callback):
         elif self.progress:
             self.progress.batch_end(batch, logs or {})
 
+    def _weights_finite(self) -> bool:
+        return all(bool(np.isfinite(w).all()) for w in self.model.get_weights())
+
     def _halt(self) -> None:
         self._partial = True
         self.model.stop_training = True
@@ -55,7 +60,9 @@ class EpochRecorder(keras.callbacks.Callback):
         if self._partial:
             return  # a stopped epoch is incomplete: nothing is recorded or checkpointed
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        if not math.isfinite(logs.get("loss", 0.0)):
+        if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")) or not self._weights_finite():
+            # the last step can leave non-finite weights behind a finite loss: such an epoch is
+            # not complete either, so the checkpoint stays at the last usable one
             self.diverged_epoch = epoch + 1
             self.model.stop_training = True
             return

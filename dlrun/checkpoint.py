@@ -51,8 +51,8 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise RunDirError(f"{path}: damaged checkpoint ({exc})") from None
 
 
-def load_checkpoint(path: Path, model: Any) -> dict[str, Any]:
-    """Restore model (and optimizer, when saved) state from `path`; returns its metadata."""
+def load_checkpoint(path: Path, model: Any, optimizer_state: bool = True) -> dict[str, Any]:
+    """Restore model (and optimizer, when saved and `optimizer_state`) state from `path`; returns its metadata."""
     meta, arrays = _read(path)
     variables = model_state(model)
     stored = sorted((k for k in arrays if k.startswith("m")), key=lambda k: int(k[1:]))
@@ -62,7 +62,7 @@ def load_checkpoint(path: Path, model: Any) -> dict[str, Any]:
         variable.assign(arrays[key])
     opt_keys = sorted((k for k in arrays if k.startswith("o")), key=lambda k: int(k[1:]))
     optimizer = getattr(model, "optimizer", None)
-    if opt_keys and optimizer is not None:
+    if opt_keys and optimizer is not None and optimizer_state:
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         if len(opt_keys) == len(optimizer.variables):

@@ -22,6 +22,16 @@ REGRESSION_METRICS = ("loss", "mae", "val_loss", "val_mae")
 Check = Callable[[LoadedConfig], list[Problem]]
 
 
+def data_units_message(units: int, classes: int, lc: LoadedConfig) -> str:
+    """Output units vs the classes found in the data; more classes than units means labels out of range."""
+    data = lc.config.data
+    if classes <= units:
+        return units_message(units, classes, data.source)
+    return (f"the output layer has {units} units (classes 0-{units - 1}) but the labels in "
+            f"{data.path or data.source} go up to {classes - 1}: label out of range. Set units: {classes} "
+            "if there are that many classes, or fix the labels")
+
+
 def check_file_source_has_path(lc: LoadedConfig) -> list[Problem]:
     """File-based sources need `data.path`."""
     data = lc.config.data
@@ -156,6 +166,34 @@ def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
     return problems
 
 
+def check_base_model(lc: LoadedConfig) -> list[Problem]:
+    """`model.base` names exactly one of `from` / `application`; `imagenet` weights need a local file."""
+    base = lc.config.model.base
+    if base is None:
+        return []
+    if (base.from_ is None) == (base.application is None):
+        return [lc.source.problem("model.base", "set exactly one of model.base.from (a run directory or saved "
+                                  "model) and model.base.application (mobilenet, mobilenet_v2)")]
+    if base.from_ is not None and base.weights is not None:
+        return [lc.source.problem("model.base.weights", "weights goes with application; a base from a saved "
+                                  "model brings its own weights")]
+    if base.application is not None and base.weights == "imagenet":
+        from dlrun.base_model import imagenet_message
+
+        return [lc.source.problem("model.base.weights", imagenet_message(base.application))]
+    return []
+
+
+def check_transfer_stages(lc: LoadedConfig) -> list[Problem]:
+    """Stage names are unique (metrics rows and checkpoints are keyed by them)."""
+    transfer, seen, problems = lc.config.transfer, set(), []
+    for i, stage in enumerate(transfer.stages if transfer else []):
+        if stage.name in seen:
+            problems.append(lc.source.problem(f"transfer.stages.{i}.name", f"stage name '{stage.name}' is used twice"))
+        seen.add(stage.name)
+    return problems
+
+
 def is_config_key(key: str) -> bool:
     """True when `key` (dotted, list indices allowed) names a value of the config schema."""
     parts = key.split(".")
@@ -181,6 +219,8 @@ STATIC_CHECKS: list[Check] = [
     check_unique_layer_names,
     check_early_stopping_monitor,
     check_sweep_space,
+    check_base_model,
+    check_transfer_stages,
 ]
 
 
@@ -195,11 +235,15 @@ def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_class
     """Checks that need the loaded data: output units vs classes, image layers vs flat input."""
     problems: list[Problem] = []
     layers = lc.config.model.layers
-    if lc.config.task == "classification" and num_classes is not None:
+    if lc.config.task == "classification" and num_classes is not None and num_classes < 2:
+        data = lc.config.data
+        problems.append(lc.source.problem("data", f"the labels in {data.path or data.source} hold one class only; "
+                                          "classification needs at least two (or use task: regression)"))
+    elif lc.config.task == "classification" and num_classes is not None:
         units = layers[-1].args.units  # type: ignore[attr-defined]
         if units != num_classes:
             key = f"model.layers.{len(layers) - 1}.dense.units"
-            problems.append(lc.source.problem(key, units_message(units, num_classes, lc.config.data.source)))
+            problems.append(lc.source.problem(key, data_units_message(units, num_classes, lc)))
     if len(input_shape) != 3:
         for i, item in enumerate(layers):
             if item.type in IMAGE_TYPES:

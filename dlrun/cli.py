@@ -3,14 +3,17 @@ commands that train or load weights, so `--help` and `validate` stay fast."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from dlrun.console import Reporter
-from dlrun.errors import ConfigError, DlrunError
+from dlrun.errors import ConfigError, DlrunError, Interrupted
 
 app = typer.Typer(
     name="dlrun",
@@ -21,6 +24,7 @@ app = typer.Typer(
 )
 
 EXIT_DIVERGED = 3
+EXIT_UNEXPECTED = 1
 
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False)]
@@ -46,6 +50,9 @@ def run_command(action: Callable[[], Any]) -> Any:
         return action()
     except DlrunError as error:
         _fail(error)
+    except KeyboardInterrupt:  # a second Ctrl-C outside the training loop: files are atomic, just stop
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(Interrupted.exit_code) from None
 
 
 @app.command()
@@ -72,23 +79,56 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run; writes metrics, plots, weights and the resolved config into a run directory."""
-    from dlrun import train as core
-
     reporter = Reporter(json_mode=json_out)
     if resume is not None:
-        if sets:
-            _fail(DlrunError("--set cannot change a resumed run; it keeps its own config"))
-        summary = run_command(lambda: core.resume(resume, config, reporter, use_cache=not no_cache))
+        from dlrun.resume import resume as core_resume
+
+        if sets or run_dir:
+            _fail(DlrunError(f"{'--set' if sets else '--run-dir'} cannot be used with --resume: a resumed run "
+                             "keeps its own config and directory"))
+        summary = run_command(lambda: core_resume(resume, config, reporter, use_cache=not no_cache))
     elif config is None:
         _fail(DlrunError("give a CONFIG to train, or --resume RUN_DIR"))
     else:
+        from dlrun import train as core
+
         summary = run_command(lambda: core.train(config, sets or [], run_dir, runs_root, reporter,
                                                  use_cache=not no_cache))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
-        typer.echo(f"diverged at epoch {summary.get('diverged_epoch')} (non-finite loss); "
-                   f"kept the last finite checkpoint in {summary['run_dir']}", err=True)
+        epoch = summary.get("diverged_epoch")
+        kept = (f"kept the checkpoint of epoch {summary['epochs_run']} (the last finite one) in {summary['run_dir']}"
+                if summary["epochs_run"] else "no epoch finished with a finite loss, so no weights were saved")
+        typer.echo(f"diverged at epoch {epoch} (non-finite loss); {kept}. Try a smaller optimizer.lr", err=True)
         raise typer.Exit(EXIT_DIVERGED)
+
+
+@app.command()
+def runs(
+    runs_root: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = Path("runs"),
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(
+        "--compare", help="Compare two run directories: config and metric differences.", show_default=False,
+        metavar="RUN_A RUN_B")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List runs and sweeps, newest first (status, key metrics, start, duration); or compare two runs."""
+    from dlrun import runs as core
+
+    reporter = Reporter(json_mode=json_out)
+    if not reporter.out.is_terminal:  # piped or redirected: no need to squeeze the tables into 80 columns
+        reporter.out.width = max(reporter.out.width, 160)
+    if compare:
+        result = run_command(lambda: core.compare_runs(*compare))
+        reporter.emit_json(result)
+        for table in core.compare_tables(result):
+            reporter.table(table)
+        return
+    infos = run_command(lambda: core.list_runs(runs_root))
+    reporter.emit_json({"runs_root": str(runs_root), "runs": [info.to_dict() for info in infos]})
+    if infos:
+        reporter.table(core.runs_table(infos, runs_root))
+    else:
+        reporter.info(f"no runs in {runs_root}")
 
 
 @app.command()
@@ -111,19 +151,63 @@ def evaluate(
     reporter.emit_json(result)
 
 
+@app.command()
+def transfer(
+    config: Annotated[Path | None, typer.Argument(
+        help="Config of the target model and data (YAML).", show_default=False)] = None,
+    source: Annotated[str | None, typer.Option(
+        "--from", help="Weights to start from: a run directory, .weights.h5, .keras or legacy Keras-2 .h5.")] = None,
+    freeze: Annotated[str | None, typer.Option(
+        "--freeze", help="Freeze policy of a single-stage transfer: none, all, features, or names/globs.")] = None,
+    sets: SetOpt = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
+    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.")] = None,
+    unsafe: Annotated[bool, typer.Option(
+        "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
+    from dlrun import transfer as core
+
+    reporter = Reporter(json_mode=json_out)
+    summary = run_command(lambda: core.transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
+                                                resume, unsafe))
+    reporter.emit_json(summary)
+    if summary["status"] == "diverged":
+        typer.echo(f"diverged in stage {summary.get('diverged_stage')} at epoch {summary.get('diverged_epoch')} "
+                   f"(non-finite loss); kept the last finite checkpoint in {summary['run_dir']}", err=True)
+        raise typer.Exit(EXIT_DIVERGED)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # Outside training (which installs its own graceful handler) Ctrl-C / SIGTERM end the command with
+    # 130. SystemExit, unlike KeyboardInterrupt, is not turned into click's "Aborted!" (exit 1).
+    typer.echo("interrupted", err=True)
+    raise SystemExit(Interrupted.exit_code)
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. Anything unexpected becomes a one-line error (exit 1); set DLRUN_DEBUG=1
+    for the traceback."""
     from dlrun import backend
 
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_on_signal)
     backend.silence_native_logs()
     try:
         app()
         code = 0
     except SystemExit as stop:
         code = _exit_code(stop.code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        code = 130
+    except Exception as exc:
+        if os.environ.get("DLRUN_DEBUG"):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(f"error: unexpected {type(exc).__name__}: {reason}", err=True)
+        typer.echo("this is a bug in dlrun (or an input it does not check yet); rerun with DLRUN_DEBUG=1 "
+                   "for the traceback and report it", err=True)
+        code = EXIT_UNEXPECTED
     backend.exit_now(code)
 
 

@@ -39,6 +39,9 @@ class SourceMap:
             dotted = ".".join(parts)
             if dotted in self.overrides:
                 return f"--set {self.overrides[dotted]}"
+            inside = [item for k, item in self.overrides.items() if k.startswith(f"{dotted}.")] if parts else []
+            if inside:  # an override below this key changed its shape (e.g. --set name.x=1)
+                return f"--set {inside[0]}"
             if dotted in self.lines:
                 return f"{self.file}:{self.lines[dotted]}"
             if not parts:
@@ -85,6 +88,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[str, int]]:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
         reason = exc.problem or str(exc)
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in reason:
+            reason += "; dlrun reads plain YAML only (no !!python tags), write the value itself"
         raise ConfigError([Problem(f"{file}{line}", "", f"invalid YAML: {reason}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(file, "", f"invalid YAML: {exc}")]) from None
@@ -230,6 +235,9 @@ def _message(err: dict[str, Any]) -> str:
         return f"expected a one-key mapping such as `dense: {{units: 10}}`, got {value!r}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "string_pattern_mismatch" and tuple(loc) == ("name",):
+        return (f"{value!r} is not a valid name: use letters, digits, '_', '-', '.', starting with a letter "
+                "or digit (it becomes a folder name, so no '/' or '..')")
     got = "" if isinstance(value, dict | list) else f" (got {value!r})"
     return f"{err['msg']}{got}"
 

@@ -13,6 +13,7 @@ from dlrun.config import load_config
 from dlrun.console import Reporter, metrics_table, rows_table
 from dlrun.errors import RunDirError, WeightsError
 from dlrun.train import load_data_for
+from dlrun.weights import read_weights
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
@@ -57,6 +58,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
     lc = load_config(config_path, overrides)
     cfg = lc.config
+    read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
     data = load_data_for(lc, use_cache)
     backend.setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
     model = build_model(lc, data.input_shape)

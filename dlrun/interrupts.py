@@ -1,5 +1,10 @@
 """Graceful Ctrl-C / SIGTERM: the first signal asks work to stop at a safe point, the second
-stops at once (files are written atomically, so the last good checkpoint survives either way)."""
+stops at once (files are written atomically, so the last good checkpoint survives either way).
+
+A second signal that arrives while a checkpoint is being written (inside `StopRequest.protect()`)
+is held back until that block ends, so the checkpoint, metrics.csv and the in-memory epoch count
+always agree about which epoch is the last complete one.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,32 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.signal_name = ""
+        self._protected = 0
+        self._abort_pending = False
+
+    def signal_received(self, name: str) -> None:
+        """Record a signal: the first asks for a graceful stop, a later one aborts now
+        (raises KeyboardInterrupt), or as soon as a protected block ends."""
+        if not self.requested:
+            self.requested = True
+            self.signal_name = name
+            return
+        if self._protected:
+            self._abort_pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def protect(self) -> Iterator[None]:
+        """A block that a second signal does not cut short (it aborts right after the block)."""
+        self._protected += 1
+        try:
+            yield
+        finally:
+            self._protected -= 1
+        if not self._protected and self._abort_pending:
+            self._abort_pending = False
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -27,10 +58,7 @@ def graceful_stop() -> Iterator[StopRequest]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if request.requested:
-            raise KeyboardInterrupt  # second signal: stop now
-        request.requested = True
-        request.signal_name = signal.Signals(signum).name
+        request.signal_received(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

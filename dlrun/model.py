@@ -45,30 +45,43 @@ def _keras_kwargs(args: LayerArgs, l2: float, regularize: bool) -> dict[str, Any
     return kwargs
 
 
-def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None = None) -> Any:
-    """A compiled keras Sequential model for the config. Raises ConfigError when a layer cannot
-    be built for this input (e.g. images too small for the convolutions)."""
+def make_layer(cfg: ExperimentConfig, index: int, name: str) -> Any:
+    """A fresh keras layer for `model.layers[index]` (L2 where configured)."""
     keras = backend.keras()
-    cfg = lc.config
+    item, last = cfg.model.layers[index], index == len(cfg.model.layers) - 1
+    regularize = item.type in L2_TARGETS[cfg.model.l2_layers] or (last and item.type == "dense")
+    kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
     # Mixed precision is set per layer, not with keras' global policy, which would leak into every
     # model built later in the process (the next sweep trial). The output layer stays float32.
-    mixed = cfg.train.mixed_precision
+    if cfg.train.mixed_precision:
+        kwargs["dtype"] = "float32" if last else "mixed_float16"
+    return getattr(keras.layers, KERAS_LAYERS[item.type][0])(name=name, **kwargs)
+
+
+def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None = None, base: Any = None,
+                unsafe: bool = False) -> Any:
+    """A compiled keras Sequential model for the config. Raises ConfigError when a layer cannot
+    be built for this input (e.g. images too small for the convolutions).
+
+    With `model.base`, the base model (`base`, else built here; `unsafe` allows code in .keras files)
+    is the first layer and `model.layers` go on top of it (in float32 under train.mixed_precision).
+    """
+    keras = backend.keras()
+    cfg = lc.config
     model = keras.Sequential(name=name or "sequential")
     model.add(keras.Input(shape=input_shape))
-    items, names = cfg.model.layers, layer_names(cfg)
-    targets = L2_TARGETS[cfg.model.l2_layers]
-    for i, (item, layer_name) in enumerate(zip(items, names, strict=True)):
-        last = i == len(items) - 1
-        regularize = item.type in targets or (last and item.type == "dense")
-        kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
-        if mixed:
-            kwargs["dtype"] = "float32" if last else "mixed_float16"
-        cls = getattr(keras.layers, KERAS_LAYERS[item.type][0])
-        try:
-            model.add(cls(name=layer_name, **kwargs))
+    if base is None and cfg.model.base is not None:
+        from dlrun.base_model import build_base
+
+        base = build_base(lc, input_shape, unsafe).model
+    if base is not None:
+        model.add(base)
+    for i, (item, layer_name) in enumerate(zip(cfg.model.layers, layer_names(cfg), strict=True)):
+        shape = model.output_shape if len(model.layers) else input_shape  # before add: a failed add leaves
+        try:                                                              # the model without an output shape
+            model.add(make_layer(cfg, i, layer_name))
         except (ValueError, TypeError) as exc:
-            shape = model.output_shape if len(model.layers) else input_shape
-            reason = str(exc).splitlines()[0]
+            reason = str(exc).splitlines()[0].rstrip(".")
             raise lc.error(f"model.layers.{i}", f"{item.type} cannot take input of shape {shape}: {reason}. "
                            "Use larger images (data.image_size), fewer pooling layers, or padding: same") from None
     compile_model(model, cfg)

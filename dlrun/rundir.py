@@ -43,6 +43,8 @@ SWEEP_TRIALS = "trials"
 
 METRIC_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: files made by mkstemp (mode 0600) get the usual permissions back
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -84,14 +86,26 @@ def create_run_dir(name: str, root: Path | str = DEFAULT_RUNS_ROOT, explicit: Pa
     """Create a fresh run directory: `explicit` if given (must not exist or be empty), else
     `root/<name>-<timestamp>[-N]`. Creation is exclusive (os.mkdir), so concurrent processes
     never share a directory."""
+    try:
+        return _create_run_dir(name, Path(root), explicit)
+    except OSError as exc:  # e.g. a read-only disk, or a file where a folder should be
+        raise RunDirError(f"cannot create a run directory: {exc.strerror or exc} ({exc.filename or root}); "
+                          "choose a writable --runs or --run-dir") from None
+
+
+def _create_run_dir(name: str, root: Path, explicit: Path | str | None) -> RunDir:
     if explicit is not None:
         path = Path(explicit)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(path)  # exclusive: of two processes creating it, one wins
+            return RunDir(path)
+        except FileExistsError:
+            pass
+        if not path.is_dir() or any(path.iterdir()):
             raise RunDirError(f"{path} already exists and is not empty; runs are never overwritten. "
                               "Choose another --run-dir or remove it.")
-        path.mkdir(parents=True, exist_ok=True)
         return RunDir(path)
-    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     base = f"{safe_name(name)}-{timestamp()}"
     for n in range(0, 10_000):
@@ -113,6 +127,22 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def is_temp_file(name: str) -> bool:
+    """True for the name of an `atomic_path` temporary file (never read; removed on resume)."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def remove_temp_files(directory: Path | str) -> int:
+    """Delete temporary files a killed process left under `directory`; returns how many."""
+    removed = 0
+    for path in Path(directory).rglob(".*"):
+        if path.is_file() and is_temp_file(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix) to write to; on success it is renamed
@@ -129,6 +159,7 @@ def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
         if durable:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
         if durable:
             _fsync_dir(path.parent)

@@ -1,22 +1,22 @@
-"""`dlrun train`: one run from a config, with per-epoch checkpoints, divergence detection,
-graceful interruption and resume. Returns the run summary; never exits the process."""
+"""`dlrun train`: one run from a config, with per-epoch checkpoints, divergence detection and
+graceful interruption (`dlrun.resume` continues a run). Returns the summary; never exits the process."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import time
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dlrun import backend, checks, rundir
 from dlrun.checkpoint import load_checkpoint, save_checkpoint
-from dlrun.config import LoadedConfig, config_sha256, dump_config, load_config
-from dlrun.console import Reporter, metrics_table
+from dlrun.config import LoadedConfig, dump_config, load_config
+from dlrun.console import Reporter
 from dlrun.data import Dataset, load_dataset
-from dlrun.errors import ConfigError, Interrupted, RunDirError
+from dlrun.errors import DlrunError, Interrupted
 from dlrun.interrupts import StopRequest, graceful_stop
+from dlrun.run_summary import RunClock, mark_failed, report_summary, write_summary
 from dlrun.rundir import RunDir
 from dlrun.schema import EarlyStopping, ExperimentConfig
 
@@ -86,19 +86,9 @@ def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str)
     return out
 
 
-def _summary(run: RunDir, lc: LoadedConfig, status: str, started: float, rows: list[dict[str, Any]],
+def _summary(run: RunDir, lc: LoadedConfig, status: str, clock: RunClock, rows: list[dict[str, Any]],
              **extra: Any) -> dict[str, Any]:
-    cfg = lc.config
-    summary: dict[str, Any] = {
-        "status": status, "run_dir": str(run.path), "name": cfg.name, "seed": cfg.seed,
-        "epochs_run": len(rows), "epochs": cfg.train.epochs,
-        "started": datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - started, 3), "pid": os.getpid(),
-        "config_sha256": config_sha256(cfg),
-    }
-    summary.update(extra)
-    rundir.write_json(run / rundir.SUMMARY, summary)
-    return summary
+    return write_summary(run, lc, status, clock.started, rows, seconds=round(clock.elapsed(), 3), **extra)
 
 
 def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: bool = True) -> None:
@@ -127,78 +117,126 @@ def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: Exp
     return evaluate_model(model, data, cfg.train.batch_size, cfg.task)
 
 
-def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
-                 stop: StopRequest | None = None, resume_from: Path | None = None) -> dict[str, Any]:
-    """Train into an existing run directory (fresh, or continuing from a checkpoint).
+@dataclass
+class FitOutcome:
+    """How a stretch of epochs ended: stopped by a request, or diverged at a (1-based) epoch."""
 
-    Returns the summary; status is `completed` or `diverged`. Raises Interrupted after writing
-    an `interrupted` summary when a stop was requested.
+    interrupted: bool = False
+    diverged_epoch: int | None = None
+
+
+def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
+               start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool]) -> FitOutcome:
+    """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
+
+    `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
     """
     from dlrun.callbacks import EpochRecorder
-    from dlrun.model import build_model, param_counts, summary_text
     from dlrun.pipeline import train_stream
+
+    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
+        return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
+                       "seconds": round(seconds, 4)})
+
+    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
+                                 end_epoch, cfg.train.shuffle)
+    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
+    recorder = EpochRecorder(on_epoch, stop, progress)
+    try:
+        with progress or contextlib.nullcontext():
+            model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
+                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+    except KeyboardInterrupt:
+        recorder.interrupted = True
+    return FitOutcome(recorder.interrupted, recorder.diverged_epoch)
+
+
+def seeded_model(lc: LoadedConfig, data: Dataset) -> Any:
+    """Seed everything, then build the model: the same initial state in every process.
+    A layer that cannot take the data's shape raises ConfigError."""
+    from dlrun.model import build_model
+
+    backend.setup(lc.config.seed, lc.config.train.threads, deterministic=lc.config.train.jit_compile is not True)
+    return build_model(lc, data.input_shape)
+
+
+def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
+                 stop: StopRequest | None = None, resume_from: Path | None = None,
+                 model: Any | None = None) -> dict[str, Any]:
+    """Train into an existing run directory (fresh, or continuing from a checkpoint).
+
+    `model`, when given, must come fresh from `seeded_model`. Returns the summary; status is
+    `completed` or `diverged`. Raises Interrupted after writing an `interrupted` summary when a
+    stop was requested (or a second signal cut the run short).
+    """
+    from dlrun.model import param_counts, summary_text
 
     cfg: ExperimentConfig = lc.config
     stop = stop or StopRequest()
-    started = time.time()
-    backend.setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
-    model = build_model(lc, data.input_shape)
+    clock = RunClock()
+    model = model if model is not None else seeded_model(lc, data)
     rows: list[dict[str, Any]] = []
     if resume_from is not None:
         meta = load_checkpoint(resume_from, model)
-        rows = list(meta["rows"])
-        started -= float(meta.get("seconds", 0.0))
+        rows, clock = list(meta["rows"]), RunClock.resumed(meta)
     rundir.write_text(run / rundir.MODEL_TXT, summary_text(model))
     base = {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
             "data_cache": data.cache, "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
-    _summary(run, lc, "running", started, rows, **base)
+    _summary(run, lc, "running", clock, rows, **base)
 
-    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
-        row = {"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
-               "seconds": round(seconds, 4)}
-        rows.append(row)
-        meta = {"epoch": epoch + 1, "rows": rows, "seconds": time.time() - started}
-        save_checkpoint(run, model, meta)
+    def on_row(row: dict[str, Any]) -> bool:
+        done = [*rows, row]
+        meta = {"epoch": row["epoch"], "rows": done, "seconds": clock.elapsed(), "started": clock.started}
         es = cfg.train.early_stopping
-        if es is not None and _restores_best(cfg) and best_epoch(rows, es) == epoch + 1:
-            save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
-        # not fsynced each epoch: the checkpoint holds the rows durably and the file is rewritten at the end
-        _write_metrics(run, rows, cfg.task, durable=False)
-        return early_stop_due(rows, cfg.train.early_stopping)
+        with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+            save_checkpoint(run, model, meta)
+            if es is not None and _restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
+                save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
+            rows.append(row)
+            # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
+            _write_metrics(run, rows, cfg.task, durable=False)
+        return early_stop_due(rows, es)
 
-    start_epoch = len(rows)
-    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
-                                 cfg.train.epochs, cfg.train.shuffle)
-    validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    progress = reporter.epoch_progress(cfg.train.epochs, steps, start_epoch)
-    recorder = EpochRecorder(on_epoch, stop, progress)
+    outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
+        outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row)
+    if not outcome.interrupted:
         try:
-            with progress or contextlib.nullcontext():
-                model.fit(stream, epochs=cfg.train.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
-                          validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base)
         except KeyboardInterrupt:
-            recorder.interrupted = True
-    if recorder.interrupted:
-        _summary(run, lc, "interrupted", started, rows, last_complete_epoch=len(rows), **base)
-        raise Interrupted(f"interrupted after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
+            pass  # a second signal while saving: the last checkpoint stands
+    try:
+        with stop.protect():
+            _summary(run, lc, "interrupted", clock, rows, last_complete_epoch=len(rows), **base)
+    except KeyboardInterrupt:
+        pass  # a signal during the write: it is done, and we stop anyway
+    raise Interrupted(f"interrupted after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
+
+
+def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]],
+            clock: RunClock, diverged_epoch: int | None, base: dict[str, Any]) -> dict[str, Any]:
+    """Test metrics, final weights, plot and summary of a run that stopped on its own."""
+    cfg = lc.config
     status, extra = "completed", {}
-    if recorder.diverged_epoch is not None:
-        status, extra = "diverged", {"diverged_epoch": recorder.diverged_epoch}
-        if rows:
+    if diverged_epoch is not None:
+        status, extra = "diverged", {"diverged_epoch": diverged_epoch}
+        if rows:  # back to the last complete epoch, whose loss was finite
             load_checkpoint(run.checkpoint / rundir.CHECKPOINT_STATE, model)
     elif _restores_best(cfg) and (run.checkpoint / rundir.CHECKPOINT_BEST).exists():
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / rundir.CHECKPOINT_BEST, model)["epoch"]
-    weights_moved = recorder.diverged_epoch is not None or "restored_best_epoch" in extra
+    weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
     test = test_metrics(model, data, rows, cfg, weights_moved) if rows else {}
     _write_metrics(run, rows, cfg.task)
-    _save_model(run, model)
+    if rows:  # a run that diverged in its first epoch has no finite weights worth saving
+        save_model(run, model)
+        extra.update(_coefficients(model, cfg))
     _history_plot(run, rows, cfg.name)
-    extra.update(_coefficients(model, cfg))
-    return _summary(run, lc, status, started, rows, metrics=final_metrics(rows, test, cfg.task), **extra, **base)
+    return _summary(run, lc, status, clock, rows, metrics=final_metrics(rows, test, cfg.task), **extra, **base)
 
 
-def _save_model(run: RunDir, model: Any) -> None:
+def save_model(run: RunDir, model: Any) -> None:
+    """Write the final weights and the full .keras model atomically."""
     with rundir.atomic_path(run / rundir.WEIGHTS) as tmp:
         model.save_weights(tmp)
     with rundir.atomic_path(run / rundir.MODEL) as tmp:
@@ -228,67 +266,34 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
           data: Dataset | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Train one run from a config; returns its summary (status `completed` or `diverged`).
 
-    Config and data problems raise before anything is written under `runs_root`.
+    Config, data and model-building problems raise before anything is written under `runs_root`.
     """
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
     data = data if data is not None else load_data_for(lc, use_cache)
-    run = rundir.create_run_dir(lc.config.name, runs_root, run_dir)
-    rundir.write_text(run / rundir.CONFIG, dump_config(lc.config))
-    reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
-    for note in data.notes:
-        reporter.warn(note)
-    return _train_guarded(lc, run, data, reporter, None)
-
-
-def _train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
-                   resume_from: Path | None) -> dict[str, Any]:
+    model = seeded_model(lc, data)  # before the run directory: a model that cannot be built leaves nothing
     with graceful_stop() as stop:
-        try:
-            summary = run_training(lc, run, data, reporter, stop, resume_from)
-        except (Interrupted, ConfigError):
-            raise
-        except Exception as exc:
-            _mark_failed(run, exc)
-            raise
+        run = rundir.create_run_dir(lc.config.name, runs_root, run_dir)
+        rundir.write_text(run / rundir.CONFIG, dump_config(lc.config))
+        _summary(run, lc, "running", RunClock(), [])
+        reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
+        for note in data.notes:
+            reporter.warn(note)
+        return train_guarded(lc, run, data, reporter, None, stop, model)
+
+
+def train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, resume_from: Path | None,
+                  stop: StopRequest, model: Any | None = None) -> dict[str, Any]:
+    """run_training, marking the run `failed` when something unexpected (not a DlrunError) breaks it."""
+    try:
+        summary = run_training(lc, run, data, reporter, stop, resume_from, model)
+    except DlrunError:
+        raise
+    except Exception as exc:
+        mark_failed(run, exc)
+        raise
     report_summary(reporter, summary)
     return summary
-
-
-def _mark_failed(run: RunDir, exc: BaseException) -> None:
-    try:
-        summary = run.read_summary()
-    except RunDirError:
-        summary = {"run_dir": str(run.path)}
-    summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-    rundir.write_json(run / rundir.SUMMARY, summary)
-
-
-def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
-    """Print the closing table of a run."""
-    shown = {"status": summary["status"], "epochs": summary["epochs_run"], **summary.get("metrics", {}),
-             "seconds": summary["seconds"]}
-    if "diverged_epoch" in summary:
-        shown["diverged at epoch"] = summary["diverged_epoch"]
-    reporter.table(metrics_table(f"{summary['name']} — {summary['run_dir']}", shown))
-
-
-def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None,
-           use_cache: bool = True) -> dict[str, Any]:
-    """Continue an interrupted (or crashed) run from its last complete epoch, with its own config."""
-    reporter = reporter or Reporter(live=False)
-    run = rundir.find_run_dir(run_dir)
-    lc = load_config(run / rundir.CONFIG)
-    if config is not None and config_sha256(load_config(config).config) != config_sha256(lc.config):
-        raise RunDirError(f"{config} differs from the config of {run.path}; a resumed run keeps its own "
-                          f"config ({run / rundir.CONFIG}). Drop the config argument, or start a new run.")
-    status = run.read_summary().get("status") if run.exists(rundir.SUMMARY) else "running"
-    if status in ("completed", "diverged"):
-        raise RunDirError(f"{run.path} is {status}; there is nothing to resume")
-    checkpoint = run.checkpoint / rundir.CHECKPOINT_STATE
-    data = load_data_for(lc, use_cache)
-    reporter.info(f"resuming {run.path}")
-    return _train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None)
 
 
 def _restores_best(cfg: ExperimentConfig) -> bool:

@@ -63,8 +63,13 @@ def resolve(target: str | Path) -> tuple[Path, str]:
     raise WeightsError(f"{path}: unknown weights format; expected .weights.h5, .keras, .h5 or a run directory")
 
 
-def read_weights(target: str | Path) -> Source:
-    """Read the weight-bearing layers of `target` in model order. WeightsError on any damage."""
+def read_weights(target: str | Path, model: Any = None) -> Source:
+    """Read the weight-bearing layers of `target` in model order. WeightsError on any damage.
+
+    A bare Keras 3 `.weights.h5` files layers by class (conv2d, conv2d_1, dense, ...) without names
+    or order; `model` (an architecture believed to match) then supplies both, as Keras' own
+    `load_weights` would. Without it, such layers come in natural key order under their keys.
+    """
     path, kind = resolve(target)
     try:
         if kind == "keras":
@@ -72,8 +77,9 @@ def read_weights(target: str | Path) -> Source:
         elif kind == "legacy_h5":
             layers = _read_legacy_h5(path)
         else:
+            order = _order_hint(path) if kind == "run" else None
             with _h5(path) as f:
-                layers = _read_keras3_h5(f, _order_hint(path))
+                layers = _read_keras3_h5(f, order or (model_entries(model) if model is not None else None))
     except WeightsError:
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
@@ -116,55 +122,106 @@ def _natural_key(name: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2) or 0)
 
 
-def _read_keras3_h5(f: Any, order: list[str] | None) -> list[SourceLayer]:
-    """Keras 3 layout: layers/<name>/vars/<i>, nested models as layers/<name>/layers/..."""
+@dataclass
+class _Entry:
+    """A layer as Keras 3 files it: `key` is the group name (class-based), `name` the layer's own."""
+
+    key: str
+    name: str
+    children: list[_Entry] | None = None
+
+
+def snake_case(class_name: str) -> str:
+    """Keras' group name for a layer class (Conv2D -> conv2d, BatchNormalization -> batch_normalization)."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _entries(layers: list[tuple[str, str, list[_Entry] | None]]) -> list[_Entry]:
+    """Keras 3 files a model's layers under `<class>`, `<class>_1`, ... counted per class in model
+    order (not under their names), so the order comes from the architecture: (class, name, children)."""
+    used: dict[str, int] = {}
+    out = []
+    for class_name, name, children in layers:
+        key = snake_case(class_name)
+        used[key] = used.get(key, -1) + 1
+        out.append(_Entry(key if used[key] == 0 else f"{key}_{used[key]}", name, children))
+    return out
+
+
+def _read_keras3_h5(f: Any, order: list[_Entry] | None) -> list[SourceLayer]:
+    """Keras 3 layout: layers/<key>/vars/<i>, nested models as layers/<key>/layers/...; layers in
+    `order` (from the architecture) first, any others by natural key order."""
     found: list[SourceLayer] = []
 
-    def walk(group: Any, order_hint: list[str] | None) -> None:
+    def walk(group: Any, entries: list[_Entry] | None) -> None:
         if "layers" not in group:
             return
-        names = list(group["layers"].keys())
-        if order_hint and set(order_hint) <= set(names):
-            names = order_hint + [n for n in names if n not in order_hint]
-        else:
-            names.sort(key=_natural_key)
-        for name in names:
-            layer = group["layers"][name]
+        present = set(group["layers"].keys())
+        plan = [e for e in entries or [] if e.key in present]
+        covered = {e.key for e in plan}
+        plan += [_Entry(key, key) for key in sorted(present - covered, key=_natural_key)]
+        for entry in plan:
+            layer = group["layers"][entry.key]
             if "layers" in layer:
-                walk(layer, None)
+                walk(layer, entry.children)
                 continue
             vars_group = layer.get("vars")
             if vars_group is not None and len(vars_group):
                 arrays = [np.asarray(vars_group[k]) for k in sorted(vars_group.keys(), key=int)]
-                found.append(SourceLayer(name, arrays))
+                found.append(SourceLayer(entry.name, arrays))
 
     walk(f, order)
     return found
 
 
-def _order_hint(weights: Path) -> list[str] | None:
+def _order_hint(weights: Path) -> list[_Entry] | None:
     """Layer order from a dlrun config.yaml beside the weights (a run directory), if there is one."""
     config = weights.parent / rundir.CONFIG
     if not config.is_file():
         return None
     from dlrun.config import load_config
     from dlrun.errors import ConfigError
-    from dlrun.model import layer_names
+    from dlrun.model import KERAS_LAYERS, layer_names
 
     try:
-        return layer_names(load_config(config).config)
+        cfg = load_config(config).config
     except ConfigError:
         return None
+    layers: list[tuple[str, str, list[_Entry] | None]] = []
+    if cfg.model.base is not None:  # dlrun builds a base as a Sequential, an application as a Functional
+        layers.append(("Functional" if cfg.model.base.application else "Sequential", "base", None))
+    layers += [(KERAS_LAYERS[item.type][0], name, None)
+               for item, name in zip(cfg.model.layers, layer_names(cfg), strict=True)]
+    return _entries(layers)
+
+
+def model_entries(model: Any) -> list[_Entry]:
+    """The layer order of a live keras model, as its Keras 3 weights file would hold it."""
+    return _entries([(type(layer).__name__, layer.name, model_entries(layer) if hasattr(layer, "layers") else None)
+                     for layer in model.layers])
+
+
+def _config_entries(config: dict[str, Any]) -> list[_Entry] | None:
+    """The layer order of a .keras config.json (nested Sequential/Functional models included)."""
+    layers = config.get("config", {}).get("layers") if isinstance(config.get("config"), dict) else None
+    if not isinstance(layers, list):
+        return None
+    items = []
+    for layer in layers:
+        if isinstance(layer, dict) and isinstance(layer.get("config"), dict):
+            nested = _config_entries(layer) if isinstance(layer["config"].get("layers"), list) else None
+            items.append((str(layer.get("class_name")), str(layer["config"].get("name")), nested))
+    return _entries(items)
 
 
 def _read_keras_archive(path: Path) -> list[SourceLayer]:
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
         blob = archive.read("model.weights.h5")
-    order = [layer["config"]["name"] for layer in config.get("config", {}).get("layers", [])
-             if isinstance(layer, dict) and "config" in layer and "name" in layer["config"]]
     with _h5(io.BytesIO(blob)) as f:
-        return _read_keras3_h5(f, order or None)
+        return _read_keras3_h5(f, _config_entries(config) if isinstance(config, dict) else None)
 
 
 def weighted_layers(model: Any) -> list[Any]:

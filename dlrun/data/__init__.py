@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlrun.data import cache
-from dlrun.data.prepare import check_lengths, labels_to_int, split_rows, stratified_split, to_images
+from dlrun.data.prepare import check_finite, check_lengths, labels_to_int, split_rows, stratified_split, to_images
 from dlrun.data.sources import RawData, load_raw
 from dlrun.errors import DataError
 from dlrun.schema import DataConfig
@@ -72,9 +72,13 @@ def prepare(raw: RawData, cfg: DataConfig, task: str, seed: int) -> Dataset:
         return labels_to_int(y, origin) if classify else np.asarray(y, np.float32).reshape(-1)
 
     x_train, y_train = features(raw.x_train), targets(raw.y_train)
+    check_finite(x_train, origin, "training")
+    check_finite(y_train, origin, "training")
     x_test = y_test = None
     if raw.x_test is not None and raw.y_test is not None:
         x_test, y_test = features(raw.x_test), targets(raw.y_test)
+        check_finite(x_test, origin, "test")
+        check_finite(y_test, origin, "test")
     elif cfg.test_split > 0:
         keep, held = stratified_split(y_train, cfg.test_split, seed=cfg.seed, stratify=classify)
         (x_train, x_test), y_train, y_test = split_rows(x_train, keep, held), y_train[keep], y_train[held]
@@ -89,6 +93,12 @@ def prepare(raw: RawData, cfg: DataConfig, task: str, seed: int) -> Dataset:
         x_train, y_train = x_train[pick], y_train[pick]
     if len(x_train) == 0:
         raise DataError(f"{origin}: no training examples left after the test/validation split")
+    for split, x, setting in (("test", x_test, f"test_split: {cfg.test_split}"),
+                              ("validation", x_val, f"validation: {cfg.validation}")):
+        if x is not None and len(x) == 0:
+            raise DataError(f"{origin}: the {split} split is empty ({setting} of {len(x_train)} examples holds "
+                            f"out none); raise data.{setting.split(':')[0]}, or use more data")
+
     num_classes = None
     if classify:
         num_classes = int(max(y.max() for y in (y_train, y_test, y_val) if y is not None and y.size)) + 1

@@ -130,3 +130,12 @@ def check_lengths(x: np.ndarray, y: np.ndarray, origin: str) -> None:
         raise DataError(f"{origin}: X has {len(x)} examples but Y has {len(y)} labels; they must match")
     if len(x) == 0:
         raise DataError(f"{origin}: no examples")
+
+
+def check_finite(x: np.ndarray, origin: str, split: str) -> None:
+    """Features and targets must be finite numbers: a NaN would only surface as a diverged run."""
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{origin}: {int(bad.sum())} {split} example(s) hold NaN or infinite values (the first is "
+                        f"#{first}); clean or drop them before training")

@@ -1,0 +1,213 @@
+"""Durable run directories: SIGKILL at random moments never leaves a half-written file, a diverged
+run keeps its last finite checkpoint, and runs started together never share a directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from conftest import TINY_MLP, run_cli, write_config
+from live import LIVE_CNN, finish, metric_rows, start
+
+from dlrun import rundir
+from dlrun.config import load_config
+
+KILLS = 10
+
+
+def _npz(path: Path) -> None:
+    with np.load(path, allow_pickle=False) as npz:
+        json.loads(str(npz["__meta__"]))
+        for key in npz.files:
+            npz[key].sum()
+
+
+def _h5(source: Any) -> None:
+    with h5py.File(source, "r") as f:
+        f.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+
+
+def _keras(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        json.loads(archive.read("config.json"))
+        _h5(io.BytesIO(archive.read("model.weights.h5")))
+
+
+def _png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-8:-4] == b"IEND"
+
+
+def _metrics(path: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert all(value != "" and float(value) == float(value) for r in rows for value in r.values())
+
+
+def _summary(path: Path) -> None:
+    assert json.loads(path.read_text())["status"] in rundir.STATUSES
+
+
+CHECKERS = {
+    "summary.json": _summary, "metrics.csv": _metrics, "config.yaml": lambda p: load_config(p),
+    "state.npz": _npz, "best.npz": _npz, "weights.weights.h5": _h5, "model.keras": _keras,
+    "history.png": _png, "model.txt": lambda p: p.read_text(encoding="utf-8").splitlines()[1],
+}
+
+
+def unreadable_files(run_dir: Path) -> list[str]:
+    """Every file of a run directory that does not parse as what its name says ([] when all do).
+    Hidden `.NAME.*.tmp*` files are temporaries that dlrun never reads (and resume deletes)."""
+    problems = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        if rundir.is_temp_file(path.name):
+            continue
+        check = CHECKERS.get(path.name)
+        try:
+            if check is None:
+                raise AssertionError("unexpected file")
+            check(path)
+        except Exception as exc:  # any failure to parse is what this test looks for
+            problems.append(f"{path.relative_to(run_dir)}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())["status"]
+    except FileNotFoundError:
+        return None
+
+
+def _wait_for_training(proc: Any, run_dir: Path, since: float) -> None:
+    """Until the process has built its model (model.txt rewritten) or has ended."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        model_txt = run_dir / "model.txt"
+        if model_txt.exists() and model_txt.stat().st_mtime >= since:
+            return
+        time.sleep(0.005)
+
+
+def kill_chain(work: Path, config: Path, seed: int, kills: int) -> dict[str, Any]:
+    """`kills` SIGKILLs at random moments of training and saving; a crashed run is resumed by the
+    next process (and killed again), a completed one is followed by a new run."""
+    rng = random.Random(seed)
+    run_dirs: list[Path] = []
+    problems: list[str] = []
+    alive_at_kill = 0
+    for i in range(kills):
+        if run_dirs and _status(run_dirs[-1]) not in (None, "completed"):
+            args: tuple[Any, ...] = ("train", "--resume", run_dirs[-1])
+        else:
+            run_dirs.append(work / f"run{seed}-{i}")
+            args = ("train", config, "--run-dir", run_dirs[-1])
+        since = time.time() - 0.01
+        proc = start(*args)
+        _wait_for_training(proc, run_dirs[-1], since)
+        time.sleep(rng.uniform(0.0, 1.0))
+        alive_at_kill += proc.poll() is None
+        proc.kill()
+        finish(proc)
+        problems += [f"kill {seed}-{i}: {p}" for d in run_dirs for p in unreadable_files(d)]
+    if _status(run_dirs[-1]) != "completed":
+        run_cli("train", "--resume", run_dirs[-1])
+    return {"problems": problems, "alive_at_kill": alive_at_kill, "last": run_dirs[-1]}
+
+
+@pytest.fixture(scope="module")
+def killed_runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Two kill chains side by side (one per core), KILLS kills in all."""
+    work = tmp_path_factory.mktemp("kills")
+    config = write_config(work, LIVE_CNN, train={"epochs": 6})
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda seed: kill_chain(work, config, seed, KILLS // 2), (1, 2)))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_only_complete_files(killed_runs: list[dict[str, Any]]) -> None:
+    assert [p for chain in killed_runs for p in chain["problems"]] == []
+
+
+@pytest.mark.slow
+def test_most_kills_land_while_the_process_works(killed_runs: list[dict[str, Any]]) -> None:
+    assert sum(chain["alive_at_kill"] for chain in killed_runs) >= KILLS // 2
+
+
+@pytest.mark.slow
+def test_a_run_killed_again_and_again_still_completes(killed_runs: list[dict[str, Any]]) -> None:
+    assert [(_status(c["last"]), len(metric_rows(c["last"]))) for c in killed_runs] == [("completed", 6)] * 2
+
+
+DIVERGING: dict[str, Any] = {
+    # y = 2x fitted by SGD with lr 1.0 on unscaled x: each step overshoots more, inf in epoch 5
+    "name": "diverge", "task": "regression", "loss": "mse",
+    "data": {"source": "table", "target": "y", "test_split": 0,
+             "table": {"columns": ["x", "y"], "rows": [[1, 2], [2, 4], [3, 6], [4, 8]]}},
+    "model": {"layers": [{"dense": {"units": 1}}]},
+    "optimizer": {"name": "sgd", "lr": 1.0},
+    "train": {"epochs": 40, "batch_size": 1, "shuffle": False},
+}
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("diverge")
+    proc = run_cli("train", write_config(work, DIVERGING), "--run-dir", work / "run", "--json")
+    return {"proc": proc, "summary": json.loads(proc.stdout), "run": work / "run"}
+
+
+def test_divergence_exits_3(diverged: dict[str, Any]) -> None:
+    assert diverged["proc"].returncode == 3
+
+
+def test_divergence_stops_at_once_with_status_diverged(diverged: dict[str, Any]) -> None:
+    summary = diverged["summary"]
+    assert (summary["status"], summary["diverged_epoch"], summary["epochs_run"]) == ("diverged", 5, 4)
+
+
+def test_divergence_keeps_the_last_finite_checkpoint(diverged: dict[str, Any]) -> None:
+    path = diverged["run"] / "checkpoint" / "state.npz"
+    with np.load(path) as npz:
+        meta = json.loads(str(npz["__meta__"]))
+        finite = all(np.isfinite(npz[k]).all() for k in npz.files if k != "__meta__")
+    assert (meta["epoch"], finite) == (4, True)
+
+
+def test_divergence_saves_the_finite_weights(diverged: dict[str, Any]) -> None:
+    with h5py.File(diverged["run"] / "weights.weights.h5") as f:
+        arrays: list[np.ndarray] = []
+        f.visititems(lambda _, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None)
+    assert arrays and all(np.isfinite(a).all() for a in arrays)
+
+
+def test_parallel_trains_with_one_name_get_their_own_directories(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, data={"n_train": 100, "n_test": 50}, train={"epochs": 1})
+    procs = [start("train", config, "--runs", tmp_path / "runs", "--json") for _ in range(2)]
+    summaries = [json.loads(finish(proc)[1]) for proc in procs]
+    on_disk = [json.loads((Path(s["run_dir"]) / "summary.json").read_text()) for s in summaries]
+    assert (len({s["run_dir"] for s in summaries}), [s["pid"] for s in on_disk]) == (2, [s["pid"] for s in summaries])
+
+
+def test_concurrent_run_dir_creation_never_shares_a_directory(tmp_path: Path) -> None:
+    made: list[str] = []
+    threads = [threading.Thread(target=lambda: made.append(str(rundir.create_run_dir("same", tmp_path).path)))
+               for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(made)) == 16
+

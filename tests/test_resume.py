@@ -1,0 +1,176 @@
+"""Interrupt and resume real `dlrun train` processes: SIGTERM, SIGKILL, a second Ctrl-C.
+
+The resumed run must equal an uninterrupted one exactly (same seed, CPU): every metrics.csv value
+except wall-clock seconds, and the test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import run_cli, write_config
+from live import LIVE_CNN, finish, metric_rows, start, wait_for_epochs, without_seconds
+
+from dlrun import rundir
+from dlrun.checkpoint import read_meta
+from dlrun.errors import RunDirError
+from dlrun.resume import resume
+
+pytestmark = pytest.mark.slow  # real training processes, signalled and resumed
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("resume")
+    write_config(path, LIVE_CNN)
+    return path
+
+
+@pytest.fixture(scope="module")
+def baseline(work: Path) -> dict[str, Any]:
+    """An uninterrupted run of the live config."""
+    proc = run_cli("train", work / "config.yaml", "--run-dir", work / "baseline", "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return {"summary": json.loads(proc.stdout), "rows": metric_rows(work / "baseline")}
+
+
+@pytest.fixture(scope="module")
+def sigterm(work: Path) -> dict[str, Any]:
+    """A run sent SIGTERM after epoch 2, then resumed with --resume."""
+    run_dir = work / "sigterm"
+    proc = start("train", work / "config.yaml", "--run-dir", run_dir)
+    wait_for_epochs(proc, run_dir, 2)
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc)
+    interrupted = json.loads((run_dir / "summary.json").read_text())
+    rows_at_stop = metric_rows(run_dir)
+    resumed = run_cli("train", "--resume", run_dir, "--json", timeout=300)
+    return {"code": code, "stderr": err, "interrupted": interrupted, "rows_at_stop": rows_at_stop,
+            "resumed": json.loads(resumed.stdout), "rows": metric_rows(run_dir)}
+
+
+def test_sigterm_exits_130(sigterm: dict[str, Any]) -> None:
+    assert sigterm["code"] == 130, sigterm["stderr"]
+
+
+def test_sigterm_leaves_status_interrupted_at_the_last_complete_epoch(sigterm: dict[str, Any]) -> None:
+    summary = sigterm["interrupted"]
+    assert (summary["status"], summary["last_complete_epoch"]) == ("interrupted", len(sigterm["rows_at_stop"]))
+
+
+def test_sigterm_stops_before_the_end(sigterm: dict[str, Any]) -> None:
+    assert 2 <= sigterm["interrupted"]["last_complete_epoch"] < LIVE_CNN["train"]["epochs"]
+
+
+def test_resumed_metrics_equal_an_uninterrupted_run(sigterm: dict[str, Any], baseline: dict[str, Any]) -> None:
+    assert without_seconds(sigterm["rows"]) == without_seconds(baseline["rows"])
+
+
+def test_resumed_test_accuracy_equals_an_uninterrupted_run(sigterm: dict[str, Any],
+                                                          baseline: dict[str, Any]) -> None:
+    assert sigterm["resumed"]["metrics"] == baseline["summary"]["metrics"]
+
+
+def test_resumed_run_keeps_its_start_time(sigterm: dict[str, Any]) -> None:
+    assert sigterm["resumed"]["started"] == sigterm["interrupted"]["started"]
+
+
+@pytest.fixture(scope="module")
+def crashed(work: Path) -> dict[str, Any]:
+    """A run killed with SIGKILL after epoch 2: `dlrun runs` before, then resumed (config given too)."""
+    run_dir = work / "runs" / "crashed"
+    proc = start("train", work / "config.yaml", "--run-dir", run_dir)
+    wait_for_epochs(proc, run_dir, 2)
+    proc.kill()
+    finish(proc)
+    listed = json.loads(run_cli("runs", work / "runs", "--json").stdout)["runs"]
+    resumed = run_cli("train", work / "config.yaml", "--resume", run_dir, "--json", timeout=300)
+    return {"listed": listed, "resumed": resumed, "rows": metric_rows(run_dir)}
+
+
+def test_sigkill_is_listed_as_crashed(crashed: dict[str, Any]) -> None:
+    assert [run["status"] for run in crashed["listed"]] == ["crashed"]
+
+
+def test_crashed_run_resumes_to_the_same_metrics(crashed: dict[str, Any], baseline: dict[str, Any]) -> None:
+    assert without_seconds(crashed["rows"]) == without_seconds(baseline["rows"])
+
+
+def test_resume_with_a_different_config_is_an_error(work: Path, baseline: dict[str, Any]) -> None:
+    other = write_config(work, LIVE_CNN, name="other.yaml", optimizer={"lr": 0.001})
+    proc = run_cli("train", other, "--resume", work / "baseline")
+    assert (proc.returncode, "differs from the config" in proc.stderr) == (2, True)
+
+
+def test_resume_of_a_completed_run_is_refused(work: Path, baseline: dict[str, Any]) -> None:
+    with pytest.raises(RunDirError, match="completed; there is nothing to resume"):
+        resume(work / "baseline")
+
+
+def test_resume_of_a_run_that_is_still_running_is_refused(work: Path, baseline: dict[str, Any]) -> None:
+    run_dir = work / "alive"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text((work / "baseline" / "config.yaml").read_text())
+    rundir.write_json(run_dir / "summary.json", {"status": "running", "pid": os.getpid()})
+    with pytest.raises(RunDirError, match="still running"):
+        resume(run_dir)
+
+
+@pytest.fixture(scope="module")
+def double_sigint(work: Path) -> dict[str, Any]:
+    """Ctrl-C twice, 20 ms apart, during a long run."""
+    write_config(work, LIVE_CNN, name="long.yaml", train={"epochs": 500})
+    run_dir = work / "double"
+    proc = start("train", work / "long.yaml", "--run-dir", run_dir)
+    wait_for_epochs(proc, run_dir, 1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    code, _, err = finish(proc)
+    return {"code": code, "stderr": err, "seconds": time.monotonic() - sent, "run_dir": run_dir}
+
+
+def test_second_ctrl_c_exits_at_once(double_sigint: dict[str, Any]) -> None:
+    # 500 epochs would take another ~50 s; what remains is interpreter shutdown (~1 s). A second
+    # signal that lands in that shutdown, after Python restored the default handler, kills with -SIGINT.
+    assert (double_sigint["code"] in (130, -signal.SIGINT), double_sigint["seconds"] < 15) == (True, True), \
+        double_sigint["stderr"]
+
+
+def test_second_ctrl_c_leaves_the_last_checkpoint_intact(double_sigint: dict[str, Any]) -> None:
+    run_dir = double_sigint["run_dir"]
+    meta = read_meta(run_dir / "checkpoint" / "state.npz")
+    with np.load(run_dir / "checkpoint" / "state.npz") as npz:
+        finite = all(np.isfinite(npz[k]).all() for k in npz.files if k != "__meta__")
+    assert (meta["epoch"], finite) == (len(metric_rows(run_dir)), True)
+
+
+def test_a_checkpoint_that_does_not_fit_is_exit_2_and_the_run_keeps_its_status(work: Path,
+                                                                               baseline: dict[str, Any]) -> None:
+    run_dir = work / "misfit"
+    (run_dir / "checkpoint").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text((work / "baseline" / "config.yaml").read_text())
+    rundir.write_json(run_dir / "summary.json", {"status": "interrupted", "last_complete_epoch": 1})
+    np.savez(run_dir / "checkpoint" / "state.npz", m0=np.zeros(3), __meta__=np.array(json.dumps({"epoch": 1})))
+    proc = run_cli("train", "--resume", run_dir)
+    status = json.loads((run_dir / "summary.json").read_text())["status"]
+    assert (proc.returncode, "model variables" in proc.stderr, status) == (2, True, "interrupted"), proc.stderr
+
+
+def test_ctrl_c_while_starting_up_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    # one second in, the process is still importing TensorFlow: no run directory exists yet
+    config = write_config(tmp_path, LIVE_CNN)
+    proc = start("train", config, "--runs", tmp_path / "runs")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc)
+    assert (code, err.strip().splitlines()[-1:], (tmp_path / "runs").exists()) == (130, ["interrupted"], False)
