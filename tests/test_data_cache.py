@@ -239,3 +239,19 @@ def test_evaluate_no_cache_decodes_the_source(cached_folder_config: Path, tmp_pa
     cached = json.loads(run_cli("evaluate", run_dir, "--json").stdout)["examples"]
     fresh = json.loads(run_cli("evaluate", run_dir, "--json", "--no-cache").stdout)["examples"]
     assert (cached, fresh) == (8, 7)  # 20% of 40 images vs 20% of the 36 still readable
+
+
+def test_large_entry_round_trips_exactly(data_cache: Path) -> None:
+    big = np.random.default_rng(2).random((3, 1000, 1000), dtype=np.float32)  # 12 MB: several read chunks
+    cache.write_entry("k" * 64, {"x_train": big, "y_train": np.arange(3)}, {"note": 1})
+    arrays, meta = cache.read_entry("k" * 64)
+    assert (np.array_equal(arrays["x_train"], big), meta["note"]) == (True, 1)
+
+
+def test_damage_in_a_later_chunk_is_detected(data_cache: Path) -> None:
+    big = np.zeros((3, 1000, 1000), np.float32)
+    path = cache.write_entry("k" * 64, {"x_train": big, "y_train": np.arange(3)}, {})
+    with open(path, "r+b") as fh:
+        fh.seek(path.stat().st_size - 100)
+        fh.write(b"\x01")
+    assert cache.read_entry("k" * 64) is None
