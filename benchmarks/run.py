@@ -127,15 +127,19 @@ Ratios are dlrun / plain Keras, medians of alternating runs measured in the same
 RESULTS_NOTES = """
 How each side is measured:
 - 1, 2: `python -m dlrun train CONFIG` vs `python benchmarks/plain_train.py` (model.fit on the same NumPy
-  arrays with validation_data, evaluate, model.save), same model, batch size, epochs, seed and threads;
-  wall time of the whole process. dlrun also writes a checkpoint and metrics.csv every epoch, the
-  weights file, model.txt, summary.json and history.png. Both read the same .npz; dlrun serves its
-  prepared arrays from its data cache after the warm-up run (a legitimate advantage, here worth ~0.05 s).
+  arrays with validation_data, verbose=2, evaluate, model.save): same model, batch size, epochs, seed and
+  threads; wall time of the whole process, start to exit. dlrun does more: a checkpoint and metrics.csv
+  every epoch, the weights file, model.txt, summary.json and history.png. Why it still comes out ahead:
+  it leaves the process without TensorFlow's ~1 s interpreter teardown once its files are written and
+  closed; its input streams do not autotune (tf.data's tuning thread made iterator teardown at the end of
+  fit stall for seconds at random, in plain Keras too); it does not run the test split a second time when
+  validation already measured it with the final weights; and it reads the prepared arrays from its data
+  cache (worth a few milliseconds here).
 - 3, 6: from bench_sweep.py (the sweep's own benchmark).
 - 4: median wall time of the command; a probe runs the same command in-process and counts imported
   tensorflow/keras modules (must be 0).
 - 5: `load_dataset` in a fresh process per load (data_probe.py); memory from tracemalloc (NumPy buffers)
-  and the growth of peak RSS, both against the bytes of the arrays loaded.
+  and the growth of peak RSS (VmHWM reset before the load), both against the bytes of the arrays loaded.
 - GPU rows: not measured (no GPU on this machine).
 """
 
