@@ -12,7 +12,7 @@ from dlrun import backend, rundir
 from dlrun.config import load_config
 from dlrun.console import Reporter, metrics_table, rows_table
 from dlrun.errors import RunDirError, WeightsError
-from dlrun.train import load_data_for
+from dlrun.train import eval_batch_size, load_data_for
 from dlrun.weights import read_weights
 
 
@@ -65,7 +65,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     model = build_model(lc, data.input_shape)
     source = _load(model, target, weights_path)
     x, y = data.eval_split()
-    batch = max(cfg.train.batch_size, 256)
+    batch = eval_batch_size(cfg.train.batch_size)
     values = model.evaluate(eval_stream(x, y, batch), verbose=0, return_dict=True)
     result: dict[str, Any] = {"loss": float(values["loss"])}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,11 @@ def test_validation_on_test_split_is_reused_as_test_metrics(tmp_path: Path) -> N
         float(last["val_loss"]), float(last["val_accuracy"]))
 
 
-def test_reused_test_accuracy_matches_a_fresh_evaluation(tmp_path: Path) -> None:
+def test_reused_test_metrics_equal_a_fresh_evaluation(tmp_path: Path) -> None:
     summary = train(write_config(tmp_path, TINY_MLP), runs_root=tmp_path / "runs")
     result = evaluate(summary["run_dir"], out=tmp_path / "eval")
-    assert result["accuracy"] == pytest.approx(summary["metrics"]["test_accuracy"], abs=1e-6)
+    metrics = summary["metrics"]
+    assert (result["loss"], result["accuracy"]) == (metrics["test_loss"], metrics["test_accuracy"])
 
 
 def test_separate_validation_split_is_evaluated_on_test(tmp_path: Path) -> None:
