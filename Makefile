@@ -23,8 +23,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check dlrun tests benchmarks
 
+# Real MNIST (idx) next to the checkout when present, else built-in synthetic digits; BENCH_ARGS=--quick etc.
+BENCH_DATA ?= $(wildcard ../shared/data/mnist-t10k)
 bench: setup
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(if $(BENCH_DATA),--data $(BENCH_DATA)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -31,6 +30,8 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Read and preprocess the data from its source; do not use or update the data cache.")]
 
 
 def _fail(error: DlrunError) -> NoReturn:
@@ -74,6 +75,7 @@ def train(
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = Path("runs"),
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")] = None,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run; writes metrics, plots, weights and the resolved config into a run directory."""
@@ -84,13 +86,14 @@ def train(
         if sets or run_dir:
             _fail(DlrunError(f"{'--set' if sets else '--run-dir'} cannot be used with --resume: a resumed run "
                              "keeps its own config and directory"))
-        summary = run_command(lambda: core_resume(resume, config, reporter))
+        summary = run_command(lambda: core_resume(resume, config, reporter, use_cache=not no_cache))
     elif config is None:
         _fail(DlrunError("give a CONFIG to train, or --resume RUN_DIR"))
     else:
         from dlrun import train as core
 
-        summary = run_command(lambda: core.train(config, sets or [], run_dir, runs_root, reporter))
+        summary = run_command(lambda: core.train(config, sets or [], run_dir, runs_root, reporter,
+                                                 use_cache=not no_cache))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         epoch = summary.get("diverged_epoch")
@@ -137,13 +140,14 @@ def evaluate(
     sets: SetOpt = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Where eval.json and confusion.png go (needed for a weights file).")] = None,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score saved weights on the config's test split: loss, accuracy, per-class F1, confusion."""
     from dlrun.evaluate import evaluate as core_evaluate
 
     reporter = Reporter(json_mode=json_out)
-    result = run_command(lambda: core_evaluate(target, config, sets or [], out, reporter))
+    result = run_command(lambda: core_evaluate(target, config, sets or [], out, reporter, use_cache=not no_cache))
     reporter.emit_json(result)
 
 
@@ -193,6 +197,9 @@ def main() -> None:
     backend.silence_native_logs()
     try:
         app()
+        code = 0
+    except SystemExit as stop:
+        code = _exit_code(stop.code)
     except Exception as exc:
         if os.environ.get("DLRUN_DEBUG"):
             raise
@@ -200,4 +207,15 @@ def main() -> None:
         typer.echo(f"error: unexpected {type(exc).__name__}: {reason}", err=True)
         typer.echo("this is a bug in dlrun (or an input it does not check yet); rerun with DLRUN_DEBUG=1 "
                    "for the traceback and report it", err=True)
-        sys.exit(EXIT_UNEXPECTED)
+        code = EXIT_UNEXPECTED
+    backend.exit_now(code)
+
+
+def _exit_code(code: object) -> int:
+    """The exit status sys.exit(code) would give."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    typer.echo(str(code), err=True)
+    return 1

@@ -44,7 +44,8 @@ def _target_config(target: Path, config: str | Path | None) -> tuple[Path, Path 
 
 
 def evaluate(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
-             out: str | Path | None = None, reporter: Reporter | None = None) -> dict[str, Any]:
+             out: str | Path | None = None, reporter: Reporter | None = None,
+             use_cache: bool = True) -> dict[str, Any]:
     """Evaluate weights on the config's test split; writes eval.json and confusion.png into the
     run directory (or `out`) and returns the eval object."""
     from dlrun.model import build_model
@@ -58,8 +59,8 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     lc = load_config(config_path, overrides)
     cfg = lc.config
     read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
-    data = load_data_for(lc)
-    backend.setup(cfg.seed, cfg.train.threads)
+    data = load_data_for(lc, use_cache)
+    backend.setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
     model = build_model(lc, data.input_shape)
     source = _load(model, target, weights_path)
     x, y = data.eval_split()

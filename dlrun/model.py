@@ -51,8 +51,10 @@ def make_layer(cfg: ExperimentConfig, index: int, name: str) -> Any:
     item, last = cfg.model.layers[index], index == len(cfg.model.layers) - 1
     regularize = item.type in L2_TARGETS[cfg.model.l2_layers] or (last and item.type == "dense")
     kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
-    if last and cfg.train.mixed_precision:
-        kwargs["dtype"] = "float32"
+    # Mixed precision is set per layer, not with keras' global policy, which would leak into every
+    # model built later in the process (the next sweep trial). The output layer stays float32.
+    if cfg.train.mixed_precision:
+        kwargs["dtype"] = "float32" if last else "mixed_float16"
     return getattr(keras.layers, KERAS_LAYERS[item.type][0])(name=name, **kwargs)
 
 
@@ -62,12 +64,10 @@ def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None
     be built for this input (e.g. images too small for the convolutions).
 
     With `model.base`, the base model (`base`, else built here; `unsafe` allows code in .keras files)
-    is the first layer and `model.layers` go on top of it.
+    is the first layer and `model.layers` go on top of it (in float32 under train.mixed_precision).
     """
     keras = backend.keras()
     cfg = lc.config
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     model = keras.Sequential(name=name or "sequential")
     model.add(keras.Input(shape=input_shape))
     if base is None and cfg.model.base is not None:
@@ -118,7 +118,10 @@ def loss_for(cfg: ExperimentConfig) -> Any:
 def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig | None = None) -> None:
     """(Re)compile `model` with the config's optimizer, loss and metrics."""
     metrics = ["mae"] if cfg.task == "regression" else ["accuracy"]
-    model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer), loss=loss_for(cfg), metrics=metrics,
+    opt = make_optimizer(optimizer or cfg.optimizer)
+    if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
+        opt = backend.keras().optimizers.LossScaleOptimizer(opt)
+    model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics,
                   jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
 
 

@@ -45,7 +45,7 @@ def history_plot(rows: list[dict[str, Any]], path: Path, title: str,
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.88, wspace=0.22)  # tight_layout: +40% time
     _save(fig, path)
 
 

@@ -25,10 +25,12 @@ def claim(run: rundir.RunDir) -> None:
     rundir.write_json(run / rundir.SUMMARY, summary)
 
 
-def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None) -> dict[str, Any]:
+def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None,
+           use_cache: bool = True) -> dict[str, Any]:
     """Continue a run from its last complete epoch; returns the summary like `train`.
 
     `config`, when given, must resolve to the run's own config (a resumed run cannot change it).
+    `use_cache=False` reads the data from its source, not the data cache.
     """
     reporter = reporter or Reporter(live=False)
     run = rundir.find_run_dir(run_dir)
@@ -41,7 +43,7 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     status = check_resumable(run)
     checkpoint = run.checkpoint / rundir.CHECKPOINT_STATE
     epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
-    data = load_data_for(lc)
+    data = load_data_for(lc, use_cache)
     previous = run.read_summary() if run.exists(rundir.SUMMARY) else None
     with graceful_stop() as stop:
         claim(run)

@@ -144,28 +144,33 @@ def remove_temp_files(directory: Path | str) -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
+def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix) to write to; on success it is renamed
-    over `path` with os.replace, so readers see the old file or the new one, never half of one."""
+    over `path` with os.replace, so readers see the old file or the new one, never half of one.
+
+    `durable` also fsyncs the file and its directory, so the new file survives a power cut; leave it
+    on unless the file is rewritten durably later anyway (each fsync can cost milliseconds)."""
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
-def write_text(path: Path | str, text: str) -> None:
-    """Write text atomically."""
-    with atomic_path(path) as tmp:
+def write_text(path: Path | str, text: str, durable: bool = True) -> None:
+    """Write text atomically (see atomic_path for `durable`)."""
+    with atomic_path(path, durable) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -196,14 +201,14 @@ def read_json(path: Path | str) -> dict[str, Any]:
     return data
 
 
-def write_csv(path: Path | str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    """Write rows as CSV atomically; missing values are left empty."""
+def write_csv(path: Path | str, columns: list[str], rows: list[dict[str, Any]], durable: bool = True) -> None:
+    """Write rows as CSV atomically (see atomic_path for `durable`); missing values are left empty."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(row.get(k)) for k in columns})
-    write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue(), durable)
 
 
 def _csv_value(value: Any) -> Any:

@@ -110,7 +110,7 @@ class TrainConfig(Section):
     early_stopping: EarlyStopping | None = None
     threads: PosInt | None = None
     mixed_precision: bool = False
-    jit_compile: bool | Literal["auto"] = False
+    jit_compile: bool | Literal["auto"] = "auto"  # Keras' own default: XLA on a GPU, off on CPU
     steps_per_execution: PosInt = 1
 
 

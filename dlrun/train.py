@@ -36,10 +36,11 @@ def ensure_loaded(config: str | Path | LoadedConfig, overrides: list[str] | None
     return load_config(config, overrides)
 
 
-def load_data_for(lc: LoadedConfig) -> Dataset:
-    """Load the config's data and run the checks that need it (before anything is written)."""
+def load_data_for(lc: LoadedConfig, use_cache: bool = True) -> Dataset:
+    """Load the config's data (through the data cache unless `use_cache` is False) and run the
+    checks that need it (before anything is written)."""
     cfg = lc.config
-    data = load_dataset(cfg.data, cfg.task, cfg.seed)
+    data = load_dataset(cfg.data, cfg.task, cfg.seed, use_cache=use_cache)
     checks.check_against_data(lc, data.input_shape, data.num_classes)
     return data
 
@@ -90,8 +91,8 @@ def _summary(run: RunDir, lc: LoadedConfig, status: str, clock: RunClock, rows: 
     return write_summary(run, lc, status, clock.started, rows, seconds=round(clock.elapsed(), 3), **extra)
 
 
-def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str) -> None:
-    rundir.write_csv(run / rundir.METRICS, metric_columns(task), rows)
+def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: bool = True) -> None:
+    rundir.write_csv(run / rundir.METRICS, metric_columns(task), rows, durable)
 
 
 def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
@@ -100,6 +101,20 @@ def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dic
     values = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0, return_dict=True)
     key = "accuracy" if task == "classification" else "mae"
     return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
+
+
+def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: ExperimentConfig,
+                 weights_moved: bool) -> dict[str, float]:
+    """The final test metrics. When validation ran on the test split itself and the weights are still
+    those of the last epoch, that epoch's validation pass has already measured exactly this: reuse
+    it instead of running the same pass again (only the batch size differs, so the loss may differ
+    in the last float digits). Otherwise evaluate."""
+    key = "accuracy" if cfg.task == "classification" else "mae"
+    last = rows[-1]
+    same_pass = data.x_test is not None and data.x_val is data.x_test and not weights_moved
+    if same_pass and all(last.get(k) not in (None, "") for k in ("val_loss", f"val_{key}")):
+        return {"test_loss": float(last["val_loss"]), f"test_{key}": float(last[f"val_{key}"])}
+    return evaluate_model(model, data, cfg.train.batch_size, cfg.task)
 
 
 @dataclass
@@ -142,7 +157,7 @@ def seeded_model(lc: LoadedConfig, data: Dataset) -> Any:
     A layer that cannot take the data's shape raises ConfigError."""
     from dlrun.model import build_model
 
-    backend.setup(lc.config.seed, lc.config.train.threads)
+    backend.setup(lc.config.seed, lc.config.train.threads, deterministic=lc.config.train.jit_compile is not True)
     return build_model(lc, data.input_shape)
 
 
@@ -167,7 +182,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
     rundir.write_text(run / rundir.MODEL_TXT, summary_text(model))
     base = {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
-            "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
+            "data_cache": data.cache, "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
     _summary(run, lc, "running", clock, rows, **base)
 
     def on_row(row: dict[str, Any]) -> bool:
@@ -179,7 +194,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
             if es is not None and _restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
                 save_checkpoint(run, model, meta, name=rundir.CHECKPOINT_BEST)
             rows.append(row)
-            _write_metrics(run, rows, cfg.task)
+            # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
+            _write_metrics(run, rows, cfg.task, durable=False)
         return early_stop_due(rows, es)
 
     outcome, start_epoch = FitOutcome(), len(rows)
@@ -209,7 +225,8 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
             load_checkpoint(run.checkpoint / rundir.CHECKPOINT_STATE, model)
     elif _restores_best(cfg) and (run.checkpoint / rundir.CHECKPOINT_BEST).exists():
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / rundir.CHECKPOINT_BEST, model)["epoch"]
-    test = evaluate_model(model, data, cfg.train.batch_size, cfg.task) if rows else {}
+    weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
+    test = test_metrics(model, data, rows, cfg, weights_moved) if rows else {}
     _write_metrics(run, rows, cfg.task)
     if rows:  # a run that diverged in its first epoch has no finite weights worth saving
         save_model(run, model)
@@ -246,14 +263,14 @@ def _coefficients(model: Any, cfg: ExperimentConfig) -> dict[str, Any]:
 
 def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None, run_dir: str | Path | None = None,
           runs_root: str | Path = rundir.DEFAULT_RUNS_ROOT, reporter: Reporter | None = None,
-          data: Dataset | None = None) -> dict[str, Any]:
+          data: Dataset | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Train one run from a config; returns its summary (status `completed` or `diverged`).
 
     Config, data and model-building problems raise before anything is written under `runs_root`.
     """
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
-    data = data if data is not None else load_data_for(lc)
+    data = data if data is not None else load_data_for(lc, use_cache)
     model = seeded_model(lc, data)  # before the run directory: a model that cannot be built leaves nothing
     with graceful_stop() as stop:
         run = rundir.create_run_dir(lc.config.name, runs_root, run_dir)

@@ -73,7 +73,7 @@ def prepare(lc: LoadedConfig, data: Dataset, source: Source | None, unsafe: bool
 
     cfg = lc.config
     assert cfg.transfer is not None
-    backend.setup(cfg.seed, cfg.train.threads)
+    backend.setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
     base = None
     if cfg.model.base is not None:
         from dlrun.base_model import build_base

@@ -77,6 +77,14 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 600,
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, private data cache per test (inherited by CLI subprocesses), never ~/.cache/dlrun."""
+    path = tmp_path_factory.mktemp("dlrun-cache")
+    monkeypatch.setenv("DLRUN_CACHE", str(path))
+    return path
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
     """A 2-epoch CNN config on 200 synthetic digits."""

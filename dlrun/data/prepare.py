@@ -34,9 +34,11 @@ def labels_to_int(y: np.ndarray, origin: str) -> np.ndarray:
 
 
 def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
-    """N x H x W x C float32 images in the configured colour, size and scale."""
-    import cv2
+    """N x H x W x C float32 images in the configured colour, size and scale.
 
+    Avoids copies: a writable float32 input is scaled in place (the caller hands its array over),
+    and colour conversion and resizing fill one preallocated array, image by image.
+    """
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
@@ -48,19 +50,53 @@ def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
         raise DataError(f"{origin}: images are {x.shape[1]}x{x.shape[2]} pixels, too small (at least "
                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}); check data.x or data.keys point at images")
     channels = 1 if cfg.color == "grayscale" else 3
-    if x.shape[-1] != channels:
-        if channels == 1:
-            x = np.stack([cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY) for img in x])[..., None]
-        else:
-            x = np.repeat(x, 3, axis=-1)
-    if cfg.image_size and tuple(x.shape[1:3]) != tuple(cfg.image_size):
-        h, w = cfg.image_size
-        resized = [cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA) for img in x]
-        x = np.stack(resized).reshape(len(x), h, w, channels)
+    size = tuple(cfg.image_size) if cfg.image_size else tuple(x.shape[1:3])
+    if x.shape[-1] != channels or size != tuple(x.shape[1:3]):
+        x = _convert(x, channels, size)
     out = x.astype(np.float32, copy=False)
     if cfg.normalize and out.size and float(out.max()) > 1.0:
-        out = out / np.float32(255.0)
+        if out.flags.writeable:
+            np.divide(out, np.float32(255.0), out=out)
+        else:
+            out = out / np.float32(255.0)
     return out
+
+
+def _convert(x: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """Colour-convert (first) and resize each image into one preallocated array."""
+    import cv2
+
+    h, w = size
+    out = np.empty((len(x), h, w, channels), x.dtype)
+    for i, img in enumerate(x):
+        img = np.ascontiguousarray(img)
+        if img.shape[-1] != channels:
+            img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if channels == 1 else np.repeat(img, 3, axis=-1)
+        if tuple(img.shape[:2]) != (h, w):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        out[i] = img.reshape(h, w, channels)
+    return out
+
+
+def split_rows(x: np.ndarray, keep: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x[keep], x[held]) for sorted index arrays that together cover x's rows once, reusing x's memory.
+
+    The held rows are copied out, the kept rows are moved to the front in place chunk by chunk (a
+    kept row only moves towards the front, so no row is overwritten before it is read), and the
+    held rows are written after them; both results are views of x. Peak extra memory is the held
+    part instead of a second copy of everything. A read-only x is indexed the plain way.
+    """
+    if not x.flags.writeable or len(keep) + len(held) != len(x):
+        return x[keep], x[held]
+    held_rows = x[held]
+    k = len(keep)
+    step = max(1, (1 << 20) // max(1, x[:1].nbytes))  # rows per 1 MiB chunk: the only other temporary
+    for start in range(0, k, step):
+        idx = keep[start:start + step]
+        if idx[0] != start or idx[-1] != start + len(idx) - 1:  # else this chunk is already in place
+            x[start:start + len(idx)] = x[idx]
+    x[k:] = held_rows
+    return x[:k], x[k:]
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int,

@@ -143,7 +143,7 @@ def _from_mapping(stored: dict[str, np.ndarray], names: tuple[str, ...], path: P
                    stored.get(y_te) if has_test else None)
 
 
-_IDX_NAME = re.compile(r"^(?P<split>train|t10k)-(?P<kind>images|labels)[.-]idx(?P<dim>[13])-ubyte(?P<gz>\.gz)?$")
+IDX_NAME = re.compile(r"^(?P<split>train|t10k)-(?P<kind>images|labels)[.-]idx(?P<dim>[13])-ubyte(?P<gz>\.gz)?$")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -169,7 +169,7 @@ def load_idx_folder(folder: Path) -> RawData:
     _require(folder, "idx folder")
     found: dict[tuple[str, str], Path] = {}
     for entry in sorted(folder.iterdir()):
-        match = _IDX_NAME.match(entry.name)
+        match = IDX_NAME.match(entry.name)
         if match:
             found.setdefault((match["split"], match["kind"]), entry)
     pairs = {}
@@ -189,7 +189,9 @@ def load_idx_folder(folder: Path) -> RawData:
 
 
 def load_folder(cfg: DataConfig) -> RawData:
-    """One sub-folder per class of image files, decoded and resized with OpenCV."""
+    """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
+    preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
+    no stack, so peak memory is the final array plus one image."""
     import cv2
 
     root = _require(Path(cfg.path or ""), "image folder")
@@ -197,24 +199,26 @@ def load_folder(cfg: DataConfig) -> RawData:
     if not classes:
         raise DataError(f"{root}: no class sub-folders; expected one folder per class, e.g. {root}/0/img.png")
     height, width = cfg.image_size or (0, 0)
-    flag = cv2.IMREAD_GRAYSCALE if cfg.color == "grayscale" else cv2.IMREAD_COLOR
-    images, labels, skipped = [], [], 0
-    for label, name in enumerate(classes):
-        for file in sorted((root / name).iterdir()):
-            img = cv2.imread(str(file), flag) if file.suffix.lower() in IMAGE_SUFFIXES else None
-            if img is None:
-                skipped += 1
-                continue
-            if flag == cv2.IMREAD_COLOR:
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-            if img.shape[:2] != (height, width):
-                img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-            images.append(img)
-            labels.append(label)
-    if not images:
+    rgb = cfg.color != "grayscale"
+    entries = [(label, f) for label, name in enumerate(classes) for f in sorted((root / name).iterdir())]
+    files = [(label, f) for label, f in entries if f.suffix.lower() in IMAGE_SUFFIXES]
+    images = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
+    labels = np.empty(len(files), np.int64)
+    count = 0
+    for label, file in files:
+        img = cv2.imread(str(file), cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            continue
+        if img.shape[:2] != (height, width):
+            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+        images[count] = img[..., ::-1] if rgb else img[..., None]  # OpenCV decodes colour as BGR
+        labels[count] = label
+        count += 1
+    skipped = len(entries) - count
+    if not count:
         raise DataError(f"{root}: no readable images in {len(classes)} class folder(s) ({skipped} file(s) skipped)")
     notes = [f"skipped {skipped} unreadable or non-image file(s) under {root}"] if skipped else []
-    return RawData(np.stack(images), np.array(labels, np.int64), class_names=classes, notes=notes)
+    return RawData(images[:count], labels[:count], class_names=classes, notes=notes)
 
 
 def load_table(cfg: DataConfig) -> RawData:

@@ -1,0 +1,208 @@
+"""On-disk cache of prepared data sets, so decoding, resizing and normalising happen once per
+source version and preprocessing settings. No TensorFlow here.
+
+An entry is one file under `$DLRUN_CACHE/data/` (default `~/.cache/dlrun/data/`): a JSON header
+and the raw arrays (see write_entry), named by a key that hashes every input of `load_dataset`:
+- the whole `data:` section except what no file source reads (download, the synthetic-digit and
+  inline-table settings): image_size, color, normalize, keys, x/y, target, test_split, validation,
+  limit, seed; the task and the seed; dlrun's version and this cache's format;
+- the resolved source path and, for every source file, its size and mtime in nanoseconds (the quick
+  check make and rsync trust). Single files up to CONTENT_HASH_LIMIT are also hashed by content,
+  which costs nothing and catches a same-size rewrite within one clock tick. Big files and the files
+  of an image folder are not: reading thousands of images or a large array just to hash them would
+  cost as much I/O as the decode the cache saves.
+
+Entries are written to a temporary file and renamed into place (os.replace), so a reader sees a
+whole entry or none. Reading checks the stored key, every array's length and CRC-32; a damaged,
+truncated or foreign entry reads as a miss and is rebuilt. No fsync: a lost entry is only a miss.
+Not .npz: numpy writes zip members through a full in-memory copy and reads them through another,
+which would double the peak memory of the very loads the cache is for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlrun import __version__
+from dlrun.data.sources import FASHION_FILES, IDX_NAME, keras_cache_dir
+from dlrun.schema import DataConfig
+
+CACHE_ENV = "DLRUN_CACHE"
+FORMAT_VERSION = 1
+CONTENT_HASH_LIMIT = 1 << 20  # bytes
+MAGIC = b"DLRUN-DATA-CACHE-1\n"
+ALIGN = 64
+READ_CHUNK = 4 << 20  # bytes read, then checked while the next chunk is read
+NOT_FOR_FILES = {"download", "style", "n_train", "n_test", "table"}  # settings no file source reads
+
+
+def cache_dir() -> Path:
+    """Where entries live: `$DLRUN_CACHE/data`, default `~/.cache/dlrun/data`."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "dlrun")
+    return Path(root) / "data"
+
+
+def _idx_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if IDX_NAME.match(p.name)] if folder.is_dir() else []
+
+
+def source_files(cfg: DataConfig) -> tuple[Path, list[Path]] | None:
+    """(source root, the files a load reads) for a single-file or idx source; None for an image
+    folder (see folder_prints), a built-in source (synthetic, inline table) or when a file is
+    missing (the loader then explains what is)."""
+    path = Path(cfg.path).resolve() if cfg.path else None
+    if cfg.source in ("mnist", "fashion_mnist") and path is None:
+        cache = keras_cache_dir()
+        if cfg.source == "mnist":
+            path, files = cache / "mnist.npz", [cache / "mnist.npz"]
+        else:
+            path, files = cache / "fashion-mnist", [cache / "fashion-mnist" / n for n in FASHION_FILES]
+    elif path is None or cfg.source in ("synthetic_digits", "table", "folder"):
+        return None
+    elif cfg.source == "npy":
+        files = [path / cfg.x, path / cfg.y]
+    elif path.is_dir():  # idx, or mnist / fashion_mnist given as an idx folder
+        files = _idx_files(path)
+    else:
+        files = [path]
+    if not files or not all(f.is_file() for f in files):
+        return None
+    return path, files
+
+
+def folder_prints(root: Path) -> list[list[Any]]:
+    """Name, size and mtime of everything in every class folder of an image folder (one scandir per
+    folder and one stat per file: thousands of files cost milliseconds)."""
+    with os.scandir(root) as it:
+        classes = sorted(e.name for e in it if e.is_dir())
+    prints: list[list[Any]] = []
+    for name in classes:
+        prints.append([name, "dir"])
+        with os.scandir(root / name) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                st = entry.stat()
+                prints.append([f"{name}/{entry.name}", "dir" if entry.is_dir() else st.st_size, st.st_mtime_ns])
+    return prints
+
+
+def _file_print(file: Path, root: Path) -> list[Any]:
+    st = file.stat()
+    digest = ""
+    if st.st_size <= CONTENT_HASH_LIMIT:
+        digest = hashlib.blake2b(file.read_bytes(), digest_size=16).hexdigest()
+    return [str(file.relative_to(root)) if file != root else file.name, st.st_size, st.st_mtime_ns, digest]
+
+
+def cache_key(cfg: DataConfig, task: str, seed: int) -> str | None:
+    """The entry key for loading `cfg`, or None when the source is not cached."""
+    try:
+        if cfg.source == "folder" and cfg.path:
+            root = Path(cfg.path).resolve()
+            prints = folder_prints(root)
+        else:
+            found = source_files(cfg)
+            if found is None:
+                return None
+            root, files = found
+            prints = [_file_print(f, root) for f in files]
+    except OSError:
+        return None  # missing or unreadable: let the loader report it
+    if not prints:
+        return None
+    identity = {
+        "format": FORMAT_VERSION, "dlrun": __version__, "task": task, "seed": seed, "root": str(root),
+        "data": cfg.model_dump(mode="json", exclude=NOT_FOR_FILES), "files": prints,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def entry_path(key: str) -> Path:
+    """The file of the entry for `key`."""
+    return cache_dir() / f"{key}.bin"
+
+
+def read_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """(arrays, meta) of a sound entry; None when missing, damaged or not the entry for `key`.
+
+    Each array is read straight into its final buffer (no intermediate copy) and its CRC-32 checked.
+    """
+    try:
+        with open(entry_path(key), "rb", buffering=0) as fh, ThreadPoolExecutor(1) as checker:
+            if fh.read(len(MAGIC)) != MAGIC:
+                return None
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size))
+            if header.get("key") != key:
+                return None
+            start, arrays, checks = _aligned(len(MAGIC) + 8 + size), {}, []
+            for spec in header["arrays"]:
+                array = np.empty(spec["shape"], np.dtype(spec["dtype"]))
+                fh.seek(start + spec["offset"])
+                checks.append((_read_into(fh, memoryview(array).cast("B"), checker), spec["crc32"]))
+                arrays[spec["name"]] = array
+            if not all(crc is not None and crc.result() == expected for crc, expected in checks):
+                return None
+    except (OSError, ValueError, KeyError, TypeError):  # missing, truncated, or a damaged header
+        return None
+    return (arrays, header["meta"]) if "x_train" in arrays else None
+
+
+def _read_into(fh: Any, buffer: memoryview, checker: ThreadPoolExecutor) -> Future[int] | None:
+    """Fill `buffer` from `fh` chunk by chunk while `checker` computes the CRC-32 of each chunk read
+    (zlib and file reads release the GIL, so on two cores checking costs almost no extra time).
+    The CRC of the whole buffer, or None when the file ends early."""
+    crc: Future[int] = checker.submit(int)  # 0
+    for offset in range(0, len(buffer), READ_CHUNK):
+        chunk, got = buffer[offset:offset + READ_CHUNK], 0
+        while got < len(chunk):
+            n = fh.readinto(chunk[got:])
+            if not n:
+                return None
+            got += n
+        crc = checker.submit(lambda c=chunk, prev=crc: zlib.crc32(c, prev.result()))
+    return crc
+
+
+def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Write an entry atomically (temporary file, then os.replace). Raises OSError.
+
+    Layout: MAGIC, the header length (8 bytes), a JSON header (key, meta, and each array's dtype,
+    shape, offset and CRC-32), then from the next 64-byte boundary the raw arrays, each aligned.
+    Arrays are written from their own memory: no serialised copy is ever built.
+    """
+    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    specs, offset = [], 0
+    for name, a in arrays.items():  # offsets count from the first aligned byte after the header
+        specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "crc32": zlib.crc32(a),
+                      "offset": offset})
+        offset = _aligned(offset + a.nbytes)
+    header = json.dumps({"key": key, "meta": meta, "arrays": specs}).encode()
+    start = _aligned(len(MAGIC) + 8 + len(header))
+    path = entry_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
+            for spec, a in zip(specs, arrays.values(), strict=True):
+                fh.seek(start + spec["offset"])
+                fh.write(memoryview(a).cast("B"))
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN

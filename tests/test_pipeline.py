@@ -1,0 +1,44 @@
+"""The training stream: every example once per epoch, an order keyed by (seed, epoch) only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlrun.pipeline import train_stream
+
+N, BATCH, EPOCHS = 103, 10, 3
+
+
+def _epochs(start: int = 0, seed: int = 5, shuffle: bool = True) -> list[list[np.ndarray]]:
+    x = np.arange(N, dtype=np.float32).reshape(N, 1)
+    stream, steps = train_stream(x, np.arange(N), BATCH, seed, start, EPOCHS, shuffle)
+    labels = [yb.numpy() for _, yb in stream]
+    return [labels[i:i + steps] for i in range(0, len(labels), steps)]
+
+
+def test_each_epoch_covers_every_example_once() -> None:
+    assert all(sorted(np.concatenate(epoch).tolist()) == list(range(N)) for epoch in _epochs())
+
+
+def test_batches_are_full_except_the_last() -> None:
+    assert [len(b) for b in _epochs()[0]] == [BATCH] * (N // BATCH) + [N % BATCH]
+
+
+def test_images_travel_with_their_labels() -> None:
+    x = np.arange(N, dtype=np.float32).reshape(N, 1) * 2
+    stream, _ = train_stream(x, np.arange(N), BATCH, 0, 0, 1)
+    assert all(np.array_equal(xb.numpy()[:, 0], yb.numpy() * 2) for xb, yb in stream)
+
+
+def test_a_resumed_stream_repeats_the_same_epochs() -> None:
+    full, resumed = _epochs(), _epochs(start=1)
+    assert all(np.array_equal(a, b) for a, b in zip(np.concatenate(full[1]), np.concatenate(resumed[0]), strict=True))
+
+
+def test_epochs_are_shuffled_differently() -> None:
+    first, second = (np.concatenate(e) for e in _epochs()[:2])
+    assert not np.array_equal(first, second)
+
+
+def test_no_shuffle_keeps_the_order() -> None:
+    assert np.concatenate(_epochs(shuffle=False)[0]).tolist() == list(range(N))
