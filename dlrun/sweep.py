@@ -97,9 +97,9 @@ def _reopen(resume: str | Path) -> tuple[Path, SweepPlan]:
 class _Session:
     """Receives trial events: keeps the outcomes, rewrites results.csv and summary.json after each."""
 
-    def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, jobs: int, seconds_before: float,
+    def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float,
                  classes: int | None):
-        self.plan, self.root, self.jobs = plan, root, jobs
+        self.plan, self.root, self.jobs = plan, root, 1
         self.outcomes = outcomes_for(plan, root / rundir.SWEEP_TRIALS, classes)
         self.display = SweepDisplay(reporter, len(plan.trials), sum(o.final for o in self.outcomes.values()))
         self.t0, self.seconds_before = time.monotonic(), seconds_before
@@ -197,15 +197,15 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     datasets, key_of = load_sweep_data(plan, reporter)
     if resume is None:
         root = _create(plan, runs_root, sweep_dir)
-    executor = executor or make_executor(jobs)
     previous = rundir.read_json(root / rundir.SUMMARY) if (root / rundir.SUMMARY).exists() else {}
     first = next(iter(datasets.values()))
-    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
-                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs})")
-    session = _Session(plan, root, reporter, executor.jobs, float(previous.get("seconds", 0.0)),
-                       first.num_classes)
+    session = _Session(plan, root, reporter, float(previous.get("seconds", 0.0)), first.num_classes)
     tasks = [TrialTask(t.id, root / rundir.SWEEP_TRIALS / t.id, key_of[t.id])
              for t in plan.trials if not session.outcomes[t.id].final]
+    executor = executor or make_executor(jobs, len(tasks))
+    session.jobs = executor.jobs
+    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
+                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs})")
     if resume is not None:
         reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
                       f"{len(tasks)} to run")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import shutil
 import subprocess
@@ -24,6 +25,10 @@ from dlrun.data import Dataset
 from dlrun.errors import Interrupted, RunDirError
 from dlrun.interrupts import StopRequest
 from dlrun.sweep_plan import FINAL_STATUSES
+
+# Keras keeps a few MiB per fit even after clear_session (keras-team/keras#17458); bounding the
+# trials any one process runs bounds the memory a sweep of any length needs.
+MAX_TRIALS_PER_PROCESS = 16
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,22 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialRes
             backend.clear_session()  # memory must not grow with the number of trials
 
 
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Load TensorFlow, then exempt every object alive now (its ~300k, created once) from the cyclic
+    garbage collector while trials run: clearing the session between trials then scans only what the
+    trials created (~0.2 s less per trial), and memory is still freed. Undone afterwards."""
+    from dlrun import backend
+
+    backend.keras()
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 class SequentialExecutor:
     """Trials one after another in this process (the Keras session is cleared between them)."""
 
@@ -141,12 +162,15 @@ class SequentialExecutor:
     def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
         """Run `tasks` in order until done or a stop is requested."""
-        for task in tasks:
-            if stop.requested:
-                return
-            events.started(task)
-            result = execute_trial(task, datasets[task.data_key], stop)
-            events.finished(result)
+        if not tasks:
+            return
+        with frozen_heap():
+            for task in tasks:
+                if stop.requested:
+                    return
+                events.started(task)
+                result = execute_trial(task, datasets[task.data_key], stop)
+                events.finished(result)
 
 
 def gpu_devices() -> list[str]:
@@ -173,11 +197,13 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def make_executor(jobs: int | None = None) -> TrialExecutor:
-    """The executor for `--jobs`: default one per GPU where there are GPUs, else 1 (in-process)."""
+def make_executor(jobs: int | None = None, trials: int = 0) -> TrialExecutor:
+    """The executor for `--jobs` (default: one per GPU where there are GPUs, else 1) and `trials`
+    trials to run. No process runs more than MAX_TRIALS_PER_PROCESS trials, so memory stays flat:
+    a short sequential sweep runs in this process, anything longer or parallel in workers."""
     devices = gpu_devices()
     jobs = jobs or max(1, len(devices))
-    if jobs == 1:
+    if jobs == 1 and trials <= MAX_TRIALS_PER_PROCESS:
         return SequentialExecutor()
     from dlrun.sweep_workers import ProcessExecutor
 

@@ -25,7 +25,16 @@ from typing import Any
 from dlrun import rundir
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
-from dlrun.sweep_exec import TrialEvents, TrialResult, TrialTask, cpu_count, execute_trial, read_status
+from dlrun.sweep_exec import (
+    MAX_TRIALS_PER_PROCESS,
+    TrialEvents,
+    TrialResult,
+    TrialTask,
+    cpu_count,
+    execute_trial,
+    frozen_heap,
+    read_status,
+)
 
 SHUTDOWN_SECONDS = 30.0
 
@@ -35,15 +44,20 @@ class _Worker:
     process: Any  # multiprocessing.Process (spawn context)
     conn: Connection
     task: TrialTask | None = None
+    done: int = 0
 
 
 class ProcessExecutor:
-    """Up to `jobs` trials at once in worker processes; `threads` CPU threads each."""
+    """Up to `jobs` trials at once in worker processes, `threads` CPU threads each. A worker is
+    replaced after `max_trials` trials: Keras keeps a few MiB per fit even after clear_session
+    (keras-team/keras#17458), so a fresh process is what keeps memory flat in long sweeps."""
 
-    def __init__(self, jobs: int, threads: int | None = None, devices: list[str] | None = None):
-        self.jobs = jobs
+    def __init__(self, jobs: int, threads: int | None = None, devices: list[str] | None = None,
+                 max_trials: int = MAX_TRIALS_PER_PROCESS):
+        self.jobs, self.max_trials = jobs, max_trials
         self.threads = threads or max(1, cpu_count() // jobs)
         self.devices = devices
+        self._retired: list[_Worker] = []
 
     def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
@@ -105,7 +119,12 @@ class ProcessExecutor:
                     worker.conn.close()
                 if more and not stopping:
                     workers[index] = self._start(index)
-            worker.task = None
+            worker.task, worker.done = None, worker.done + 1
+            if worker.process.is_alive() and worker.done >= self.max_trials and more and not stopping:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)  # it exits; a fresh process takes its place
+                self._retired.append(worker)
+                workers[index] = self._start(index)
             events.finished(result)
 
     def _signal(self, workers: list[_Worker], count: int) -> int:
@@ -121,7 +140,7 @@ class ProcessExecutor:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
         deadline = time.monotonic() + SHUTDOWN_SECONDS
-        for worker in workers:
+        for worker in [*self._retired, *workers]:
             worker.process.join(max(0.1, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.terminate()
@@ -181,6 +200,12 @@ def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, de
 
     backend.silence_native_logs()
     backend.setup(0, threads)
+    with frozen_heap():
+        _serve(conn, datasets, stop)
+
+
+def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest) -> None:
+    """Run each trial sent on `conn` and send back its result, until told to stop."""
     while not stop.requested:
         if not conn.poll(0.5):
             continue

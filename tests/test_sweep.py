@@ -19,7 +19,9 @@ from test_cli_contract import NO_TF_PROBE
 
 from dlrun import rundir
 from dlrun.errors import ConfigError
+from dlrun.sweep import sweep
 from dlrun.sweep_plan import plan_sweep
+from dlrun.sweep_workers import ProcessExecutor
 
 FINAL = {"completed", "diverged"}
 METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
@@ -96,10 +98,21 @@ def test_best_yaml_retrains_to_the_best_metric(grid_sweep: tuple[Path, Any], tmp
     assert json.loads(proc.stdout)["metrics"] == trial["metrics"]
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_same_results_as_jobs_1(grid_sweep: tuple[Path, Any], tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_MLP)
     proc = run_cli("sweep", config, *GRID_FLAGS, "--sweep-dir", tmp_path / "parallel", "--jobs", "2")
     assert proc.returncode == 0 and metric_view(tmp_path / "parallel") == metric_view(grid_sweep[0])
+
+
+@pytest.mark.slow
+def test_workers_are_replaced_after_max_trials(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
+    summary = sweep(config, [], "0.05,0.1", "0.01,0.02", "zip", None, tmp_path / "s",
+                    executor=ProcessExecutor(1, max_trials=1))
+    pids = {rundir.read_json(tmp_path / "s" / "trials" / t["trial"] / "summary.json")["pid"]
+            for t in summary["trials"]}
+    assert (summary["counts"], len(pids)) == ({"total": 2, "completed": 2}, 2)
 
 
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -204,6 +217,7 @@ def _ended(sweep_dir: Path) -> dict[str, bytes]:
     return {p.name: (p / "summary.json").read_bytes() for p in _trials(sweep_dir) if _status(p) in FINAL}
 
 
+@pytest.mark.slow
 def test_sigterm_exits_130_and_resume_finishes_each_trial_once(tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_MLP, train={"epochs": 6, "batch_size": 16})
     out = tmp_path / "s"
@@ -220,10 +234,11 @@ def test_sigterm_exits_130_and_resume_finishes_each_trial_once(tmp_path: Path) -
         ["completed", "completed", "completed", "diverged"], before)
 
 
+@pytest.mark.slow
 def test_sigkill_with_workers_then_resume_never_reruns_an_ended_trial(tmp_path: Path) -> None:
-    config = write_config(tmp_path, TINY_MLP, train={"epochs": 6, "batch_size": 16})
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 5, "batch_size": 16})
     out = tmp_path / "s"
-    proc = _start(config, "--lr", "0.02,0.05,0.1", "--lambda", "0.01,0.02", "--mode", "grid", "--jobs", "2",
+    proc = _start(config, "--lr", "0.02,0.05", "--lambda", "0.01,0.02", "--mode", "grid", "--jobs", "2",
                   "--sweep-dir", out)
     _wait_for(lambda: len(_ended(out)) >= 1 and any(
         (p / "checkpoint" / "state.npz").exists() and _status(p) == "running" for p in _trials(out)), proc)
@@ -234,4 +249,4 @@ def test_sigkill_with_workers_then_resume_never_reruns_an_ended_trial(tmp_path: 
     summary = json.loads(resumed.stdout)
     rows = [len(rundir.read_csv(out / "trials" / t["trial"] / "metrics.csv")) for t in summary["trials"]]
     assert ({t["status"] for t in summary["trials"]}, rows, {k: _ended(out)[k] for k in before}) == (
-        {"completed"}, [6] * 6, before)
+        {"completed"}, [5] * 4, before)
