@@ -145,8 +145,11 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         try:
             if progress:
                 progress.__enter__()
+            # Keras validates a dataset-fed fit in batches of 32 unless told otherwise; use the batch
+            # evaluate_model uses (63 validation steps per epoch became 2 on 2,000 examples).
             model.fit(stream, epochs=cfg.train.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
-                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+                      validation_data=validation, validation_batch_size=max(cfg.train.batch_size, 256),
+                      shuffle=False, verbose=0, callbacks=[recorder])
         except KeyboardInterrupt:
             recorder.interrupted = True
         finally:
