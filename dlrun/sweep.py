@@ -163,7 +163,7 @@ class _Session:
             title = (f"{self.plan.base.config.name}: {self.plan.metric} by trial ({status})\n"
                      "red, hatched: diverged (loss became NaN/inf)")
             sweep_heatmap(self.root / rundir.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
-                          self.plan.metric, title)
+                          self.plan.metric, title, self.plan.goal)
             summary["heatmap"] = str(self.root / rundir.SWEEP_HEATMAP)
             rundir.write_json(self.root / rundir.SUMMARY, summary)
         if not reporter.json_mode:

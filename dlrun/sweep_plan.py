@@ -175,10 +175,23 @@ def load_sweep_config(path: str | Path, overrides: list[str] | None = None, lr: 
     _merge_flags(data, source, {"lr": lr, "lambda": lam}, mode)
     base = LoadedConfig(validate_data(data, source), source, Path(path))
     checks.run_static_checks(base)
+    _resolve_ranking(base)
     problems = check_space(base)
     if problems:
         raise ConfigError(problems)
     return base
+
+
+def _resolve_ranking(base: LoadedConfig) -> None:
+    """Fill in what ranks trials when the config leaves it out: val_accuracy (classification) or
+    test_loss (regression, which may have no validation split); lower is better for losses and mae."""
+    sweep = base.config.sweep
+    if sweep is None:
+        return
+    if "metric" not in sweep.model_fields_set and base.config.task == "regression":
+        sweep.metric = "test_loss"
+    if "goal" not in sweep.model_fields_set:
+        sweep.goal = "min" if "loss" in sweep.metric or "mae" in sweep.metric else "max"
 
 
 def check_space(base: LoadedConfig) -> list[Problem]:

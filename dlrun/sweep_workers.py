@@ -186,6 +186,7 @@ def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, de
     """A worker process: set up TensorFlow once, then run each trial it is sent until told to stop."""
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before TensorFlow is imported
+    os.dup2(2, 1)  # the sweep's stdout is its own (--json prints one object there); workers use stderr
     stop = StopRequest()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
