@@ -196,7 +196,7 @@ def sweep(
                                              "(default: 1 on CPU, one per GPU).")] = None,
     sweep_dir: Annotated[Path | None, typer.Option("--sweep-dir", help="Write into this (new or empty) "
                                                    "directory.")] = None,
-    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new sweep directories.")] = Path("runs"),
+    runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = Path("runs"),
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
                                                 "runs only the trials that have not ended.")] = None,
     json_out: JsonOpt = False,
@@ -206,8 +206,8 @@ def sweep(
     from dlrun.sweep import sweep as core_sweep
 
     reporter = Reporter(json_mode=json_out)
-    summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume, reporter,
-                                             runs_root=runs_root))
+    summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
+                                             reporter, runs_root=runs_root))
     reporter.emit_json(summary)
 
 
