@@ -49,6 +49,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     """Evaluate weights on the config's test split; writes eval.json and confusion.png into the
     run directory (or `out`) and returns the eval object."""
     from dlrun.model import build_model
+    from dlrun.pipeline import eval_stream
 
     reporter = reporter or Reporter(live=False)
     target = Path(target)
@@ -64,12 +65,13 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     model = build_model(lc, data.input_shape)
     source = _load(model, target, weights_path)
     x, y = data.eval_split()
-    values = model.evaluate(x, y, batch_size=max(cfg.train.batch_size, 256), verbose=0, return_dict=True)
+    batch = max(cfg.train.batch_size, 256)
+    values = model.evaluate(eval_stream(x, y, batch), verbose=0, return_dict=True)
     result: dict[str, Any] = {"loss": float(values["loss"])}
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.task == "classification":
         assert data.num_classes is not None
-        predictions = model.predict(x, batch_size=max(cfg.train.batch_size, 256), verbose=0).argmax(axis=1)
+        predictions = model.predict(eval_stream(x, None, batch), verbose=0).argmax(axis=1)
         result["accuracy"] = float(values["accuracy"])
         result.update(classification_report(np.asarray(y), predictions, data.num_classes, data.class_names))
     else:

@@ -97,8 +97,10 @@ def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: 
 
 def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
     """Loss and accuracy (or mae) on the test split (the training data when there is none)."""
+    from dlrun.pipeline import eval_stream
+
     x, y = data.eval_split()
-    values = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0, return_dict=True)
+    values = model.evaluate(eval_stream(x, y, max(batch_size, 256)), verbose=0, return_dict=True)
     key = "accuracy" if task == "classification" else "mae"
     return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
 
@@ -132,7 +134,7 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
     `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
     """
     from dlrun.callbacks import EpochRecorder
-    from dlrun.pipeline import train_stream
+    from dlrun.pipeline import eval_stream, train_stream
 
     def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
         return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
@@ -140,7 +142,9 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
 
     stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
                                  end_epoch, cfg.train.shuffle)
-    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    # validated in batches of the training batch size, as model.fit(x, y, batch_size=...) would
+    has_val = data.x_val is not None and data.y_val is not None
+    validation = eval_stream(data.x_val, data.y_val, cfg.train.batch_size) if has_val else None
     progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
     recorder = EpochRecorder(on_epoch, stop, progress)
     try:

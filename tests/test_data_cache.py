@@ -255,3 +255,14 @@ def test_damage_in_a_later_chunk_is_detected(data_cache: Path) -> None:
         fh.seek(path.stat().st_size - 100)
         fh.write(b"\x01")
     assert cache.read_entry("k" * 64) is None
+
+
+def test_temporaries_of_killed_writers_are_cleaned_up(data_cache: Path) -> None:
+    folder = data_cache / "data"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".abc.left-behind.tmp", folder / ".def.being-written.tmp"
+    for temp in (stale, fresh):
+        temp.write_bytes(b"partial")
+    os.utime(stale, (0, 0))
+    cache.write_entry("k" * 64, {"x_train": np.zeros(3), "y_train": np.zeros(3)}, {})
+    assert (stale.exists(), fresh.exists()) == (False, True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlrun.pipeline import train_stream
+from dlrun.pipeline import eval_stream, train_stream
 
 N, BATCH, EPOCHS = 103, 10, 3
 
@@ -42,3 +42,23 @@ def test_epochs_are_shuffled_differently() -> None:
 
 def test_no_shuffle_keeps_the_order() -> None:
     assert np.concatenate(_epochs(shuffle=False)[0]).tolist() == list(range(N))
+
+
+def test_eval_stream_keeps_the_order_in_batches() -> None:
+    x = np.arange(N, dtype=np.float32).reshape(N, 1)
+    batches = [(xb.numpy(), yb.numpy()) for xb, yb in eval_stream(x, np.arange(N), BATCH)]
+    assert [len(yb) for _, yb in batches] == [BATCH] * (N // BATCH) + [N % BATCH]
+    assert np.concatenate([yb for _, yb in batches]).tolist() == list(range(N))
+
+
+def test_eval_stream_without_labels_yields_images_only() -> None:
+    x = np.arange(N, dtype=np.float32).reshape(N, 1)
+    images = [part.numpy()[:, 0] for batch in eval_stream(x, None, BATCH) for part in batch]
+    assert np.concatenate(images).tolist() == list(range(N))
+
+
+def test_streams_do_not_autotune() -> None:
+    # tf.data's autotuning thread makes destroying an iterator wait for it (seconds, at random)
+    x = np.zeros((N, 1), np.float32)
+    streams = [train_stream(x, np.arange(N), BATCH, 0, 0, 1)[0], eval_stream(x, np.arange(N), BATCH)]
+    assert [s.options().autotune.enabled for s in streams] == [False, False]

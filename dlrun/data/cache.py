@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +44,8 @@ CONTENT_HASH_LIMIT = 1 << 20  # bytes
 MAGIC = b"DLRUN-DATA-CACHE-1\n"
 ALIGN = 64
 READ_CHUNK = 4 << 20  # bytes read, then checked while the next chunk is read
+TEMP_SUFFIX = ".tmp"
+STALE_SECONDS = 3600
 NOT_FOR_FILES = {"download", "style", "n_train", "n_test", "table"}  # settings no file source reads
 
 
@@ -190,7 +193,8 @@ def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -
     start = _aligned(len(MAGIC) + 8 + len(header))
     path = entry_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
@@ -202,6 +206,16 @@ def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return path
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Delete temporaries left by writers killed mid-write (older than STALE_SECONDS, so never one
+    that another process is still writing)."""
+    now = time.time()
+    for temp in folder.glob(f".*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if now - temp.stat().st_mtime > STALE_SECONDS:
+                temp.unlink()
 
 
 def _aligned(offset: int) -> int:
