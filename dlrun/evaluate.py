@@ -49,7 +49,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     """Evaluate weights on the config's test split; writes eval.json and confusion.png into the
     run directory (or `out`) and returns the eval object."""
     from dlrun.model import build_model
-    from dlrun.pipeline import eval_stream
+    from dlrun.pipeline import eval_batch_size, eval_stream
 
     reporter = reporter or Reporter(live=False)
     target = Path(target)
@@ -65,7 +65,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     model = build_model(lc, data.input_shape)
     source = _load(model, target, weights_path)
     x, y = data.eval_split()
-    batch = max(cfg.train.batch_size, 256)
+    batch = eval_batch_size(cfg.train.batch_size)
     values = model.evaluate(eval_stream(x, y, batch), verbose=0, return_dict=True)
     result: dict[str, Any] = {"loss": float(values["loss"])}
     out_dir.mkdir(parents=True, exist_ok=True)

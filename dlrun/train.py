@@ -97,10 +97,10 @@ def _write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: 
 
 def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
     """Loss and accuracy (or mae) on the test split (the training data when there is none)."""
-    from dlrun.pipeline import eval_stream
+    from dlrun.pipeline import eval_batch_size, eval_stream
 
     x, y = data.eval_split()
-    values = model.evaluate(eval_stream(x, y, max(batch_size, 256)), verbose=0, return_dict=True)
+    values = model.evaluate(eval_stream(x, y, eval_batch_size(batch_size)), verbose=0, return_dict=True)
     key = "accuracy" if task == "classification" else "mae"
     return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
 
@@ -109,8 +109,7 @@ def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: Exp
                  weights_moved: bool) -> dict[str, float]:
     """The final test metrics. When validation ran on the test split itself and the weights are still
     those of the last epoch, that epoch's validation pass has already measured exactly this: reuse
-    it instead of running the same pass again (only the batch size differs, so the loss may differ
-    in the last float digits). Otherwise evaluate."""
+    it instead of running the same pass again (same batches: `eval_batch_size`). Otherwise evaluate."""
     key = "accuracy" if cfg.task == "classification" else "mae"
     last = rows[-1]
     same_pass = data.x_test is not None and data.x_val is data.x_test and not weights_moved
@@ -134,7 +133,7 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
     `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
     """
     from dlrun.callbacks import EpochRecorder
-    from dlrun.pipeline import eval_stream, train_stream
+    from dlrun.pipeline import eval_batch_size, eval_stream, train_stream
 
     def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
         return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
@@ -142,9 +141,8 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
 
     stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
                                  end_epoch, cfg.train.shuffle)
-    # validated in batches of the training batch size, as model.fit(x, y, batch_size=...) would
     has_val = data.x_val is not None and data.y_val is not None
-    validation = eval_stream(data.x_val, data.y_val, cfg.train.batch_size) if has_val else None
+    validation = eval_stream(data.x_val, data.y_val, eval_batch_size(cfg.train.batch_size)) if has_val else None
     progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
     recorder = EpochRecorder(on_epoch, stop, progress)
     try:
@@ -152,8 +150,7 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
             # Keras validates a dataset-fed fit in batches of 32 unless told; use evaluate_model's batch
             # (63 validation steps per epoch become 2 on 2,000 examples, and the numbers match evaluate's).
             model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
-                      validation_data=validation, validation_batch_size=max(cfg.train.batch_size, 256),
-                      shuffle=False, verbose=0, callbacks=[recorder])
+                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
     except KeyboardInterrupt:
         recorder.interrupted = True
     return FitOutcome(recorder.interrupted, recorder.diverged_epoch)
