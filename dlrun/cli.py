@@ -180,6 +180,37 @@ def transfer(
         raise typer.Exit(EXIT_DIVERGED)
 
 
+
+@app.command()
+def sweep(
+    config: Annotated[Path | None, typer.Argument(help="Experiment config (YAML) with a `sweep:` section, "
+                                                  "or flags below.", show_default=False)] = None,
+    sets: SetOpt = None,
+    lr: Annotated[str | None, typer.Option("--lr", help="Learning rates to try (sweeps optimizer.lr), "
+                                           "comma-separated, e.g. 1e-4,1e-3,0.01.")] = None,
+    lam: Annotated[str | None, typer.Option("--lambda", help="L2 strengths to try (sweeps model.l2), "
+                                            "comma-separated, e.g. 0,1e-3,0.01.")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="grid: every combination; zip: pairwise, "
+                                             "lists of equal length. Overrides sweep.mode.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Trials at once, in worker processes "
+                                             "(default: 1 on CPU, one per GPU).")] = None,
+    sweep_dir: Annotated[Path | None, typer.Option("--sweep-dir", help="Write into this (new or empty) "
+                                                   "directory.")] = None,
+    runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
+                                                "runs only the trials that have not ended.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train one run per point of a parameter space (grid or zip); rank them, keep going past
+    diverged trials, resume after an interruption."""
+    from dlrun.sweep import sweep as core_sweep
+
+    reporter = Reporter(json_mode=json_out)
+    summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
+                                             reporter, runs_root=runs_root))
+    reporter.emit_json(summary)
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     # Outside training (which installs its own graceful handler) Ctrl-C / SIGTERM end the command with
     # 130. SystemExit, unlike KeyboardInterrupt, is not turned into click's "Aborted!" (exit 1).

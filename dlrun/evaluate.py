@@ -12,7 +12,7 @@ from dlrun import backend, rundir
 from dlrun.config import load_config
 from dlrun.console import Reporter, metrics_table, rows_table
 from dlrun.errors import RunDirError, WeightsError
-from dlrun.train import eval_batch_size, load_data_for
+from dlrun.train import load_data_for
 from dlrun.weights import read_weights
 
 
@@ -49,7 +49,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     """Evaluate weights on the config's test split; writes eval.json and confusion.png into the
     run directory (or `out`) and returns the eval object."""
     from dlrun.model import build_model
-    from dlrun.pipeline import eval_stream
+    from dlrun.pipeline import eval_batch_size, eval_stream
 
     reporter = reporter or Reporter(live=False)
     target = Path(target)

@@ -68,6 +68,13 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
     return _finish(batches), steps
 
 
+def eval_batch_size(batch_size: int) -> int:
+    """The batch size of validation, final test metrics and `dlrun evaluate`: one value everywhere,
+    so a validation pass on the test split is exactly the pass evaluate would make; at least 256,
+    since evaluation holds no gradients and small batches only add steps."""
+    return max(batch_size, 256)
+
+
 def eval_stream(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> Any:
     """Consecutive batches of (x, y), or of x alone for prediction, in order: the batches Keras
     would cut from the arrays with this batch size, without its autotuned pipeline."""

@@ -74,3 +74,50 @@ def _save(fig: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pending": ("#f0f0f0", ""),
+              "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
+
+
+def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols: list[Any],
+                  cells: list[list[tuple[float | None, str, str]]], metric: str, title: str,
+                  goal: str = "max") -> None:
+    """A grid of trials coloured by `metric` (the better, the brighter); cells whose kind is diverged,
+    failed or unfinished are drawn hatched in their own colour instead, so an exploding learning
+    rate stands out."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    plt = _pyplot()
+    values = np.array([[np.nan if v is None else v for v, _, _ in row] for row in cells], dtype=float)
+    low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0.0, 1.0)
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 + 1.15 * len(cols)), 1.9 + 0.62 * len(rows)))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis" if goal == "max" else "viridis_r",
+                      aspect="auto", vmin=low, vmax=high)
+    fig.colorbar(image, ax=ax, label=metric)
+    for i, row in enumerate(cells):
+        for j, (value, label, kind) in enumerate(row):
+            color, hatch = HEAT_MARKS.get(kind, ("none", ""))
+            if kind in HEAT_MARKS:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color, hatch=hatch,
+                                       edgecolor="#ffffff66", lw=0.5))
+            marked = kind in ("diverged", "failed")
+            brightness = None if value is None or high == low else (value - low) / (high - low)
+            if brightness is not None and goal != "max":
+                brightness = 1 - brightness
+            dark = marked or (brightness is not None and brightness < 0.5)
+            box = {"boxstyle": "round,pad=0.15", "facecolor": color, "edgecolor": "none"} if marked else None
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark else "black",
+                    fontweight="bold" if marked else "normal", bbox=box)
+    ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
+    ax.set_xlabel(col_key or "")
+    ax.set_ylabel(row_key)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _tick(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
