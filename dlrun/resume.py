@@ -10,10 +10,11 @@ from typing import Any
 
 from dlrun import rundir
 from dlrun.checkpoint import read_meta
-from dlrun.config import config_sha256, load_config
+from dlrun.config import LoadedConfig, config_sha256, load_config
 from dlrun.console import Reporter
 from dlrun.errors import DlrunError, Interrupted, RunDirError
 from dlrun.interrupts import graceful_stop
+from dlrun.rundir import RunDir
 from dlrun.runs import check_resumable
 from dlrun.train import load_data_for, train_guarded
 
@@ -25,6 +26,18 @@ def claim(run: rundir.RunDir) -> None:
     rundir.write_json(run / rundir.SUMMARY, summary)
 
 
+def run_and_config(run_dir: str | Path, config: str | Path | LoadedConfig | None) -> tuple[RunDir, LoadedConfig]:
+    """The run directory and its own saved config; a `config` given alongside must resolve to the
+    same config (a resumed run cannot change it), else RunDirError."""
+    run = rundir.find_run_dir(run_dir)
+    lc = load_config(run / rundir.CONFIG)
+    given = config if isinstance(config, LoadedConfig) else (load_config(config) if config is not None else None)
+    if given is not None and config_sha256(given.config) != config_sha256(lc.config):
+        raise RunDirError(f"{config} differs from the config of {run.path}; a resumed run keeps its own "
+                          f"config ({run / rundir.CONFIG}). Drop the config argument, or start a new run.")
+    return run, lc
+
+
 def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None,
            use_cache: bool = True) -> dict[str, Any]:
     """Continue a run from its last complete epoch; returns the summary like `train`.
@@ -33,11 +46,7 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     `use_cache=False` reads the data from its source, not the data cache.
     """
     reporter = reporter or Reporter(live=False)
-    run = rundir.find_run_dir(run_dir)
-    lc = load_config(run / rundir.CONFIG)
-    if config is not None and config_sha256(load_config(config).config) != config_sha256(lc.config):
-        raise RunDirError(f"{config} differs from the config of {run.path}; a resumed run keeps its own "
-                          f"config ({run / rundir.CONFIG}). Drop the config argument, or start a new run.")
+    run, lc = run_and_config(run_dir, config)
     if run.exists(rundir.TRANSFER):
         raise RunDirError(f"{run.path} is a transfer run; resume it with: dlrun transfer --resume {run.path}")
     status = check_resumable(run)

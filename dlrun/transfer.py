@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dlrun import backend, rundir
-from dlrun.config import LoadedConfig, config_sha256, dump_config, load_config
+from dlrun.config import LoadedConfig, dump_config
 from dlrun.console import Reporter
 from dlrun.data import Dataset
 from dlrun.errors import ConfigError, Interrupted, RunDirError, TransferError
@@ -181,12 +181,10 @@ def _run_guarded(lc: LoadedConfig, run: rundir.RunDir, data: Dataset, reporter: 
 def resume_transfer(run_dir: str | Path, config: str | Path | LoadedConfig | None = None,
                     reporter: Reporter | None = None, unsafe: bool = False) -> dict[str, Any]:
     """Continue an interrupted transfer from the last complete epoch of its current stage."""
+    from dlrun.resume import run_and_config
+
     reporter = reporter or Reporter(live=False)
-    run = rundir.find_run_dir(run_dir)
-    lc = load_config(run / rundir.CONFIG)
-    if config is not None and config_sha256(ensure_loaded(config).config) != config_sha256(lc.config):
-        raise RunDirError(f"{config} differs from the config of {run.path}; a resumed transfer keeps its own "
-                          f"config ({run / rundir.CONFIG}). Drop the config argument, or start a new run.")
+    run, lc = run_and_config(run_dir, config)
     if lc.config.transfer is None or not run.exists(rundir.TRANSFER):
         raise RunDirError(f"{run.path} is not a transfer run (no {rundir.TRANSFER}); resume it with dlrun train")
     check_resumable(run)  # interrupted, crashed or failed; not running, completed or diverged
