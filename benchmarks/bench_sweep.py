@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dlrun.config.schema import DataConfig  # noqa: E402
 from dlrun.data import load_dataset  # noqa: E402  (needs ROOT on the path)
-from dlrun.schema import DataConfig  # noqa: E402
 
 COURSE_VALUES = [0.0001, 0.001, 0.01, 0.1, 1, 10, 20, 50]
 TARGET_RATIO = 0.6

@@ -12,8 +12,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from dlrun.console import Reporter
 from dlrun.errors import ConfigError, DlrunError, Interrupted
+from dlrun.store.names import DEFAULT_RUNS_ROOT
+from dlrun.ui.console import Reporter
 
 app = typer.Typer(
     name="dlrun",
@@ -58,14 +59,12 @@ def run_command(action: Callable[[], Any]) -> Any:
 @app.command()
 def validate(config: ConfigArg, sets: SetOpt = None, json_out: JsonOpt = False) -> None:
     """Parse and check a config without training (fast: does not load TensorFlow)."""
-    from dlrun.config import config_sha256, load_config
+    from dlrun.commands.validate import validate as core_validate
 
-    lc = run_command(lambda: load_config(config, sets or []))
+    result = run_command(lambda: core_validate(config, sets or []))
     reporter = Reporter(json_mode=json_out)
-    reporter.emit_json({"valid": True, "config": str(config), "name": lc.config.name,
-                        "config_sha256": config_sha256(lc.config)})
-    reporter.info(f"{config}: valid ({lc.config.name}, {len(lc.config.model.layers)} layers, "
-                  f"data: {lc.config.data.source})")
+    reporter.emit_json({k: result[k] for k in ("valid", "config", "name", "config_sha256")})
+    reporter.info(f"{config}: valid ({result['name']}, {result['layers']} layers, data: {result['source']})")
 
 
 @app.command()
@@ -73,7 +72,7 @@ def train(
     config: Annotated[Path | None, typer.Argument(help="Experiment config (YAML).", show_default=False)] = None,
     sets: SetOpt = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
-    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = Path("runs"),
+    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = DEFAULT_RUNS_ROOT,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")] = None,
     no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
@@ -81,7 +80,7 @@ def train(
     """Train one run; writes metrics, plots, weights and the resolved config into a run directory."""
     reporter = Reporter(json_mode=json_out)
     if resume is not None:
-        from dlrun.resume import resume as core_resume
+        from dlrun.commands.resume import resume as core_resume
 
         if sets or run_dir:
             _fail(DlrunError(f"{'--set' if sets else '--run-dir'} cannot be used with --resume: a resumed run "
@@ -90,9 +89,9 @@ def train(
     elif config is None:
         _fail(DlrunError("give a CONFIG to train, or --resume RUN_DIR"))
     else:
-        from dlrun import train as core
+        from dlrun.commands.train import train as core_train
 
-        summary = run_command(lambda: core.train(config, sets or [], run_dir, runs_root, reporter,
+        summary = run_command(lambda: core_train(config, sets or [], run_dir, runs_root, reporter,
                                                  use_cache=not no_cache))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
@@ -105,14 +104,14 @@ def train(
 
 @app.command()
 def runs(
-    runs_root: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = Path("runs"),
+    runs_root: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = DEFAULT_RUNS_ROOT,
     compare: Annotated[tuple[Path, Path] | None, typer.Option(
         "--compare", help="Compare two run directories: config and metric differences.", show_default=False,
         metavar="RUN_A RUN_B")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List runs and sweeps, newest first (status, key metrics, start, duration); or compare two runs."""
-    from dlrun import runs as core
+    from dlrun.commands import runs as core
 
     reporter = Reporter(json_mode=json_out)
     if not reporter.out.is_terminal:  # piped or redirected: no need to squeeze the tables into 80 columns
@@ -144,7 +143,7 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Score saved weights on the config's test split: loss, accuracy, per-class F1, confusion."""
-    from dlrun.evaluate import evaluate as core_evaluate
+    from dlrun.commands.evaluate import evaluate as core_evaluate
 
     reporter = Reporter(json_mode=json_out)
     result = run_command(lambda: core_evaluate(target, config, sets or [], out, reporter, use_cache=not no_cache))
@@ -161,24 +160,23 @@ def transfer(
         "--freeze", help="Freeze policy of a single-stage transfer: none, all, features, or names/globs.")] = None,
     sets: SetOpt = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
-    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = Path("runs"),
+    runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = DEFAULT_RUNS_ROOT,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.")] = None,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
-    from dlrun import transfer as core
+    from dlrun.transfers.run import transfer as core_transfer
 
     reporter = Reporter(json_mode=json_out)
-    summary = run_command(lambda: core.transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
+    summary = run_command(lambda: core_transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
                                                 resume, unsafe))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         typer.echo(f"diverged in stage {summary.get('diverged_stage')} at epoch {summary.get('diverged_epoch')} "
                    f"(non-finite loss); kept the last finite checkpoint in {summary['run_dir']}", err=True)
         raise typer.Exit(EXIT_DIVERGED)
-
 
 
 @app.command()
@@ -196,14 +194,14 @@ def sweep(
                                              "(default: 1 on CPU, one per GPU).")] = None,
     sweep_dir: Annotated[Path | None, typer.Option("--sweep-dir", help="Write into this (new or empty) "
                                                    "directory.")] = None,
-    runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = Path("runs"),
+    runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = DEFAULT_RUNS_ROOT,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
                                                 "runs only the trials that have not ended.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run per point of a parameter space (grid or zip); rank them, keep going past
     diverged trials, resume after an interruption."""
-    from dlrun.sweep import sweep as core_sweep
+    from dlrun.sweeps.run import sweep as core_sweep
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
@@ -221,7 +219,7 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     """Console entry point. Anything unexpected becomes a one-line error (exit 1); set DLRUN_DEBUG=1
     for the traceback."""
-    from dlrun import backend
+    from dlrun.engine import backend
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)

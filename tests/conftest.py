@@ -1,13 +1,19 @@
-"""Shared fixtures: tiny configs on built-in data, and a subprocess runner for the CLI contract."""
+"""Shared fixtures and helpers: tiny configs on built-in data, a subprocess runner for the CLI contract,
+helpers for tests that signal or kill a real `dlrun` process, and writers of legacy Keras-2 files."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
 import pytest
 import yaml
 
@@ -95,3 +101,87 @@ def tiny_config(tmp_path: Path) -> Path:
 def tiny_mlp_config(tmp_path: Path) -> Path:
     """A 2-epoch MLP config on 200 synthetic digits."""
     return write_config(tmp_path, TINY_MLP)
+
+
+NO_TF_PROBE = (
+    "import sys, runpy\n"
+    "sys.argv = ['dlrun'] + sys.argv[1:]\n"
+    "try:\n"
+    "    runpy.run_module('dlrun', run_name='__main__')\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "sys.stderr.write('TF_LOADED=%s\\n' % any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) "
+    "for m in sys.modules))\n"
+)
+
+
+def tf_loaded(*args: str) -> str:
+    """`TF_LOADED=True|False`: whether running `dlrun ARGS` in a fresh interpreter imported TensorFlow."""
+    proc = subprocess.run([sys.executable, "-c", NO_TF_PROBE, *args], capture_output=True, text=True,
+                          env=cli_env(), cwd=ROOT, timeout=120)
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def write_keras2_h5(path: Path, layers: list[tuple[str, list[np.ndarray]]], full_model: bool = False) -> None:
+    """A legacy Keras-2 weights file as tf-keras writes it (root attrs layer_names, weight_names)."""
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights") if full_model else f
+        root.attrs["layer_names"] = [name.encode() for name, _ in layers]
+        root.attrs["backend"] = b"tensorflow"
+        root.attrs["keras_version"] = b"2.15.0"
+        for name, arrays in layers:
+            group = root.create_group(name)
+            kinds = ["kernel", "bias"] if len(arrays) == 2 else [f"w{i}" for i in range(len(arrays))]
+            names = [f"{name}/{kind}:0" for kind in kinds]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for n, array in zip(names, arrays, strict=True):
+                group.create_dataset(n, data=array)
+
+
+# A CNN with dropout on 1000 synthetic digits: ~0.1 s per epoch on 2 cores, so a signal sent
+# after epoch 2 lands well before the end, and the whole run takes a few seconds.
+LIVE_CNN: dict[str, Any] = deep_merge(TINY_CNN, {
+    "name": "live",
+    "data": {"n_train": 1000, "n_test": 200},
+    "train": {"epochs": 12, "batch_size": 32},
+})
+
+
+def start(*args: str | Path, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start `python -m dlrun ARGS` without waiting for it."""
+    return subprocess.Popen([sys.executable, "-m", "dlrun", *map(str, args)], cwd=cwd, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of metrics.csv ([] while there is none). The file is replaced atomically, so a
+    read sees a complete version."""
+    try:
+        text = (run_dir / "metrics.csv").read_text()
+    except FileNotFoundError:
+        return []
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def wait_for_epochs(proc: subprocess.Popen[str], run_dir: Path, epochs: int, timeout: float = 120) -> int:
+    """Poll until metrics.csv has at least `epochs` rows; returns the count (fails if the process ends first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = len(metric_rows(run_dir))
+        if done >= epochs:
+            return done
+        if proc.poll() is not None:
+            raise AssertionError(f"dlrun exited ({proc.returncode}) before epoch {epochs}: {proc.stderr.read()}")
+        time.sleep(0.005)
+    raise AssertionError(f"no epoch {epochs} within {timeout} s")
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
+    """Wait for the process; (returncode, stdout, stderr)."""
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """metrics.csv rows minus the wall-clock column, which no two runs share."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]

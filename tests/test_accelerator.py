@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from conftest import TINY_MLP, write_config
 
-from dlrun import backend, rundir
+from dlrun import train
 from dlrun.config import load_config
-from dlrun.model import build_model
-from dlrun.train import train
+from dlrun.engine import backend
+from dlrun.engine.model import build_model
+from dlrun.store import files, names
 
 INPUT = (28, 28, 1)
 
@@ -24,7 +25,7 @@ def _train(tmp_path: Path, **train_settings: Any) -> dict[str, Any]:
 
 
 def _finite_losses(summary: dict[str, Any]) -> bool:
-    rows = rundir.read_csv(Path(summary["run_dir"]) / rundir.METRICS)
+    rows = files.read_csv(Path(summary["run_dir"]) / names.METRICS)
     return len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
 
 

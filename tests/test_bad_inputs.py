@@ -3,7 +3,6 @@ problem naming the file (and the YAML line for config problems), no traceback, n
 
 from __future__ import annotations
 
-import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ class Case:
     args: tuple[str, ...]
     expect: tuple[str, ...]
     lines: int = 1
-    needs: str | None = None  # a command another branch adds; skipped while it is missing
 
 
 def train(name: str, *expect: str, lines: int = 1) -> Case:
@@ -80,22 +78,16 @@ CASES = [
     Case("sweep_param_not_a_key_validate", ("validate", "sweep_param_not_a_key.yaml"),
          ("sweep_param_not_a_key.yaml:9: sweep.params.optimizer.learning_rate:", "not a config key")),
     Case("sweep_zip_lengths_differ", ("sweep", "sweep_zip_lengths_differ.yaml"),
-         ("sweep_zip_lengths_differ.yaml:9:", "equal lengths"), needs="sweep"),
+         ("sweep_zip_lengths_differ.yaml:9:", "equal lengths")),
     Case("sweep_param_not_a_key", ("sweep", "sweep_param_not_a_key.yaml"),
-         ("sweep_param_not_a_key.yaml:9:", "not a config key"), needs="sweep"),
+         ("sweep_param_not_a_key.yaml:9:", "not a config key")),
     # the refusal, then the 5-line mapping table as context
     Case("transfer_freeze_matches_nothing", ("transfer", "transfer_freeze_matches_nothing.yaml"),
          ("transfer_freeze_matches_nothing.yaml:12: transfer.stages.0.freeze:", "'no_such_layer*' matches no layer"),
-         lines=6, needs="transfer"),
+         lines=6),
     Case("transfer_resume_not_a_run", ("transfer", "--resume", "data/not_a_run"),
-         ("data/not_a_run", "not a"), needs="transfer"),
+         ("data/not_a_run", "not a")),
 ]
-
-
-@functools.cache
-def command_exists(name: str) -> bool:
-    """True when this checkout's CLI has the command (checked once per command)."""
-    return run_cli(name, "--help", timeout=60).returncode == 0
 
 
 def all_files(root: Path) -> set[str]:
@@ -109,8 +101,6 @@ def test_every_case_file_is_used() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_a_clean_exit_2(case: Case, tmp_path: Path) -> None:
-    if case.needs and not command_exists(case.needs):
-        pytest.skip(f"`dlrun {case.needs}` is not in this branch yet")
     work = tmp_path / "work"
     shutil.copytree(CORPUS, work)
     before = all_files(work)

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import ROOT, cli_env, run_cli
-
-NO_TF_PROBE = (
-    "import sys, runpy\n"
-    "sys.argv = ['dlrun'] + sys.argv[1:]\n"
-    "try:\n"
-    "    runpy.run_module('dlrun', run_name='__main__')\n"
-    "except SystemExit:\n"
-    "    pass\n"
-    "sys.stderr.write('TF_LOADED=%s\\n' % any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) "
-    "for m in sys.modules))\n"
-)
-
-
-def _tf_loaded(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", NO_TF_PROBE, *args], capture_output=True, text=True,
-                          env=cli_env(), cwd=ROOT, timeout=120)
-    return proc.stderr.strip().splitlines()[-1]
+from conftest import run_cli, tf_loaded
 
 
 def test_help_does_not_import_tensorflow() -> None:
-    assert _tf_loaded("--help") == "TF_LOADED=False"
+    assert tf_loaded("--help") == "TF_LOADED=False"
 
 
 def test_train_help_does_not_import_tensorflow() -> None:
-    assert _tf_loaded("train", "--help") == "TF_LOADED=False"
+    assert tf_loaded("train", "--help") == "TF_LOADED=False"
 
 
 def test_validate_does_not_import_tensorflow(tiny_config: Path) -> None:
-    assert _tf_loaded("validate", str(tiny_config)) == "TF_LOADED=False"
+    assert tf_loaded("validate", str(tiny_config)) == "TF_LOADED=False"
 
 
 def test_validate_ok_exits_zero(tiny_config: Path) -> None:

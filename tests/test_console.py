@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from dlrun.console import EpochProgress, Reporter
+from dlrun.ui.console import EpochProgress, Reporter
 
 
 def test_live_epoch_progress_renders_on_a_terminal() -> None:

@@ -13,8 +13,8 @@ import pytest
 from conftest import TINY_MLP, run_cli, write_config
 
 import dlrun.data as data_module
+from dlrun.config.schema import DataConfig
 from dlrun.data import cache, load_dataset
-from dlrun.schema import DataConfig
 
 FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 

@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
+from dlrun.config.schema import DataConfig, TableData
 from dlrun.data import load_dataset
 from dlrun.data.synthetic import synthetic_digits
 from dlrun.errors import DataError
-from dlrun.schema import DataConfig, TableData
 
 
 def _images(n: int, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

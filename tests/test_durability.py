@@ -17,11 +17,11 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from conftest import TINY_MLP, run_cli, write_config
-from live import LIVE_CNN, finish, metric_rows, start
+from conftest import LIVE_CNN, TINY_MLP, finish, metric_rows, run_cli, start, write_config
 
-from dlrun import rundir
 from dlrun.config import load_config
+from dlrun.store import files, rundir
+from dlrun.store.status import STATUSES
 
 KILLS = 10
 
@@ -58,7 +58,7 @@ def _metrics(path: Path) -> None:
 
 
 def _summary(path: Path) -> None:
-    assert json.loads(path.read_text())["status"] in rundir.STATUSES
+    assert json.loads(path.read_text())["status"] in STATUSES
 
 
 CHECKERS = {
@@ -73,7 +73,7 @@ def unreadable_files(run_dir: Path) -> list[str]:
     Hidden `.NAME.*.tmp*` files are temporaries that dlrun never reads (and resume deletes)."""
     problems = []
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
-        if rundir.is_temp_file(path.name):
+        if files.is_temp_file(path.name):
             continue
         check = CHECKERS.get(path.name)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlrun.pipeline import eval_stream, train_stream
+from dlrun.engine.pipeline import eval_stream, train_stream
 
 N, BATCH, EPOCHS = 103, 10, 3
 

@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_config
-from live import LIVE_CNN, finish, metric_rows, start, wait_for_epochs, without_seconds
+from conftest import LIVE_CNN, finish, metric_rows, run_cli, start, wait_for_epochs, without_seconds, write_config
 
-from dlrun import rundir
-from dlrun.checkpoint import read_meta
+from dlrun import resume
+from dlrun.engine.checkpoint import read_meta
 from dlrun.errors import RunDirError
-from dlrun.resume import resume
+from dlrun.store import files
 
 pytestmark = pytest.mark.slow  # real training processes, signalled and resumed
 
@@ -118,7 +117,7 @@ def test_resume_of_a_run_that_is_still_running_is_refused(work: Path, baseline: 
     run_dir = work / "alive"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text((work / "baseline" / "config.yaml").read_text())
-    rundir.write_json(run_dir / "summary.json", {"status": "running", "pid": os.getpid()})
+    files.write_json(run_dir / "summary.json", {"status": "running", "pid": os.getpid()})
     with pytest.raises(RunDirError, match="still running"):
         resume(run_dir)
 
@@ -159,7 +158,7 @@ def test_a_checkpoint_that_does_not_fit_is_exit_2_and_the_run_keeps_its_status(w
     run_dir = work / "misfit"
     (run_dir / "checkpoint").mkdir(parents=True)
     (run_dir / "config.yaml").write_text((work / "baseline" / "config.yaml").read_text())
-    rundir.write_json(run_dir / "summary.json", {"status": "interrupted", "last_complete_epoch": 1})
+    files.write_json(run_dir / "summary.json", {"status": "interrupted", "last_complete_epoch": 1})
     np.savez(run_dir / "checkpoint" / "state.npz", m0=np.zeros(3), __meta__=np.array(json.dumps({"epoch": 1})))
     proc = run_cli("train", "--resume", run_dir)
     status = json.loads((run_dir / "summary.json").read_text())["status"]

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TINY_MLP, deep_merge, run_cli
-from test_cli_contract import _tf_loaded
+from conftest import TINY_MLP, deep_merge, run_cli, tf_loaded
 
-from dlrun import rundir
+from dlrun import compare_runs, list_runs
 from dlrun.errors import RunDirError
-from dlrun.runs import compare_runs, effective_status, list_runs
+from dlrun.metrics import epoch_columns
+from dlrun.store import files
+from dlrun.store.status import effective_status
 
 
 def dead_pid() -> int:
@@ -43,15 +44,15 @@ def make_run(root: Path, name: str, started: str, status: str = "completed", con
     """A run directory as `dlrun train` leaves it (config, metrics.csv, summary.json)."""
     path = root / f"{name}-{started.replace(':', '')}"
     path.mkdir(parents=True)
-    rundir.write_text(path / "config.yaml", yaml.safe_dump(config or TINY_MLP))
+    files.write_text(path / "config.yaml", yaml.safe_dump(config or TINY_MLP))
     epochs = [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.5 + e / 10, "val_loss": 1.2 / e,
                "val_accuracy": 0.4 + e / 10, "lr": 0.05, "seconds": 0.1} for e in range(1, rows + 1)]
-    rundir.write_csv(path / "metrics.csv", rundir.METRIC_COLUMNS, epochs)
+    files.write_csv(path / "metrics.csv", epoch_columns("classification"), epochs)
     summary: dict[str, Any] = {"status": status, "name": name, "started": started, "seconds": 75.0,
                                "epochs_run": rows, "epochs": 4, "pid": dead_pid(), "host": socket.gethostname()}
     if metrics:
         summary["metrics"] = metrics
-    rundir.write_json(path / "summary.json", summary)
+    files.write_json(path / "summary.json", summary)
     return path
 
 
@@ -63,9 +64,9 @@ def runs_root(tmp_path: Path) -> Path:
     sweep = root / "lr-sweep-20260103"
     (sweep / "trials" / "t0").mkdir(parents=True)
     (sweep / "trials" / "t1").mkdir()
-    rundir.write_text(sweep / "sweep.yaml", "params: {optimizer.lr: [0.1, 0.01]}\n")
+    files.write_text(sweep / "sweep.yaml", "params: {optimizer.lr: [0.1, 0.01]}\n")
     # the shape `dlrun sweep` writes: no pid and no start time (the folder's time is used)
-    rundir.write_json(sweep / "summary.json", {
+    files.write_json(sweep / "summary.json", {
         "status": "running", "sweep_dir": str(sweep), "name": "lr-sweep", "counts": {"total": 2, "completed": 1},
         "best": {"trial": "t1", "metric": "val_accuracy", "value": 0.9}, "seconds": 12.0})
     (root / "not-a-run").mkdir()
@@ -133,10 +134,10 @@ def test_cli_compare_of_a_non_run_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_runs_does_not_import_tensorflow(runs_root: Path) -> None:
-    assert _tf_loaded("runs", str(runs_root)) == "TF_LOADED=False"
+    assert tf_loaded("runs", str(runs_root)) == "TF_LOADED=False"
 
 
 def test_a_transfer_run_is_listed_as_such(tmp_path: Path) -> None:
     run = make_run(tmp_path, "ft", "2026-01-01T10:00:00", metrics={"test_accuracy": 0.9})
-    rundir.write_json(run / "transfer.json", {"from": "runs/source"})
+    files.write_json(run / "transfer.json", {"from": "runs/source"})
     assert [(info.name, info.kind) for info in list_runs(tmp_path)] == [("ft", "transfer")]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli, write_config
 
-from dlrun import rundir
 from dlrun.errors import RunDirError
+from dlrun.store import rundir
 
 SOURCES = sorted((ROOT / "dlrun").rglob("*.py"))
 

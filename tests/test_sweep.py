@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_CNN, TINY_MLP, cli_env, run_cli, write_config
-from test_cli_contract import NO_TF_PROBE
+from conftest import NO_TF_PROBE, TINY_CNN, TINY_MLP, cli_env, run_cli, write_config
 
-from dlrun import rundir
+from dlrun import sweep
 from dlrun.errors import ConfigError
-from dlrun.sweep import sweep
-from dlrun.sweep_plan import plan_sweep
-from dlrun.sweep_workers import ProcessExecutor
+from dlrun.store import files, names
+from dlrun.sweeps.executors.processes import ProcessExecutor
+from dlrun.sweeps.plan import plan_sweep
 
 FINAL = {"completed", "diverged"}
 METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
@@ -30,7 +29,7 @@ GRID_FLAGS = ["--lr", "0.01,0.1,1e4", "--lambda", "0.01,0.1", "--mode", "grid"]
 
 def results(sweep_dir: Path) -> list[dict[str, str]]:
     """The rows of a sweep's results.csv."""
-    return rundir.read_csv(sweep_dir / rundir.SWEEP_RESULTS)
+    return files.read_csv(sweep_dir / names.SWEEP_RESULTS)
 
 
 def metric_view(sweep_dir: Path) -> list[tuple[str, ...]]:
@@ -66,7 +65,7 @@ def test_diverged_trial_records_its_epoch(grid_sweep: tuple[Path, Any]) -> None:
 
 
 def test_results_csv_has_the_documented_columns(grid_sweep: tuple[Path, Any]) -> None:
-    header = (grid_sweep[0] / rundir.SWEEP_RESULTS).read_text().splitlines()[0]
+    header = (grid_sweep[0] / names.SWEEP_RESULTS).read_text().splitlines()[0]
     assert header == ("trial,optimizer.lr,model.l2,status,epochs_run,loss,accuracy,val_loss,val_accuracy,"
                       "test_loss,test_accuracy,seconds")
 
@@ -94,7 +93,7 @@ def test_summary_names_the_best_trial(grid_sweep: tuple[Path, Any]) -> None:
 def test_best_yaml_retrains_to_the_best_metric(grid_sweep: tuple[Path, Any], tmp_path: Path) -> None:
     best = json.loads(grid_sweep[1].stdout)["best"]
     proc = run_cli("train", grid_sweep[0] / "best.yaml", "--runs", tmp_path, "--json")
-    trial = rundir.read_json(grid_sweep[0] / "trials" / best["trial"] / "summary.json")
+    trial = files.read_json(grid_sweep[0] / "trials" / best["trial"] / "summary.json")
     assert json.loads(proc.stdout)["metrics"] == trial["metrics"]
 
 
@@ -110,7 +109,7 @@ def test_workers_are_replaced_after_max_trials(tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
     summary = sweep(config, [], "0.05,0.1", "0.01,0.02", "zip", None, tmp_path / "s",
                     executor=ProcessExecutor(1, max_trials=1))
-    pids = {rundir.read_json(tmp_path / "s" / "trials" / t["trial"] / "summary.json")["pid"]
+    pids = {files.read_json(tmp_path / "s" / "trials" / t["trial"] / "summary.json")["pid"]
             for t in summary["trials"]}
     assert (summary["counts"], len(pids)) == ({"total": 2, "completed": 2}, 2)
 
@@ -202,7 +201,7 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], timeou
 
 def _status(trial: Path) -> str | None:
     try:
-        return str(rundir.read_json(trial / "summary.json").get("status"))
+        return str(files.read_json(trial / "summary.json").get("status"))
     except Exception:  # not written yet, or mid-replace
         return None
 
@@ -247,6 +246,6 @@ def test_sigkill_with_workers_then_resume_never_reruns_an_ended_trial(tmp_path: 
     before = _ended(out)
     resumed = run_cli("sweep", "--resume", out, "--jobs", "2", "--json")
     summary = json.loads(resumed.stdout)
-    rows = [len(rundir.read_csv(out / "trials" / t["trial"] / "metrics.csv")) for t in summary["trials"]]
+    rows = [len(files.read_csv(out / "trials" / t["trial"] / "metrics.csv")) for t in summary["trials"]]
     assert ({t["status"] for t in summary["trials"]}, rows, {k: _ended(out)[k] for k in before}) == (
         {"completed"}, [5] * 4, before)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
-from conftest import TINY_CNN, TINY_MLP, run_cli, write_config
+from conftest import TINY_CNN, TINY_MLP, run_cli, write_config, write_keras2_h5
 
-from dlrun import rundir
+from dlrun import evaluate, train
 from dlrun.errors import ConfigError, RunDirError, WeightsError
-from dlrun.evaluate import evaluate
-from dlrun.train import train
+from dlrun.metrics import epoch_columns
+from dlrun.store import files, names
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _metric_rows(run_dir: str) -> list[list[str]]:
-    return [[v for k, v in row.items() if k != "seconds"] for row in rundir.read_csv(Path(run_dir) / rundir.METRICS)]
-
-
-def write_keras2_h5(path: Path, layers: list[tuple[str, list[np.ndarray]]], full_model: bool = False) -> None:
-    """A legacy Keras-2 weights file as tf-keras writes it (root attrs layer_names, weight_names)."""
-    with h5py.File(path, "w") as f:
-        root = f.create_group("model_weights") if full_model else f
-        root.attrs["layer_names"] = [name.encode() for name, _ in layers]
-        root.attrs["backend"] = b"tensorflow"
-        root.attrs["keras_version"] = b"2.15.0"
-        for name, arrays in layers:
-            group = root.create_group(name)
-            kinds = ["kernel", "bias"] if len(arrays) == 2 else [f"w{i}" for i in range(len(arrays))]
-            names = [f"{name}/{kind}:0" for kind in kinds]
-            group.attrs["weight_names"] = [n.encode() for n in names]
-            for n, array in zip(names, arrays, strict=True):
-                group.create_dataset(n, data=array)
+    return [[v for k, v in row.items() if k != "seconds"] for row in files.read_csv(Path(run_dir) / names.METRICS)]
 
 
 def test_summary_records_the_run(trained: dict[str, Any]) -> None:
@@ -51,12 +34,12 @@ def test_summary_records_the_run(trained: dict[str, Any]) -> None:
 
 
 def test_metrics_csv_has_one_row_per_epoch(trained: dict[str, Any]) -> None:
-    rows = rundir.read_csv(Path(trained["run_dir"]) / rundir.METRICS)
-    assert [list(rows[0]), len(rows)] == [rundir.METRIC_COLUMNS, 2]
+    rows = files.read_csv(Path(trained["run_dir"]) / names.METRICS)
+    assert [list(rows[0]), len(rows)] == [epoch_columns("classification"), 2]
 
 
 def test_same_seed_gives_identical_metrics(trained: dict[str, Any], tmp_path: Path) -> None:
-    again = train(Path(trained["run_dir"]) / rundir.CONFIG, runs_root=tmp_path)
+    again = train(Path(trained["run_dir"]) / names.CONFIG, runs_root=tmp_path)
     assert _metric_rows(again["run_dir"]) == _metric_rows(trained["run_dir"])
 
 
@@ -68,7 +51,7 @@ def test_evaluate_run_dir_reproduces_test_accuracy(trained: dict[str, Any]) -> N
 def test_evaluate_writes_eval_json_and_confusion(trained: dict[str, Any]) -> None:
     evaluate(trained["run_dir"])
     run = Path(trained["run_dir"])
-    assert (run / rundir.EVAL).is_file() and (run / rundir.CONFUSION_PLOT).is_file()
+    assert (run / names.EVAL).is_file() and (run / names.CONFUSION_PLOT).is_file()
 
 
 def test_evaluate_reports_per_class_and_confusion(trained: dict[str, Any]) -> None:
@@ -78,7 +61,7 @@ def test_evaluate_reports_per_class_and_confusion(trained: dict[str, Any]) -> No
 
 def test_evaluate_keras_archive(trained: dict[str, Any], tmp_path: Path) -> None:
     run = Path(trained["run_dir"])
-    result = evaluate(run / rundir.MODEL, config=run / rundir.CONFIG, out=tmp_path)
+    result = evaluate(run / names.MODEL, config=run / names.CONFIG, out=tmp_path)
     assert result["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"], abs=1e-6)
 
 
@@ -90,32 +73,32 @@ def test_evaluate_legacy_keras2_h5(trained: dict[str, Any], tmp_path: Path, full
     layers = [(layer.name, layer.arrays) for layer in read_weights(run).layers]
     legacy = tmp_path / "my_digit_model.h5"
     write_keras2_h5(legacy, layers, full_model)
-    result = evaluate(legacy, config=run / rundir.CONFIG, out=tmp_path / "eval")
+    result = evaluate(legacy, config=run / names.CONFIG, out=tmp_path / "eval")
     assert result["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"], abs=1e-6)
 
 
 def test_evaluate_bare_weights_needs_out(trained: dict[str, Any]) -> None:
     run = Path(trained["run_dir"])
     with pytest.raises(RunDirError, match="--out"):
-        evaluate(run / rundir.WEIGHTS, config=run / rundir.CONFIG)
+        evaluate(run / names.WEIGHTS, config=run / names.CONFIG)
 
 
 def test_weights_from_another_architecture_are_refused(trained: dict[str, Any], tmp_path: Path) -> None:
     other = write_config(tmp_path, TINY_MLP)
     with pytest.raises(WeightsError, match="different architecture"):
-        evaluate(Path(trained["run_dir"]) / rundir.WEIGHTS, config=other, out=tmp_path / "eval")
+        evaluate(Path(trained["run_dir"]) / names.WEIGHTS, config=other, out=tmp_path / "eval")
 
 
 def test_truncated_weights_file_is_one_clear_error(trained: dict[str, Any], tmp_path: Path) -> None:
     broken = tmp_path / "broken.weights.h5"
-    broken.write_bytes((Path(trained["run_dir"]) / rundir.WEIGHTS).read_bytes()[:300])
+    broken.write_bytes((Path(trained["run_dir"]) / names.WEIGHTS).read_bytes()[:300])
     with pytest.raises(WeightsError, match="corrupt or truncated"):
-        evaluate(broken, config=Path(trained["run_dir"]) / rundir.CONFIG, out=tmp_path)
+        evaluate(broken, config=Path(trained["run_dir"]) / names.CONFIG, out=tmp_path)
 
 
 def test_run_dir_is_never_overwritten(trained: dict[str, Any]) -> None:
     with pytest.raises(RunDirError, match="never overwritten"):
-        train(Path(trained["run_dir"]) / rundir.CONFIG, run_dir=trained["run_dir"])
+        train(Path(trained["run_dir"]) / names.CONFIG, run_dir=trained["run_dir"])
 
 
 def test_class_count_mismatch_found_before_anything_is_written(tmp_path: Path) -> None:
@@ -177,8 +160,8 @@ def test_early_stopping_stops_and_restores_best(tmp_path: Path) -> None:
 
 
 def test_early_stop_rule_counts_epochs_without_improvement() -> None:
-    from dlrun.schema import EarlyStopping
-    from dlrun.train import early_stop_due
+    from dlrun.config.schema import EarlyStopping
+    from dlrun.engine.stopping import early_stop_due
 
     rows = [{"val_accuracy": v} for v in (0.5, 0.7, 0.705, 0.708)]
     assert early_stop_due(rows, EarlyStopping(patience=2, min_delta=0.01))

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from conftest import TINY_MLP, run_cli, write_config
 
-from dlrun import rundir
-from dlrun.evaluate import evaluate
-from dlrun.train import train
+from dlrun import evaluate, train
+from dlrun.store import files, names
 
 
 def _last_row(summary: dict) -> dict[str, str]:
-    return rundir.read_csv(Path(summary["run_dir"]) / rundir.METRICS)[-1]
+    return files.read_csv(Path(summary["run_dir"]) / names.METRICS)[-1]
 
 
 def test_validation_on_test_split_is_reused_as_test_metrics(tmp_path: Path) -> None:

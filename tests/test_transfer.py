@@ -14,14 +14,11 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from conftest import cli_env, run_cli, write_config
-from test_train_evaluate import write_keras2_h5
+from conftest import cli_env, run_cli, tf_loaded, write_config, write_keras2_h5
 
-from dlrun import rundir
+from dlrun import evaluate, train, transfer
 from dlrun.errors import TransferError
-from dlrun.evaluate import evaluate
-from dlrun.train import train
-from dlrun.transfer import transfer
+from dlrun.store import files, names
 from dlrun.weights import read_weights
 
 CNN_LAYERS = [
@@ -118,13 +115,13 @@ def legacy_h5(source_run: Path, path: Path, full_model: bool = False) -> Path:
 def source_on_target(source_run: Path, tmp_path_factory: pytest.TempPathFactory) -> float:
     """The source weights, unchanged, evaluated on the target's test set (by `dlrun evaluate`)."""
     directory = tmp_path_factory.mktemp("eval")
-    return evaluate(source_run / rundir.WEIGHTS, config=target_config(directory), out=directory)["accuracy"]
+    return evaluate(source_run / names.WEIGHTS, config=target_config(directory), out=directory)["accuracy"]
 
 
 @pytest.mark.parametrize("kind", ["run", "weights.h5", "keras", "legacy_h5", "legacy_h5 full model"])
 def test_before_accuracy_is_the_source_model_on_target_data(source_run: Path, source_on_target: float,
                                                             tmp_path: Path, kind: str) -> None:
-    paths = {"run": source_run, "weights.h5": source_run / rundir.WEIGHTS, "keras": source_run / rundir.MODEL,
+    paths = {"run": source_run, "weights.h5": source_run / names.WEIGHTS, "keras": source_run / names.MODEL,
              "legacy_h5": legacy_h5(source_run, tmp_path / "my_digit_model.h5"),
              "legacy_h5 full model": legacy_h5(source_run, tmp_path / "my_digit_full.h5", full_model=True)}
     config = target_config(tmp_path, transfer={"stages": [{"name": "s", "epochs": 1}]})
@@ -145,7 +142,7 @@ def test_fine_tune_changes_the_unfrozen_block_only(source_run: Path, two_stage: 
 
 
 def test_each_stage_trains_its_own_layers(two_stage: dict[str, Any]) -> None:
-    mapping = rundir.read_json(Path(two_stage["run_dir"]) / rundir.TRANSFER)
+    mapping = files.read_json(Path(two_stage["run_dir"]) / names.TRANSFER)
     assert [s["trainable"] for s in mapping["stages"]] == [["dense", "dense_1"], ["conv2d_1", "dense", "dense_1"]]
 
 
@@ -161,13 +158,13 @@ def test_summary_metrics_come_from_the_final_stage(two_stage: dict[str, Any]) ->
 
 
 def test_metrics_csv_has_a_stage_column(two_stage: dict[str, Any]) -> None:
-    rows = rundir.read_csv(Path(two_stage["run_dir"]) / rundir.METRICS)
+    rows = files.read_csv(Path(two_stage["run_dir"]) / names.METRICS)
     assert [(r["epoch"], r["stage"]) for r in rows] == [("1", "fe"), ("2", "fe"), ("3", "ft"), ("4", "ft")]
 
 
 def test_run_dir_has_mapping_plot_and_weights(two_stage: dict[str, Any]) -> None:
-    names = {p.name for p in Path(two_stage["run_dir"]).iterdir()}
-    assert {rundir.TRANSFER, rundir.HISTORY_PLOT, rundir.WEIGHTS, rundir.MODEL, rundir.CONFIG} <= names
+    written = {p.name for p in Path(two_stage["run_dir"]).iterdir()}
+    assert {names.TRANSFER, names.HISTORY_PLOT, names.WEIGHTS, names.MODEL, names.CONFIG} <= written
 
 
 def test_fine_tune_improvement_is_stated(two_stage: dict[str, Any]) -> None:
@@ -228,7 +225,7 @@ def test_transfer_needs_a_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name, cut", [("weights.weights.h5", 400), ("model.keras", 200), ("model.h5", 0)])
 def test_corrupt_or_truncated_file_is_one_line_naming_it(source_run: Path, tmp_path: Path, name: str,
                                                          cut: int) -> None:
-    original = source_run / (rundir.WEIGHTS if name.endswith("weights.h5") else rundir.MODEL)
+    original = source_run / (names.WEIGHTS if name.endswith("weights.h5") else names.MODEL)
     broken = tmp_path / name
     broken.write_bytes(original.read_bytes()[:cut] if cut else b"not an hdf5 file at all")
     proc = run_cli("transfer", target_config(tmp_path), "--from", broken, "--runs", tmp_path / "runs")
@@ -243,7 +240,7 @@ def test_base_is_loaded_and_stays_frozen(source_run: Path, tmp_path: Path, base:
     config = target_config(tmp_path, model={"base": {"from": str(path)}, "layers": top},
                            transfer={"stages": [{"name": "top", "freeze": "none", "epochs": 1}]})
     summary = transfer(config, runs_root=tmp_path / "runs")
-    mapping = rundir.read_json(Path(summary["run_dir"]) / rundir.TRANSFER)
+    mapping = files.read_json(Path(summary["run_dir"]) / names.TRANSFER)
     statuses = [(r["target"], r["status"], r["trainable"]["top"]) for r in mapping["layers"]]
     kept = same(arrays(source_run)["conv2d_1"], arrays(summary["run_dir"])["conv2d_1"])
     assert (statuses, kept) == ([("base/conv2d", "loaded", False), ("base/conv2d_1", "loaded", False),
@@ -259,13 +256,12 @@ def test_train_with_a_frozen_base_keeps_it(source_run: Path, tmp_path: Path) -> 
 
 
 def test_transfer_help_does_not_import_tensorflow() -> None:
-    from test_cli_contract import _tf_loaded
 
-    assert _tf_loaded("transfer", "--help") == "TF_LOADED=False"
+    assert tf_loaded("transfer", "--help") == "TF_LOADED=False"
 
 
 def _lambda_model(path: Path) -> Path:
-    from dlrun import backend
+    from dlrun.engine import backend
 
     keras = backend.keras()
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x * 2.0),
@@ -298,7 +294,7 @@ def test_imagenet_weights_are_refused_offline_with_a_way_out(tmp_path: Path) -> 
 
 
 def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rundir.read_csv(run_dir / rundir.METRICS)]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in files.read_csv(run_dir / names.METRICS)]
 
 
 @pytest.mark.slow
@@ -312,11 +308,11 @@ def test_interrupted_transfer_resumes_to_the_same_result(source_run: Path, tmp_p
     proc = subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
-        if any(row["stage"] == "ft" for row in rundir.read_csv(interrupted / rundir.METRICS)):
+        if any(row["stage"] == "ft" for row in files.read_csv(interrupted / names.METRICS)):
             proc.send_signal(signal.SIGINT)  # stops after the current batch; that epoch is not recorded
             break
         time.sleep(0.01)
-    stopped_at = len(rundir.read_csv(interrupted / rundir.METRICS)) if proc.wait(timeout=120) == 130 else None
+    stopped_at = len(files.read_csv(interrupted / names.METRICS)) if proc.wait(timeout=120) == 130 else None
     resumed = json.loads(run_cli("transfer", "--resume", interrupted, "--json").stdout)  # the summary, only
     full = Path(transfer(config, source=source_run, run_dir=tmp_path / "full")["run_dir"])
     assert (stopped_at is not None and 2 < stopped_at < 18, resumed["status"], _metric_rows(interrupted),

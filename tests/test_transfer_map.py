@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dlrun.config.schema import TransferConfig
 from dlrun.errors import TransferError
-from dlrun.schema import TransferConfig
-from dlrun.transfer_map import LOADED, NEW, REINIT, TargetLayer, match_layers, plan_transfer
+from dlrun.transfers.plan import TargetLayer, match_layers, plan_transfer
 from dlrun.weights import SourceLayer
+from dlrun.weights.mapping import LOADED, NEW, REINIT
 
 CNN = [("conv2d", "Conv2D", [(3, 3, 1, 4), (4,)]), ("max_pooling2d", "MaxPooling2D", []),
        ("conv2d_1", "Conv2D", [(3, 3, 4, 8), (8,)]), ("max_pooling2d_1", "MaxPooling2D", []),

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from dlrun import __version__
+from dlrun._version import __version__
+from dlrun.config.schema import DataConfig
 from dlrun.data.sources import FASHION_FILES, IDX_NAME, keras_cache_dir
-from dlrun.schema import DataConfig
 
 CACHE_ENV = "DLRUN_CACHE"
 FORMAT_VERSION = 1

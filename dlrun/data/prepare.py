@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlrun.config.schema import DataConfig
+from dlrun.data.dataset import Dataset
+from dlrun.data.sources import RawData
 from dlrun.errors import DataError
-from dlrun.schema import DataConfig
 
 MIN_IMAGE_SIDE = 4
 
@@ -139,3 +141,64 @@ def check_finite(x: np.ndarray, origin: str, split: str) -> None:
         first = int(np.flatnonzero(bad)[0])
         raise DataError(f"{origin}: {int(bad.sum())} {split} example(s) hold NaN or infinite values (the first is "
                         f"#{first}); clean or drop them before training")
+
+
+def origin_of(cfg: DataConfig) -> str:
+    """A short name of where the data came from, for error messages."""
+    return cfg.path or cfg.source
+
+
+def prepare(raw: RawData, cfg: DataConfig, task: str) -> Dataset:
+    """Shape, scale, split and cap RawData according to `cfg`.
+
+    Takes ownership of raw's arrays: images are scaled and split in place where possible, so the
+    splits are views of one buffer and preparing never holds two copies of the data.
+    """
+    origin = origin_of(cfg)
+    check_lengths(raw.x_train, raw.y_train, origin)
+    if raw.x_test is not None and raw.y_test is not None:
+        check_lengths(raw.x_test, raw.y_test, f"{origin} (test split)")
+    classify = task == "classification"
+    tabular = cfg.source in ("csv", "table")
+
+    def features(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float32) if tabular else to_images(x, cfg, origin)
+
+    def targets(y: np.ndarray) -> np.ndarray:
+        return labels_to_int(y, origin) if classify else np.asarray(y, np.float32).reshape(-1)
+
+    x_train, y_train = features(raw.x_train), targets(raw.y_train)
+    check_finite(x_train, origin, "training")
+    check_finite(y_train, origin, "training")
+    x_test = y_test = None
+    if raw.x_test is not None and raw.y_test is not None:
+        x_test, y_test = features(raw.x_test), targets(raw.y_test)
+        check_finite(x_test, origin, "test")
+        check_finite(y_test, origin, "test")
+    elif cfg.test_split > 0:
+        keep, held = stratified_split(y_train, cfg.test_split, seed=cfg.seed, stratify=classify)
+        (x_train, x_test), y_train, y_test = split_rows(x_train, keep, held), y_train[keep], y_train[held]
+    x_val = y_val = None
+    if cfg.validation == "test":
+        x_val, y_val = x_test, y_test
+    else:
+        keep, held = stratified_split(y_train, float(cfg.validation), seed=cfg.seed + 1, stratify=classify)
+        (x_train, x_val), y_train, y_val = split_rows(x_train, keep, held), y_train[keep], y_train[held]
+    if cfg.limit is not None and cfg.limit < len(x_train):
+        pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(x_train))[: cfg.limit])
+        x_train, y_train = x_train[pick], y_train[pick]
+    if len(x_train) == 0:
+        raise DataError(f"{origin}: no training examples left after the test/validation split")
+    for split, x, setting in (("test", x_test, f"test_split: {cfg.test_split}"),
+                              ("validation", x_val, f"validation: {cfg.validation}")):
+        if x is not None and len(x) == 0:
+            raise DataError(f"{origin}: the {split} split is empty ({setting} of {len(x_train)} examples holds "
+                            f"out none); raise data.{setting.split(':')[0]}, or use more data")
+
+    num_classes = None
+    if classify:
+        num_classes = int(max(y.max() for y in (y_train, y_test, y_val) if y is not None and y.size)) + 1
+        if raw.class_names:
+            num_classes = max(num_classes, len(raw.class_names))
+    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, num_classes, raw.class_names,
+                   list(raw.notes), test_is_train=x_test is None)

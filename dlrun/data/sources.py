@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dlrun.config.schema import DataConfig
 from dlrun.data.synthetic import synthetic_digits
 from dlrun.errors import DataError
-from dlrun.schema import DataConfig
+from dlrun.store.files import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 KERAS_URLS = {
@@ -33,7 +34,6 @@ class RawData:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
-    feature_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,10 +69,8 @@ def load_keras_dataset(cfg: DataConfig) -> RawData:
 
 def _fetch_or_explain(cfg: DataConfig, target: Path, urls: list[str]) -> None:
     if cfg.download:
-        from dlrun import backend
-
         for url in urls:
-            backend.download(url, target if target.suffix else target / url.rsplit("/", 1)[1])
+            download(url, target if target.suffix else target / url.rsplit("/", 1)[1])
         return
     listing = "\n  ".join(urls)
     raise DataError(
@@ -80,6 +78,20 @@ def _fetch_or_explain(cfg: DataConfig, target: Path, urls: list[str]) -> None:
         f"Put the file(s) at {target}{'' if target.suffix else '/'} (from:\n  {listing}\n), "
         f"or set data.path to a local {'mnist.npz-style file' if cfg.source == 'mnist' else 'idx folder'}, "
         "or allow a download with --set data.download=true.")
+
+
+def download(url: str, target: Path) -> None:
+    """Fetch `url` into `target` (written atomically); only when the user set data.download."""
+    import urllib.error
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as fh:
+            while chunk := response.read(1 << 20):
+                fh.write(chunk)
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataError(f"{url}: download failed ({exc}); put the file at {target} by hand") from None
 
 
 def load_npy(cfg: DataConfig) -> RawData:
@@ -241,8 +253,7 @@ def load_table(cfg: DataConfig) -> RawData:
     if cfg.target not in columns:
         raise DataError(f"{origin}: no column '{cfg.target}' (columns: {', '.join(columns)}); set data.target")
     t = columns.index(cfg.target)
-    features = [c for i, c in enumerate(columns) if i != t]
-    return RawData(np.delete(rows, t, axis=1), rows[:, t], feature_names=features)
+    return RawData(np.delete(rows, t, axis=1), rows[:, t])
 
 
 def load_synthetic(cfg: DataConfig) -> RawData:

@@ -1,0 +1,112 @@
+"""`dlrun evaluate`: score saved weights (a run, or a weights file with a config) on a data set,
+with per-class precision/recall/F1 and a confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlrun.config import load_config
+from dlrun.data import load_checked
+from dlrun.engine.fit import seeded_model
+from dlrun.engine.pipeline import eval_batch_size, eval_stream
+from dlrun.errors import RunDirError, WeightsError
+from dlrun.store import files, names
+from dlrun.store.rundir import find_run_dir
+from dlrun.ui.console import Reporter, metrics_table, rows_table
+from dlrun.weights import load_into, read_weights
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+                          names: list[str] | None = None) -> dict[str, Any]:
+    """Per-class precision, recall, F1 and support, and the confusion matrix (rows: true class)."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    per_class: dict[str, dict[str, float]] = {}
+    for k in range(num_classes):
+        tp = matrix[k, k]
+        predicted, actual = matrix[:, k].sum(), matrix[k, :].sum()
+        precision = float(tp / predicted) if predicted else 0.0
+        recall = float(tp / actual) if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        label = names[k] if names and k < len(names) else str(k)
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual)}
+    return {"per_class": per_class, "confusion_matrix": matrix.tolist()}
+
+
+def _target_config(target: Path, config: str | Path | None) -> tuple[Path, Path | None]:
+    """(config path, weights path or None for the run's own) for a run directory or a weights file."""
+    if target.is_dir():
+        run = find_run_dir(target)
+        return (Path(config) if config else run / names.CONFIG), None
+    if config is None:
+        raise WeightsError(f"{target}: a bare weights file needs --config CONFIG for the architecture and data")
+    return Path(config), target
+
+
+def evaluate(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
+             out: str | Path | None = None, reporter: Reporter | None = None,
+             use_cache: bool = True) -> dict[str, Any]:
+    """Score saved weights on the config's test split (the training data when it has none).
+
+    Args:
+        target: A run directory, or a weights file (.weights.h5, .keras, legacy Keras-2 .h5).
+        config: The config for the architecture and data (needed for a weights file; a run uses its own).
+        overrides: `KEY=VALUE` strings applied to the config.
+        out: Where eval.json and confusion.png go (needed for a weights file; default: the run directory).
+        reporter: Where the tables go (default: nothing printed).
+        use_cache: Serve the data from the data cache.
+
+    Returns:
+        The eval object: loss, accuracy (or mae), per-class precision/recall/F1/support and the
+        confusion matrix, the weights, the config and the split it was measured on.
+
+    Raises:
+        WeightsError: a missing or damaged file, or weights from another architecture.
+        RunDirError, ConfigError, DataError: a bad target, config or data.
+    """
+    reporter = reporter or Reporter(live=False)
+    target = Path(target)
+    config_path, weights_path = _target_config(target, config)
+    out_dir = Path(out) if out else (target if target.is_dir() else None)
+    if out_dir is None:
+        raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
+    lc = load_config(config_path, overrides)
+    cfg = lc.config
+    read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
+    data = load_checked(lc, use_cache)
+    model = seeded_model(lc, data)
+    source = load_into(model, weights_path or target).path
+    x, y = data.eval_split()
+    batch = eval_batch_size(cfg.train.batch_size)
+    values = model.evaluate(eval_stream(x, y, batch), verbose=0, return_dict=True)
+    result: dict[str, Any] = {"loss": float(values["loss"])}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.task == "classification":
+        assert data.num_classes is not None
+        predictions = model.predict(eval_stream(x, None, batch), verbose=0).argmax(axis=1)
+        result["accuracy"] = float(values["accuracy"])
+        result.update(classification_report(np.asarray(y), predictions, data.num_classes, data.class_names))
+    else:
+        result["mae"] = float(values["mae"])
+    result.update(weights=str(source), config=str(config_path), examples=int(len(x)),
+                  split="train" if data.test_is_train else "test")
+    files.write_json(out_dir / names.EVAL, result)
+    if "confusion_matrix" in result:
+        from dlrun.ui.plots import confusion_plot
+
+        labels = list(result["per_class"])
+        title = f"{cfg.name}: {source.name}"
+        confusion_plot(result["confusion_matrix"], labels, out_dir / names.CONFUSION_PLOT, title)
+    _report(reporter, result, out_dir)
+    return result
+
+
+def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:
+    headline = {k: result[k] for k in ("loss", "accuracy", "mae", "examples") if k in result}
+    reporter.table(metrics_table(f"evaluation ({result['split']} split) -> {out_dir}", headline))
+    if "per_class" in result:
+        rows = [[label, v["precision"], v["recall"], v["f1"], v["support"]] for label, v in result["per_class"].items()]
+        reporter.table(rows_table("per class", ["class", "precision", "recall", "f1", "support"], rows))

@@ -1,0 +1,270 @@
+"""`dlrun runs`: list run and sweep directories with their status, and compare two runs.
+
+Reads only what runs leave on disk (summary.json, metrics.csv, config.yaml); no TensorFlow.
+Directories written by other commands (sweeps, transfers) are read generically: whatever
+summary.json they have supplies status, times and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from dlrun.errors import RunDirError
+from dlrun.store import files, names
+from dlrun.store.status import effective_status
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# Shown first when present, in this order; at most MAX_METRICS of them per row.
+PREFERRED_METRICS = ("test_accuracy", "test_mae", "best_val_accuracy", "best_val_loss", "val_accuracy",
+                     "test_loss", "val_loss", "best_value", "best")
+MAX_METRICS = 3
+
+
+@dataclass
+class RunInfo:
+    """One entry of `dlrun runs`: a run or a sweep directory."""
+
+    path: str
+    kind: str
+    name: str
+    status: str
+    started: str | None = None
+    seconds: float | None = None
+    epochs: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for --json."""
+        return asdict(self)
+
+
+def _numbers(mapping: Any) -> dict[str, float]:
+    if not isinstance(mapping, dict):
+        return {}
+    return {str(k): float(v) for k, v in mapping.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def run_metrics(path: Path, summary: dict[str, Any]) -> dict[str, float]:
+    """The run's numeric results: summary metrics (or a sweep's best), else the last epoch so far."""
+    found = _numbers(summary.get("metrics"))
+    best = summary.get("best")
+    if not found and isinstance(best, dict):  # a sweep: its best trial's metric
+        if isinstance(best.get("value"), int | float) and best.get("metric"):
+            found = {f"best_{best['metric']}": float(best["value"])}
+        else:
+            found = _numbers(best.get("metrics")) or _numbers(best)
+    if not found:
+        rows = _safe_rows(path / names.METRICS)
+        if rows:
+            found = {k: float(v) for k, v in rows[-1].items() if k not in ("epoch", "lr", "seconds") and _is_float(v)}
+    return found
+
+
+def key_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """Up to MAX_METRICS headline metrics, preferred names first."""
+    names = [k for k in PREFERRED_METRICS if k in metrics] + sorted(k for k in metrics if k not in PREFERRED_METRICS)
+    return {k: metrics[k] for k in names[:MAX_METRICS]}
+
+
+def _is_float(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _safe_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        return files.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+
+
+def kind_of(path: Path, summary: dict[str, Any]) -> str | None:
+    """`sweep`, `transfer`, `run`, or None when `path` is not something dlrun wrote."""
+    if summary.get("kind") in ("sweep", "transfer", "run"):
+        return str(summary["kind"])
+    if (path / names.SWEEP_SPEC).is_file() or (path / names.SWEEP_TRIALS).is_dir():
+        return "sweep"
+    if (path / names.TRANSFER).is_file():
+        return "transfer"
+    if summary or (path / names.CONFIG).is_file():
+        return "run"
+    return None
+
+
+def read_run(path: Path) -> RunInfo | None:
+    """A RunInfo for a run or sweep directory; None for anything else."""
+    try:
+        summary = files.read_json(path / names.SUMMARY) if (path / names.SUMMARY).is_file() else {}
+    except RunDirError:
+        summary = {"status": "unreadable"}
+    kind = kind_of(path, summary)
+    if kind is None:
+        return None
+    # train writes its summary first thing; other commands may write theirs only at the end
+    status = effective_status(summary) if summary or kind == "run" else "unknown"
+    started = summary.get("started")
+    if not isinstance(started, str):
+        started = datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="seconds")
+    seconds = summary.get("seconds") if isinstance(summary.get("seconds"), int | float) else None
+    epochs = ""
+    if isinstance(summary.get("epochs"), int):
+        done = summary.get("epochs_run", 0)
+        if status in ("running", "crashed"):  # summary.json is rewritten at the end; metrics.csv every epoch
+            rows = _safe_rows(path / names.METRICS)
+            done = len(rows)
+            seconds = sum(float(r["seconds"]) for r in rows if _is_float(r.get("seconds"))) or seconds
+        epochs = f"{done}/{summary['epochs']}"
+    elif isinstance(summary.get("counts"), dict) and isinstance(summary["counts"].get("total"), int):
+        counts = summary["counts"]
+        epochs = f"{counts.get('completed', 0)}/{counts['total']} trials"
+    elif kind == "sweep" and (path / names.SWEEP_TRIALS).is_dir():
+        epochs = f"{sum(1 for p in (path / names.SWEEP_TRIALS).iterdir() if p.is_dir())} trials"
+    return RunInfo(str(path), kind, str(summary.get("name") or path.name), status, started, seconds, epochs,
+                   run_metrics(path, summary))
+
+
+def list_runs(root: Path | str = names.DEFAULT_RUNS_ROOT) -> list[RunInfo]:
+    """Every run, transfer and sweep directly under `root`, newest first.
+
+    Args:
+        root: The folder that holds run directories.
+
+    Returns:
+        One RunInfo per directory dlrun wrote: kind, name, status (`crashed` for a dead `running`
+        process), start, duration, epochs and key metrics.
+
+    Raises:
+        RunDirError: `root` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise RunDirError(f"{root}: no such directory; give the folder that holds your runs (default: runs)")
+    found = [info for child in root.iterdir() if child.is_dir() and (info := read_run(child)) is not None]
+    return sorted(found, key=lambda info: (info.started or "", info.path), reverse=True)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists as {dotted.key: leaf value}."""
+    if isinstance(data, dict):
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = [(str(i), v) for i, v in enumerate(data)]
+    else:
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in items:
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def _config_of(path: Path) -> dict[str, Any]:
+    config = path / names.CONFIG
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{config}: unreadable config ({exc})") from None
+    return flatten(data) if isinstance(data, dict) else {}
+
+
+def compare_runs(a: Path | str, b: Path | str) -> dict[str, Any]:
+    """Two runs side by side: the config keys that differ and every metric of either run.
+
+    Args:
+        a: The first run directory.
+        b: The second run directory.
+
+    Returns:
+        {a, b (their RunInfo), config: [{key, a, b}], metrics: [{metric, a, b, delta = b - a}]}.
+
+    Raises:
+        RunDirError: either path is not a run directory, or its config is unreadable.
+    """
+    paths = [Path(a), Path(b)]
+    infos = []
+    for path in paths:
+        info = read_run(path) if path.is_dir() else None
+        if info is None:
+            raise RunDirError(f"{path}: not a run directory (no {names.CONFIG} or {names.SUMMARY})")
+        infos.append(info)
+    config_a, config_b = (_config_of(p) for p in paths)
+    config = [{"key": k, "a": config_a.get(k), "b": config_b.get(k)}
+              for k in sorted(set(config_a) | set(config_b)) if config_a.get(k) != config_b.get(k)]
+    metrics = []
+    for name in sorted(set(infos[0].metrics) | set(infos[1].metrics)):
+        va, vb = infos[0].metrics.get(name), infos[1].metrics.get(name)
+        delta = vb - va if va is not None and vb is not None else None
+        metrics.append({"metric": name, "a": va, "b": vb, "delta": delta})
+    return {"a": infos[0].to_dict(), "b": infos[1].to_dict(), "config": config, "metrics": metrics}
+
+
+def format_seconds(seconds: float | None) -> str:
+    """`42s`, `3m 07s`, `1h 02m`."""
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+STATUS_STYLES = {"completed": "green", "running": "cyan", "interrupted": "yellow", "crashed": "red",
+                 "diverged": "magenta", "failed": "red"}
+
+
+def runs_table(infos: list[RunInfo], root: Path | str) -> Table:
+    """The `dlrun runs` table."""
+    from rich.table import Table
+
+    table = Table(title=f"runs in {root} (newest first)", header_style="bold")
+    min_widths = {"name": 8, "epochs": 5, "key metrics": 12, "run dir": 16}
+    for column in ("name", "status", "epochs", "key metrics", "started", "duration", "run dir"):
+        table.add_column(column, no_wrap=column in ("status", "key metrics", "started", "duration"),
+                         overflow="fold" if column == "run dir" else "ellipsis", min_width=min_widths.get(column))
+    for info in infos:
+        name = info.name if info.kind == "run" else f"{info.name} ({info.kind})"
+        metrics = "\n".join(f"{k} {v:.4g}" for k, v in key_metrics(info.metrics).items())
+        style = STATUS_STYLES.get(info.status, "")
+        started = (info.started or "").replace("T", " ")[:16]
+        table.add_row(name, f"[{style}]{info.status}[/]" if style else info.status, info.epochs, metrics,
+                      started, format_seconds(info.seconds), info.path)
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def compare_tables(result: dict[str, Any]) -> list[Table]:
+    """Config differences and metrics of `compare_runs`, as two tables."""
+    from rich.table import Table
+
+    a, b = result["a"]["path"], result["b"]["path"]
+    config = Table(title="config differences", header_style="bold")
+    for column in ("key", f"A: {a}", f"B: {b}"):
+        config.add_column(column)
+    for row in result["config"]:
+        config.add_row(row["key"], _cell(row["a"]), _cell(row["b"]))
+    if not result["config"]:
+        config.add_row("(none: same config)", "", "")
+    metrics = Table(title="metrics", header_style="bold")
+    for column, justify in (("metric", "left"), ("A", "right"), ("B", "right"), ("B - A", "right")):
+        metrics.add_column(column, justify=justify)  # type: ignore[arg-type]
+    metrics.add_row("status", result["a"]["status"], result["b"]["status"], "")
+    for row in result["metrics"]:
+        delta = row["delta"]
+        metrics.add_row(row["metric"], _cell(row["a"]), _cell(row["b"]), "-" if delta is None else f"{delta:+.4g}")
+    return [config, metrics]

@@ -1,0 +1,79 @@
+"""`dlrun train`: one run from a config, with per-epoch checkpoints, divergence detection and
+graceful interruption (`dlrun.resume` continues a run). Returns the summary; never exits the process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dlrun.config import LoadedConfig, dump_config, ensure_loaded
+from dlrun.data import Dataset, load_checked
+from dlrun.engine.fit import seeded_model
+from dlrun.engine.run import run_training, write_run_summary
+from dlrun.errors import DlrunError
+from dlrun.interrupts import StopRequest, graceful_stop
+from dlrun.store import files, names
+from dlrun.store.rundir import RunDir, create_run_dir
+from dlrun.store.status import mark_failed
+from dlrun.store.summary import RunClock
+from dlrun.ui.console import Reporter, metrics_table
+
+
+def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None, run_dir: str | Path | None = None,
+          runs_root: str | Path = names.DEFAULT_RUNS_ROOT, reporter: Reporter | None = None,
+          data: Dataset | None = None, use_cache: bool = True) -> dict[str, Any]:
+    """Train one run from a config into a new run directory.
+
+    Args:
+        config: A YAML path, or a config already loaded with `load_config`.
+        overrides: `KEY=VALUE` strings applied after the file (only with a path).
+        run_dir: Write into this new or empty directory instead of `runs_root/<name>-<time>`.
+        runs_root: The parent of new run directories.
+        reporter: Where progress and tables go (default: nothing printed).
+        data: Data already loaded for this config (else it is loaded here).
+        use_cache: Serve prepared data from the data cache (and fill it).
+
+    Returns:
+        The run's summary (as in summary.json): `status` is `completed` or `diverged`.
+
+    Raises:
+        ConfigError, DataError: before anything is written under `runs_root`.
+        RunDirError: the run directory cannot be created.
+        Interrupted: after saving, when Ctrl-C / SIGTERM stopped training.
+    """
+    reporter = reporter or Reporter(live=False)
+    lc = ensure_loaded(config, overrides)
+    data = data if data is not None else load_checked(lc, use_cache)
+    model = seeded_model(lc, data)  # before the run directory: a model that cannot be built leaves nothing
+    with graceful_stop() as stop:
+        run = create_run_dir(lc.config.name, runs_root, run_dir)
+        files.write_text(run / names.CONFIG, dump_config(lc.config))
+        write_run_summary(run, lc, "running", RunClock(), [])
+        reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
+        for note in data.notes:
+            reporter.warn(note)
+        return train_guarded(lc, run, data, reporter, None, stop, model)
+
+
+def train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, resume_from: Path | None,
+                  stop: StopRequest, model: Any | None = None) -> dict[str, Any]:
+    """run_training, marking the run `failed` when something unexpected (not a DlrunError) breaks it,
+    then the closing table."""
+    try:
+        summary = run_training(lc, run, data, reporter, stop, resume_from, model)
+    except DlrunError:
+        raise
+    except Exception as exc:
+        mark_failed(run, exc)
+        raise
+    report_summary(reporter, summary)
+    return summary
+
+
+def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
+    """Print the closing table of a run."""
+    shown = {"status": summary["status"], "epochs": summary["epochs_run"], **summary.get("metrics", {}),
+             "seconds": summary["seconds"]}
+    if "diverged_epoch" in summary:
+        shown["diverged at epoch"] = summary["diverged_epoch"]
+    reporter.table(metrics_table(f"{summary['name']} — {summary['run_dir']}", shown))

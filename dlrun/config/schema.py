@@ -1,0 +1,238 @@
+"""The config contract: one pydantic model per YAML section. Key names are public; keep them.
+
+Only shapes, types, ranges and descriptions live here; rules that relate several fields are in
+`checks.py`. Every field's description is the text of the README's config reference and of the
+editor schema, so it is written for the person filling in the YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dlrun.config.applications import APPLICATIONS
+from dlrun.config.layers import LayerItem
+
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
+FILE_SOURCES = frozenset({"npy", "npz", "h5", "idx", "folder", "csv"})
+OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad"]
+FreezeSpec = Literal["none", "all", "features"] | list[str]
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, values are re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class H5Keys(Section):
+    """Names of the arrays in an h5 or npz file."""
+
+    x_train: str = Field(default="X_train", description="Training images or features.")
+    y_train: str = Field(default="y_train", description="Training labels.")
+    x_test: str = Field(default="X_test", description="Test images (optional: else split with test_split).")
+    y_test: str = Field(default="y_test", description="Test labels.")
+
+
+class TableData(Section):
+    """An inline table: `columns` names, `rows` of numbers; `data.target` names the label column."""
+
+    columns: list[str] = Field(min_length=2, description="Column names, the target column included.")
+    rows: list[list[float]] = Field(min_length=2, description="Rows of numbers, one value per column.")
+
+
+class DataConfig(Section):
+    """Where the examples come from and how they are prepared and split."""
+
+    source: Literal[DATA_SOURCES] = Field(  # type: ignore[valid-type]
+        default="synthetic_digits", description="Where the data comes from (see Data sources).")
+    path: str | None = Field(default=None, description="File or folder of a file-based source; for mnist and "
+                             "fashion_mnist an optional local copy (mnist.npz-style file or idx folder).")
+    x: str = Field(default="X.npy", description="npy source: the feature file, relative to path.")
+    y: str = Field(default="Y.npy", description="npy source: the label file (integer or one-hot).")
+    keys: H5Keys = Field(default_factory=H5Keys, description="h5/npz source: the names of the arrays.")
+    image_size: tuple[PosInt, PosInt] | None = Field(
+        default=None, description="[height, width]: resize with OpenCV (INTER_AREA) when images differ; "
+        "required for folder.")
+    color: Literal["grayscale", "rgb"] = Field(default="grayscale", description="Channels the images are converted to.")
+    normalize: bool = Field(default=True, description="Scale pixels to [0, 1].")
+    test_split: float = Field(default=0.2, ge=0, lt=1, description="Fraction held out as the test split when "
+                              "the source has none; stratified and seeded (0: no test split).")
+    validation: Literal["test"] | Fraction = Field(
+        default="test", description="test (validate on the test split) or a fraction of the training data.")
+    limit: PosInt | None = Field(default=None, description="Cap on the training examples (quick runs).")
+    style: Literal["clean", "street"] = Field(default="clean", description="synthetic_digits: clean "
+                                              "(MNIST-like) or street (house-number-like, harder).")
+    n_train: PosInt = Field(default=2000, description="synthetic_digits: training images.")
+    n_test: PosInt = Field(default=500, description="synthetic_digits: test images.")
+    seed: int = Field(default=0, description="Data seed (synthetic images, splits), independent of the "
+                      "training seed.")
+    table: TableData | None = Field(default=None, description="table source: {columns: [...], rows: [[...]]}.")
+    target: str | None = Field(default=None, description="csv/table: the label column.")
+    download: bool = Field(default=False, description="mnist/fashion_mnist: allow a download when the file is "
+                           "not cached (off: offline by default).")
+
+
+class BaseModelConfig(Section):
+    """A frozen (or trainable) base under `model.layers`: a saved model, or a keras application."""
+
+    from_: str | None = Field(default=None, alias="from", description="A run directory, .keras file or "
+                              "full-model .h5 whose feature layers become the base.")
+    application: Literal[tuple(APPLICATIONS)] | None = Field(  # type: ignore[valid-type]
+        default=None, description="A Keras application as the base, built without its top.")
+    weights: str | None = Field(default=None, description="application: a local weights file (imagenet "
+                                "cannot be downloaded offline); none: random initialisation.")
+    include_top: bool = Field(default=False, description="Keep the saved model's or application's top "
+                              "(flatten/dense) layers.")
+    trainable: bool = Field(default=False, description="Train the base too (default: frozen).")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+
+class ModelConfig(Section):
+    """The architecture: layers in order, the L2 penalty, an optional base model."""
+
+    layers: list[LayerItem] = Field(min_length=1, description="The layers in order, one-key mappings such as "
+                                    "`- dense: {units: 10, activation: softmax}`.")
+    l2: float = Field(default=0.0, ge=0, description="lambda: L2 kernel penalty (lambda * sum(w^2)).")
+    l2_layers: Literal["output", "dense", "all"] = Field(
+        default="output", description="Which layers get the penalty: the output layer, every dense layer, or "
+        "every dense and convolution layer.")
+    base: BaseModelConfig | None = Field(default=None, description="A saved model or Keras application under "
+                                         "the layers (see dlrun transfer).")
+
+
+class OptimizerConfig(Section):
+    """The optimizer and its learning rate."""
+
+    name: OptimizerName = Field(default="sgd", description="The Keras optimizer.")
+    lr: PosFloat = Field(default=0.01, description="Learning rate.")
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="sgd/rmsprop momentum.")
+    nesterov: bool = Field(default=False, description="sgd: Nesterov momentum.")
+    clipnorm: PosFloat | None = Field(default=None, description="Clip each gradient to this norm.")
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _int_lr_is_float(cls, value: Any) -> Any:
+        # Keras 3 optimizers reject an int learning rate; `lr: 1` in YAML should just work.
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class EarlyStopping(Section):
+    """Stop when a validation metric stops improving (Keras' EarlyStopping rule)."""
+
+    monitor: str = Field(default="val_accuracy", description="The epoch metric to watch.")
+    patience: int = Field(default=2, ge=0, description="Epochs without improvement before stopping (0 stops "
+                          "at the first epoch that does not improve, as in Keras).")
+    min_delta: float = Field(default=0.0, ge=0, description="The least change that counts as improvement.")
+    mode: Literal["auto", "min", "max"] = Field(
+        default="auto", description="auto: lower is better for losses and errors, higher for accuracy.")
+    restore_best_weights: bool = Field(default=False, description="End with the weights of the best epoch.")
+
+
+class TrainConfig(Section):
+    """How training runs."""
+
+    epochs: PosInt = Field(default=10, description="Epochs to train.")
+    batch_size: PosInt = Field(default=32, description="Examples per training step.")
+    shuffle: bool = Field(default=True, description="Shuffle the training data every epoch (seeded by "
+                          "seed and epoch).")
+    early_stopping: EarlyStopping | None = Field(
+        default=None, description="e.g. {monitor: val_accuracy, patience: 2, restore_best_weights: true}.")
+    threads: PosInt | None = Field(default=None, description="Cap TensorFlow's CPU threads.")
+    mixed_precision: bool = Field(default=False, description="float16 compute with float32 weights (GPUs).")
+    jit_compile: bool | Literal["auto"] = Field(
+        default="auto", description="XLA: true | false | auto (Keras' default: on a GPU, never on CPU).")
+    steps_per_execution: PosInt = Field(default=1, description="Training steps run per call into TensorFlow.")
+
+
+class SweepConfig(Section):
+    """The parameter space of `dlrun sweep` and how trials are ranked."""
+
+    mode: Literal["grid", "zip"] = Field(default="grid", description="grid: every combination; zip: pairwise, "
+                                         "as the course's zip(lr, lam) loop.")
+    params: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted config key -> the values "
+                                         "to try, e.g. optimizer.lr: [0.001, 0.01].")
+    metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials.")
+    goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
+
+    @field_validator("params")
+    @classmethod
+    def _non_empty_lists(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"sweep.params.{key} is an empty list; give at least one value")
+        return value
+
+
+class LastN(Section):
+    """Unfreeze the last N frozen weight-bearing layers."""
+
+    last: PosInt = Field(description="How many of the last frozen weight-bearing layers to unfreeze.")
+
+
+class StageOptimizer(Section):
+    """Optimizer settings a stage changes (the rest come from `optimizer:`)."""
+
+    name: OptimizerName | None = Field(default=None, description="The stage's optimizer.")
+    lr: PosFloat | None = Field(default=None, description="The stage's learning rate.")
+    momentum: float | None = Field(default=None, ge=0, lt=1, description="The stage's momentum.")
+
+
+class StageConfig(Section):
+    """One transfer stage: which layers are frozen, how long it trains."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Stage name (metrics rows, checkpoints).")
+    freeze: FreezeSpec = Field(default="features", description="none | all | features (everything before the "
+                               "first dense layer) | a list of layer names or globs.")
+    unfreeze: list[str] | LastN | None = Field(default=None, description="Layers to train despite freeze: "
+                                               "names/globs, or {last: N}.")
+    epochs: PosInt = Field(default=10, description="Epochs of this stage.")
+    optimizer: StageOptimizer | None = Field(default=None, description="The stage's optimizer changes, e.g. "
+                                             "{lr: 0.0001} for fine-tuning.")
+
+
+class TransferConfig(Section):
+    """`dlrun transfer`: where the weights come from and the stages that train."""
+
+    from_: str | None = Field(default=None, alias="from", description="A run directory, .weights.h5, .keras "
+                              "or legacy Keras-2 .h5 (or --from).")
+    match: Literal["auto", "by_name"] = Field(default="auto", description="Pair layers by order (auto) or by "
+                                              "name.")
+    head: Literal["auto", "keep", "reinit"] = Field(
+        default="auto", description="The output layer: re-initialise when the classes differ (auto), keep, "
+        "or always reinit.")
+    stages: list[StageConfig] = Field(default_factory=lambda: [StageConfig(name="feature_extraction")],
+                                      description="The stages in order (default: one feature_extraction stage).")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+
+class ExperimentConfig(Section):
+    """One experiment: the top level of a dlrun config file."""
+
+    name: str = Field(default="experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80,
+                      description="Run name: letters, digits, _ - . (the run directory's name).")
+    seed: int = Field(default=0, ge=0, lt=2**31, description="Seeds Python, NumPy and TensorFlow (and op "
+                      "determinism on a GPU).")
+    task: Literal["classification", "regression"] = Field(
+        default="classification", description="What the model predicts: a class (classification) or a number "
+        "(regression).")
+    loss: Literal["auto", "crossentropy", "sse", "mse"] = Field(
+        default="auto", description="auto: cross-entropy for classification, mse for regression; sse is the "
+        "course's sum of squared errors.")
+    data: DataConfig = Field(default_factory=DataConfig, description="The data set.")
+    model: ModelConfig = Field(description="The architecture.")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="The optimizer.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training settings.")
+    sweep: SweepConfig | None = Field(default=None, description="The parameter space of dlrun sweep.")
+    transfer: TransferConfig | None = Field(default=None, description="The stages of dlrun transfer.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved config as plain YAML/JSON-able data (aliases such as `from` restored)."""
+        return self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,129 @@
+"""The one door to TensorFlow and Keras: nothing else in dlrun imports them.
+
+Imports are lazy, so `dlrun --help`, `dlrun validate`, config, sweep planning and run-directory
+code never load TensorFlow. Set-up (log level, threads, seeds, determinism) happens here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from dlrun.config.schema import ExperimentConfig
+
+_configured: dict[str, Any] = {}
+
+
+def _quiet_env() -> None:
+    # TensorFlow's C++ side logs at import; these must be set before the first import.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def silence_native_logs() -> None:
+    """Send what TensorFlow's C++ side writes to fd 2 into $DLRUN_TF_LOG (default: discarded),
+    while Python's sys.stderr keeps the real terminal. TF 2.21 logs through absl before its log
+    level is read, so environment variables alone do not keep the terminal clean.
+    `DLRUN_TF_LOG=stderr` leaves everything as it is."""
+    target = os.environ.get("DLRUN_TF_LOG") or os.devnull
+    if target == "stderr" or _configured.get("silenced"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+    _configured["silenced"] = True
+
+
+def tf() -> ModuleType:
+    """The tensorflow module, imported on first use with its C++ logs quietened."""
+    if "tensorflow" not in sys.modules:
+        _quiet_env()
+    import tensorflow
+
+    tensorflow.get_logger().setLevel("ERROR")
+    return tensorflow
+
+
+def keras() -> ModuleType:
+    """The keras (3) module, imported on first use."""
+    tf()
+    import keras as keras_module
+
+    return keras_module
+
+
+def loaded() -> bool:
+    """True when TensorFlow has been imported in this process."""
+    return "tensorflow" in sys.modules
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code`. Once TensorFlow is loaded, skip the interpreter's teardown:
+    TensorFlow's takes about a second (for any script that imports it) and does nothing a finished
+    command needs: every artifact is written and closed by then, and logging and stdio are flushed
+    here. Without TensorFlow loaded, an ordinary sys.exit."""
+    if not loaded():
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def setup(seed: int, threads: int | None = None, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow, cap CPU threads, and (on a GPU) turn on op determinism.
+
+    The CPU kernels dlrun's layers use are deterministic already (same seed, same weights: the
+    tests check it), and op determinism there only costs time: it makes tf.data run maps one
+    element at a time (a small MLP spends ~20% more CPU) and keras turns XLA off under it. GPU
+    kernels are not deterministic, so there it is on unless `deterministic` is False (jit_compile:
+    true asks for XLA, which keras refuses under op determinism).
+    Thread limits can only be set before TensorFlow runs its first op; later calls keep the first.
+    """
+    tensorflow = tf()
+    if threads and "threads" not in _configured:
+        try:
+            tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
+            tensorflow.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+            _configured["threads"] = threads
+        except RuntimeError:
+            pass  # the runtime is already initialised: keep its thread pools
+    if deterministic and not _configured.get("deterministic") and gpus():
+        tensorflow.config.experimental.enable_op_determinism()
+        _configured["deterministic"] = True
+    keras().utils.set_random_seed(seed)
+
+
+def setup_for(cfg: ExperimentConfig) -> None:
+    """`setup` as a config asks: its seed and thread cap, op determinism unless `jit_compile: true`."""
+    setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
+
+
+def clear_session() -> None:
+    """Free the graphs and layers of previous models (between trials)."""
+    keras().backend.clear_session(free_memory=True)
+
+
+def gpus() -> list[str]:
+    """Names of the visible GPUs (empty on CPU-only machines)."""
+    return [d.name for d in tf().config.list_physical_devices("GPU")]
+
+
+def versions() -> dict[str, str]:
+    """Versions of python, tensorflow, keras and dlrun."""
+    import platform
+
+    from dlrun._version import __version__
+
+    return {"python": platform.python_version(), "tensorflow": tf().__version__,
+            "keras": keras().__version__, "dlrun": __version__}

@@ -1,0 +1,85 @@
+"""The epoch loop around Keras' `fit`, and evaluation: the deterministic training stream, the
+in-order validation stream, and the callback that records complete epochs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dlrun.config import LoadedConfig
+from dlrun.config.schema import ExperimentConfig
+from dlrun.data import Dataset
+from dlrun.engine import backend
+from dlrun.engine.pipeline import eval_batch_size, eval_stream, train_stream
+from dlrun.interrupts import StopRequest
+from dlrun.metrics import task_metric
+from dlrun.ui.console import Reporter
+
+
+@dataclass
+class FitOutcome:
+    """How a stretch of epochs ended: stopped by a request, or diverged at a (1-based) epoch."""
+
+    interrupted: bool = False
+    diverged_epoch: int | None = None
+
+
+def seeded_model(lc: LoadedConfig, data: Dataset, unsafe: bool = False) -> Any:
+    """Seed everything, then build the model (its `model.base` too): the same initial state in every
+    process. A layer that cannot take the data's shape raises ConfigError."""
+    from dlrun.engine.base_model import build_with_base
+
+    backend.setup_for(lc.config)
+    return build_with_base(lc, data.input_shape, unsafe)[0]
+
+
+def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
+    """Loss and accuracy (or mae) on the test split (the training data when there is none)."""
+    x, y = data.eval_split()
+    values = model.evaluate(eval_stream(x, y, eval_batch_size(batch_size)), verbose=0, return_dict=True)
+    key = task_metric(task)
+    return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
+
+
+def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: ExperimentConfig,
+                 weights_moved: bool) -> dict[str, float]:
+    """The final test metrics. When validation ran on the test split itself and the weights are still
+    those of the last epoch, that epoch's validation pass has already measured exactly this: reuse
+    it instead of running the same pass again (same batches: `eval_batch_size`). Otherwise evaluate."""
+    key = task_metric(cfg.task)
+    last = rows[-1]
+    same_pass = data.x_test is not None and data.x_val is data.x_test and not weights_moved
+    if same_pass and all(last.get(k) not in (None, "") for k in ("val_loss", f"val_{key}")):
+        return {"test_loss": float(last["val_loss"]), f"test_{key}": float(last[f"val_{key}"])}
+    return evaluate_model(model, data, cfg.train.batch_size, cfg.task)
+
+
+def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
+               start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool]) -> FitOutcome:
+    """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
+
+    `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
+    """
+    from dlrun.engine.callbacks import EpochRecorder
+
+    def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
+        return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
+                       "seconds": round(seconds, 4)})
+
+    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
+                                 end_epoch, cfg.train.shuffle)
+    has_val = data.x_val is not None and data.y_val is not None
+    validation = eval_stream(data.x_val, data.y_val, eval_batch_size(cfg.train.batch_size)) if has_val else None
+    progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
+    recorder = EpochRecorder(on_epoch, stop, progress)
+    try:
+        with progress or contextlib.nullcontext():
+            # Keras validates a dataset-fed fit in batches of 32 unless told; use evaluate_model's batch
+            # (63 validation steps per epoch become 2 on 2,000 examples, and the numbers match evaluate's).
+            model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
+                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+    except KeyboardInterrupt:
+        recorder.interrupted = True
+    return FitOutcome(recorder.interrupted, recorder.diverged_epoch)

@@ -1,0 +1,109 @@
+"""Build and compile the Keras model a config describes. Keras comes from `backend` only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlrun.config import LoadedConfig
+from dlrun.config.layers import L2_TYPES, LAYER_TYPES, LayerArgs, layer_names
+from dlrun.config.schema import ExperimentConfig, OptimizerConfig
+from dlrun.engine import backend
+from dlrun.metrics import task_metric
+
+
+def _keras_kwargs(args: LayerArgs, l2: float, regularize: bool) -> dict[str, Any]:
+    kwargs = args.model_dump(exclude={"name"}, exclude_none=True)
+    if regularize and l2 > 0:
+        kwargs["kernel_regularizer"] = backend.keras().regularizers.L2(l2)
+    return kwargs
+
+
+def make_layer(cfg: ExperimentConfig, index: int, name: str) -> Any:
+    """A fresh keras layer for `model.layers[index]` (L2 where configured)."""
+    keras = backend.keras()
+    item, last = cfg.model.layers[index], index == len(cfg.model.layers) - 1
+    regularize = item.type in L2_TYPES[cfg.model.l2_layers] or (last and item.type == "dense")
+    kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
+    # Mixed precision is set per layer, not with keras' global policy, which would leak into every
+    # model built later in the process (the next sweep trial). The output layer stays float32.
+    if cfg.train.mixed_precision:
+        kwargs["dtype"] = "float32" if last else "mixed_float16"
+    return getattr(keras.layers, LAYER_TYPES[item.type].keras_class)(name=name, **kwargs)
+
+
+def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None = None, base: Any = None) -> Any:
+    """A compiled keras Sequential model for the config. Raises ConfigError when a layer cannot
+    be built for this input (e.g. images too small for the convolutions).
+
+    `base` (a built `model.base`, see base_model.build_with_base) becomes the first layer and
+    `model.layers` go on top of it (in float32 under train.mixed_precision).
+    """
+    keras = backend.keras()
+    cfg = lc.config
+    model = keras.Sequential(name=name or "sequential")
+    model.add(keras.Input(shape=input_shape))
+    if base is not None:
+        model.add(base)
+    for i, (item, layer_name) in enumerate(zip(cfg.model.layers, layer_names(cfg.model.layers), strict=True)):
+        shape = model.output_shape if len(model.layers) else input_shape  # before add: a failed add leaves
+        try:                                                              # the model without an output shape
+            model.add(make_layer(cfg, i, layer_name))
+        except (ValueError, TypeError) as exc:
+            reason = str(exc).splitlines()[0].rstrip(".")
+            raise lc.error(f"model.layers.{i}", f"{item.type} cannot take input of shape {shape}: {reason}. "
+                           "Use larger images (data.image_size), fewer pooling layers, or padding: same") from None
+    compile_model(model, cfg)
+    return model
+
+
+def make_optimizer(opt: OptimizerConfig) -> Any:
+    """A keras optimizer for the config section (learning rate always a float)."""
+    keras = backend.keras()
+    common: dict[str, Any] = {"learning_rate": float(opt.lr)}
+    if opt.clipnorm:
+        common["clipnorm"] = opt.clipnorm
+    if opt.name == "sgd":
+        return keras.optimizers.SGD(momentum=opt.momentum, nesterov=opt.nesterov, **common)
+    if opt.name == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=opt.momentum, **common)
+    if opt.name == "adagrad":
+        return keras.optimizers.Adagrad(**common)
+    return keras.optimizers.Adam(**common)
+
+
+def loss_for(cfg: ExperimentConfig) -> Any:
+    """The loss implied by the task and the output activation."""
+    keras = backend.keras()
+    if cfg.task == "regression":
+        if cfg.loss == "sse":  # sum of squared errors over the batch, as in the course's table fit
+            return keras.losses.MeanSquaredError(reduction="sum", name="sse")
+        return keras.losses.MeanSquaredError(name="mse")
+    last = cfg.model.layers[-1].args
+    from_logits = getattr(last, "activation", None) in (None, "linear")
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+
+def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig | None = None) -> None:
+    """(Re)compile `model` with the config's optimizer, loss and metrics."""
+    metrics = [task_metric(cfg.task)]
+    opt = make_optimizer(optimizer or cfg.optimizer)
+    if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
+        opt = backend.keras().optimizers.LossScaleOptimizer(opt)
+    model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics,
+                  jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
+
+
+def summary_text(model: Any) -> str:
+    """The layer summary keras prints, as text."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=100)
+    return "\n".join(lines) + "\n"
+
+
+def param_counts(model: Any) -> dict[str, int]:
+    """Trainable and non-trainable parameter counts."""
+    import numpy as np
+
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen}

@@ -1,0 +1,177 @@
+"""One training run in a run directory: per-epoch checkpoints and metrics, early stopping,
+divergence, graceful interruption, and the final artifacts and summary. `dlrun train`, its
+resume, and every sweep trial train through `run_training`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dlrun.config import LoadedConfig, config_sha256
+from dlrun.config.schema import ExperimentConfig
+from dlrun.data import Dataset
+from dlrun.engine import backend
+from dlrun.engine.checkpoint import load_checkpoint, save_checkpoint
+from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
+from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
+from dlrun.errors import Interrupted
+from dlrun.interrupts import StopRequest
+from dlrun.metrics import best_metric, direction, epoch_columns, epoch_metrics
+from dlrun.store import files, names
+from dlrun.store.rundir import RunDir
+from dlrun.store.summary import RunClock, write_summary
+from dlrun.ui.console import Reporter
+
+
+def summary_fields(lc: LoadedConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields every run summary carries about its config and progress."""
+    cfg = lc.config
+    return {"name": cfg.name, "seed": cfg.seed, "epochs_run": len(rows), "epochs": cfg.train.epochs,
+            "config_sha256": config_sha256(cfg)}
+
+
+def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str) -> dict[str, Any]:
+    """Summary metrics: test metrics, the last epoch's, and the best validation value."""
+    out: dict[str, Any] = dict(test)
+    if rows:
+        last = rows[-1]
+        for key in epoch_metrics(task):
+            if last.get(key) not in (None, ""):
+                out[key] = float(last[key])
+        val_key = best_metric(task)
+        pick = max if direction(val_key) == "max" else min
+        values = [float(r[val_key]) for r in rows if r.get(val_key) not in (None, "")]
+        if values:
+            out[f"best_{val_key}"] = pick(values)
+    return out
+
+
+def write_run_summary(run: RunDir, lc: LoadedConfig, status: str, clock: RunClock, rows: list[dict[str, Any]],
+                      **extra: Any) -> dict[str, Any]:
+    """Write the run's summary.json: the common fields, the seconds trained so far, then `extra`."""
+    return write_summary(run, status, clock.started, summary_fields(lc, rows), seconds=round(clock.elapsed(), 3),
+                         **extra)
+
+
+def write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: bool = True) -> None:
+    """metrics.csv: one row per complete epoch."""
+    files.write_csv(run / names.METRICS, epoch_columns(task), rows, durable)
+
+
+def run_base(model: Any, data: Dataset) -> dict[str, Any]:
+    """Summary fields about the model, the software and the data (written at start and at the end)."""
+    from dlrun.engine.model import param_counts
+
+    return {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
+            "data_cache": data.cache, "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
+
+
+def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
+                 stop: StopRequest | None = None, resume_from: Path | None = None,
+                 model: Any | None = None) -> dict[str, Any]:
+    """Train into an existing run directory (fresh, or continuing from a checkpoint).
+
+    `model`, when given, must come fresh from `seeded_model`. Returns the summary; status is
+    `completed` or `diverged`. Raises Interrupted after writing an `interrupted` summary when a
+    stop was requested (or a second signal cut the run short).
+    """
+    from dlrun.engine.model import summary_text
+
+    cfg: ExperimentConfig = lc.config
+    stop = stop or StopRequest()
+    clock = RunClock()
+    model = model if model is not None else seeded_model(lc, data)
+    rows: list[dict[str, Any]] = []
+    if resume_from is not None:
+        meta = load_checkpoint(resume_from, model)
+        rows, clock = list(meta["rows"]), RunClock.resumed(meta)
+    files.write_text(run / names.MODEL_TXT, summary_text(model))
+    base = run_base(model, data)
+    write_run_summary(run, lc, "running", clock, rows, **base)
+
+    def on_row(row: dict[str, Any]) -> bool:
+        done = [*rows, row]
+        meta = {"epoch": row["epoch"], "rows": done, "seconds": clock.elapsed(), "started": clock.started}
+        es = cfg.train.early_stopping
+        with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+            save_checkpoint(run, model, meta)
+            if es is not None and restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
+                save_checkpoint(run, model, meta, name=names.CHECKPOINT_BEST)
+            rows.append(row)
+            # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
+            write_metrics(run, rows, cfg.task, durable=False)
+        return early_stop_due(rows, es)
+
+    outcome, start_epoch = FitOutcome(), len(rows)
+    if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
+        outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row)
+    if not outcome.interrupted:
+        try:
+            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base)
+        except KeyboardInterrupt:
+            pass  # a second signal while saving: the last checkpoint stands
+    return _interrupted(lc, run, rows, clock, base, stop)
+
+
+def _interrupted(lc: LoadedConfig, run: RunDir, rows: list[dict[str, Any]], clock: RunClock,
+                 base: dict[str, Any], stop: StopRequest) -> dict[str, Any]:
+    """Write the `interrupted` summary (naming the signal) and raise Interrupted."""
+    signal = stop.signal_name or None
+    try:
+        with stop.protect():
+            write_run_summary(run, lc, "interrupted", clock, rows, last_complete_epoch=len(rows),
+                              stopped_by=signal, **base)
+    except KeyboardInterrupt:
+        pass  # a signal during the write: it is done, and we stop anyway
+    by = f" by {signal}" if signal else ""
+    raise Interrupted(f"interrupted{by} after epoch {len(rows)}; resume with: dlrun train --resume {run.path}")
+
+
+def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]],
+            clock: RunClock, diverged_epoch: int | None, base: dict[str, Any]) -> dict[str, Any]:
+    """Test metrics, final weights, plot and summary of a run that stopped on its own."""
+    cfg = lc.config
+    status, extra = "completed", {}
+    if diverged_epoch is not None:
+        status, extra = "diverged", {"diverged_epoch": diverged_epoch}
+        if rows:  # back to the last complete epoch, whose loss was finite
+            load_checkpoint(run.checkpoint / names.CHECKPOINT_STATE, model)
+    elif restores_best(cfg) and (run.checkpoint / names.CHECKPOINT_BEST).exists():
+        extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / names.CHECKPOINT_BEST, model)["epoch"]
+    weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
+    test = test_metrics(model, data, rows, cfg, weights_moved) if rows else {}
+    write_metrics(run, rows, cfg.task)
+    if rows:  # a run that diverged in its first epoch has no finite weights worth saving
+        save_model(run, model)
+        extra.update(_coefficients(model, cfg))
+    history_plot(run, rows, cfg.name)
+    return write_run_summary(run, lc, status, clock, rows, metrics=final_metrics(rows, test, cfg.task), **extra,
+                             **base)
+
+
+def save_model(run: RunDir, model: Any) -> None:
+    """Write the final weights and the full .keras model atomically."""
+    with files.atomic_path(run / names.WEIGHTS) as tmp:
+        model.save_weights(tmp)
+    with files.atomic_path(run / names.MODEL) as tmp:
+        model.save(tmp)
+
+
+def history_plot(run: RunDir, rows: list[dict[str, Any]], title: str,
+                 boundaries: list[tuple[int, str]] | None = None) -> None:
+    """history.png from the epoch rows (nothing when there are none)."""
+    if rows:
+        from dlrun.ui.plots import history_plot as draw
+
+        draw(rows, run / names.HISTORY_PLOT, title, boundaries)
+
+
+def _coefficients(model: Any, cfg: ExperimentConfig) -> dict[str, Any]:
+    """For a one-layer linear regression, the fitted coefficients (the course's table fit)."""
+    if cfg.task != "regression" or len(model.layers) != 1:
+        return {}
+    weights = model.layers[0].get_weights()
+    out = {"weights": weights[0].reshape(-1).tolist()}
+    if len(weights) > 1:
+        out["bias"] = float(weights[1].reshape(-1)[0])
+    return {"coefficients": out}

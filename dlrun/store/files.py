@@ -1,0 +1,129 @@
+"""Files as records: every write goes to a temporary name beside the target and is renamed into
+place (os.replace), so a reader sees the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dlrun.errors import RunDirError
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: files made by mkstemp (mode 0600) get the usual permissions back
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def is_temp_file(name: str) -> bool:
+    """True for the name of an `atomic_path` temporary file (never read; removed on resume)."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def remove_temp_files(directory: Path | str) -> int:
+    """Delete temporary files a killed process left under `directory`; returns how many."""
+    removed = 0
+    for path in Path(directory).rglob(".*"):
+        if path.is_file() and is_temp_file(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix) to write to; on success it is renamed
+    over `path` with os.replace, so readers see the old file or the new one, never half of one.
+
+    `durable` also fsyncs the file and its directory, so the new file survives a power cut; leave it
+    on unless the file is rewritten durably later anyway (each fsync can cost milliseconds)."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+        if durable:
+            _fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text(path: Path | str, text: str, durable: bool = True) -> None:
+    """Write text atomically (see atomic_path for `durable`)."""
+    with atomic_path(path, durable) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """Write JSON atomically (indented, keys in insertion order)."""
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path | str) -> dict[str, Any]:
+    """Parse a JSON object file; RunDirError naming the file when missing or invalid."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    return data
+
+
+def write_csv(path: Path | str, columns: list[str], rows: list[dict[str, Any]], durable: bool = True) -> None:
+    """Write rows as CSV atomically (see atomic_path for `durable`); missing values are left empty."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+    write_text(path, buf.getvalue(), durable)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def read_csv(path: Path | str) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts of strings ([] when the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

@@ -1,0 +1,28 @@
+"""Every file and folder name dlrun writes, and nothing else, lives here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_RUNS_ROOT = Path("runs")
+
+# a run directory
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+MODEL = "model.keras"
+WEIGHTS = "weights.weights.h5"
+HISTORY_PLOT = "history.png"
+MODEL_TXT = "model.txt"
+EVAL = "eval.json"
+CONFUSION_PLOT = "confusion.png"
+TRANSFER = "transfer.json"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_STATE = "state.npz"
+CHECKPOINT_BEST = "best.npz"
+# a sweep directory
+SWEEP_SPEC = "sweep.yaml"
+SWEEP_RESULTS = "results.csv"
+SWEEP_BEST = "best.yaml"
+SWEEP_HEATMAP = "heatmap.png"
+SWEEP_TRIALS = "trials"

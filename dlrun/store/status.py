@@ -1,0 +1,75 @@
+"""Run statuses: the one list of them, which are final and which can be resumed, a `running` run
+whose process is gone (`crashed`), and the one way to mark a run `failed`."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from dlrun.errors import RunDirError
+from dlrun.store.files import write_json
+from dlrun.store.names import SUMMARY
+from dlrun.store.rundir import RunDir
+
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
+FINAL_STATUSES = ("completed", "diverged", "failed")  # a sweep never runs such a trial again
+RESUMABLE = ("interrupted", "crashed", "failed")
+
+
+def pid_alive(pid: Any) -> bool:
+    """True when a process with this pid exists on this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    return True
+
+
+def effective_status(summary: dict[str, Any]) -> str:
+    """The summary's status, with `running` whose process is gone reported as `crashed`.
+
+    A directory with no summary at all is `crashed` too (the process died while creating it).
+    A run started on another host, or a summary without a pid, cannot be checked and keeps `running`.
+    """
+    status = str(summary.get("status") or "crashed")
+    if status != "running" or summary.get("pid") is None:
+        return status  # without a pid (e.g. a sweep's summary) there is nothing to check
+    host = summary.get("host")
+    if host and host != socket.gethostname():
+        return status
+    return status if pid_alive(summary.get("pid")) else "crashed"
+
+
+def check_resumable(run: RunDir) -> str:
+    """The run's status when it can be resumed; RunDirError saying why not otherwise."""
+    summary = run.read_summary() if run.exists(SUMMARY) else {}
+    status = effective_status(summary)
+    if status == "running":
+        raise RunDirError(f"{run.path} is still running (pid {summary.get('pid')}); stop it (Ctrl-C) before "
+                          "resuming it, or wait for it to finish")
+    if status not in RESUMABLE:
+        raise RunDirError(f"{run.path} is {status}; there is nothing to resume. Start a new run instead.")
+    return status
+
+
+def read_status(run: RunDir) -> tuple[str | None, dict[str, Any]]:
+    """(status, summary) of a run directory; (None, {}) before it has a readable summary."""
+    try:
+        summary = run.read_summary()
+    except RunDirError:
+        return None, {}
+    return summary.get("status"), summary
+
+
+def mark_failed(run: RunDir, error: BaseException | str) -> dict[str, Any]:
+    """Record in summary.json that the run failed (status `failed`, `error` saying why), keeping what
+    the summary already held, so the run can be inspected or resumed. Returns the summary."""
+    _, summary = read_status(run)
+    summary = summary or {"run_dir": str(run.path)}
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    summary.update(status="failed", error=message)
+    write_json(run / SUMMARY, summary)
+    return summary

@@ -1,0 +1,113 @@
+"""How trials run, behind one small interface: a `TrialExecutor` takes trial tasks and reports each
+start and result. `SequentialExecutor` (inprocess.py) runs them in this process, `ProcessExecutor`
+(processes.py) in local worker processes. Another backend (a distributed engine) implements the
+same `run` and calls `execute_trial` wherever a trial lands; nothing else changes.
+
+Importing this module does not load TensorFlow; running a trial does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from dlrun.data import Dataset
+from dlrun.errors import Interrupted
+from dlrun.interrupts import StopRequest
+from dlrun.store import names
+from dlrun.store.lock import run_lock
+from dlrun.store.rundir import RunDir
+from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
+
+# Keras keeps a few MiB per fit even after clear_session (keras-team/keras#17458); bounding the
+# trials any one process runs bounds the memory a sweep of any length needs.
+MAX_TRIALS_PER_PROCESS = 16
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial to run: its id, its run directory (config.yaml already written), its data set key."""
+
+    trial_id: str
+    run_dir: Path
+    data_key: str
+
+
+@dataclass
+class TrialResult:
+    """What became of a trial: status (completed, diverged, failed, interrupted) and its summary."""
+
+    trial_id: str
+    status: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class TrialEvents(Protocol):
+    """Callbacks an executor makes, always from the thread that called `run`."""
+
+    def started(self, task: TrialTask) -> None: ...
+
+    def finished(self, result: TrialResult) -> None: ...
+
+
+class TrialExecutor(Protocol):
+    """Runs trials; returns when every task has a result or after a stop request (once the trials
+    in flight have saved their state). A trial's outcome never depends on the executor."""
+
+    jobs: int
+
+    def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
+            stop: StopRequest) -> None: ...
+
+
+def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialResult:
+    """Run one trial in this process: fresh, or from its last checkpoint; a trial that already
+    ended (completed, diverged, failed) is returned as it is and never runs again.
+
+    Divergence is a result; any other exception marks the trial `failed` with its message.
+    """
+    from dlrun.config import load_config
+    from dlrun.engine import backend
+    from dlrun.engine.run import run_training
+    from dlrun.ui.console import Reporter
+
+    run = RunDir(task.run_dir)
+    with run_lock(run.path, lambda: stop.requested) as locked:
+        status, summary = read_status(run)
+        if not locked:
+            return TrialResult(task.trial_id, "interrupted", summary)
+        if status in FINAL_STATUSES:
+            return TrialResult(task.trial_id, str(status), summary)
+        checkpoint = run.checkpoint / names.CHECKPOINT_STATE
+        try:
+            lc = load_config(run / names.CONFIG)
+            summary = run_training(lc, run, data, Reporter(json_mode=True, live=False), stop,
+                                   checkpoint if checkpoint.exists() else None)
+            return TrialResult(task.trial_id, summary["status"], summary)
+        except Interrupted:
+            return TrialResult(task.trial_id, "interrupted", read_status(run)[1])
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            return TrialResult(task.trial_id, "failed", mark_failed(run, message))
+        finally:
+            backend.clear_session()  # memory must not grow with the number of trials
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Load TensorFlow, then exempt every object alive now (its ~300k, created once) from the cyclic
+    garbage collector while trials run: clearing the session between trials then scans only what the
+    trials created (~0.2 s less per trial), and memory is still freed. Undone afterwards."""
+    from dlrun.engine import backend
+
+    backend.keras()
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

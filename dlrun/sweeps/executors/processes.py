@@ -1,0 +1,223 @@
+"""`ProcessExecutor`: trials in local worker processes, N at a time, each worker with its CPU
+threads limited (cores // N) or pinned to one GPU, so the jobs do not fight over the machine.
+
+Workers are spawned (never forked: TensorFlow is not fork-safe), receive the data sets once when
+they start, and then run one trial per message. Ctrl-C reaches the sweep only; it forwards a
+SIGTERM, each worker stops its trial after the current batch, saves its state and reports. A worker
+whose sweep died stops on its own, so an orphan never races a resumed sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from types import FrameType
+from typing import Any
+
+from dlrun.data import Dataset
+from dlrun.interrupts import StopRequest
+from dlrun.store.rundir import RunDir
+from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
+from dlrun.sweeps.executors.base import (
+    MAX_TRIALS_PER_PROCESS,
+    TrialEvents,
+    TrialResult,
+    TrialTask,
+    execute_trial,
+    frozen_heap,
+)
+from dlrun.sweeps.executors.devices import cpu_count
+
+SHUTDOWN_SECONDS = 30.0
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing.Process (spawn context)
+    conn: Connection
+    task: TrialTask | None = None
+    done: int = 0
+
+
+class ProcessExecutor:
+    """Up to `jobs` trials at once in worker processes, `threads` CPU threads each. A worker is
+    replaced after `max_trials` trials: Keras keeps a few MiB per fit even after clear_session
+    (keras-team/keras#17458), so a fresh process is what keeps memory flat in long sweeps."""
+
+    def __init__(self, jobs: int, threads: int | None = None, devices: list[str] | None = None,
+                 max_trials: int = MAX_TRIALS_PER_PROCESS):
+        self.jobs, self.max_trials = jobs, max_trials
+        self.threads = threads or max(1, cpu_count() // jobs)
+        self.devices = devices
+        self._retired: list[_Worker] = []
+
+    def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
+            stop: StopRequest) -> None:
+        """Run `tasks` on worker processes until done or a stop is requested."""
+        if not tasks:
+            return
+        self._ctx, self._datasets = multiprocessing.get_context("spawn"), dict(datasets)
+        pending = deque(tasks)
+        workers = [self._start(i) for i in range(min(self.jobs, len(tasks)))]
+        signalled = 0
+        try:
+            while pending or any(w.task for w in workers):
+                try:
+                    if stop.requested and not signalled:
+                        pending.clear()
+                        signalled = self._signal(workers, signalled)
+                    self._dispatch(workers, pending, events)
+                    self._collect(workers, events, bool(signalled), bool(pending))
+                except KeyboardInterrupt:  # a second Ctrl-C: workers stop at once
+                    stop.requested = True
+                    pending.clear()
+                    signalled = self._signal(workers, max(signalled, 1))
+        finally:
+            self._shutdown(workers)
+
+    def _start(self, index: int) -> _Worker:
+        parent_conn, child_conn = self._ctx.Pipe()
+        device = self.devices[index % len(self.devices)] if self.devices else None
+        process = self._ctx.Process(target=worker_main, name=f"dlrun-trial-worker-{index}", daemon=True,
+                                    args=(child_conn, self._datasets, self.threads, device, os.getpid()))
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C goes to the sweep only
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        child_conn.close()
+        return _Worker(process, parent_conn)
+
+    def _dispatch(self, workers: list[_Worker], pending: deque[TrialTask], events: TrialEvents) -> None:
+        for index, worker in enumerate(workers):
+            if worker.task is None and pending:
+                if not worker.process.is_alive():
+                    worker = workers[index] = self._start(index)
+                task = pending.popleft()
+                worker.conn.send(task)
+                worker.task = task
+                events.started(task)
+
+    def _collect(self, workers: list[_Worker], events: TrialEvents, stopping: bool, more: bool) -> None:
+        busy = [w for w in workers if w.task is not None]
+        ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.5)
+        for index, worker in enumerate(workers):
+            if worker.task is None or (worker.conn not in ready and worker.process.sentinel not in ready):
+                continue
+            result = _receive(worker)
+            if result is None:  # the worker died in the middle of a trial (killed, out of memory)
+                result = _lost(worker, stopping)
+                with contextlib.suppress(OSError):
+                    worker.conn.close()
+                if more and not stopping:
+                    workers[index] = self._start(index)
+            worker.task, worker.done = None, worker.done + 1
+            if worker.process.is_alive() and worker.done >= self.max_trials and more and not stopping:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)  # it exits; a fresh process takes its place
+                self._retired.append(worker)
+                workers[index] = self._start(index)
+            events.finished(result)
+
+    def _signal(self, workers: list[_Worker], count: int) -> int:
+        """SIGTERM every busy worker: the first asks for a stop after the batch, the second is immediate."""
+        for worker in workers:
+            if worker.task is not None and worker.process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGTERM)
+        return count + 1
+
+    def _shutdown(self, workers: list[_Worker]) -> None:
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        for worker in [*self._retired, *workers]:
+            worker.process.join(max(0.1, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(5)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
+
+
+def _receive(worker: _Worker) -> TrialResult | None:
+    if not worker.conn.poll():
+        return None
+    try:
+        return worker.conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _lost(worker: _Worker, stopping: bool) -> TrialResult:
+    """The result of a trial whose worker exited without reporting (its summary says how far it got)."""
+    assert worker.task is not None
+    worker.process.join(5)
+    run = RunDir(worker.task.run_dir)
+    status, summary = read_status(run)
+    if status in FINAL_STATUSES:
+        return TrialResult(worker.task.trial_id, str(status), summary)
+    if stopping:
+        return TrialResult(worker.task.trial_id, "interrupted", summary)
+    message = f"worker process died (exit code {worker.process.exitcode}) while running the trial"
+    return TrialResult(worker.task.trial_id, "failed", mark_failed(run, message))
+
+
+def _watch_parent(parent_pid: int, stop: StopRequest) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    stop.requested = True  # the sweep is gone: stop after this batch, like a Ctrl-C
+
+
+def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, device: str | None,
+                parent_pid: int) -> None:
+    """A worker process: set up TensorFlow once, then run each trial it is sent until told to stop."""
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device  # before TensorFlow is imported
+    os.dup2(2, 1)  # the sweep's stdout is its own (--json prints one object there); workers use stderr
+    stop = StopRequest()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested, stop.signal_name = True, "SIGTERM"
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_term)
+    threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
+    from dlrun.engine import backend
+
+    backend.silence_native_logs()
+    backend.setup(0, threads)
+    with frozen_heap():
+        _serve(conn, datasets, stop)
+
+
+def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest) -> None:
+    """Run each trial sent on `conn` and send back its result, until told to stop."""
+    while not stop.requested:
+        if not conn.poll(0.5):
+            continue
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        try:
+            result = execute_trial(task, datasets[task.data_key], stop)
+        except KeyboardInterrupt:
+            result = TrialResult(task.trial_id, "interrupted", read_status(RunDir(task.run_dir))[1])
+        try:
+            conn.send(result)
+        except OSError:
+            return

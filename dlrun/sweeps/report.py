@@ -1,0 +1,203 @@
+"""What a sweep reports: one outcome per trial, results.csv rows, the ranking, the leaderboard table,
+the heat map cells, and notes that name exploding and vanishing learning rates. No TensorFlow here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from dlrun.errors import RunDirError
+from dlrun.metrics import task_metric
+from dlrun.store import files, names
+from dlrun.store.status import FINAL_STATUSES
+from dlrun.sweeps.plan import SweepPlan, Trial
+
+STALL_FRACTION = 0.02  # a loss that falls by less than this over the run has stalled
+HUGE_LOSS = 1e6  # no sensible model has a loss this large: the weights have blown up
+CHANCE_MARGIN = 1.5  # accuracy within 1.5x of guessing counts as not learning
+STYLES = {"diverged": "red", "failed": "magenta", "exploding": "red", "stalled": "yellow",
+          "no learning": "yellow", "pending": "dim", "running": "cyan", "interrupted": "yellow"}
+
+
+@dataclass
+class Outcome:
+    """A trial and what is known of it: status (pending until it starts) and its run summary."""
+
+    trial: Trial
+    run_dir: Path
+    status: str = "pending"
+    summary: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    classes: int | None = None
+
+    @property
+    def final(self) -> bool:
+        """True once the trial completed, diverged or failed (it never runs again)."""
+        return self.status in FINAL_STATUSES
+
+    def value(self, metric: str) -> float | None:
+        """The trial's value of `metric`, when it has a finite one."""
+        value = self.summary.get("metrics", {}).get(metric)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+    def refresh(self, status: str, summary: dict[str, Any]) -> None:
+        """Take a new status and summary, and work out the note from the trial's metrics.csv."""
+        self.status, self.summary = status, summary
+        self.note = trial_note(status, summary, files.read_csv(self.run_dir / names.METRICS), self.classes)
+
+    def kind(self) -> str:
+        """The status, or `exploding` / `stalled` / `no learning` for completed trials whose note says so."""
+        if self.status == "completed" and self.note:
+            return self.note.split(":", 1)[0]
+        return self.status
+
+
+def trial_note(status: str, summary: dict[str, Any], rows: list[dict[str, str]],
+               classes: int | None = None) -> str:
+    """A short human reading of a trial: exploded (non-finite loss), exploding (the loss grew or is
+    huge), stalled (the loss barely moved: learning rate too small), no learning (accuracy at chance:
+    e.g. the penalty crushed the weights), or the failure."""
+    if status == "diverged":
+        return f"exploded: non-finite loss in epoch {summary.get('diverged_epoch', '?')}"
+    if status == "failed":
+        return f"failed: {summary.get('error', 'unknown error')}"
+    losses = [float(r["loss"]) for r in rows if r.get("loss") not in (None, "")]
+    if status != "completed" or not losses:
+        return ""
+    first, last = losses[0], losses[-1]
+    if not math.isfinite(last) or last > first or last > HUGE_LOSS:
+        return f"exploding: loss {first:.3g} -> {last:.3g}"
+    if len(losses) > 1 and first - last < STALL_FRACTION * abs(first):
+        return f"stalled: loss {first:.3g} -> {last:.3g}"
+    accuracy = summary.get("metrics", {}).get("accuracy")
+    if classes and isinstance(accuracy, int | float) and accuracy <= CHANCE_MARGIN / classes:
+        return f"no learning: accuracy {accuracy:.3f}, chance is {1 / classes:.3f}"
+    return ""
+
+
+def outcomes_for(plan: SweepPlan, trials_dir: Path, classes: int | None = None) -> dict[str, Outcome]:
+    """The outcome of every planned trial as its directory says (pending when it has no summary)."""
+    out = {}
+    for trial in plan.trials:
+        outcome = Outcome(trial, trials_dir / trial.id, classes=classes)
+        try:
+            summary = files.read_json(outcome.run_dir / names.SUMMARY)
+        except RunDirError:  # no summary yet: the trial has not started
+            summary = {}
+        status = str(summary.get("status", "pending"))
+        outcome.refresh("interrupted" if status == "running" else status, summary)
+        out[trial.id] = outcome
+    return out
+
+
+def result_columns(plan: SweepPlan) -> list[str]:
+    """results.csv columns: trial, the swept keys, status, epochs and metrics, seconds."""
+    name = task_metric(plan.base.config.task)
+    return ["trial", *plan.keys, "status", "epochs_run", "loss", name, "val_loss", f"val_{name}",
+            "test_loss", f"test_{name}", "seconds"]
+
+
+def result_row(outcome: Outcome) -> dict[str, Any]:
+    """One results.csv row."""
+    summary = outcome.summary
+    row: dict[str, Any] = {"trial": outcome.trial.id, **outcome.trial.params, "status": outcome.status,
+                           "epochs_run": summary.get("epochs_run"), "seconds": summary.get("seconds")}
+    for key, value in summary.get("metrics", {}).items():
+        row.setdefault(key, value)
+    return row
+
+
+def ranked(outcomes: list[Outcome], metric: str, goal: str) -> list[Outcome]:
+    """Completed trials best first by `metric`, then diverged, failed and unfinished ones."""
+    order = {"completed": 1, "diverged": 2, "failed": 3}
+
+    def key(o: Outcome) -> tuple[int, float, str]:
+        value = o.value(metric)
+        if o.status == "completed" and value is not None:
+            return 0, (-value if goal == "max" else value), o.trial.id
+        return order.get(o.status, 4), 0.0, o.trial.id
+
+    return sorted(outcomes, key=key)
+
+
+def best_of(outcomes: list[Outcome], metric: str, goal: str) -> Outcome | None:
+    """The best completed trial, or None."""
+    top = ranked(outcomes, metric, goal)
+    return top[0] if top and top[0].status == "completed" and top[0].value(metric) is not None else None
+
+
+def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str) -> Table:
+    """The ranked table: rank, trial, swept values, status, metric, epochs, seconds, note."""
+    metric = plan.metric
+    table = Table(title=title, header_style="bold")
+    for column in ["#", "trial", *plan.keys, "status", metric, "epochs", "seconds", "note"]:
+        table.add_column(column, justify="right" if column not in ("trial", "status", "note") else "left")
+    best = best_of(outcomes, metric, plan.goal)
+    for rank, o in enumerate(ranked(outcomes, metric, plan.goal), start=1):
+        value = o.value(metric)
+        shown = "—" if o.status != "completed" or value is None else f"{value:.4f}"
+        style = "bold green" if o is best else STYLES.get(o.kind())
+        params = [format_value(o.trial.params[k]) for k in plan.keys]
+        table.add_row(str(rank), o.trial.id, *params, o.status, shown, str(o.summary.get("epochs_run", "")),
+                      f"{o.summary['seconds']:.1f}" if "seconds" in o.summary else "", o.note, style=style)
+    return table
+
+
+Cell = tuple[float | None, str, str]
+
+
+def format_value(value: Any) -> str:
+    """A swept value for a table cell (floats as %g)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+HeatGrid = tuple[str, list[Any], str, list[Any], list[list[Cell]]]
+
+
+def heat_cells(plan: SweepPlan, outcomes: dict[str, Outcome]) -> HeatGrid:
+    """(row key, row values, column key, column values, cells) of the grid's heat map; each cell is
+    (value or None, label, kind). Rows are the learning rate when it is swept."""
+    keys = plan.keys
+    row_key = "optimizer.lr" if "optimizer.lr" in keys else keys[0]
+    col_key = next((k for k in keys if k != row_key), "")
+    rows, cols = plan.values(row_key), plan.values(col_key) if col_key else [""]
+    cells: list[list[Cell]] = [[(None, "", "pending") for _ in cols] for _ in rows]
+    for o in outcomes.values():
+        i = rows.index(o.trial.params[row_key])
+        j = cols.index(o.trial.params[col_key]) if col_key else 0
+        value, kind = o.value(plan.metric), o.kind()
+        if kind == "diverged":
+            label = f"diverged\nepoch {o.summary.get('diverged_epoch', '?')}"
+        elif o.status == "completed" and value is not None:
+            label = f"{value:.3f}" + (f"\n{kind}" if kind != "completed" else "")
+        else:
+            label = o.status
+        cells[i][j] = (value if o.status == "completed" else None, label, kind)
+    return row_key, rows, col_key, cols, cells
+
+
+def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], status: str, seconds: float,
+                  jobs: int) -> dict[str, Any]:
+    """summary.json: status counts, the best trial (id, params, metric), total seconds, every trial."""
+    items = list(outcomes.values())
+    counts = {"total": len(items)}
+    for o in items:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    best = best_of(items, plan.metric, plan.goal)
+    best_info = None
+    if best is not None:
+        best_info = {"trial": best.trial.id, "params": best.trial.params, "metric": plan.metric,
+                     "value": best.value(plan.metric), "run_dir": str(best.run_dir),
+                     "config": str(root / names.SWEEP_BEST)}
+    trials = [{"trial": o.trial.id, "status": o.status, "params": o.trial.params, "seed": o.trial.seed,
+               plan.metric: o.value(plan.metric), "epochs_run": o.summary.get("epochs_run"),
+               **({"diverged_epoch": o.summary["diverged_epoch"]} if "diverged_epoch" in o.summary else {}),
+               **({"note": o.note} if o.note else {})} for o in items]
+    return {"status": status, "sweep_dir": str(root), "name": plan.base.config.name, "mode": plan.mode,
+            "params": {k: plan.values(k) for k in plan.keys}, "metric": plan.metric, "goal": plan.goal,
+            "counts": counts, "best": best_info, "seconds": round(seconds, 3), "jobs": jobs,
+            "results": str(root / names.SWEEP_RESULTS), "trials": trials}

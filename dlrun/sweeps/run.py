@@ -1,0 +1,157 @@
+"""`dlrun sweep`: many trainings over a parameter space (grid or zip), durable and resumable.
+
+Layout of a sweep directory (names in store/names.py):
+  sweep.yaml      the resolved base config with its parameter space (`dlrun sweep` runs it again)
+  trials/NNN/     one full run directory per trial, exactly as `dlrun train` writes it
+  results.csv     one row per trial; summary.json (counts, best, seconds); best.yaml; heatmap.png
+
+A config error stops the sweep before anything is written. A diverged or failed trial is recorded
+and the sweep goes on. Ctrl-C / SIGTERM stops after the trials in flight saved their last epoch;
+`--resume` runs only trials that have not ended, from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from dlrun.config import config_sha256, dump_config, load_config
+from dlrun.config.checks import check_against_data
+from dlrun.data import Dataset, load_dataset
+from dlrun.errors import ConfigError, Interrupted, Problem, SweepError
+from dlrun.interrupts import graceful_stop
+from dlrun.store import files, names
+from dlrun.store.rundir import create_run_dir
+from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor
+from dlrun.sweeps.plan import SweepPlan, plan_sweep
+from dlrun.sweeps.report import format_value
+from dlrun.sweeps.session import SweepSession
+from dlrun.ui.console import Reporter
+
+
+def load_sweep_data(plan: SweepPlan, reporter: Reporter) -> tuple[dict[str, Dataset], dict[str, str]]:
+    """Load and preprocess each distinct data config once (one, unless data keys are swept), and run
+    the data checks of every trial. Returns (data sets by key, data key of each trial)."""
+    datasets: dict[str, Dataset] = {}
+    key_of: dict[str, str] = {}
+    for trial in plan.trials:
+        cfg = trial.config.config
+        spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task, "seed": cfg.seed},
+                          sort_keys=True)
+        key = hashlib.sha256(spec.encode()).hexdigest()[:16]
+        if key not in datasets:
+            datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed)
+            for note in datasets[key].notes:
+                reporter.warn(note)
+        data = datasets[key]
+        try:
+            check_against_data(trial.config, data.input_shape, data.num_classes)
+        except ConfigError as exc:
+            shown = ", ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
+            raise ConfigError([Problem(p.origin, p.key, f"{p.message} (trial {trial.id}: {shown})")
+                               for p in exc.problems]) from None
+        key_of[trial.id] = key
+    return datasets, key_of
+
+
+def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None) -> Path:
+    root = create_run_dir(f"{plan.base.config.name}-sweep", runs_root, sweep_dir).path
+    files.write_text(root / names.SWEEP_SPEC, plan.spec_yaml())
+    (root / names.SWEEP_TRIALS).mkdir()
+    for trial in plan.trials:
+        run = create_run_dir(trial.id, explicit=root / names.SWEEP_TRIALS / trial.id)
+        files.write_text(run / names.CONFIG, dump_config(trial.config.config))
+    return root
+
+
+def _reopen(resume: str | Path) -> tuple[Path, SweepPlan]:
+    root = Path(resume)
+    spec = root / names.SWEEP_SPEC
+    if not spec.is_file():
+        raise SweepError(f"{root}: not a sweep directory (no {names.SWEEP_SPEC}); expected one written by "
+                         "`dlrun sweep`")
+    plan = plan_sweep(spec)
+    for trial in plan.trials:
+        path = root / names.SWEEP_TRIALS / trial.id
+        if not (path / names.CONFIG).is_file():
+            create_run_dir(trial.id, explicit=path)
+            files.write_text(path / names.CONFIG, dump_config(trial.config.config))
+        elif config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
+            raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
+                             "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
+    return root, plan
+
+
+def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
+          lam: str | None = None, mode: str | None = None, jobs: int | None = None,
+          sweep_dir: str | Path | None = None, resume: str | Path | None = None,
+          reporter: Reporter | None = None, *, runs_root: str | Path = names.DEFAULT_RUNS_ROOT,
+          executor: TrialExecutor | None = None) -> dict[str, Any]:
+    """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
+
+    Args:
+        config: A YAML path with a `sweep:` section (or flags below); None with `resume`.
+        overrides: `KEY=VALUE` strings applied after the file.
+        lr: `--lr` values, comma-separated: a shorthand for sweeping optimizer.lr.
+        lam: `--lambda` values: a shorthand for sweeping model.l2.
+        mode: grid or zip, replacing sweep.mode.
+        jobs: Trials at once in worker processes (default: 1 on CPU, one per GPU).
+        sweep_dir: Write into this new or empty directory instead of `runs_root/<name>-sweep-<time>`.
+        resume: Continue this sweep directory: only trials that have not ended run.
+        reporter: Where progress and the leaderboard go (default: nothing printed).
+        runs_root: The parent of new sweep directories.
+        executor: Run the trials with this executor instead of the one `jobs` picks.
+
+    Returns:
+        The sweep's summary (as in summary.json): counts, the best trial, every trial.
+
+    Raises:
+        ConfigError: the space or any trial's config is invalid, before anything is written.
+        SweepError: a bad combination of arguments, or a sweep directory that cannot be resumed.
+        Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM.
+    """
+    reporter = reporter or Reporter(live=False)
+    if resume is not None:
+        if config is not None or overrides or lr or lam or mode or sweep_dir:
+            raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
+                             "--lambda, --mode and --sweep-dir")
+        root, plan = _reopen(resume)
+    elif config is None:
+        raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
+    else:
+        plan = plan_sweep(config, overrides, lr, lam, mode)
+    datasets, key_of = load_sweep_data(plan, reporter)
+    if resume is None:
+        root = _create(plan, runs_root, sweep_dir)
+    return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=resume is not None)
+
+
+def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,
+         jobs: int | None, executor: TrialExecutor | None, resumed: bool) -> dict[str, Any]:
+    """Run every trial that has not ended, recording as they go; the final summary."""
+    previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
+    first = next(iter(datasets.values()))
+    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first.num_classes)
+    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id])
+             for t in plan.trials if not session.outcomes[t.id].final]
+    executor = executor or make_executor(jobs, len(tasks))
+    session.jobs = executor.jobs
+    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
+                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs})")
+    if resumed:
+        reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
+                      f"{len(tasks)} to run")
+    session.write("running")
+    with session.display, graceful_stop() as stop:
+        try:
+            executor.run(tasks, datasets, session, stop)
+        except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
+            stop.requested = True
+    summary = session.finish(reporter)
+    if summary["status"] != "completed":
+        left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
+        raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
+                          f"resume with: dlrun sweep --resume {root}")
+    return summary

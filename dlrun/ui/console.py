@@ -1,0 +1,108 @@
+"""Console output: rich progress while training, closing tables, and quiet modes.
+
+Live displays appear only when stdout is a terminal and --json is off. With --json nothing but
+the JSON object goes to stdout. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class Reporter:
+    """Where human output goes. `live` shows progress bars; `quiet` (json mode) prints nothing."""
+
+    def __init__(self, json_mode: bool = False, live: bool | None = None):
+        self.json_mode = json_mode
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.live = (not json_mode and sys.stdout.isatty()) if live is None else live
+
+    def info(self, message: str) -> None:
+        """A line for the human reader (suppressed with --json)."""
+        if not self.json_mode:
+            self.out.print(message)
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr (kept with --json: stdout stays clean)."""
+        self.err.print(f"[yellow]warning:[/yellow] {message}")
+
+    def table(self, table: Table) -> None:
+        """Print a rich table (suppressed with --json)."""
+        if not self.json_mode:
+            self.out.print(table)
+
+    def emit_json(self, data: Any) -> None:
+        """Print `data` as one JSON object on stdout (json mode only)."""
+        if self.json_mode:
+            sys.stdout.write(json.dumps(data, default=str) + "\n")
+            sys.stdout.flush()
+
+    def epoch_progress(self, epochs: int, steps: int, start_epoch: int = 0) -> EpochProgress | None:
+        """A live per-epoch progress display, or None when not live."""
+        return EpochProgress(self.out, epochs, steps, start_epoch) if self.live else None
+
+
+class EpochProgress:
+    """Batches, loss, accuracy and ETA for the current epoch; one summary line per finished epoch."""
+
+    def __init__(self, console: Console, epochs: int, steps: int, start_epoch: int):
+        self.console, self.epochs, self.steps = console, epochs, steps
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(),
+            console=console, transient=True)
+        self.task = self.progress.add_task("train", total=steps, epoch=start_epoch + 1, epochs=epochs, metrics="")
+        self.started = time.monotonic()
+
+    def __enter__(self) -> EpochProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def epoch_begin(self, epoch: int) -> None:
+        self.started = time.monotonic()
+        # reset() replaces every field, so all of them are passed again
+        self.progress.reset(self.task, total=self.steps, epoch=epoch + 1, epochs=self.epochs, metrics="")
+
+    def batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        self.progress.update(self.task, completed=batch + 1, metrics=format_metrics(logs))
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        seconds = time.monotonic() - self.started
+        self.progress.console.print(f"epoch {epoch + 1}/{self.epochs}  {format_metrics(logs)}  ({seconds:.1f}s)")
+
+
+def format_metrics(logs: dict[str, Any]) -> str:
+    """`loss 0.1234  accuracy 0.9876 ...` for every numeric entry of `logs`."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, int | float))
+
+
+def metrics_table(title: str, metrics: dict[str, Any]) -> Table:
+    """A two-column table of metric name and value."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def rows_table(title: str, columns: list[str], rows: list[list[Any]], styles: list[str] | None = None) -> Table:
+    """A table of rows; `styles` gives an optional rich style per row."""
+    table = Table(title=title, header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for i, row in enumerate(rows):
+        cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
+        table.add_row(*cells, style=(styles[i] if styles else None))
+    return table

@@ -1,0 +1,123 @@
+"""Plots (matplotlib, Agg backend), written atomically. No TensorFlow here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dlrun.store.files import atomic_path
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def history_plot(rows: list[dict[str, Any]], path: Path, title: str,
+                 boundaries: list[tuple[int, str]] | None = None) -> None:
+    """Loss and accuracy (or mae) per epoch, train and validation; optional stage boundaries."""
+    plt = _pyplot()
+    metric = "accuracy" if any(_num(r.get("accuracy")) is not None for r in rows) else "mae"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    x = list(range(1, len(rows) + 1))
+    for ax, key in zip(axes, ("loss", metric), strict=True):
+        for prefix, style in (("", "-o"), ("val_", "--s")):
+            ys = [_num(r.get(prefix + key)) for r in rows]
+            if any(v is not None for v in ys):
+                ax.plot(x, [float("nan") if v is None else v for v in ys], style, ms=3,
+                        label="validation" if prefix else "train")
+        for epoch, label in boundaries or []:
+            ax.axvline(epoch + 0.5, color="grey", lw=1, ls=":")
+            ax.text(epoch + 0.6, ax.get_ylim()[1], label, fontsize=7, va="top", color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.88, wspace=0.22)  # tight_layout: +40% time
+    _save(fig, path)
+
+
+def confusion_plot(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
+    """A confusion matrix heat map with counts."""
+    plt = _pyplot()
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 1 + 0.5 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max((max(r) for r in matrix), default=0)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, matrix[i][j], ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i][j] > top / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    plt = _pyplot()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pending": ("#f0f0f0", ""),
+              "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
+
+
+def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols: list[Any],
+                  cells: list[list[tuple[float | None, str, str]]], metric: str, title: str,
+                  goal: str = "max") -> None:
+    """A grid of trials coloured by `metric` (the better, the brighter); cells whose kind is diverged,
+    failed or unfinished are drawn hatched in their own colour instead, so an exploding learning
+    rate stands out."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    plt = _pyplot()
+    values = np.array([[np.nan if v is None else v for v, _, _ in row] for row in cells], dtype=float)
+    low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0.0, 1.0)
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 + 1.15 * len(cols)), 1.9 + 0.62 * len(rows)))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis" if goal == "max" else "viridis_r",
+                      aspect="auto", vmin=low, vmax=high)
+    fig.colorbar(image, ax=ax, label=metric)
+    for i, row in enumerate(cells):
+        for j, (value, label, kind) in enumerate(row):
+            color, hatch = HEAT_MARKS.get(kind, ("none", ""))
+            if kind in HEAT_MARKS:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color, hatch=hatch,
+                                       edgecolor="#ffffff66", lw=0.5))
+            marked = kind in ("diverged", "failed")
+            brightness = None if value is None or high == low else (value - low) / (high - low)
+            if brightness is not None and goal != "max":
+                brightness = 1 - brightness
+            dark = marked or (brightness is not None and brightness < 0.5)
+            box = {"boxstyle": "round,pad=0.15", "facecolor": color, "edgecolor": "none"} if marked else None
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark else "black",
+                    fontweight="bold" if marked else "normal", bbox=box)
+    ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
+    ax.set_xlabel(col_key or "")
+    ax.set_ylabel(row_key)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _tick(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

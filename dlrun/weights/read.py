@@ -1,0 +1,103 @@
+"""Read weights from any source dlrun accepts, without TensorFlow, and copy them into a model.
+
+Sources: a run directory, a Keras 3 `.weights.h5`, a `.keras` archive, or a legacy Keras-2 `.h5`
+(weights-only or full model). Each is read into an ordered list of weight-bearing layers, so
+evaluate and transfer share one mapping with shape checks and readable errors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlrun.errors import WeightsError
+from dlrun.store.names import WEIGHTS
+from dlrun.weights.keras3 import config_entries, model_entries, order_hint, read_keras3_h5
+from dlrun.weights.source import Source, SourceLayer
+
+
+def resolve(target: str | Path) -> tuple[Path, str]:
+    """(weights file, kind) for a run directory or a weights file; WeightsError when neither."""
+    path = Path(target)
+    if path.is_dir():
+        weights = path / WEIGHTS
+        if not weights.is_file():
+            raise WeightsError(f"{path}: no {WEIGHTS}; expected a run directory from `dlrun train` "
+                               "(a run that finished) or a weights file")
+        return weights, "run"
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file or run directory")
+    name = path.name.lower()
+    if name.endswith(".weights.h5"):
+        return path, "weights.h5"
+    if name.endswith(".keras"):
+        return path, "keras"
+    if name.endswith((".h5", ".hdf5")):
+        return path, "legacy_h5"
+    raise WeightsError(f"{path}: unknown weights format; expected .weights.h5, .keras, .h5 or a run directory")
+
+
+def read_weights(target: str | Path, model: Any = None) -> Source:
+    """Read the weight-bearing layers of `target` in model order. WeightsError on any damage.
+
+    A bare Keras 3 `.weights.h5` files layers by class (conv2d, conv2d_1, dense, ...) without names
+    or order; `model` (an architecture believed to match) then supplies both, as Keras' own
+    `load_weights` would. Without it, such layers come in natural key order under their keys.
+    """
+    path, kind = resolve(target)
+    try:
+        if kind == "keras":
+            layers = _read_keras_archive(path)
+        elif kind == "legacy_h5":
+            layers = _read_legacy_h5(path)
+        else:
+            order = order_hint(path) if kind == "run" else None
+            with _h5(path) as f:
+                layers = read_keras3_h5(f, order or (model_entries(model) if model is not None else None))
+    except WeightsError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{path}: corrupt or truncated weights file ({reason})") from None
+    if not layers:
+        raise WeightsError(f"{path}: holds no layer weights")
+    return Source(path, kind, layers)
+
+
+def _h5(path_or_file: Any) -> Any:
+    import h5py
+
+    return h5py.File(path_or_file, "r")
+
+
+def _decode(value: Any) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _read_legacy_h5(path: Path) -> list[SourceLayer]:
+    with _h5(path) as f:
+        group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
+        if "layer_names" not in group.attrs:
+            if "layers" in group or "vars" in group:  # a Keras 3 weights file saved with a plain .h5 name
+                return read_keras3_h5(group, None)
+            raise WeightsError(f"{path}: not a Keras weights file (no layer_names attribute)")
+        layers = []
+        for name in (_decode(n) for n in group.attrs["layer_names"]):
+            g = group[name]
+            arrays = [np.asarray(g[_decode(w)]) for w in g.attrs.get("weight_names", [])]
+            if arrays:
+                layers.append(SourceLayer(name, arrays))
+        return layers
+
+
+def _read_keras_archive(path: Path) -> list[SourceLayer]:
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        blob = archive.read("model.weights.h5")
+    with _h5(io.BytesIO(blob)) as f:
+        return read_keras3_h5(f, config_entries(config) if isinstance(config, dict) else None)
