@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint docs bench clean
 
 setup: $(STAMP)
 
@@ -17,11 +17,18 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/dlrun train configs/quickstart.yaml
 
+# both cores: most of the suite's time is CLI subprocesses starting up and training tiny models
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
+# ruff, then the import contracts in pyproject.toml (layers, no cycles, TensorFlow only in dlrun.engine)
 lint: setup
 	$(VENV)/bin/ruff check dlrun tests benchmarks
+	$(VENV)/bin/lint-imports
+
+# the README's config reference, generated from the schema's field descriptions
+docs: setup
+	$(PY) -m dlrun.config.reference README.md
 
 # Real MNIST (idx) next to the checkout when present, else built-in synthetic digits; BENCH_ARGS=--quick etc.
 BENCH_DATA ?= $(wildcard ../shared/data/mnist-t10k)
