@@ -41,3 +41,10 @@ def test_train_writes_every_artifact(tiny_config: Path, tmp_path: Path) -> None:
     expected = {"config.yaml", "metrics.csv", "summary.json", "model.keras", "weights.weights.h5",
                 "history.png", "model.txt"}
     assert expected <= {p.name for p in run_dir.iterdir()}
+
+
+def test_early_interrupt_code_is_the_documented_one() -> None:
+    from dlrun.__main__ import INTERRUPTED
+    from dlrun.errors import Interrupted
+
+    assert Interrupted.exit_code == INTERRUPTED
