@@ -263,13 +263,13 @@ def _completed_weights(sweep_dir: Path) -> dict[str, int]:
 
 
 def sweep_kill_chain(work: Path, config: Path, seed: int) -> dict[str, Any]:
-    """SWEEP_KILLS SIGKILLs at random moments, alternately of one trial worker (--jobs 2) and of the
-    sweep process (trials in-process, --jobs 1); each next process resumes the sweep. A trial that
+    """SWEEP_KILLS SIGKILLs at random moments, alternately of the sweep process (trials in-process,
+    --jobs 1) and of one trial worker (--jobs 2); each next process resumes the sweep. A trial that
     completed must never train again."""
     rng = random.Random(seed)
     out, problems, landed, first_done = work / f"sweep{seed}", [], 0, {}
     for i in range(SWEEP_KILLS):
-        kind = ("worker", "sweep")[i % 2]
+        kind = ("sweep", "worker")[i % 2]
         args = ("sweep", config, *SWEEP_SPACE, "--sweep-dir", out) if i == 0 else ("sweep", "--resume", out)
         since = time.time() - 0.01
         proc = start(*args, "--jobs", "2" if kind == "worker" else "1")
@@ -278,7 +278,7 @@ def sweep_kill_chain(work: Path, config: Path, seed: int) -> dict[str, Any]:
                 (t / "model.txt").exists() and (t / "model.txt").stat().st_mtime >= since
                 for t in (out / "trials").glob("*")):
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(rng.uniform(0.0, 0.6))
         victims = _workers(proc.pid) if kind == "worker" else [proc.pid]
         if proc.poll() is None and victims:
             os.kill(rng.choice(victims), signal.SIGKILL)
@@ -294,7 +294,7 @@ def sweep_kill_chain(work: Path, config: Path, seed: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def killed_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("sweep-kills")
-    return sweep_kill_chain(work, write_config(work, TINY_MLP, train={"epochs": 4, "batch_size": 16}), seed=7)
+    return sweep_kill_chain(work, write_config(work, TINY_MLP, train={"epochs": 5, "batch_size": 16}), seed=7)
 
 
 @pytest.mark.slow
@@ -308,4 +308,5 @@ def test_a_sweep_killed_again_and_again_completes_every_trial_exactly_once(kille
     statuses = [t["status"] for t in json.loads(final.stdout)["trials"]] if final.returncode == 0 else final.stderr
     epochs = [[r["epoch"] for r in metric_rows(t)] for t in sorted((out / "trials").iterdir())]
     again = {t: m for t, m in _completed_weights(out).items() if t in killed_sweep["first_done"]}
-    assert (statuses, epochs, again) == (["completed"] * 3, [["1", "2", "3", "4"]] * 3, killed_sweep["first_done"])
+    assert (statuses, epochs, again) == (["completed"] * 3, [["1", "2", "3", "4", "5"]] * 3,
+                                         killed_sweep["first_done"])

@@ -84,6 +84,18 @@ def test_disk_full_during_a_checkpoint_keeps_the_last_one_and_resume_finishes(mo
             resumed["status"], resumed["epochs_run"]) == (2, True, True, "failed", True, 1, [], "completed", 3)
 
 
+def test_disk_full_in_a_sweep_stops_it_resumably(mount: Callable[..., Path], tmp_path: Path) -> None:
+    disk = mount("disk", "4m")
+    filler = fill(disk, 300 << 10)
+    config = write_config(tmp_path, FAT_MLP)
+    with pytest.raises(StorageError) as raised:
+        dlrun.sweep(config, lr="0.05,0.1", sweep_dir=disk / "sw")
+    filler.unlink()
+    resumed = dlrun.sweep(None, resume=disk / "sw")
+    assert ("no space left" in str(raised.value), f"dlrun sweep --resume {disk / 'sw'}" in str(raised.value),
+            [(t["status"], t["epochs_run"]) for t in resumed["trials"]]) == (True, True, [("completed", 3)] * 2)
+
+
 def _npy_source(tmp_path: Path) -> DataConfig:
     rng = np.random.default_rng(0)
     np.save(tmp_path / "X.npy", rng.integers(0, 256, (40, 8, 8), np.uint8))

@@ -40,7 +40,8 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
 
     Raises:
         ConfigError, DataError: before anything is written under `runs_root`.
-        RunDirError: the run directory cannot be created.
+        RunDirError: the run directory cannot be created (e.g. a read-only runs folder).
+        StorageError: the disk filled up (or turned read-only) while training; the run is `failed`, resume it.
         Interrupted: after saving, when Ctrl-C / SIGTERM stopped training.
     """
     reporter = reporter or Reporter(live=False)

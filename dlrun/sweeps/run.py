@@ -122,7 +122,10 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     Raises:
         ConfigError: the space or any trial's config is invalid, before anything is written.
         SweepError: a bad combination of arguments, or a sweep directory that cannot be resumed.
-        Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM.
+        RunDirError: another process is running or resuming this sweep directory (named in the message).
+        StorageError: the disk filled up; the trials keep their checkpoints, resume once there is space.
+        Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM (or a
+            trial's worker was killed: that trial resumes from its checkpoint).
     """
     reporter = reporter or Reporter(live=False)
     if resume is not None:

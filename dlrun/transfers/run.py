@@ -132,6 +132,8 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     Raises:
         TransferError: a mapping or freeze policy that cannot be applied (with the mapping table).
         ConfigError, DataError, WeightsError: before anything is written under `runs_root`.
+        RunDirError: a read-only runs folder, or (resume) a run another process is training.
+        StorageError: the disk filled up while training; the run is `failed`, resume it once there is space.
         Interrupted: after saving, when Ctrl-C / SIGTERM stopped training.
     """
     reporter = reporter or Reporter(live=False)
