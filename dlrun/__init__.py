@@ -24,6 +24,7 @@ from dlrun.errors import (
     DlrunError,
     Interrupted,
     RunDirError,
+    StorageError,
     SweepError,
     TransferError,
     WeightsError,
@@ -53,9 +54,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "SweepError",
-    "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate", "list_runs", "load_config",
-    "resume", "sweep", "train", "transfer", "validate",
+    "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "StorageError",
+    "SweepError", "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate", "list_runs",
+    "load_config", "resume", "sweep", "train", "transfer", "validate",
 ]
 
 

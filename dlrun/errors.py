@@ -61,3 +61,8 @@ class Interrupted(DlrunError):
     """Training was stopped by Ctrl-C/SIGTERM after its last complete epoch was saved."""
 
     exit_code = 130
+
+
+class StorageError(DlrunError):
+    """The disk is full or read-only: what was written before stays whole, the run can be resumed once
+    there is space (exit 2, like every problem the user has to fix)."""

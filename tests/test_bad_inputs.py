@@ -1,5 +1,6 @@
-"""The bad-input corpus (tests/bad_inputs/): every wrong input is exit 2, one stderr line per
-problem naming the file (and the YAML line for config problems), no traceback, nothing written."""
+"""The bad-input corpus (tests/bad_inputs/, and the generated hostile cases of hostile_inputs.py):
+every wrong input is exit 2, one stderr line per problem naming the file (and the YAML line for config
+problems), no traceback, nothing written; a hostile one also within a 1 GiB address space, in seconds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from hostile_inputs import CASES as HOSTILE
+from hostile_inputs import Hostile, run_case
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 
@@ -115,3 +118,26 @@ def test_bad_input_is_a_clean_exit_2(case: Case, tmp_path: Path) -> None:
     }
     assert outcome == {"exit": 2, "traceback": False, "lines": case.lines, "missing": [], "new files": []}, \
         proc.stderr
+
+
+MAX_RSS_MIB = 1024
+MAX_SECONDS = 30  # a few seconds each on a quiet machine; a FIFO that blocked would hit run_case's timeout
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=[case.id for case in HOSTILE])
+def test_hostile_input_is_refused_bounded_and_fast(hostile: Hostile, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_case(hostile, work)
+    lines = [line for line in result["stderr"].splitlines() if line.strip()]
+    outcome = {
+        "exit": result["exit"],
+        "traceback": "Traceback" in result["stderr"] or "MemoryError" in result["stderr"],
+        "lines": len(lines),
+        "missing": [text for text in hostile.expect if text not in result["stderr"]],
+        "new files": result["new"],
+        "peak RSS under 1 GiB": result["rss_mib"] is not None and result["rss_mib"] < MAX_RSS_MIB,
+        "within seconds": result["seconds"] < MAX_SECONDS,
+    }
+    assert outcome == {"exit": 2, "traceback": False, "lines": hostile.lines, "missing": [], "new files": [],
+                       "peak RSS under 1 GiB": True, "within seconds": True}, result

@@ -1,12 +1,15 @@
-"""Durable run directories: SIGKILL at random moments never leaves a half-written file, a diverged
-run keeps its last finite checkpoint, and runs started together never share a directory."""
+"""Durable run directories: SIGKILL at random moments (of `dlrun train`, of a sweep and of its trial
+workers) never leaves a half-written file and resume finishes the work exactly once, a diverged run keeps
+its last finite checkpoint, and runs started together never share a directory."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import random
+import signal
 import threading
 import time
 import zipfile
@@ -212,3 +215,98 @@ def test_concurrent_run_dir_creation_never_shares_a_directory(tmp_path: Path) ->
         thread.join()
     assert len(set(made)) == 16
 
+
+
+# --- sweeps: SIGKILL of a worker mid-trial, and of the sweep process itself -------------------------
+
+SWEEP_KILLS = 3
+SWEEP_SPACE = ("--mode", "zip", "--lr", "0.02,0.05,0.1", "--lambda", "0.0,0.001,0.01")
+
+
+def _workers(pid: int) -> list[int]:
+    """The trial worker processes of the sweep process `pid` (spawned multiprocessing children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def unreadable_sweep_files(sweep_dir: Path) -> list[str]:
+    """unreadable_files of every trial, and the sweep's own records (results.csv, summary.json, yaml)."""
+    problems = [f"trials/{t.name}/{p}" for t in sorted((sweep_dir / "trials").iterdir()) for p in unreadable_files(t)]
+    for name, check in (("results.csv", lambda p: list(csv.DictReader(io.StringIO(p.read_text())))),
+                        ("summary.json", lambda p: json.loads(p.read_text())["counts"]),
+                        ("sweep.yaml", lambda p: load_config(p)), ("best.yaml", lambda p: load_config(p)),
+                        ("heatmap.png", _png)):
+        path = sweep_dir / name
+        try:
+            if path.exists():
+                check(path)
+        except Exception as exc:  # any failure to parse is what this test looks for
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _completed_weights(sweep_dir: Path) -> dict[str, int]:
+    """trial -> mtime of its final weights, for every trial whose summary says completed."""
+    out = {}
+    for trial in sorted((sweep_dir / "trials").iterdir()):
+        if _status(trial) == "completed":
+            out[trial.name] = (trial / "weights.weights.h5").stat().st_mtime_ns
+    return out
+
+
+def sweep_kill_chain(work: Path, config: Path, seed: int) -> dict[str, Any]:
+    """SWEEP_KILLS SIGKILLs at random moments, alternately of the sweep process (trials in-process,
+    --jobs 1) and of one trial worker (--jobs 2); each next process resumes the sweep. A trial that
+    completed must never train again."""
+    rng = random.Random(seed)
+    out, problems, landed, first_done = work / f"sweep{seed}", [], 0, {}
+    for i in range(SWEEP_KILLS):
+        kind = ("sweep", "worker")[i % 2]
+        args = ("sweep", config, *SWEEP_SPACE, "--sweep-dir", out) if i == 0 else ("sweep", "--resume", out)
+        since = time.time() - 0.01
+        proc = start(*args, "--jobs", "2" if kind == "worker" else "1")
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not any(
+                (t / "model.txt").exists() and (t / "model.txt").stat().st_mtime >= since
+                for t in (out / "trials").glob("*")):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.6))
+        victims = _workers(proc.pid) if kind == "worker" else [proc.pid]
+        if proc.poll() is None and victims:
+            os.kill(rng.choice(victims), signal.SIGKILL)
+            landed += 1
+        finish(proc)
+        problems += [f"kill {i} ({kind}): {p}" for p in unreadable_sweep_files(out)]
+        for trial, mtime in _completed_weights(out).items():
+            first_done.setdefault(trial, mtime)
+    final = run_cli("sweep", "--resume", out, "--json")
+    return {"problems": problems, "landed": landed, "final": final, "out": out, "first_done": first_done}
+
+
+@pytest.fixture(scope="module")
+def killed_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("sweep-kills")
+    return sweep_kill_chain(work, write_config(work, TINY_MLP, train={"epochs": 5, "batch_size": 16}), seed=7)
+
+
+@pytest.mark.slow
+def test_sigkill_of_sweep_workers_and_the_sweep_leaves_only_complete_files(killed_sweep: dict[str, Any]) -> None:
+    assert (killed_sweep["problems"], killed_sweep["landed"] >= 2) == ([], True)
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_again_and_again_completes_every_trial_exactly_once(killed_sweep: dict[str, Any]) -> None:
+    out, final = killed_sweep["out"], killed_sweep["final"]
+    statuses = [t["status"] for t in json.loads(final.stdout)["trials"]] if final.returncode == 0 else final.stderr
+    epochs = [[r["epoch"] for r in metric_rows(t)] for t in sorted((out / "trials").iterdir())]
+    again = {t: m for t, m in _completed_weights(out).items() if t in killed_sweep["first_done"]}
+    assert (statuses, epochs, again) == (["completed"] * 3, [["1", "2", "3", "4", "5"]] * 3,
+                                         killed_sweep["first_done"])

@@ -9,10 +9,11 @@ from typing import Any
 from dlrun.commands.train import train_guarded
 from dlrun.data import load_checked
 from dlrun.engine.checkpoint import read_meta
-from dlrun.engine.resume import claim, run_and_config
-from dlrun.errors import DlrunError, Interrupted, RunDirError
+from dlrun.engine.resume import check_run_writable, claim, run_and_config
+from dlrun.errors import DlrunError, Interrupted, RunDirError, StorageError
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
+from dlrun.store.lock import exclusive_lock
 from dlrun.store.status import check_resumable
 from dlrun.ui.console import Reporter
 
@@ -31,27 +32,31 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
         The run's summary, as `train` returns it.
 
     Raises:
-        RunDirError: not a run, still running, already ended, a transfer run, or another config.
+        RunDirError: not a run, still running (or being resumed by another process), already ended, a
+            transfer run, a damaged checkpoint, or another config.
+        StorageError: the disk filled up (or turned read-only); resume again once there is space.
         Interrupted: after saving, when Ctrl-C / SIGTERM stopped training again.
     """
     reporter = reporter or Reporter(live=False)
     run, lc = run_and_config(run_dir, config)
     if run.exists(names.TRANSFER):
         raise RunDirError(f"{run.path} is a transfer run; resume it with: dlrun transfer --resume {run.path}")
-    status = check_resumable(run)
-    checkpoint = run.checkpoint / names.CHECKPOINT_STATE
-    epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
-    data = load_checked(lc, use_cache)
-    previous = run.read_summary() if run.exists(names.SUMMARY) else None
-    with graceful_stop() as stop:
-        claim(run)
-        files.remove_temp_files(run.path)
-        reporter.info(f"resuming {run.path} ({status}) after epoch {epoch}")
-        try:
-            return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
-        except Interrupted:
-            raise
-        except DlrunError:
-            if previous is not None:  # e.g. a damaged checkpoint: the run stays as it was
-                files.write_json(run / names.SUMMARY, previous)
-            raise
+    with exclusive_lock(run.path, "being trained"):  # of two resumes of one run, exactly one goes on
+        status = check_resumable(run)
+        check_run_writable(run)
+        checkpoint = run.checkpoint / names.CHECKPOINT_STATE
+        epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
+        data = load_checked(lc, use_cache)
+        previous = run.read_summary() if run.exists(names.SUMMARY) else None
+        with graceful_stop() as stop:
+            claim(run)
+            files.remove_temp_files(run.path)
+            reporter.info(f"resuming {run.path} ({status}) after epoch {epoch}")
+            try:
+                return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
+            except (Interrupted, StorageError):
+                raise
+            except DlrunError:
+                if previous is not None:  # e.g. a damaged checkpoint: the run stays as it was
+                    files.write_json(run / names.SUMMARY, previous)
+                raise

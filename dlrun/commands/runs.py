@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dlrun.config.safe_yaml import load_value
 from dlrun.errors import RunDirError
 from dlrun.store import files, names
-from dlrun.store.status import effective_status
+from dlrun.store.status import DAMAGED, damage, effective_status
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -39,6 +40,7 @@ class RunInfo:
     seconds: float | None = None
     epochs: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    problem: str | None = None  # why a `damaged` run's records cannot be read
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for --json."""
@@ -101,17 +103,34 @@ def kind_of(path: Path, summary: dict[str, Any]) -> str | None:
     return None
 
 
+def _sweep_damage(path: Path) -> str | None:
+    """Why a sweep directory's sweep.yaml cannot be read back, or None."""
+    spec = path / names.SWEEP_SPEC
+    if not spec.exists():
+        return None
+    try:
+        data = load_value(spec.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return f"{spec}: unreadable ({exc})"
+    return None if isinstance(data, dict) else f"{spec}: not a sweep spec (expected a mapping)"
+
+
 def read_run(path: Path) -> RunInfo | None:
     """A RunInfo for a run or sweep directory; None for anything else."""
+    problem = damage(path)
     try:
-        summary = files.read_json(path / names.SUMMARY) if (path / names.SUMMARY).is_file() else {}
+        summary = files.read_json(path / names.SUMMARY) if (path / names.SUMMARY).exists() else {}
     except RunDirError:
-        summary = {"status": "unreadable"}
-    kind = kind_of(path, summary)
+        summary = {}
+    kind = kind_of(path, summary) if problem is None else ("sweep" if (path / names.SWEEP_SPEC).exists() else "run")
+    if kind == "sweep" and problem is None:
+        problem = _sweep_damage(path)
     if kind is None:
         return None
     # train writes its summary first thing; other commands may write theirs only at the end
     status = effective_status(summary) if summary or kind == "run" else "unknown"
+    if problem is not None:
+        status = DAMAGED
     started = summary.get("started")
     if not isinstance(started, str):
         started = datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="seconds")
@@ -130,7 +149,7 @@ def read_run(path: Path) -> RunInfo | None:
     elif kind == "sweep" and (path / names.SWEEP_TRIALS).is_dir():
         epochs = f"{sum(1 for p in (path / names.SWEEP_TRIALS).iterdir() if p.is_dir())} trials"
     return RunInfo(str(path), kind, str(summary.get("name") or path.name), status, started, seconds, epochs,
-                   run_metrics(path, summary))
+                   run_metrics(path, summary), problem)
 
 
 def list_runs(root: Path | str = names.DEFAULT_RUNS_ROOT) -> list[RunInfo]:
@@ -170,8 +189,8 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def _config_of(path: Path) -> dict[str, Any]:
     config = path / names.CONFIG
     try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = load_value(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RunDirError(f"{config}: unreadable config ({exc})") from None
     return flatten(data) if isinstance(data, dict) else {}
 
@@ -220,7 +239,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 STATUS_STYLES = {"completed": "green", "running": "cyan", "interrupted": "yellow", "crashed": "red",
-                 "diverged": "magenta", "failed": "red"}
+                 "diverged": "magenta", "failed": "red", DAMAGED: "bold red"}
 
 
 def runs_table(infos: list[RunInfo], root: Path | str) -> Table:
@@ -235,6 +254,8 @@ def runs_table(infos: list[RunInfo], root: Path | str) -> Table:
     for info in infos:
         name = info.name if info.kind == "run" else f"{info.name} ({info.kind})"
         metrics = "\n".join(f"{k} {v:.4g}" for k, v in key_metrics(info.metrics).items())
+        if info.problem:
+            metrics = info.problem.removeprefix(info.path).lstrip("/")
         style = STATUS_STYLES.get(info.status, "")
         started = (info.started or "").replace("T", " ")[:16]
         table.add_row(name, f"[{style}]{info.status}[/]" if style else info.status, info.epochs, metrics,

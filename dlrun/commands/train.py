@@ -10,11 +10,13 @@ from dlrun.config import LoadedConfig, dump_config, ensure_loaded
 from dlrun.data import Dataset, load_checked
 from dlrun.engine.fit import seeded_model
 from dlrun.engine.run import run_training, write_run_summary
-from dlrun.errors import DlrunError
+from dlrun.errors import DlrunError, StorageError
 from dlrun.interrupts import StopRequest, graceful_stop
 from dlrun.store import files, names
-from dlrun.store.rundir import RunDir, create_run_dir
-from dlrun.store.status import mark_failed
+from dlrun.store.files import storage_problem
+from dlrun.store.lock import exclusive_lock
+from dlrun.store.rundir import RunDir, check_writable, create_run_dir
+from dlrun.store.status import fail_for_storage, mark_failed
 from dlrun.store.summary import RunClock
 from dlrun.ui.console import Reporter, metrics_table
 
@@ -38,31 +40,43 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
 
     Raises:
         ConfigError, DataError: before anything is written under `runs_root`.
-        RunDirError: the run directory cannot be created.
+        RunDirError: the run directory cannot be created (e.g. a read-only runs folder).
+        StorageError: the disk filled up (or turned read-only) while training; the run is `failed`, resume it.
         Interrupted: after saving, when Ctrl-C / SIGTERM stopped training.
     """
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
+    check_writable(run_dir, runs_root)  # a read-only runs folder is refused before any data is read
     data = data if data is not None else load_checked(lc, use_cache)
     model = seeded_model(lc, data)  # before the run directory: a model that cannot be built leaves nothing
     with graceful_stop() as stop:
         run = create_run_dir(lc.config.name, runs_root, run_dir)
-        files.write_text(run / names.CONFIG, dump_config(lc.config))
-        write_run_summary(run, lc, "running", RunClock(), [])
-        reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
-        for note in data.notes:
-            reporter.warn(note)
-        return train_guarded(lc, run, data, reporter, None, stop, model)
+        with exclusive_lock(run.path, "being trained"):
+            try:
+                files.write_text(run / names.CONFIG, dump_config(lc.config))
+                write_run_summary(run, lc, "running", RunClock(), [])
+            except OSError as exc:
+                raise StorageError(f"cannot write the new run directory {run.path}: "
+                                   f"{storage_problem(exc) or exc}; free some space and train again") from None
+            reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
+            for note in data.notes:
+                reporter.warn(note)
+            return train_guarded(lc, run, data, reporter, None, stop, model)
 
 
 def train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, resume_from: Path | None,
                   stop: StopRequest, model: Any | None = None) -> dict[str, Any]:
     """run_training, marking the run `failed` when something unexpected (not a DlrunError) breaks it,
-    then the closing table."""
+    or a full or read-only disk stops it (then a StorageError saying how to resume), then the closing table."""
     try:
         summary = run_training(lc, run, data, reporter, stop, resume_from, model)
     except DlrunError:
         raise
+    except OSError as exc:
+        if storage_problem(exc) is None:
+            mark_failed(run, exc)
+            raise
+        raise fail_for_storage(run, exc, f"dlrun train --resume {run.path}") from None
     except Exception as exc:
         mark_failed(run, exc)
         raise

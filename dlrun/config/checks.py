@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dlrun.config import sizes
 from dlrun.config.applications import imagenet_message
 from dlrun.config.keys import is_config_key
 from dlrun.config.layers import FLATTENING, IMAGE_TYPES
@@ -204,6 +205,7 @@ STATIC_CHECKS: list[Check] = [
     check_sweep_space,
     check_base_model,
     check_transfer_stages,
+    sizes.check_static_sizes,
 ]
 
 
@@ -214,8 +216,10 @@ def run_static_checks(lc: LoadedConfig, checks: list[Check] | None = None) -> No
         raise ConfigError(problems)
 
 
-def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_classes: int | None) -> None:
-    """Checks that need the loaded data: output units vs classes, image layers vs flat input."""
+def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_classes: int | None,
+                       n_train: int | None = None) -> None:
+    """Checks that need the loaded data: output units vs classes, image layers vs flat input, and (given
+    the number of training examples) that training fits the memory budget."""
     problems: list[Problem] = []
     layers = lc.config.model.layers
     if lc.config.task == "classification" and num_classes is not None and num_classes < 2:
@@ -243,5 +247,7 @@ def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_class
                 problems.append(lc.source.problem(
                     f"model.layers.{i}", f"dense on images {input_shape} needs a flatten layer before it"))
                 break
+    if not problems and n_train is not None:
+        problems = sizes.check_model_fits(lc, input_shape, n_train)
     if problems:
         raise ConfigError(problems)

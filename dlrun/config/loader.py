@@ -10,6 +10,7 @@ import copy
 import difflib
 import hashlib
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from pydantic import ValidationError
 from dlrun.config import checks
 from dlrun.config.keys import known_keys, set_dotted
 from dlrun.config.layers import ITEM_CLASSES
+from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, load_value
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.sourcemap import LoadedConfig, SourceMap
 from dlrun.errors import ConfigError, Problem
+from dlrun.limits import MAX_CONFIG_BYTES, file_kind, format_bytes
 
 
 def _line_map(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
@@ -38,10 +41,10 @@ def _line_map(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML with the safe loader; returns (data, dotted key -> line). Raises ConfigError."""
+    """Parse YAML with the safe loader, bounded (safe_yaml.BoundedLoader: no alias bombs, no deep
+    nesting); returns (data, dotted key -> line). Raises ConfigError."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader is the safe one
+        node, data = compose_and_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -61,13 +64,7 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], SourceMap]:
     """Read a YAML config file into a mapping and its SourceMap. Raises ConfigError."""
     path = Path(path)
     file = str(path)
-    if not path.is_file():
-        hint = "it is a directory" if path.is_dir() else "no such file"
-        raise ConfigError([Problem(file, "", f"cannot read config: {hint}; give the path of a .yaml file")])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(file, "", f"cannot read config: {exc}")]) from None
+    text = _read_text(path, file)
     data, lines = parse_yaml(text, file)
     if data is None:
         raise ConfigError([Problem(file, "", "the config is empty; expected a mapping with at least `model:`")])
@@ -75,6 +72,40 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], SourceMap]:
         kind = type(data).__name__
         raise ConfigError([Problem(f"{file}:1", "", f"expected a mapping of sections at the top, got a {kind}")])
     return data, SourceMap(file=file, lines=lines)
+
+
+def _read_text(path: Path, file: str) -> str:
+    """The text of a config file: a regular file (a FIFO is never opened), at most MAX_CONFIG_BYTES,
+    UTF-8. Raises ConfigError naming what is wrong."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        hint = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+        raise ConfigError([Problem(file, "", f"cannot read config: {hint}; give the path of a .yaml file")]) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError([Problem(file, "", f"cannot read config: it is {file_kind(st.st_mode)}, not a file; "
+                                   "give the path of a .yaml file")])
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem(file, "", f"cannot read config: {format_bytes(st.st_size)} is far too big for a "
+                                   f"config (at most {format_bytes(MAX_CONFIG_BYTES)}); put big tables in a csv "
+                                   "file (data.source: csv)")])
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(file, "", f"cannot read config: {exc.strerror or exc}")]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([Problem(f"{file}:{line}", "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                                   "config as UTF-8")]) from None
+
+
+def check_text(data: dict[str, Any], source: SourceMap) -> None:
+    """Refuse keys and values that are not clean UTF-8 text (safe_yaml.bad_strings), located."""
+    problems = [source.problem(key, reason) for key, reason in bad_strings(data)]
+    if problems:
+        raise ConfigError(problems)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: SourceMap) -> dict[str, Any]:
@@ -88,7 +119,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: SourceMa
             problems.append(Problem(f"--set {item}", "", "expected KEY=VALUE, e.g. --set optimizer.lr=0.1"))
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_value(raw) if raw.strip() else None
+        except YamlBomb as exc:
+            shown = item if len(item) <= 60 else f"{item[:57]}..."
+            problems.append(Problem(f"--set {shown}", key, f"the value {exc.problem}"))
+            continue
         except yaml.YAMLError:
             value = raw
         try:
@@ -164,6 +199,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> LoadedC
     """
     data, source = read_config_file(path)
     data = apply_overrides(data, list(overrides or []), source)
+    check_text(data, source)
     loaded = LoadedConfig(validate_data(data, source), source, Path(path))
     checks.run_static_checks(loaded)
     return loaded

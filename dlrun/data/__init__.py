@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from dlrun.config import LoadedConfig
 from dlrun.config.checks import check_against_data
 from dlrun.config.schema import DataConfig
@@ -42,9 +44,11 @@ def load_dataset(cfg: DataConfig, task: str = "classification", seed: int = 0,
     try:
         cache.write_entry(key, {n: a for n in stored if (a := getattr(data, n)) is not None}, meta)
         data.cache = "miss"
-    except OSError as exc:
-        data.notes.append(f"data cache not written ({exc}); set {cache.CACHE_ENV} to a writable folder, "
-                          "or use --no-cache")
+    except OSError as exc:  # a read-only or full cache folder: this run goes on without the cache
+        reason = {errno.EROFS: "is read-only", errno.EACCES: "is not writable", errno.ENOSPC: "has no space left",
+                  errno.EDQUOT: "is over its disk quota"}.get(exc.errno or 0, f"cannot be written ({exc})")
+        data.notes.append(f"data cache not written: {cache.cache_dir()} {reason}, so this run reads its data "
+                          f"without the cache; set {cache.CACHE_ENV} to a writable folder, or use --no-cache")
     if damaged:
         data.notes.append(f"rebuilt a damaged data cache entry ({cache.entry_path(key)})")
     return data
@@ -56,5 +60,5 @@ def load_checked(lc: LoadedConfig, use_cache: bool = True) -> Dataset:
     anything is written. Raises DataError or ConfigError."""
     cfg = lc.config
     data = load_dataset(cfg.data, cfg.task, cfg.seed, use_cache=use_cache)
-    check_against_data(lc, data.input_shape, data.num_classes)
+    check_against_data(lc, data.input_shape, data.num_classes, len(data.x_train))
     return data

@@ -6,6 +6,7 @@ import numpy as np
 
 from dlrun.config.schema import DataConfig
 from dlrun.data.dataset import Dataset
+from dlrun.data.guard import check_prepared
 from dlrun.data.sources import RawData
 from dlrun.errors import DataError
 
@@ -66,8 +67,9 @@ def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
 
 def _convert(x: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
     """Colour-convert (first) and resize each image into one preallocated array."""
-    import cv2
+    from dlrun.data.images import cv2 as opencv
 
+    cv2 = opencv()
     h, w = size
     out = np.empty((len(x), h, w, channels), x.dtype)
     for i, img in enumerate(x):
@@ -143,6 +145,15 @@ def check_finite(x: np.ndarray, origin: str, split: str) -> None:
                         f"#{first}); clean or drop them before training")
 
 
+def prepared_shape(x: np.ndarray, cfg: DataConfig) -> tuple[int, ...]:
+    """The shape of one prepared example: a table row as it is; an image resized to data.image_size
+    in the configured colour (an array that is not images keeps its own shape: to_images refuses it)."""
+    if cfg.source in ("csv", "table") or x.ndim not in (3, 4):
+        return tuple(x.shape[1:])
+    size = tuple(cfg.image_size) if cfg.image_size else tuple(x.shape[1:3])
+    return (*size, 1 if cfg.color == "grayscale" else 3)
+
+
 def origin_of(cfg: DataConfig) -> str:
     """A short name of where the data came from, for error messages."""
     return cfg.path or cfg.source
@@ -156,6 +167,8 @@ def prepare(raw: RawData, cfg: DataConfig, task: str) -> Dataset:
     """
     origin = origin_of(cfg)
     check_lengths(raw.x_train, raw.y_train, origin)
+    n = len(raw.x_train) + (len(raw.x_test) if raw.x_test is not None else 0)
+    check_prepared(origin, n, prepared_shape(raw.x_train, cfg))
     if raw.x_test is not None and raw.y_test is not None:
         check_lengths(raw.x_test, raw.y_test, f"{origin} (test split)")
     classify = task == "classification"

@@ -3,20 +3,20 @@ naming the file and what to do. None of them imports TensorFlow."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dlrun.config.schema import DataConfig
+from dlrun.data import guard, images
 from dlrun.data.synthetic import synthetic_digits
 from dlrun.errors import DataError
 from dlrun.store.files import atomic_path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 KERAS_URLS = {
     "mnist": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
     "fashion_mnist": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
@@ -43,16 +43,15 @@ def keras_cache_dir() -> Path:
     return Path(home) / "datasets"
 
 
-def _require(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise DataError(f"{path}: {what} not found; check data.path (relative paths start at {Path.cwd()})")
+def _require(path: Path, what: str, kind: str = "file") -> Path:
+    guard.require(path, what, kind)  # stat only: a FIFO is never opened, a device never read
     return path
 
 
 def load_keras_dataset(cfg: DataConfig) -> RawData:
     """mnist / fashion_mnist from data.path, else the keras cache; never downloads unless data.download."""
     if cfg.path:
-        path = _require(Path(cfg.path), f"{cfg.source} file or folder")
+        path = _require(Path(cfg.path), f"{cfg.source} file or folder", "any")
         return load_idx_folder(path) if path.is_dir() else load_npz_file(path, cfg, split_ok=False)
     cache = keras_cache_dir()
     if cfg.source == "mnist":
@@ -103,7 +102,7 @@ def load_npy(cfg: DataConfig) -> RawData:
 
 
 def _load_array(path: Path) -> np.ndarray:
-    _require(path, "array file")
+    guard.check_npy(path)  # the header against the file size and the memory budget, before reading
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -113,7 +112,7 @@ def _load_array(path: Path) -> np.ndarray:
 def load_npz_file(path: Path, cfg: DataConfig, split_ok: bool = True,
                   keys: tuple[str, str, str, str] | None = None) -> RawData:
     """An .npz with train (and optionally test) arrays under data.keys names."""
-    _require(path, "npz file")
+    guard.check_npz(path)  # every member's header against what it holds and the budget, before reading
     names = keys or (cfg.keys.x_train, cfg.keys.y_train, cfg.keys.x_test, cfg.keys.y_test)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -131,7 +130,7 @@ def load_h5(cfg: DataConfig) -> RawData:
     names = (cfg.keys.x_train, cfg.keys.y_train, cfg.keys.x_test, cfg.keys.y_test)
     try:
         with h5py.File(path, "r") as f:
-            stored = {k: f[k][()] for k in names if k in f and isinstance(f[k], h5py.Dataset)}
+            stored = {k: guard.read_h5(f[k], path) for k in names if k in f and isinstance(f[k], h5py.Dataset)}
             available = sorted(f.keys())
     except OSError as exc:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
@@ -158,27 +157,12 @@ def _from_mapping(stored: dict[str, np.ndarray], names: tuple[str, ...], path: P
 IDX_NAME = re.compile(r"^(?P<split>train|t10k)-(?P<kind>images|labels)[.-]idx(?P<dim>[13])-ubyte(?P<gz>\.gz)?$")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """One MNIST idx file (gzipped or not) as an array."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: unreadable idx file ({exc})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
-    ndim = data[3]
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = 4 + 4 * ndim + int(np.prod(dims))
-    if len(data) != expected:
-        raise DataError(f"{path}: truncated or padded idx file ({len(data)} bytes, header says {expected})")
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+read_idx = guard.read_idx  # the header checked first, gzip inflated only as far as it says
 
 
 def load_idx_folder(folder: Path) -> RawData:
     """A folder of `train-*` and/or `t10k-*` idx image/label pairs."""
-    _require(folder, "idx folder")
+    _require(folder, "idx folder", "dir")
     found: dict[tuple[str, str], Path] = {}
     for entry in sorted(folder.iterdir()):
         match = IDX_NAME.match(entry.name)
@@ -203,34 +187,46 @@ def load_idx_folder(folder: Path) -> RawData:
 def load_folder(cfg: DataConfig) -> RawData:
     """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
     preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
-    no stack, so peak memory is the final array plus one image."""
-    import cv2
-
-    root = _require(Path(cfg.path or ""), "image folder")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
+    image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted."""
+    cv2 = images.cv2()
+    root = _require(Path(cfg.path or ""), "image folder", "dir")
+    skipped: Counter[str] = Counter()
+    classes = images.class_folders(root, skipped)
     if not classes:
         raise DataError(f"{root}: no class sub-folders; expected one folder per class, e.g. {root}/0/img.png")
     height, width = cfg.image_size or (0, 0)
     rgb = cfg.color != "grayscale"
-    entries = [(label, f) for label, name in enumerate(classes) for f in sorted((root / name).iterdir())]
-    files = [(label, f) for label, f in entries if f.suffix.lower() in IMAGE_SUFFIXES]
-    images = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
+    files = []
+    for label, name in enumerate(classes):
+        for file in sorted((root / name).iterdir()):
+            reason = images.why_skip(file, root.resolve())
+            if reason:
+                skipped[reason] += 1
+            else:
+                files.append((label, file))
+    guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1))
+    pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
     labels = np.empty(len(files), np.int64)
     count = 0
     for label, file in files:
-        img = cv2.imread(str(file), cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
+        try:
+            img = cv2.imread(str(file), cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
+        except cv2.error:  # beyond OPENCV_IO_MAX_IMAGE_PIXELS, or a header OpenCV rejects
+            img = None
         if img is None:
+            skipped["not an image or unreadable"] += 1
             continue
         if img.shape[:2] != (height, width):
             img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-        images[count] = img[..., ::-1] if rgb else img[..., None]  # OpenCV decodes colour as BGR
+        pixels[count] = img[..., ::-1] if rgb else img[..., None]  # OpenCV decodes colour as BGR
         labels[count] = label
         count += 1
-    skipped = len(entries) - count
     if not count:
-        raise DataError(f"{root}: no readable images in {len(classes)} class folder(s) ({skipped} file(s) skipped)")
-    notes = [f"skipped {skipped} unreadable or non-image file(s) under {root}"] if skipped else []
-    return RawData(images[:count], labels[:count], class_names=classes, notes=notes)
+        raise DataError(f"{root}: no readable images in {len(classes)} class folder(s) "
+                        f"({images.describe_skipped(skipped, root).split(': ', 1)[-1] or 'no files'})")
+    notes = [images.describe_skipped(skipped, root)] if skipped else []
+    return RawData(pixels[:count], labels[:count], class_names=classes, notes=notes)
 
 
 def load_table(cfg: DataConfig) -> RawData:

@@ -7,8 +7,11 @@ Each image comes from its own seeded generator, so a data set is the same on eve
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from dlrun.data.images import cv2 as _opencv
+
+cv2 = _opencv()  # through dlrun.data.images: the image size limit is set before OpenCV loads
 
 FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX,

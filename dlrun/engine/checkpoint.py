@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlrun.errors import RunDirError
+from dlrun.data.guard import check_npz
+from dlrun.errors import DataError, RunDirError
 from dlrun.store.files import atomic_path
 from dlrun.store.names import CHECKPOINT_STATE
 from dlrun.store.rundir import RunDir
@@ -43,14 +45,23 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    what_to_do = ("; it cannot be resumed from. Delete it to train the run again from epoch 1 "
+                  "(dlrun train --resume), or start a new run")
     try:
+        check_npz(path)  # every array header against what the file holds and the memory budget
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        return json.loads(str(arrays.pop(META_KEY))), arrays
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: no checkpoint; the run has no complete epoch to resume from") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise RunDirError(f"{path}: damaged checkpoint ({exc})") from None
+        meta = json.loads(str(arrays.pop(META_KEY)))
+        if not (isinstance(meta, dict) and isinstance(meta.get("epoch"), int)):
+            raise ValueError("no progress record")
+        return meta, arrays
+    except DataError as exc:
+        if not path.exists():
+            raise RunDirError(f"{path}: no checkpoint; the run has no complete epoch to resume from") from None
+        reason = re.sub(r"^\((member [^)]*)\)", r"\1", str(exc).removeprefix(str(path)).lstrip(": "))
+        raise RunDirError(f"{path}: damaged checkpoint ({reason}){what_to_do}") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RecursionError) as exc:
+        raise RunDirError(f"{path}: damaged checkpoint ({exc}){what_to_do}") from None
 
 
 def load_checkpoint(path: Path, model: Any, optimizer_state: bool = True) -> dict[str, Any]:
@@ -60,6 +71,9 @@ def load_checkpoint(path: Path, model: Any, optimizer_state: bool = True) -> dic
     stored = sorted((k for k in arrays if k.startswith("m")), key=lambda k: int(k[1:]))
     if len(stored) != len(variables):
         raise RunDirError(f"{path}: checkpoint holds {len(stored)} model variables, the model has {len(variables)}")
+    if not isinstance(meta.get("rows"), list):
+        raise RunDirError(f"{path}: damaged checkpoint (no metrics rows); it cannot be resumed from. Delete it to "
+                          "train the run again from epoch 1 (dlrun train --resume), or start a new run")
     for variable, key in zip(variables, stored, strict=True):
         variable.assign(arrays[key])
     opt_keys = sorted((k for k in arrays if k.startswith("o")), key=lambda k: int(k[1:]))

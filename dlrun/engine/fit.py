@@ -30,7 +30,9 @@ def seeded_model(lc: LoadedConfig, data: Dataset, unsafe: bool = False) -> Any:
     """Seed everything, then build the model (its `model.base` too): the same initial state in every
     process. A layer that cannot take the data's shape raises ConfigError."""
     from dlrun.engine.base_model import build_with_base
+    from dlrun.weights import check_model_sources
 
+    check_model_sources(lc.config)  # a missing or hostile base file is refused before TensorFlow loads
     backend.setup_for(lc.config)
     return build_with_base(lc, data.input_shape, unsafe)[0]
 

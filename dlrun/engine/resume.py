@@ -20,6 +20,14 @@ def claim(run: RunDir) -> None:
     files.write_json(run / names.SUMMARY, summary)
 
 
+def check_run_writable(run: RunDir) -> None:
+    """Before any data is read: the run directory (and its checkpoint folder) must be writable."""
+    for folder in (run.path, run.checkpoint):
+        if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+            raise RunDirError(f"{folder} is not writable (a read-only file system?); dlrun cannot resume the run "
+                              "there. Make it writable, or copy the run directory somewhere writable")
+
+
 def run_and_config(run_dir: str | Path, config: str | Path | LoadedConfig | None) -> tuple[RunDir, LoadedConfig]:
     """The run directory and its own saved config; a `config` given alongside must resolve to the
     same config (a resumed run cannot change it), else RunDirError."""

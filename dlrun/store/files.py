@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dlrun.errors import RunDirError
+from dlrun.limits import MAX_JSON_BYTES, file_kind, format_bytes
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: files made by mkstemp (mode 0600) get the usual permissions back
@@ -89,17 +92,32 @@ def _json_default(value: Any) -> Any:
 
 
 def read_json(path: Path | str) -> dict[str, Any]:
-    """Parse a JSON object file; RunDirError naming the file when missing or invalid."""
+    """Parse a JSON object file; RunDirError naming the file when missing, not a file, far too big
+    (MAX_JSON_BYTES), nested too deep or invalid."""
     path = Path(path)
     try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise RunDirError(f"{path}: is {file_kind(st.st_mode)}, not a JSON file")
+        if st.st_size > MAX_JSON_BYTES:
+            raise RunDirError(f"{path}: unreadable JSON ({format_bytes(st.st_size)}; dlrun writes kilobytes)")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path}: not found") from None
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable JSON ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RunDirError(f"{path}: unreadable JSON ({str(exc)[:200] or type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: expected a JSON object")
     return data
+
+
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only"}
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """`no space left on the device` (or quota, read-only) when `exc` is such an OSError, else None."""
+    return STORAGE_ERRNOS.get(exc.errno) if isinstance(exc, OSError) and exc.errno is not None else None
 
 
 def write_csv(path: Path | str, columns: list[str], rows: list[dict[str, Any]], durable: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,46 @@ def safe_name(name: str) -> str:
     return name
 
 
+def check_path(path: Path | str, what: str) -> Path:
+    """A directory given on the command line (--run-dir, --sweep-dir, --runs, --resume): clean text (no
+    control characters, nothing undecodable) and no `..` that climbs back out of a folder it went into
+    (`runs/../../x`), which would put the run somewhere other than where the path seems to point."""
+    text = str(path)
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cs")), None)
+    if bad is not None:
+        kind = "bytes that are not UTF-8" if unicodedata.category(bad) == "Cs" else f"the control character {bad!r}"
+        raise RunDirError(f"{what} {text!r} holds {kind}; use a plain path")
+    went_down = False
+    for part in Path(text).parts:
+        if part == ".." and went_down:
+            raise RunDirError(f"{what} {text!r} goes into a folder and back out of it with '..'; write the path it "
+                              f"means ({os.path.normpath(text)}) if that is really where it should go")
+        went_down = went_down or part not in ("..", ".", os.sep)
+    return Path(text)
+
+
+def check_writable(explicit: Path | str | None, root: Path | str = DEFAULT_RUNS_ROOT,
+                   option: str = "--run-dir") -> None:
+    """Before any data is read: the folder a new run directory goes into (the parent of `explicit`, given
+    as `option`, else `root`; the nearest one that exists) must be writable. RunDirError naming it otherwise."""
+    target = check_path(explicit, option).parent if explicit is not None else check_path(root, "--runs")
+    folder = next((p for p in (target, *target.parents) if p.exists()), Path("."))
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    try:
+        reason = "is on a read-only file system" if os.statvfs(folder).f_flag & os.ST_RDONLY else "is not writable"
+    except OSError:
+        reason = "is not writable"
+    raise RunDirError(f"{folder} {reason}: dlrun cannot write a run there; choose a writable --runs or --run-dir")
+
+
 def create_run_dir(name: str, root: Path | str = DEFAULT_RUNS_ROOT, explicit: Path | str | None = None) -> RunDir:
-    """Create a fresh run directory: `explicit` if given (must not exist or be empty), else
-    `root/<name>-<timestamp>[-N]`. Creation is exclusive (os.mkdir), so concurrent processes
+    """Create a fresh run directory: `explicit` if given (must not exist or be empty, nor be a symlink),
+    else `root/<name>-<timestamp>[-N]`. Creation is exclusive (os.mkdir), so concurrent processes
     never share a directory."""
+    check_path(root, "--runs")
+    if explicit is not None:
+        check_path(explicit, "the run directory")
     try:
         return _create_run_dir(name, Path(root), explicit)
     except OSError as exc:  # e.g. a read-only disk, or a file where a folder should be
@@ -70,6 +107,8 @@ def _create_run_dir(name: str, root: Path, explicit: Path | str | None) -> RunDi
             return RunDir(path)
         except FileExistsError:
             pass
+        if path.is_symlink():
+            raise RunDirError(f"{path} is a symlink; a run directory must be a real, new or empty directory")
         if not path.is_dir() or any(path.iterdir()):
             raise RunDirError(f"{path} already exists and is not empty; runs are never overwritten. "
                               "Choose another --run-dir or remove it.")
@@ -88,7 +127,7 @@ def _create_run_dir(name: str, root: Path, explicit: Path | str | None) -> RunDi
 
 def find_run_dir(target: Path | str) -> RunDir:
     """A RunDir for an existing run directory; RunDirError when `target` is not one."""
-    path = Path(target)
+    path = check_path(target, "run directory")
     if not path.is_dir():
         raise RunDirError(f"{path}: not a directory; expected a run directory written by `dlrun train`")
     if not (path / CONFIG).is_file():

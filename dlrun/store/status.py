@@ -1,20 +1,25 @@
 """Run statuses: the one list of them, which are final and which can be resumed, a `running` run
-whose process is gone (`crashed`), and the one way to mark a run `failed`."""
+whose process is gone (`crashed`), a run whose records cannot be read (`damaged`), and the one way
+to mark a run `failed` (also when the disk is full)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import zipfile
+from pathlib import Path
 from typing import Any
 
-from dlrun.errors import RunDirError
-from dlrun.store.files import write_json
-from dlrun.store.names import SUMMARY
+from dlrun.errors import RunDirError, StorageError
+from dlrun.store.files import read_json, storage_problem, write_json
+from dlrun.store.names import CHECKPOINT_DIR, CHECKPOINT_STATE, SUMMARY
 from dlrun.store.rundir import RunDir
 
 STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
 FINAL_STATUSES = ("completed", "diverged", "failed")  # a sweep never runs such a trial again
 RESUMABLE = ("interrupted", "crashed", "failed")
+DAMAGED = "damaged"  # shown, never written: summary.json (or a resumable run's checkpoint) cannot be read
 
 
 def pid_alive(pid: Any) -> bool:
@@ -44,8 +49,13 @@ def effective_status(summary: dict[str, Any]) -> str:
 
 
 def check_resumable(run: RunDir) -> str:
-    """The run's status when it can be resumed; RunDirError saying why not otherwise."""
-    summary = run.read_summary() if run.exists(SUMMARY) else {}
+    """The run's status when it can be resumed; RunDirError saying why not otherwise (a damaged
+    summary.json: how to resume anyway)."""
+    try:
+        summary = run.read_summary() if run.exists(SUMMARY) else {}
+    except RunDirError as exc:
+        raise RunDirError(f"{exc}; this record of the run is damaged. Delete it to resume from the last "
+                          "checkpoint (dlrun rebuilds it), or start a new run") from None
     status = effective_status(summary)
     if status == "running":
         raise RunDirError(f"{run.path} is still running (pid {summary.get('pid')}); stop it (Ctrl-C) before "
@@ -73,3 +83,33 @@ def mark_failed(run: RunDir, error: BaseException | str) -> dict[str, Any]:
     summary.update(status="failed", error=message)
     write_json(run / SUMMARY, summary)
     return summary
+
+
+def damage(path: Path) -> str | None:
+    """Why a run directory's records cannot be read (for `dlrun runs`: status `damaged`), or None.
+    Cheap: summary.json is parsed, a resumable run's checkpoint only has its zip directory read."""
+    summary_path = path / SUMMARY
+    try:
+        summary = read_json(summary_path) if summary_path.exists() else {}
+    except RunDirError as exc:
+        return str(exc)
+    checkpoint = path / CHECKPOINT_DIR / CHECKPOINT_STATE
+    if effective_status(summary) in RESUMABLE and checkpoint.exists():
+        try:
+            with zipfile.ZipFile(checkpoint) as archive:
+                archive.getinfo("__meta__.npy")
+        except (OSError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            return f"{checkpoint}: damaged checkpoint ({exc})"
+    return None
+
+
+def fail_for_storage(run: RunDir, exc: OSError, resume: str) -> StorageError:
+    """A run stopped by a full or read-only disk: mark it `failed` with the reason (best effort: on a
+    full disk even the summary may not fit; the run then shows as `crashed`, resumable all the same)
+    and return the StorageError to raise, saying what to do."""
+    problem = storage_problem(exc) or str(exc)
+    where = exc.filename or run.path
+    with contextlib.suppress(OSError):
+        mark_failed(run, f"{problem} (writing {where})")
+    return StorageError(f"{problem} while writing {where}; the run is marked failed and its files are whole, "
+                        f"the last complete epoch included. Free some space, then resume: {resume}")

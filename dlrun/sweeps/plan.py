@@ -17,7 +17,8 @@ import yaml
 
 from dlrun.config import LoadedConfig, SourceMap, checks
 from dlrun.config.keys import get_dotted, set_dotted
-from dlrun.config.loader import apply_overrides, dump_config, read_config_file, validate_data
+from dlrun.config.loader import apply_overrides, check_text, dump_config, read_config_file, validate_data
+from dlrun.config.safe_yaml import load_value
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import direction, summary_metrics
 
@@ -109,7 +110,10 @@ def parse_values(flag: str, text: str) -> list[Any]:
         if not item:
             raise ConfigError([Problem(f"--{flag} {text}", "", "empty value; expected comma-separated "
                                        "values, e.g. --lr 0.001,0.01,0.1")])
-        value = yaml.safe_load(item)
+        try:
+            value = load_value(item)
+        except yaml.YAMLError:
+            value = item
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = float(value)  # YAML 1.1 reads 1e-4 as text
@@ -151,6 +155,7 @@ def load_sweep_config(path: str | Path, overrides: list[str] | None = None, lr: 
     source = SweepSourceMap(file=plain.file, lines=plain.lines)
     data = apply_overrides(data, list(overrides or []), source)
     _merge_flags(data, source, {"lr": lr, "lambda": lam}, mode)
+    check_text(data, source)
     base = LoadedConfig(validate_data(data, source), source, Path(path))
     checks.run_static_checks(base)
     _resolve_ranking(base)

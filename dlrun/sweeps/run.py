@@ -20,10 +20,12 @@ from typing import Any
 from dlrun.config import config_sha256, dump_config, load_config
 from dlrun.config.checks import check_against_data
 from dlrun.data import Dataset, load_dataset
-from dlrun.errors import ConfigError, Interrupted, Problem, SweepError
+from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
-from dlrun.store.rundir import create_run_dir
+from dlrun.store.files import storage_problem
+from dlrun.store.lock import exclusive_lock
+from dlrun.store.rundir import check_path, check_writable, create_run_dir
 from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.report import format_value
@@ -47,7 +49,7 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter) -> tuple[dict[str, Data
                 reporter.warn(note)
         data = datasets[key]
         try:
-            check_against_data(trial.config, data.input_shape, data.num_classes)
+            check_against_data(trial.config, data.input_shape, data.num_classes, len(data.x_train))
         except ConfigError as exc:
             shown = ", ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
             raise ConfigError([Problem(p.origin, p.key, f"{p.message} (trial {trial.id}: {shown})")
@@ -66,13 +68,23 @@ def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None
     return root
 
 
-def _reopen(resume: str | Path) -> tuple[Path, SweepPlan]:
-    root = Path(resume)
-    spec = root / names.SWEEP_SPEC
-    if not spec.is_file():
+def _sweep_root(resume: str | Path) -> Path:
+    root = check_path(resume, "--resume")
+    if not (root / names.SWEEP_SPEC).is_file():
         raise SweepError(f"{root}: not a sweep directory (no {names.SWEEP_SPEC}); expected one written by "
                          "`dlrun sweep`")
-    plan = plan_sweep(spec)
+    return root
+
+
+def _reopen(root: Path) -> SweepPlan:
+    spec = root / names.SWEEP_SPEC
+    try:
+        plan = plan_sweep(spec)
+    except ConfigError as exc:  # a damaged or edited sweep.yaml: say what it is and what to do
+        hint = Problem(str(spec), "", f"this is the sweep's own record of its space; it is damaged or was edited. "
+                       f"Restore it (each trial keeps its config in {names.SWEEP_TRIALS}/NNN/{names.CONFIG}), "
+                       "or start a new sweep")
+        raise ConfigError([*exc.problems, hint]) from None
     for trial in plan.trials:
         path = root / names.SWEEP_TRIALS / trial.id
         if not (path / names.CONFIG).is_file():
@@ -81,7 +93,7 @@ def _reopen(resume: str | Path) -> tuple[Path, SweepPlan]:
         elif config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
             raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
                              "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
-    return root, plan
+    return plan
 
 
 def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
@@ -110,28 +122,39 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     Raises:
         ConfigError: the space or any trial's config is invalid, before anything is written.
         SweepError: a bad combination of arguments, or a sweep directory that cannot be resumed.
-        Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM.
+        RunDirError: another process is running or resuming this sweep directory (named in the message).
+        StorageError: the disk filled up; the trials keep their checkpoints, resume once there is space.
+        Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM (or a
+            trial's worker was killed: that trial resumes from its checkpoint).
     """
     reporter = reporter or Reporter(live=False)
     if resume is not None:
         if config is not None or overrides or lr or lam or mode or sweep_dir:
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
                              "--lambda, --mode and --sweep-dir")
-        root, plan = _reopen(resume)
-    elif config is None:
+        root = _sweep_root(resume)
+        with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
+            plan = _reopen(root)
+            datasets, key_of = load_sweep_data(plan, reporter)
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=True)
+    if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
-    else:
-        plan = plan_sweep(config, overrides, lr, lam, mode)
+    plan = plan_sweep(config, overrides, lr, lam, mode)
+    check_writable(sweep_dir, runs_root, "--sweep-dir")
     datasets, key_of = load_sweep_data(plan, reporter)
-    if resume is None:
-        root = _create(plan, runs_root, sweep_dir)
-    return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=resume is not None)
+    root = _create(plan, runs_root, sweep_dir)
+    with exclusive_lock(root, "being swept"):
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=False)
 
 
 def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,
          jobs: int | None, executor: TrialExecutor | None, resumed: bool) -> dict[str, Any]:
     """Run every trial that has not ended, recording as they go; the final summary."""
-    previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
+    try:  # the sweep's summary is rebuilt from its trials; a damaged one only loses the seconds so far
+        previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
+    except RunDirError as exc:
+        reporter.warn(f"{exc}; rebuilding it from the trials")
+        previous = {}
     first = next(iter(datasets.values()))
     session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first.num_classes)
     tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id])
@@ -143,15 +166,30 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     if resumed:
         reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
                       f"{len(tasks)} to run")
+    try:
+        summary = _execute(session, executor, tasks, datasets, reporter)
+    except OSError as exc:  # results.csv or summary.json could not be written
+        if storage_problem(exc) is None:
+            raise
+        session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
+    left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
+    if session.storage:
+        raise StorageError(f"{session.storage}; the sweep stopped with {left} trial(s) left, each keeping its last "
+                           f"complete epoch. Free some space, then resume: dlrun sweep --resume {root}")
+    if summary["status"] != "completed":
+        raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
+                          f"resume with: dlrun sweep --resume {root}")
+    return summary
+
+
+def _execute(session: SweepSession, executor: TrialExecutor, tasks: list[TrialTask], datasets: dict[str, Dataset],
+             reporter: Reporter) -> dict[str, Any]:
+    """Run the tasks with the live display and graceful Ctrl-C, then write the final records."""
     session.write("running")
     with session.display, graceful_stop() as stop:
+        session.stop = stop  # a trial that finds the disk full stops the sweep
         try:
             executor.run(tasks, datasets, session, stop)
         except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
             stop.requested = True
-    summary = session.finish(reporter)
-    if summary["status"] != "completed":
-        left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
-        raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
-                          f"resume with: dlrun sweep --resume {root}")
-    return summary
+    return session.finish(reporter)

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from dlrun.config import dump_config
+from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
 from dlrun.sweeps.executors import TrialResult, TrialTask
 from dlrun.sweeps.live import SweepDisplay
@@ -36,6 +37,8 @@ class SweepSession:
         self.outcomes = outcomes_for(plan, root / names.SWEEP_TRIALS, classes)
         self.display = SweepDisplay(reporter, len(plan.trials), sum(o.final for o in self.outcomes.values()))
         self.t0, self.seconds_before = time.monotonic(), seconds_before
+        self.stop: StopRequest | None = None  # set while trials run
+        self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
 
     def started(self, task: TrialTask) -> None:
         """A trial was handed to a worker."""
@@ -46,6 +49,8 @@ class SweepSession:
         """A trial ended (or stopped): record it, print a line, rewrite the results."""
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
+        if result.storage and self.stop is not None:  # every later write would fail too: stop, keep what is done
+            self.storage, self.stop.requested = result.storage, True
         value = outcome.value(self.plan.metric) if outcome.status == "completed" else None
         shown = f"{self.plan.metric} {value:.4f}" if value is not None else ""
         params = " ".join(f"{k}={format_value(v)}" for k, v in outcome.trial.params.items())

@@ -14,16 +14,18 @@ from dlrun.config.schema import TransferConfig
 from dlrun.data import Dataset, load_checked
 from dlrun.engine import backend
 from dlrun.engine.fit import evaluate_model
-from dlrun.engine.resume import run_and_config
+from dlrun.engine.resume import check_run_writable, run_and_config
 from dlrun.errors import ConfigError, Interrupted, RunDirError, TransferError
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
-from dlrun.store.rundir import RunDir, create_run_dir
-from dlrun.store.status import check_resumable, mark_failed
+from dlrun.store.files import storage_problem
+from dlrun.store.lock import exclusive_lock
+from dlrun.store.rundir import RunDir, check_writable, create_run_dir
+from dlrun.store.status import check_resumable, fail_for_storage, mark_failed
 from dlrun.transfers.plan import TransferPlan, plan_transfer
 from dlrun.transfers.table import mapping_table
 from dlrun.ui.console import Reporter
-from dlrun.weights import Source, read_weights
+from dlrun.weights import Source, check_model_sources, read_weights
 from dlrun.weights.mapping import LOADED
 from dlrun.weights.walk import leaf_layers
 
@@ -79,6 +81,7 @@ def prepare(lc: LoadedConfig, data: Dataset, source: Source | None, unsafe: bool
 
     cfg = lc.config
     assert cfg.transfer is not None
+    check_model_sources(cfg)  # before TensorFlow loads
     backend.setup_for(cfg)
     model, base = build_with_base(lc, data.input_shape, unsafe)
     if source is not None and source.kind == "weights.h5":  # no names or order of its own: read it as this model's
@@ -129,6 +132,8 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     Raises:
         TransferError: a mapping or freeze policy that cannot be applied (with the mapping table).
         ConfigError, DataError, WeightsError: before anything is written under `runs_root`.
+        RunDirError: a read-only runs folder, or (resume) a run another process is training.
+        StorageError: the disk filled up while training; the run is `failed`, resume it once there is space.
         Interrupted: after saving, when Ctrl-C / SIGTERM stopped training.
     """
     reporter = reporter or Reporter(live=False)
@@ -141,6 +146,7 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     lc = apply_cli(ensure_loaded(config, overrides), source, freeze)
     cfg = lc.config
     assert cfg.transfer is not None
+    check_writable(run_dir, runs_root)
     weights = read_weights(cfg.transfer.from_) if cfg.transfer.from_ else None
     data = load_checked(lc)
     cli = {key: f"{option} {value}" for key, option, value in
@@ -155,16 +161,17 @@ def _start(lc: LoadedConfig, data: Dataset, prepared: Prepared, run_dir: str | P
     cfg = lc.config
     assert cfg.transfer is not None
     run = create_run_dir(cfg.name, runs_root, run_dir)
-    files.write_text(run / names.CONFIG, dump_config(cfg))
-    files.write_json(run / names.TRANSFER, _transfer_json(lc, prepared))
-    reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
-    for note in data.notes + prepared.plan.notes:
-        reporter.warn(note)
-    stage_names = [s.name for s in cfg.transfer.stages]
-    reporter.table(mapping_table(prepared.plan.rows, stage_names, f"transfer mapping: {prepared.plan.source}"))
-    before = evaluate_model(prepared.model, data, cfg.train.batch_size, cfg.task)
-    reporter.info("before (loaded weights, no training): " + _describe(before))
-    return _run_guarded(lc, run, data, reporter, prepared, before, None)
+    with exclusive_lock(run.path, "being trained"):
+        files.write_text(run / names.CONFIG, dump_config(cfg))
+        files.write_json(run / names.TRANSFER, _transfer_json(lc, prepared))
+        reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
+        for note in data.notes + prepared.plan.notes:
+            reporter.warn(note)
+        stage_names = [s.name for s in cfg.transfer.stages]
+        reporter.table(mapping_table(prepared.plan.rows, stage_names, f"transfer mapping: {prepared.plan.source}"))
+        before = evaluate_model(prepared.model, data, cfg.train.batch_size, cfg.task)
+        reporter.info("before (loaded weights, no training): " + _describe(before))
+        return _run_guarded(lc, run, data, reporter, prepared, before, None)
 
 
 def _describe(test: dict[str, float]) -> str:
@@ -199,6 +206,11 @@ def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
             return run_stages(state, compiled)
         except (Interrupted, ConfigError, TransferError):
             raise
+        except OSError as exc:
+            if storage_problem(exc) is None:
+                mark_failed(run, exc)
+                raise
+            raise fail_for_storage(run, exc, f"dlrun transfer --resume {run.path}") from None
         except Exception as exc:
             mark_failed(run, exc)
             raise
@@ -211,7 +223,13 @@ def resume_transfer(run_dir: str | Path, config: str | Path | LoadedConfig | Non
     run, lc = run_and_config(run_dir, config)
     if lc.config.transfer is None or not run.exists(names.TRANSFER):
         raise RunDirError(f"{run.path} is not a transfer run (no {names.TRANSFER}); resume it with dlrun train")
+    with exclusive_lock(run.path, "being trained"):  # of two resumes of one run, exactly one goes on
+        return _resume_locked(run, lc, reporter, unsafe)
+
+
+def _resume_locked(run: RunDir, lc: LoadedConfig, reporter: Reporter, unsafe: bool) -> dict[str, Any]:
     check_resumable(run)  # interrupted, crashed or failed; not running, completed or diverged
+    check_run_writable(run)
     checkpoint = run.checkpoint / names.CHECKPOINT_STATE
     data = load_checked(lc)
     if checkpoint.exists():  # the checkpoint holds every weight: the source is not needed again

@@ -3,7 +3,8 @@
 weights into a model with shape checks."""
 
 from dlrun.weights.load import load_into
-from dlrun.weights.read import read_weights, resolve
+from dlrun.weights.read import check_archive, check_model_sources, read_weights, resolve
 from dlrun.weights.source import Source, SourceLayer, describe_shapes
 
-__all__ = ["Source", "SourceLayer", "describe_shapes", "load_into", "read_weights", "resolve"]
+__all__ = ["Source", "SourceLayer", "check_archive", "check_model_sources", "describe_shapes", "load_into",
+           "read_weights", "resolve"]

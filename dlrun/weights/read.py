@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import WeightsError
+from dlrun.limits import MAX_JSON_BYTES, check_zip, file_kind, format_bytes, h5_problem, memory_budget
 from dlrun.store.names import WEIGHTS
 from dlrun.weights.keras3 import config_entries, model_entries, order_hint, read_keras3_h5
 from dlrun.weights.source import Source, SourceLayer
@@ -30,8 +33,12 @@ def resolve(target: str | Path) -> tuple[Path, str]:
             raise WeightsError(f"{path}: no {WEIGHTS}; expected a run directory from `dlrun train` "
                                "(a run that finished) or a weights file")
         return weights, "run"
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file or run directory")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise WeightsError(f"{path}: no such weights file or run directory") from None
+    if not stat.S_ISREG(mode):  # a FIFO is never opened
+        raise WeightsError(f"{path}: is {file_kind(mode)}, not a weights file or run directory")
     name = path.name.lower()
     if name.endswith(".weights.h5"):
         return path, "weights.h5"
@@ -57,11 +64,11 @@ def read_weights(target: str | Path, model: Any = None) -> Source:
             layers = _read_legacy_h5(path)
         else:
             order = order_hint(path) if kind == "run" else None
-            with _h5(path) as f:
+            with _h5(path, path) as f:
                 layers = read_keras3_h5(f, order or (model_entries(model) if model is not None else None))
     except WeightsError:
         raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(f"{path}: corrupt or truncated weights file ({reason})") from None
     if not layers:
@@ -69,10 +76,30 @@ def read_weights(target: str | Path, model: Any = None) -> Source:
     return Source(path, kind, layers)
 
 
-def _h5(path_or_file: Any) -> Any:
+def _h5(source: Path | io.BytesIO, label: Path | str) -> Any:
+    """An HDF5 weights file opened for reading, its links and datasets checked first: no link to
+    another file, and every dataset passes limits.h5_problem (together within the memory budget)."""
     import h5py
 
-    return h5py.File(path_or_file, "r")
+    f = h5py.File(source, "r")
+    try:
+        size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else source.stat().st_size
+        budget, links = memory_budget(), []
+        f.visititems_links(lambda name, link: links.append((name, link)))
+        for name, link in links:
+            if isinstance(link, h5py.ExternalLink):
+                raise WeightsError(f"{label}: {name} links to another file ({link.filename}); weights files must "
+                                   "hold their own data")
+            item = f.get(name) if isinstance(link, h5py.HardLink) else None
+            if isinstance(item, h5py.Dataset):
+                problem = h5_problem(item, size, budget)
+                if problem:
+                    raise WeightsError(f"{label}: dataset {name} {problem}")
+                budget -= item.size * item.dtype.itemsize
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _decode(value: Any) -> str:
@@ -80,7 +107,7 @@ def _decode(value: Any) -> str:
 
 
 def _read_legacy_h5(path: Path) -> list[SourceLayer]:
-    with _h5(path) as f:
+    with _h5(path, path) as f:
         group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
         if "layer_names" not in group.attrs:
             if "layers" in group or "vars" in group:  # a Keras 3 weights file saved with a plain .h5 name
@@ -95,9 +122,38 @@ def _read_legacy_h5(path: Path) -> list[SourceLayer]:
         return layers
 
 
+def check_archive(path: Path) -> None:
+    """A .keras file is checked from its zip directory before anything reads it (Keras included): no
+    member may land outside the archive when extracted (absolute or `..` names), and what the members
+    claim to decompress to must fit the memory budget. WeightsError naming the file otherwise."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = {info.filename: info for info in check_zip(archive, path, WeightsError)}
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise WeightsError(f"{path}: corrupt or truncated .keras file ({exc})") from None
+    missing = [name for name in ("config.json", "model.weights.h5") if name not in infos]
+    if missing:
+        raise WeightsError(f"{path}: not a Keras 3 .keras archive (no {' or '.join(missing)})")
+    if infos["config.json"].file_size > MAX_JSON_BYTES:
+        raise WeightsError(f"{path}: its config.json claims {format_bytes(infos['config.json'].file_size)}; a model "
+                           f"config is kilobytes (at most {format_bytes(MAX_JSON_BYTES)})")
+
+
+def check_model_sources(cfg: ExperimentConfig) -> None:
+    """Before TensorFlow is loaded: the files a model is built from (`model.base.from`, its weights)
+    exist and, for .keras archives, pass check_archive. WeightsError otherwise."""
+    base = cfg.model.base
+    for target in (base.from_, base.weights) if base is not None else ():
+        if target and target != "imagenet":
+            path, kind = resolve(target)
+            if kind == "keras":
+                check_archive(path)
+
+
 def _read_keras_archive(path: Path) -> list[SourceLayer]:
+    check_archive(path)
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
         blob = archive.read("model.weights.h5")
-    with _h5(io.BytesIO(blob)) as f:
+    with _h5(io.BytesIO(blob), f"{path} (member model.weights.h5)") as f:
         return read_keras3_h5(f, config_entries(config) if isinstance(config, dict) else None)

@@ -19,6 +19,7 @@ from dlrun.data import Dataset
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
 from dlrun.store import names
+from dlrun.store.files import storage_problem
 from dlrun.store.lock import run_lock
 from dlrun.store.rundir import RunDir
 from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
@@ -44,6 +45,7 @@ class TrialResult:
     trial_id: str
     status: str
     summary: dict[str, Any] = field(default_factory=dict)
+    storage: str | None = None  # set when a full or read-only disk stopped the trial (resumable)
 
 
 class TrialEvents(Protocol):
@@ -91,6 +93,9 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialRes
         except Interrupted:
             return TrialResult(task.trial_id, "interrupted", read_status(run)[1])
         except Exception as exc:
+            if storage_problem(exc):  # not the trial's fault: it stays resumable, and the sweep stops
+                where = f"{storage_problem(exc)} (writing {getattr(exc, 'filename', None) or run.path})"
+                return TrialResult(task.trial_id, "interrupted", read_status(run)[1], storage=where)
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
             return TrialResult(task.trial_id, "failed", mark_failed(run, message))
         finally:

@@ -159,16 +159,22 @@ def _receive(worker: _Worker) -> TrialResult | None:
 
 
 def _lost(worker: _Worker, stopping: bool) -> TrialResult:
-    """The result of a trial whose worker exited without reporting (its summary says how far it got)."""
+    """The result of a trial whose worker exited without reporting (its summary says how far it got).
+
+    A worker killed by a signal (SIGKILL, the out-of-memory killer) leaves its trial resumable, as a
+    killed `dlrun train` leaves its run: the sweep goes on with the others and ends `interrupted`, and
+    `--resume` continues that trial from its last checkpoint. A worker that exited by itself without
+    a word is a bug: the trial is `failed`."""
     assert worker.task is not None
     worker.process.join(5)
     run = RunDir(worker.task.run_dir)
     status, summary = read_status(run)
+    code = worker.process.exitcode
     if status in FINAL_STATUSES:
         return TrialResult(worker.task.trial_id, str(status), summary)
-    if stopping:
+    if stopping or (code is not None and code < 0):
         return TrialResult(worker.task.trial_id, "interrupted", summary)
-    message = f"worker process died (exit code {worker.process.exitcode}) while running the trial"
+    message = f"worker process died (exit code {code}) while running the trial"
     return TrialResult(worker.task.trial_id, "failed", mark_failed(run, message))
 
 
