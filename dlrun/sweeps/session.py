@@ -11,6 +11,7 @@ from rich.console import Console
 
 from dlrun.config import dump_config
 from dlrun.store import files, names
+from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialResult, TrialTask
 from dlrun.sweeps.live import SweepDisplay
 from dlrun.sweeps.plan import SweepPlan
@@ -46,6 +47,7 @@ class SweepSession:
         """A trial ended (or stopped): record it, print a line, rewrite the results."""
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
+        board.trial_ended(self.root, result.trial_id, outcome.status)
         value = outcome.value(self.plan.metric) if outcome.status == "completed" else None
         shown = f"{self.plan.metric} {value:.4f}" if value is not None else ""
         params = " ".join(f"{k}={format_value(v)}" for k, v in outcome.trial.params.items())
