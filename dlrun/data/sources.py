@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,10 +201,10 @@ def load_idx_folder(folder: Path) -> RawData:
     return RawData(*pairs["train"], *pairs["t10k"])
 
 
-def load_folder(cfg: DataConfig) -> RawData:
+def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
     """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
     preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
-    no stack, so peak memory is the final array plus one image."""
+    no stack, so peak memory is the final array plus one image. `progress` hears (what, done, total)."""
     import cv2
 
     root = _require(Path(cfg.path or ""), "image folder")
@@ -217,7 +218,9 @@ def load_folder(cfg: DataConfig) -> RawData:
     images = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
     labels = np.empty(len(files), np.int64)
     count = 0
-    for label, file in files:
+    for done, (label, file) in enumerate(files, start=1):
+        if progress is not None:
+            progress(f"decoding {root}", done, len(files))
         img = cv2.imread(str(file), cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
         if img is None:
             continue
@@ -264,14 +267,16 @@ def load_synthetic(cfg: DataConfig) -> RawData:
     return RawData(x_train, y_train, x_test, y_test, class_names=[str(d) for d in range(10)])
 
 
-def load_raw(cfg: DataConfig) -> RawData:
-    """Dispatch to the reader of `cfg.source`."""
+def load_raw(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
+    """Dispatch to the reader of `cfg.source` (`progress` hears how decoding an image folder goes)."""
     if cfg.source in ("mnist", "fashion_mnist"):
         return load_keras_dataset(cfg)
     if cfg.source == "npz":
         return load_npz_file(Path(cfg.path or ""), cfg)
     if cfg.source == "idx":
         return load_idx_folder(Path(cfg.path or ""))
+    if cfg.source == "folder":
+        return load_folder(cfg, progress)
     readers = {"synthetic_digits": load_synthetic, "npy": load_npy, "h5": load_h5, "folder": load_folder,
                "csv": load_table, "table": load_table}
     return readers[cfg.source](cfg)

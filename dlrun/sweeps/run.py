@@ -24,6 +24,7 @@ from dlrun.errors import ConfigError, Interrupted, Problem, SweepError
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
 from dlrun.store.rundir import create_run_dir
+from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.report import format_value
@@ -42,7 +43,8 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter) -> tuple[dict[str, Data
                           sort_keys=True)
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
         if key not in datasets:
-            datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed)
+            with reporter.progress() as progress:
+                datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed, progress=progress)
             for note in datasets[key].notes:
                 reporter.warn(note)
         data = datasets[key]
@@ -144,6 +146,7 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
                       f"{len(tasks)} to run")
     session.write("running")
+    board.sweep_started(plan, root, reporter)  # TensorBoard's HParams experiment and each trial's values
     with session.display, graceful_stop() as stop:
         try:
             executor.run(tasks, datasets, session, stop)

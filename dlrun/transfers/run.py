@@ -141,8 +141,9 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     lc = apply_cli(ensure_loaded(config, overrides), source, freeze)
     cfg = lc.config
     assert cfg.transfer is not None
-    weights = read_weights(cfg.transfer.from_) if cfg.transfer.from_ else None
-    data = load_checked(lc)
+    with reporter.progress() as progress:
+        weights = read_weights(cfg.transfer.from_, progress=progress) if cfg.transfer.from_ else None
+        data = load_checked(lc, progress=progress)
     cli = {key: f"{option} {value}" for key, option, value in
            (("transfer.from", "--from", source), ("transfer.stages.0.freeze", "--freeze", freeze)) if value is not None}
     prepared = prepare(lc, data, weights, unsafe, cli)
@@ -213,7 +214,8 @@ def resume_transfer(run_dir: str | Path, config: str | Path | LoadedConfig | Non
         raise RunDirError(f"{run.path} is not a transfer run (no {names.TRANSFER}); resume it with dlrun train")
     check_resumable(run)  # interrupted, crashed or failed; not running, completed or diverged
     checkpoint = run.checkpoint / names.CHECKPOINT_STATE
-    data = load_checked(lc)
+    with reporter.progress() as progress:
+        data = load_checked(lc, progress=progress)
     if checkpoint.exists():  # the checkpoint holds every weight: the source is not needed again
         prepared = prepare(lc, data, None, unsafe)
         before: dict[str, float] = {}
