@@ -26,9 +26,10 @@ lint: setup
 	$(VENV)/bin/ruff check dlrun tests benchmarks
 	$(VENV)/bin/lint-imports
 
-# the README's config reference, generated from the schema's field descriptions
+# the README's config reference and the editor schema dlrun.schema.json, both generated from the schema
 docs: setup
 	$(PY) -m dlrun.config.reference README.md
+	$(PY) -m dlrun schema --out dlrun.schema.json
 
 # Real MNIST (idx) next to the checkout when present, else built-in synthetic digits; BENCH_ARGS=--quick etc.
 BENCH_DATA ?= $(wildcard ../shared/data/mnist-t10k)

@@ -3,6 +3,7 @@ commands that train or load weights, so `--help` and `validate` stay fast."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from dlrun import cli_tools
+from dlrun.cli_tools import complete_config, complete_run, complete_set, complete_sweep, complete_target
 from dlrun.errors import ConfigError, DlrunError, Interrupted
 from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
@@ -20,7 +23,7 @@ app = typer.Typer(
     name="dlrun",
     help="A YAML-driven experiment runner for Keras: validate, train, evaluate, sweep, transfer.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     pretty_exceptions_enable=False,
 )
 
@@ -28,9 +31,11 @@ EXIT_DIVERGED = 3
 EXIT_UNEXPECTED = 1
 
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False)]
+    "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False,
+    autocompletion=complete_set)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
-ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False,
+                                           autocompletion=complete_config)]
 NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Read and preprocess the data from its source; do not use or update the data cache.")]
 
@@ -69,11 +74,13 @@ def validate(config: ConfigArg, sets: SetOpt = None, json_out: JsonOpt = False) 
 
 @app.command()
 def train(
-    config: Annotated[Path | None, typer.Argument(help="Experiment config (YAML).", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Argument(help="Experiment config (YAML).", show_default=False,
+                                                  autocompletion=complete_config)] = None,
     sets: SetOpt = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = DEFAULT_RUNS_ROOT,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.",
+                                                autocompletion=complete_run)] = None,
     no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -107,7 +114,7 @@ def runs(
     runs_root: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = DEFAULT_RUNS_ROOT,
     compare: Annotated[tuple[Path, Path] | None, typer.Option(
         "--compare", help="Compare two run directories: config and metric differences.", show_default=False,
-        metavar="RUN_A RUN_B")] = None,
+        metavar="RUN_A RUN_B", autocompletion=complete_run)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List runs and sweeps, newest first (status, key metrics, start, duration); or compare two runs."""
@@ -126,6 +133,9 @@ def runs(
     reporter.emit_json({"runs_root": str(runs_root), "runs": [info.to_dict() for info in infos]})
     if infos:
         reporter.table(core.runs_table(infos, runs_root))
+        if any(info.tensorboard for info in infos):
+            reporter.info(f"TensorBoard: tensorboard --logdir {runs_root}  (a sweep's HParams table: "
+                          "tensorboard --logdir SWEEP_DIR)")
     else:
         reporter.info(f"no runs in {runs_root}")
 
@@ -133,9 +143,10 @@ def runs(
 @app.command()
 def evaluate(
     target: Annotated[Path, typer.Argument(
-        help="A run directory, or a weights file (.weights.h5, .keras, legacy .h5).")],
+        help="A run directory, or a weights file (.weights.h5, .keras, legacy .h5).", autocompletion=complete_target)],
     config: Annotated[Path | None, typer.Option(
-        "--config", help="Config for the architecture and data (needed for a weights file).")] = None,
+        "--config", help="Config for the architecture and data (needed for a weights file).",
+        autocompletion=complete_config)] = None,
     sets: SetOpt = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Where eval.json and confusion.png go (needed for a weights file).")] = None,
@@ -153,15 +164,17 @@ def evaluate(
 @app.command()
 def transfer(
     config: Annotated[Path | None, typer.Argument(
-        help="Config of the target model and data (YAML).", show_default=False)] = None,
+        help="Config of the target model and data (YAML).", show_default=False, autocompletion=complete_config)] = None,
     source: Annotated[str | None, typer.Option(
-        "--from", help="Weights to start from: a run directory, .weights.h5, .keras or legacy Keras-2 .h5.")] = None,
+        "--from", help="Weights to start from: a run directory, .weights.h5, .keras or legacy Keras-2 .h5.",
+        autocompletion=complete_target)] = None,
     freeze: Annotated[str | None, typer.Option(
         "--freeze", help="Freeze policy of a single-stage transfer: none, all, features, or names/globs.")] = None,
     sets: SetOpt = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write into this (new or empty) directory.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Parent of new run directories.")] = DEFAULT_RUNS_ROOT,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.",
+                                                autocompletion=complete_run)] = None,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
     json_out: JsonOpt = False,
@@ -182,7 +195,8 @@ def transfer(
 @app.command()
 def sweep(
     config: Annotated[Path | None, typer.Argument(help="Experiment config (YAML) with a `sweep:` section, "
-                                                  "or flags below.", show_default=False)] = None,
+                                                  "or flags below.", show_default=False,
+                                                  autocompletion=complete_config)] = None,
     sets: SetOpt = None,
     lr: Annotated[str | None, typer.Option("--lr", help="Learning rates to try (sweeps optimizer.lr), "
                                            "comma-separated, e.g. 1e-4,1e-3,0.01.")] = None,
@@ -196,7 +210,8 @@ def sweep(
                                                    "directory.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = DEFAULT_RUNS_ROOT,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
-                                                "runs only the trials that have not ended.")] = None,
+                                                "runs only the trials that have not ended.",
+                                                autocompletion=complete_sweep)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run per point of a parameter space (grid or zip); rank them, keep going past
@@ -207,6 +222,24 @@ def sweep(
     summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
                                              reporter, runs_root=runs_root))
     reporter.emit_json(summary)
+
+
+def _guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with its user errors printed as run_command prints them (Typer reads its signature)."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        run_command(lambda: command(*args, **kwargs))
+    return wrapper
+
+
+app.command()(_guarded(cli_tools.schema))
+app.command()(_guarded(cli_tools.env))
+cache_app = typer.Typer(name="cache", help="The data cache: `info` (the default) lists its entries, `clear` "
+                        "removes them.", invoke_without_command=True)
+cache_app.callback()(_guarded(cli_tools.cache))
+cache_app.command("info")(_guarded(cli_tools.cache_info))
+cache_app.command("clear")(_guarded(cli_tools.cache_clear))
+app.add_typer(cache_app)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -225,7 +258,7 @@ def main() -> None:
         signal.signal(sig, _exit_on_signal)
     backend.silence_native_logs()
     try:
-        app()
+        app(prog_name="dlrun")  # also under `python -m dlrun`: usage and completion say dlrun
         code = 0
     except SystemExit as stop:
         code = _exit_code(stop.code)

@@ -58,9 +58,9 @@ def source_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = data_module.load_raw
 
-    def counting(cfg: DataConfig) -> object:
+    def counting(cfg: DataConfig, *args: object) -> object:
         calls.append(cfg.source)
-        return real(cfg)
+        return real(cfg, *args)
 
     monkeypatch.setattr(data_module, "load_raw", counting)
     return calls

@@ -64,6 +64,26 @@ def _summary(path: Path) -> None:
     assert json.loads(path.read_text())["status"] in STATUSES
 
 
+def _events(path: Path) -> None:
+    """A TensorBoard event file: TFRecords, each with good CRCs and an Event inside. The writer appends
+    (TensorBoard reads files while they grow), so a kill may cut the last record short; TensorBoard's
+    reader stops there, and a resumed run rewrites its history into a whole file."""
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    data, pos = path.read_bytes(), 0
+    while len(data) - pos >= 12:
+        header = data[pos:pos + 8]
+        end = pos + 12 + int.from_bytes(header, "little") + 4
+        if end > len(data):
+            break  # the record being appended when the process was killed
+        assert int.from_bytes(data[pos + 8:pos + 12], "little") == masked_crc32c(header)
+        body = data[pos + 12:end - 4]
+        assert int.from_bytes(data[end - 4:end], "little") == masked_crc32c(body)
+        event_pb2.Event.FromString(body)
+        pos = end
+
+
 CHECKERS = {
     "summary.json": _summary, "metrics.csv": _metrics, "config.yaml": lambda p: load_config(p),
     "state.npz": _npz, "best.npz": _npz, "weights.weights.h5": _h5, "model.keras": _keras,
@@ -78,7 +98,7 @@ def unreadable_files(run_dir: Path) -> list[str]:
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         if files.is_temp_file(path.name):
             continue
-        check = CHECKERS.get(path.name)
+        check = CHECKERS.get(path.name) or (_events if ".tfevents." in path.name else None)
         try:
             if check is None:
                 raise AssertionError("unexpected file")
@@ -153,6 +173,23 @@ def test_most_kills_land_while_the_process_works(killed_runs: list[dict[str, Any
 @pytest.mark.slow
 def test_a_run_killed_again_and_again_still_completes(killed_runs: list[dict[str, Any]]) -> None:
     assert [(_status(c["last"]), len(metric_rows(c["last"]))) for c in killed_runs] == [("completed", 6)] * 2
+
+
+@pytest.mark.slow
+def test_a_run_killed_again_and_again_has_each_tensorboard_step_once(killed_runs: list[dict[str, Any]]) -> None:
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    found, expected = [], []
+    for chain in killed_runs:
+        for split, key in (("train", "loss"), ("validation", "val_loss")):
+            acc = event_accumulator.EventAccumulator(str(chain["last"] / "tb" / split),
+                                                     size_guidance={event_accumulator.TENSORS: 0})
+            acc.Reload()
+            found.append([(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors("epoch_loss")])
+            expected.append([(int(r["epoch"]) - 1, pytest.approx(float(r[key]), rel=1e-6))
+                             for r in metric_rows(chain["last"])])
+    assert found == expected
 
 
 DIVERGING: dict[str, Any] = {

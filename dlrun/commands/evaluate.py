@@ -76,9 +76,10 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     lc = load_config(config_path, overrides)
     cfg = lc.config
     read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
-    data = load_checked(lc, use_cache)
-    model = seeded_model(lc, data)
-    source = load_into(model, weights_path or target).path
+    with reporter.progress() as progress:
+        data = load_checked(lc, use_cache, progress)
+        model = seeded_model(lc, data)
+        source = load_into(model, weights_path or target, progress).path
     x, y = data.eval_split()
     batch = eval_batch_size(cfg.train.batch_size)
     values = model.evaluate(eval_stream(x, y, batch), verbose=0, return_dict=True)

@@ -46,7 +46,8 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
         check_run_writable(run)
         checkpoint = run.checkpoint / names.CHECKPOINT_STATE
         epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
-        data = load_checked(lc, use_cache)
+        with reporter.progress() as progress:
+            data = load_checked(lc, use_cache, progress)
         previous = run.read_summary() if run.exists(names.SUMMARY) else None
         with graceful_stop() as stop:
             claim(run)

@@ -41,6 +41,7 @@ class RunInfo:
     epochs: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     problem: str | None = None  # why a `damaged` run's records cannot be read
+    tensorboard: str | None = None  # what to pass to `tensorboard --logdir`: RUN/tb, or a sweep directory
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for --json."""
@@ -149,7 +150,15 @@ def read_run(path: Path) -> RunInfo | None:
     elif kind == "sweep" and (path / names.SWEEP_TRIALS).is_dir():
         epochs = f"{sum(1 for p in (path / names.SWEEP_TRIALS).iterdir() if p.is_dir())} trials"
     return RunInfo(str(path), kind, str(summary.get("name") or path.name), status, started, seconds, epochs,
-                   run_metrics(path, summary), problem)
+                   run_metrics(path, summary), problem, tensorboard_dir(path, kind))
+
+
+def tensorboard_dir(path: Path, kind: str) -> str | None:
+    """The folder to give `tensorboard --logdir` for this run (its tb/), or for a sweep the sweep
+    directory itself (its HParams experiment and every trial's curves); None when it wrote none."""
+    if not (path / names.TENSORBOARD).is_dir():
+        return None
+    return str(path if kind == "sweep" else path / names.TENSORBOARD)
 
 
 def list_runs(root: Path | str = names.DEFAULT_RUNS_ROOT) -> list[RunInfo]:

@@ -47,7 +47,9 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
     check_writable(run_dir, runs_root)  # a read-only runs folder is refused before any data is read
-    data = data if data is not None else load_checked(lc, use_cache)
+    if data is None:
+        with reporter.progress() as progress:
+            data = load_checked(lc, use_cache, progress)
     model = seeded_model(lc, data)  # before the run directory: a model that cannot be built leaves nothing
     with graceful_stop() as stop:
         run = create_run_dir(lc.config.name, runs_root, run_dir)

@@ -8,6 +8,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from dlrun.config.layers import ITEM_CLASSES
 from dlrun.config.schema import ExperimentConfig
@@ -32,6 +33,11 @@ def unwrap_models(annotation: Any) -> list[type[BaseModel]]:
 
 def known_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed at the mapping `loc` (a pydantic location) of ExperimentConfig."""
+    return list(fields_at(loc))
+
+
+def fields_at(loc: tuple[Any, ...]) -> dict[str, FieldInfo]:
+    """The fields allowed at the mapping `loc` of ExperimentConfig, by key (aliases such as `from`)."""
     models: list[type[BaseModel]] = [ExperimentConfig]
     for part in loc:
         if isinstance(part, int):
@@ -44,10 +50,7 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
                 if part in (name, info.alias):
                     nxt.extend(unwrap_models(info.annotation))
         models = nxt
-    keys: list[str] = []
-    for model in models:
-        keys.extend(info.alias or name for name, info in model.model_fields.items())
-    return keys
+    return {info.alias or name: info for model in models for name, info in model.model_fields.items()}
 
 
 def is_config_key(key: str) -> bool:

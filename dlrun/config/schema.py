@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dlrun.config.applications import APPLICATIONS
 from dlrun.config.layers import LayerItem
@@ -135,6 +135,30 @@ class EarlyStopping(Section):
     restore_best_weights: bool = Field(default=False, description="End with the weights of the best epoch.")
 
 
+class TensorBoardConfig(Section):
+    """TensorBoard event files: `true` (the default), `false`, or these settings."""
+
+    enabled: bool = Field(default=True, description="Write RUN/tb: the per-epoch scalars (train, validation) "
+                          "and the final metrics; `tensorboard: false` is short for enabled: false.")
+    histograms: int = Field(default=0, ge=0, description="Write a histogram of every weight every N epochs "
+                            "(0: none).")
+    profile_batch: PosInt | tuple[PosInt, PosInt] | None = Field(
+        default=None, description="Profile this training batch, or the batches [first, last] (counted from 1 "
+        "at the start of training); view with the tensorboard-plugin-profile package.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @field_validator("profile_batch")
+    @classmethod
+    def _ordered(cls, value: Any) -> Any:
+        if isinstance(value, tuple) and value[0] > value[1]:
+            raise ValueError(f"[first, last] must not end before it starts (got {list(value)})")
+        return value
+
+
 class TrainConfig(Section):
     """How training runs."""
 
@@ -149,6 +173,13 @@ class TrainConfig(Section):
     jit_compile: bool | Literal["auto"] = Field(
         default="auto", description="XLA: true | false | auto (Keras' default: on a GPU, never on CPU).")
     steps_per_execution: PosInt = Field(default=1, description="Training steps run per call into TensorFlow.")
+    tensorboard: TensorBoardConfig = Field(
+        default_factory=TensorBoardConfig, description="TensorBoard event files in RUN/tb: true, false, or "
+        "{histograms: N, profile_batch: B} for more.")
+
+    def tensorboard_settings(self) -> TensorBoardConfig | None:
+        """What TensorBoard logging this run does (None: none)."""
+        return self.tensorboard if self.tensorboard.enabled else None
 
 
 class SweepConfig(Section):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,11 +185,12 @@ def load_idx_folder(folder: Path) -> RawData:
     return RawData(*pairs["train"], *pairs["t10k"])
 
 
-def load_folder(cfg: DataConfig) -> RawData:
+def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
     """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
     preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
     no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
-    image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted."""
+    image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted.
+    `progress` hears (what, done, total)."""
     cv2 = images.cv2()
     root = _require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
@@ -209,7 +211,9 @@ def load_folder(cfg: DataConfig) -> RawData:
     pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
     labels = np.empty(len(files), np.int64)
     count = 0
-    for label, file in files:
+    for done, (label, file) in enumerate(files, start=1):
+        if progress is not None:
+            progress(f"decoding {root}", done, len(files))
         try:
             img = cv2.imread(str(file), cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
         except cv2.error:  # beyond OPENCV_IO_MAX_IMAGE_PIXELS, or a header OpenCV rejects
@@ -260,14 +264,16 @@ def load_synthetic(cfg: DataConfig) -> RawData:
     return RawData(x_train, y_train, x_test, y_test, class_names=[str(d) for d in range(10)])
 
 
-def load_raw(cfg: DataConfig) -> RawData:
-    """Dispatch to the reader of `cfg.source`."""
+def load_raw(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
+    """Dispatch to the reader of `cfg.source` (`progress` hears how decoding an image folder goes)."""
     if cfg.source in ("mnist", "fashion_mnist"):
         return load_keras_dataset(cfg)
     if cfg.source == "npz":
         return load_npz_file(Path(cfg.path or ""), cfg)
     if cfg.source == "idx":
         return load_idx_folder(Path(cfg.path or ""))
+    if cfg.source == "folder":
+        return load_folder(cfg, progress)
     readers = {"synthetic_digits": load_synthetic, "npy": load_npy, "h5": load_h5, "folder": load_folder,
                "csv": load_table, "table": load_table}
     return readers[cfg.source](cfg)

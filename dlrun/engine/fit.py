@@ -59,10 +59,12 @@ def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: Exp
 
 
 def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
-               start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool]) -> FitOutcome:
+               start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool],
+               callbacks: list[Any] | None = None) -> FitOutcome:
     """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
 
-    `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early.
+    `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early;
+    `callbacks` are more Keras callbacks (e.g. the TensorBoard profiler).
     """
     from dlrun.engine.callbacks import EpochRecorder
 
@@ -81,7 +83,7 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
             # Keras validates a dataset-fed fit in batches of 32 unless told; use evaluate_model's batch
             # (63 validation steps per epoch become 2 on 2,000 examples, and the numbers match evaluate's).
             model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
-                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder])
+                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder, *(callbacks or [])])
     except KeyboardInterrupt:
         recorder.interrupted = True
     return FitOutcome(recorder.interrupted, recorder.diverged_epoch)

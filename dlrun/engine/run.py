@@ -14,6 +14,7 @@ from dlrun.engine import backend
 from dlrun.engine.checkpoint import load_checkpoint, save_checkpoint
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
+from dlrun.engine.tensorboard import RunBoard, open_board
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import best_metric, direction, epoch_columns, epoch_metrics
@@ -88,12 +89,15 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     files.write_text(run / names.MODEL_TXT, summary_text(model))
     base = run_base(model, data)
     write_run_summary(run, lc, "running", clock, rows, **base)
+    board = open_board(run, cfg, rows)
 
     def on_row(row: dict[str, Any]) -> bool:
         done = [*rows, row]
         meta = {"epoch": row["epoch"], "rows": done, "seconds": clock.elapsed(), "started": clock.started}
         es = cfg.train.early_stopping
         with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+            if board is not None:  # before the checkpoint: the event files never lack a checkpointed epoch
+                board.epoch(row, model)
             save_checkpoint(run, model, meta)
             if es is not None and restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
                 save_checkpoint(run, model, meta, name=names.CHECKPOINT_BEST)
@@ -104,10 +108,11 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
 
     outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
-        outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row)
+        outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row,
+                             board.callbacks() if board is not None else None)
     if not outcome.interrupted:
         try:
-            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base)
+            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board)
         except KeyboardInterrupt:
             pass  # a second signal while saving: the last checkpoint stands
     return _interrupted(lc, run, rows, clock, base, stop)
@@ -128,7 +133,8 @@ def _interrupted(lc: LoadedConfig, run: RunDir, rows: list[dict[str, Any]], cloc
 
 
 def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]],
-            clock: RunClock, diverged_epoch: int | None, base: dict[str, Any]) -> dict[str, Any]:
+            clock: RunClock, diverged_epoch: int | None, base: dict[str, Any],
+            board: RunBoard | None = None) -> dict[str, Any]:
     """Test metrics, final weights, plot and summary of a run that stopped on its own."""
     cfg = lc.config
     status, extra = "completed", {}
@@ -145,8 +151,10 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
         save_model(run, model)
         extra.update(_coefficients(model, cfg))
     history_plot(run, rows, cfg.name)
-    return write_run_summary(run, lc, status, clock, rows, metrics=final_metrics(rows, test, cfg.task), **extra,
-                             **base)
+    metrics = final_metrics(rows, test, cfg.task)
+    if board is not None:
+        board.finish(metrics, len(rows))
+    return write_run_summary(run, lc, status, clock, rows, metrics=metrics, **extra, **base)
 
 
 def save_model(run: RunDir, model: Any) -> None:

@@ -20,6 +20,11 @@ TRANSFER = "transfer.json"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.npz"
 CHECKPOINT_BEST = "best.npz"
+# TensorBoard event files: RUN/tb/train and RUN/tb/validation (Keras' own layout), the final summary
+# metrics in RUN/tb itself; a sweep's HParams experiment in SWEEP/tb, each trial's values in its RUN/tb
+TENSORBOARD = "tb"
+TB_TRAIN = "train"
+TB_VALIDATION = "validation"
 # a sweep directory
 SWEEP_SPEC = "sweep.yaml"
 SWEEP_RESULTS = "results.csv"

@@ -26,6 +26,7 @@ from dlrun.store import files, names
 from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
+from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.report import format_value
@@ -44,7 +45,8 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter) -> tuple[dict[str, Data
                           sort_keys=True)
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
         if key not in datasets:
-            datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed)
+            with reporter.progress() as progress:
+                datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed, progress=progress)
             for note in datasets[key].notes:
                 reporter.warn(note)
         data = datasets[key]
@@ -186,6 +188,7 @@ def _execute(session: SweepSession, executor: TrialExecutor, tasks: list[TrialTa
              reporter: Reporter) -> dict[str, Any]:
     """Run the tasks with the live display and graceful Ctrl-C, then write the final records."""
     session.write("running")
+    board.sweep_started(session.plan, session.root, reporter)  # the HParams experiment, each trial's values
     with session.display, graceful_stop() as stop:
         session.stop = stop  # a trial that finds the disk full stops the sweep
         try:

@@ -12,6 +12,7 @@ from rich.console import Console
 from dlrun.config import dump_config
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
+from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialResult, TrialTask
 from dlrun.sweeps.live import SweepDisplay
 from dlrun.sweeps.plan import SweepPlan
@@ -49,6 +50,7 @@ class SweepSession:
         """A trial ended (or stopped): record it, print a line, rewrite the results."""
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
+        board.trial_ended(self.root, result.trial_id, outcome.status)
         if result.storage and self.stop is not None:  # every later write would fail too: stop, keep what is done
             self.storage, self.stop.requested = result.storage, True
         value = outcome.value(self.plan.metric) if outcome.status == "completed" else None

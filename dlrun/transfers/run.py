@@ -147,8 +147,9 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     cfg = lc.config
     assert cfg.transfer is not None
     check_writable(run_dir, runs_root)
-    weights = read_weights(cfg.transfer.from_) if cfg.transfer.from_ else None
-    data = load_checked(lc)
+    with reporter.progress() as progress:
+        weights = read_weights(cfg.transfer.from_, progress=progress) if cfg.transfer.from_ else None
+        data = load_checked(lc, progress=progress)
     cli = {key: f"{option} {value}" for key, option, value in
            (("transfer.from", "--from", source), ("transfer.stages.0.freeze", "--freeze", freeze)) if value is not None}
     prepared = prepare(lc, data, weights, unsafe, cli)
@@ -231,7 +232,8 @@ def _resume_locked(run: RunDir, lc: LoadedConfig, reporter: Reporter, unsafe: bo
     check_resumable(run)  # interrupted, crashed or failed; not running, completed or diverged
     check_run_writable(run)
     checkpoint = run.checkpoint / names.CHECKPOINT_STATE
-    data = load_checked(lc)
+    with reporter.progress() as progress:
+        data = load_checked(lc, progress=progress)
     if checkpoint.exists():  # the checkpoint holds every weight: the source is not needed again
         prepared = prepare(lc, data, None, unsafe)
         before: dict[str, float] = {}

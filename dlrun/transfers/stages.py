@@ -15,6 +15,7 @@ from dlrun.engine.fit import FitOutcome, evaluate_model, fit_epochs
 from dlrun.engine.model import compile_model, param_counts
 from dlrun.engine.run import final_metrics, history_plot, save_model, summary_fields
 from dlrun.engine.stopping import early_stop_due
+from dlrun.engine.tensorboard import open_board
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import direction, epoch_columns, task_metric
@@ -79,6 +80,7 @@ class StageRun:
     before: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
+    board: Any = None  # the run's TensorBoard writers (engine.tensorboard.RunBoard), while stages run
 
     @property
     def cfg(self) -> ExperimentConfig:
@@ -117,6 +119,7 @@ def run_stages(state: StageRun, compiled: int | None = None) -> dict[str, Any]:
     assert cfg.transfer is not None
     stages, columns = cfg.transfer.stages, transfer_columns(cfg.task)
     state.summary("running")
+    state.board = open_board(state.run, cfg, state.rows)
     for i, stage in enumerate(stages):
         if i < len(state.results):
             continue
@@ -130,6 +133,8 @@ def run_stages(state: StageRun, compiled: int | None = None) -> dict[str, Any]:
                    stage_rows: list[dict[str, Any]] = stage_rows) -> bool:
             row = {**row, "epoch": len(state.rows) + 1, "stage": stage.name}
             with state.stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+                if state.board is not None:  # before the checkpoint, as in a train run
+                    state.board.epoch(row, model)
                 state.rows.append(row)
                 stage_rows.append(row)
                 save_checkpoint(state.run, model, state.meta(i))
@@ -141,7 +146,7 @@ def run_stages(state: StageRun, compiled: int | None = None) -> dict[str, Any]:
             state.reporter.info(f"stage [bold]{stage.name}[/bold]: training {', '.join(state.plans[i].trainable)} "
                                 f"({trainable} parameters)")
             outcome = fit_epochs(model, state.data, cfg, state.reporter, state.stop, offset + len(stage_rows),
-                                 offset + stage.epochs, on_row)
+                                 offset + stage.epochs, on_row, state.board.callbacks() if state.board else None)
         if outcome.interrupted:
             state.summary("interrupted", last_complete_epoch=len(state.rows), stage=stage.name)
             raise Interrupted(f"interrupted in stage {stage.name} after epoch {len(state.rows)}; "
@@ -201,7 +206,10 @@ def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -
             extra["fine_tune_note"] = (f"stage {last_result['name']} did not improve on {prev['name']} "
                                        f"({_describe(prev)} -> {_describe(last_result)})")
             state.reporter.warn(extra["fine_tune_note"])
-    summary = state.summary(status, metrics=final_metrics(final_rows, final_test, cfg.task), **extra)
+    metrics = final_metrics(final_rows, final_test, cfg.task)
+    if state.board is not None:
+        state.board.finish(metrics, len(state.rows))
+    summary = state.summary(status, metrics=metrics, **extra)
     report_transfer(state.reporter, summary, cfg.task)
     return summary
 

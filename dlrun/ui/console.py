@@ -49,6 +49,49 @@ class Reporter:
         """A live per-epoch progress display, or None when not live."""
         return EpochProgress(self.out, epochs, steps, start_epoch) if self.live else None
 
+    def progress(self) -> StepProgress:
+        """Progress of long steps other than training (decoding an image folder, writing the data cache,
+        reading a large weights file): a `(what, done, total)` callback to pass down to them, shown on a
+        terminal only. Use it as a context manager: the display ends with the block."""
+        return StepProgress(self.out if self.live else None)
+
+
+class StepProgress:
+    """A `(what, done, total)` callback showing a transient bar per step once that step has taken
+    DELAY seconds (quick steps show nothing), and nothing at all without a console. `total` 0 means
+    not known yet."""
+
+    DELAY = 0.5
+
+    def __init__(self, console: Console | None):
+        self.console = console
+        self.display: Progress | None = None
+        self.tasks: dict[str, Any] = {}
+        self.first: dict[str, float] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.console is None:
+            return
+        now = time.monotonic()
+        started = self.first.setdefault(what, now)
+        if self.display is None:
+            if now - started < self.DELAY or (total and done >= total):
+                return
+            self.display = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), console=self.console, transient=True)
+            self.display.start()
+        if what not in self.tasks:
+            self.tasks[what] = self.display.add_task(what, total=total or None)
+        self.display.update(self.tasks[what], completed=done, total=total or None)
+
+    def __enter__(self) -> StepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.display is not None:
+            self.display.stop()
+            self.display = None
+
 
 class EpochProgress:
     """Batches, loss, accuracy and ETA for the current epoch; one summary line per finished epoch."""
@@ -106,3 +149,14 @@ def rows_table(title: str, columns: list[str], rows: list[list[Any]], styles: li
         cells = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
         table.add_row(*cells, style=(styles[i] if styles else None))
     return table
+
+
+def format_bytes(size: float | None) -> str:
+    """`512 B`, `12.3 KiB`, `4.5 MiB`, `1.2 GiB`."""
+    if size is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

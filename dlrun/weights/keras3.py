@@ -5,6 +5,7 @@ come from an architecture: a dlrun config, a .keras archive's config.json, or a 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,10 @@ def _entries(layers: list[tuple[str, str, list[Entry] | None]]) -> list[Entry]:
     return out
 
 
-def read_keras3_h5(f: Any, order: list[Entry] | None) -> list[SourceLayer]:
+def read_keras3_h5(f: Any, order: list[Entry] | None, tick: Callable[[int], None] | None = None) -> list[SourceLayer]:
     """Keras 3 layout: layers/<key>/vars/<i>, nested models as layers/<key>/layers/...; layers in
-    `order` (from the architecture) first, any others by natural key order."""
+    `order` (from the architecture) first, any others by natural key order. `tick(n)` hears each
+    layer read (n so far)."""
     found: list[SourceLayer] = []
 
     def walk(group: Any, entries: list[Entry] | None) -> None:
@@ -73,6 +75,8 @@ def read_keras3_h5(f: Any, order: list[Entry] | None) -> list[SourceLayer]:
             if vars_group is not None and len(vars_group):
                 arrays = [np.asarray(vars_group[k]) for k in sorted(vars_group.keys(), key=int)]
                 found.append(SourceLayer(entry.name, arrays))
+                if tick is not None:
+                    tick(len(found))
 
     walk(f, order)
     return found

@@ -6,17 +6,18 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.errors import WeightsError
-from dlrun.weights.read import read_weights
+from dlrun.weights.read import Progress, read_weights
 from dlrun.weights.source import Source, describe_shapes
 from dlrun.weights.walk import weighted_layers
 
 
-def load_into(model: Any, target: str | Path) -> Source:
+def load_into(model: Any, target: str | Path, progress: Progress | None = None) -> Source:
     """Copy weights from `target` into `model`, layer by layer in order; every layer must fit.
+    `progress` hears how reading the file goes.
 
     Raises WeightsError naming the first layer whose shapes differ (a different architecture).
     """
-    source = read_weights(target)
+    source = read_weights(target, progress=progress)
     layers = weighted_layers(model)
     if len(layers) != len(source.layers):
         raise WeightsError(f"{source.path}: weights from a different architecture: the file has "

@@ -11,6 +11,7 @@ import io
 import json
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from dlrun.limits import MAX_JSON_BYTES, check_zip, file_kind, format_bytes, h5_
 from dlrun.store.names import WEIGHTS
 from dlrun.weights.keras3 import config_entries, model_entries, order_hint, read_keras3_h5
 from dlrun.weights.source import Source, SourceLayer
+
+Progress = Callable[[str, int, int], None]  # (what, done, total), e.g. a ui StepProgress
+Tick = Callable[..., None]  # (layers read[, layers in the file])
 
 
 def resolve(target: str | Path) -> tuple[Path, str]:
@@ -49,23 +53,25 @@ def resolve(target: str | Path) -> tuple[Path, str]:
     raise WeightsError(f"{path}: unknown weights format; expected .weights.h5, .keras, .h5 or a run directory")
 
 
-def read_weights(target: str | Path, model: Any = None) -> Source:
+def read_weights(target: str | Path, model: Any = None, progress: Progress | None = None) -> Source:
     """Read the weight-bearing layers of `target` in model order. WeightsError on any damage.
 
     A bare Keras 3 `.weights.h5` files layers by class (conv2d, conv2d_1, dense, ...) without names
     or order; `model` (an architecture believed to match) then supplies both, as Keras' own
     `load_weights` would. Without it, such layers come in natural key order under their keys.
+    `progress` hears (what, layers read, layers in the file or 0 when not known yet).
     """
     path, kind = resolve(target)
+    tick = None if progress is None else (lambda n, total=0: progress(f"reading {path}", n, total))
     try:
         if kind == "keras":
-            layers = _read_keras_archive(path)
+            layers = _read_keras_archive(path, tick)
         elif kind == "legacy_h5":
-            layers = _read_legacy_h5(path)
+            layers = _read_legacy_h5(path, tick)
         else:
             order = order_hint(path) if kind == "run" else None
             with _h5(path, path) as f:
-                layers = read_keras3_h5(f, order or (model_entries(model) if model is not None else None))
+                layers = read_keras3_h5(f, order or (model_entries(model) if model is not None else None), tick)
     except WeightsError:
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError, RecursionError) as exc:
@@ -106,19 +112,22 @@ def _decode(value: Any) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _read_legacy_h5(path: Path) -> list[SourceLayer]:
+def _read_legacy_h5(path: Path, tick: Tick | None = None) -> list[SourceLayer]:
     with _h5(path, path) as f:
         group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
         if "layer_names" not in group.attrs:
             if "layers" in group or "vars" in group:  # a Keras 3 weights file saved with a plain .h5 name
-                return read_keras3_h5(group, None)
+                return read_keras3_h5(group, None, tick)
             raise WeightsError(f"{path}: not a Keras weights file (no layer_names attribute)")
         layers = []
-        for name in (_decode(n) for n in group.attrs["layer_names"]):
+        names = [_decode(n) for n in group.attrs["layer_names"]]
+        for done, name in enumerate(names, start=1):
             g = group[name]
             arrays = [np.asarray(g[_decode(w)]) for w in g.attrs.get("weight_names", [])]
             if arrays:
                 layers.append(SourceLayer(name, arrays))
+            if tick is not None:
+                tick(done, len(names))
         return layers
 
 
@@ -150,10 +159,10 @@ def check_model_sources(cfg: ExperimentConfig) -> None:
                 check_archive(path)
 
 
-def _read_keras_archive(path: Path) -> list[SourceLayer]:
+def _read_keras_archive(path: Path, tick: Tick | None = None) -> list[SourceLayer]:
     check_archive(path)
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
         blob = archive.read("model.weights.h5")
     with _h5(io.BytesIO(blob), f"{path} (member model.weights.h5)") as f:
-        return read_keras3_h5(f, config_entries(config) if isinstance(config, dict) else None)
+        return read_keras3_h5(f, config_entries(config) if isinstance(config, dict) else None, tick)

@@ -1,0 +1,115 @@
+"""The CLI of the tools around training: `dlrun schema`, `dlrun env`, `dlrun cache info | clear`, and the
+shell-completion callbacks of the other commands' arguments. Parse, call the core, print; a DlrunError
+is turned into its message and exit code by cli.py, which registers these commands. No TensorFlow
+here (`dlrun env` loads it only to list the devices)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlrun.store.names import DEFAULT_RUNS_ROOT
+from dlrun.ui.console import Reporter
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
+
+
+def schema(out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the schema to this file instead of printing it.", show_default=False)] = None) -> None:
+    """Print the JSON Schema of a config file, for editors that complete and check YAML keys
+    (VS Code, any YAML language server)."""
+    from dlrun.commands.schema import export_schema
+
+    text = export_schema(out)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {out}", err=True)
+
+
+def env(runs_root: Annotated[Path, typer.Option("--runs", help="The folder that holds run directories.")]
+        = DEFAULT_RUNS_ROOT, json_out: JsonOpt = False) -> None:
+    """Versions, devices, thread settings and where the data cache and runs are: one block to paste
+    into a bug report."""
+    from dlrun.commands.environment import environment, report_lines
+
+    report = environment(runs_root)
+    reporter = Reporter(json_mode=json_out)
+    reporter.emit_json(report)
+    for line in report_lines(report):
+        reporter.info(line)
+
+
+def cache(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """The data cache: `info` (the default) lists its entries, `clear` removes them."""
+    if ctx.invoked_subcommand is None:
+        cache_info(json_out)
+
+
+def cache_info(json_out: JsonOpt = False) -> None:
+    """Where the data cache is, its size, and each entry: source, settings, size, last used."""
+    from dlrun.commands.cache import info_table
+    from dlrun.data.cache_admin import cache_info as core_info
+
+    info = core_info()
+    reporter = Reporter(json_mode=json_out)
+    reporter.emit_json(info)
+    if not info["entries"]:
+        reporter.info(f"data cache: {info['location']} is empty")
+        return
+    if not reporter.out.is_terminal:
+        reporter.out.width = max(reporter.out.width, 160)
+    reporter.table(info_table(info))
+
+
+def cache_clear(older_than: Annotated[float | None, typer.Option(
+        "--older-than", min=0, metavar="DAYS", help="Only entries not used for this many days.",
+        show_default=False)] = None, json_out: JsonOpt = False) -> None:
+    """Remove every entry of the data cache, or those not used for --older-than DAYS. Entries that
+    a running process uses stay."""
+    from dlrun.commands.cache import clear_line
+    from dlrun.data.cache_admin import clear
+
+    result = clear(older_than)
+    reporter = Reporter(json_mode=json_out)
+    reporter.emit_json(result)
+    reporter.info(clear_line(result))
+
+
+def complete_set(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`--set` keys and values (list items from the command's CONFIG, when one is on the line)."""
+    from dlrun.commands.complete import CONFIG_SUFFIXES, set_keys
+
+    typed = [(ctx.params or {}).get("config"), *ctx.args]
+    config = next((str(a) for a in typed if a is not None and str(a).endswith(CONFIG_SUFFIXES)), None)
+    return set_keys(incomplete, config)
+
+
+def complete_config(incomplete: str) -> list[str]:
+    """Config files (.yaml)."""
+    from dlrun.commands.complete import config_files
+
+    return config_files(incomplete)
+
+
+def complete_run(incomplete: str) -> list[str]:
+    """Run directories under runs/ (a sweep's trials too)."""
+    from dlrun.commands.complete import run_dirs
+
+    return run_dirs(incomplete)
+
+
+def complete_target(incomplete: str) -> list[str]:
+    """Run directories and weights files."""
+    from dlrun.commands.complete import eval_targets
+
+    return eval_targets(incomplete)
+
+
+def complete_sweep(incomplete: str) -> list[str]:
+    """Sweep directories."""
+    from dlrun.commands.complete import sweep_dirs
+
+    return sweep_dirs(incomplete)

@@ -1,0 +1,40 @@
+"""A sweep in TensorBoard's HParams dashboard: the experiment (every swept key with its values; the
+ranking metric and the validation loss) in SWEEP/tb and each trial's values in its RUN/tb when the
+sweep starts, each trial's status when it ends. The trials write their own curves as they train.
+The records are written by dlrun.engine.hparams, without TensorFlow."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from dlrun.store import names
+from dlrun.sweeps.plan import SweepPlan
+from dlrun.ui.console import Reporter
+
+
+def sweep_started(plan: SweepPlan, root: Path, reporter: Reporter) -> None:
+    """Write the experiment and every trial's values (those already written stay, on resume)."""
+    from dlrun.engine import hparams
+
+    if plan.base.config.train.tensorboard_settings() is None:
+        return
+    domains = {key: plan.values(key) for key in plan.keys}
+    types = hparams.kinds(domains)
+    try:
+        hparams.write_experiment(root / names.TENSORBOARD, domains, [plan.metric, "val_loss"])
+        for trial in plan.trials:
+            folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
+            hparams.write_trial(folder, trial.params, types, f"{root.name}/{trial.id}")
+    except OSError as exc:
+        reporter.warn(f"TensorBoard HParams records not written ({exc}); the sweep runs without them")
+
+
+def trial_ended(root: Path, trial_id: str, status: str) -> None:
+    """Record a trial's end (success, or failure for diverged and failed trials) for the dashboard."""
+    from dlrun.engine import hparams
+
+    folder = root / names.SWEEP_TRIALS / trial_id / names.TENSORBOARD
+    if folder.is_dir():  # the sweep writes TensorBoard records
+        with contextlib.suppress(OSError):  # else only the dashboard's status column misses it
+            hparams.write_trial_end(folder, status)
