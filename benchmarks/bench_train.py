@@ -20,6 +20,10 @@ MODELS: dict[str, list[dict[str, Any]]] = {
             {"conv2d": {"filters": 32, "kernel_size": 3, "activation": "relu"}},
             {"max_pool2d": {"pool_size": 2}}, {"dropout": {"rate": 0.25}}, {"flatten": {}},
             {"dense": {"units": 128, "activation": "relu"}}, {"dense": {"units": 10, "activation": "softmax"}}],
+    "cnn16": [{"conv2d": {"filters": 16, "kernel_size": 3, "activation": "relu"}}, {"max_pool2d": {"pool_size": 2}},
+              {"conv2d": {"filters": 32, "kernel_size": 3, "activation": "relu"}}, {"max_pool2d": {"pool_size": 2}},
+              {"flatten": {}}, {"dense": {"units": 64, "activation": "relu"}},
+              {"dense": {"units": 10, "activation": "softmax"}}],  # configs/mnist_cnn.yaml's layers
 }
 CASES = {  # number: (model, optimizer, lr, batch size, epochs, title)
     "1": ("mlp", "sgd", 0.01, 32, 5, "train MLP 128 (sgd, batch 32, 5 epochs)"),
@@ -53,18 +57,24 @@ def prepare_arrays(data: Path | None, work: Path, limit: int | None = None) -> t
     return path, f"{source}: {len(x)} train / {len(xt)} test images {x.shape[1]}x{x.shape[2]}"
 
 
-def write_config(case: str, arrays: Path, work: Path, threads: int) -> Path:
-    """The dlrun config equivalent to plain_train.py's arguments for `case`."""
-    kind, optimizer, lr, batch, epochs, _ = CASES[case]
+def write_config(case: str, arrays: Path, work: Path, threads: int, **settings: Any) -> Path:
+    """The dlrun config equivalent to plain_train.py's arguments for `case` (a CASES key, or any
+    name with `settings` kind, optimizer, lr, batch and epochs). Validation on the test arrays, as
+    plain_train.py's validation_data, whatever dlrun's default."""
+    if settings:
+        kind, optimizer, lr = settings["kind"], settings["optimizer"], settings["lr"]
+        batch, epochs = settings["batch"], settings["epochs"]
+    else:
+        kind, optimizer, lr, batch, epochs, _ = CASES[case]
     config = {
         "name": f"bench-{kind}", "seed": 0,
-        "data": {"source": "npz", "path": str(arrays),
+        "data": {"source": "npz", "path": str(arrays), "validation": "test",
                  "keys": {"x_train": "x_train", "y_train": "y_train", "x_test": "x_test", "y_test": "y_test"}},
         "model": {"layers": MODELS[kind]},
         "optimizer": {"name": optimizer, "lr": lr},
         "train": {"epochs": epochs, "batch_size": batch, "threads": threads},
     }
-    path = work / f"bench-{kind}.yaml"
+    path = work / f"bench-{case}-{kind}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -4,7 +4,8 @@
 
 Every comparison runs the dlrun command and the equivalent hand-written script as subprocesses,
 alternately, `--repeats` times after one untimed warm-up each, and reports medians and the ratio
-dlrun / plain. Benchmarks 3 and 6 (sweeps) come from bench_sweep.py when that module is present.
+dlrun / plain: of whole processes (1, 2), and of the steady-state epoch inside them (7, 8, with the
+arithmetic limit beside). Benchmarks 3 and 6 (sweeps) come from bench_sweep.py when that module is present.
 The table goes to benchmarks/RESULTS.md (not in --quick mode unless --out is given). Exit status 1
 when a measured target is missed.
 """
@@ -23,6 +24,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from bench_cli import cli_rows  # noqa: E402
 from bench_data import data_rows  # noqa: E402
+from bench_epoch import epoch_rows  # noqa: E402
 from bench_train import prepare_arrays, train_rows, write_config  # noqa: E402
 from common import ROOT, BenchError, Row, machine, markdown  # noqa: E402
 
@@ -77,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="an MNIST idx folder (default: built-in synthetic digits)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 2,000 train images: a smoke run")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated benchmark numbers")
     parser.add_argument("--out", type=Path, help="where to write the table (default benchmarks/RESULTS.md)")
     return parser.parse_args(argv)
 
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         arrays, source = prepare_arrays(args.data, work, limit=2000 if args.quick else None)
         try:
             rows += train_rows([n for n in ("1", "2") if n in wanted], arrays, work, repeats, source)
+            rows += epoch_rows([n for n in ("7", "8") if n in wanted], arrays, work, repeats, source)
             rows += sweep_rows(wanted, repeats, args.data)
             if "4" in wanted:
                 rows += cli_rows(write_config("1", arrays, work, 1), work, repeats)
@@ -135,6 +138,14 @@ How each side is measured:
   fit stall for seconds at random, in plain Keras too); it does not run the test split a second time when
   validation already measured it with the final weights; and it reads the prepared arrays from its data
   cache (worth a few milliseconds here).
+- 7, 8: the same two sides (dlrun with its defaults, plain_train.py with a timing callback), but only the
+  epochs: the median of epochs 2..N of each run (metrics.csv `seconds`; the callback's on_epoch_begin to
+  on_epoch_end: training and validation, 8,000 and 2,000 images), then the median over the runs. dlrun's
+  per-epoch checkpoint and metrics.csv write come after that span. The arithmetic limit is the epoch's
+  floating-point work (the kernels' multiply-adds: training on the train images, inference on the
+  validation images) divided by the best rate of a 1024x1024 float32 matmul on this machine
+  (arith_probe.py). One more dlrun run with `steps_per_execution: 1` must give the same metrics.csv (all
+  but seconds) and the same weights as the default `auto`, or the row fails.
 - 3, 6: from bench_sweep.py (the sweep's own benchmark).
 - 4: median wall time of the command; a probe runs the same command in-process and counts imported
   tensorflow/keras modules (must be 0).

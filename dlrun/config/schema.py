@@ -172,7 +172,10 @@ class TrainConfig(Section):
     mixed_precision: bool = Field(default=False, description="float16 compute with float32 weights (GPUs).")
     jit_compile: bool | Literal["auto"] = Field(
         default="auto", description="XLA: true | false | auto (Keras' default: on a GPU, never on CPU).")
-    steps_per_execution: PosInt = Field(default=1, description="Training steps run per call into TensorFlow.")
+    steps_per_execution: PosInt | Literal["auto"] = Field(
+        default="auto", description="Training steps run per call into TensorFlow: auto (dlrun picks, up to 32, "
+        "fewer for heavy steps; summary.json records it) or a number. Every value trains on the same batches "
+        "with the same results; larger ones only cut per-step overhead.")
     tensorboard: TensorBoardConfig = Field(
         default_factory=TensorBoardConfig, description="TensorBoard event files in RUN/tb: true, false, or "
         "{histograms: N, profile_batch: B} for more.")

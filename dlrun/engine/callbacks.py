@@ -16,9 +16,27 @@ from dlrun.ui.console import EpochProgress
 keras = backend.keras()
 
 
+class StepCounter(keras.callbacks.Callback):
+    """The first step of the call into TensorFlow that Keras is about to make (`batch`, its index
+    within the epoch), so that call can run only the steps left of the epoch (engine.execution)."""
+
+    def __init__(self, steps_per_epoch: int, steps: int):
+        super().__init__()
+        self.steps_per_epoch, self.steps, self.begin = steps_per_epoch, steps, 0
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.begin = batch
+
+    def due(self) -> int:
+        """Steps the coming call runs: a full call, or what is left of the epoch."""
+        return max(1, min(self.steps, self.steps_per_epoch - self.begin))
+
+
 class EpochRecorder(keras.callbacks.Callback):
-    """Watches every batch for a non-finite loss or a stop request, and hands each complete
-    epoch's logs to `on_complete_epoch` (which records metrics and writes the checkpoint)."""
+    """Watches every call into TensorFlow (`steps_per_execution` steps; Keras hands the batch hooks
+    the call's last step) for a non-finite loss or a stop request, and hands each complete epoch's
+    logs to `on_complete_epoch` (which records metrics and writes the checkpoint). The loss Keras
+    reports is the epoch's running mean, so a NaN in any step of the call shows in it."""
 
     def __init__(self, on_complete_epoch: Callable[[int, dict[str, float], float], bool],
                  stop: StopRequest, progress: EpochProgress | None = None):

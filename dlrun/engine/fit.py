@@ -60,13 +60,16 @@ def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: Exp
 
 def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
                start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool],
-               callbacks: list[Any] | None = None) -> FitOutcome:
+               callbacks: list[Any] | None = None, steps_per_call: int | None = None) -> FitOutcome:
     """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
 
     `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early;
     `callbacks` are more Keras callbacks (e.g. the TensorBoard profiler).
+    `steps_per_call`: training steps per call into TensorFlow (default: `execution.steps_per_execution`
+    for the config); any value trains on the same batches with the same results.
     """
     from dlrun.engine.callbacks import EpochRecorder
+    from dlrun.engine.execution import exact_executions, steps_per_execution
 
     def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
         return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
@@ -78,12 +81,17 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
     validation = eval_stream(data.x_val, data.y_val, eval_batch_size(cfg.train.batch_size)) if has_val else None
     progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
     recorder = EpochRecorder(on_epoch, stop, progress)
+    if steps_per_call is None:
+        steps_per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train),
+                                             cfg.train.batch_size)
+    counter = exact_executions(model, steps, steps_per_call)
     try:
         with progress or contextlib.nullcontext():
             # Keras validates a dataset-fed fit in batches of 32 unless told; use evaluate_model's batch
             # (63 validation steps per epoch become 2 on 2,000 examples, and the numbers match evaluate's).
             model.fit(stream, epochs=end_epoch, initial_epoch=start_epoch, steps_per_epoch=steps,
-                      validation_data=validation, shuffle=False, verbose=0, callbacks=[recorder, *(callbacks or [])])
+                      validation_data=validation, shuffle=False, verbose=0,
+                      callbacks=[*([] if counter is None else [counter]), recorder, *(callbacks or [])])
     except KeyboardInterrupt:
         recorder.interrupted = True
     return FitOutcome(recorder.interrupted, recorder.diverged_epoch)

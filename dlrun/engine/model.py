@@ -89,8 +89,8 @@ def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig 
     opt = make_optimizer(optimizer or cfg.optimizer)
     if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
         opt = backend.keras().optimizers.LossScaleOptimizer(opt)
-    model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics,
-                  jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
+    # steps per call into TensorFlow are set per fit (engine.execution: they depend on the data size)
+    model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics, jit_compile=cfg.train.jit_compile)
 
 
 def summary_text(model: Any) -> str:

@@ -12,6 +12,7 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend
 from dlrun.engine.checkpoint import load_checkpoint, save_checkpoint
+from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import RunBoard, open_board
@@ -87,8 +88,10 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         meta = load_checkpoint(resume_from, model)
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
     files.write_text(run / names.MODEL_TXT, summary_text(model))
-    base = run_base(model, data)
+    per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train), cfg.train.batch_size)
+    base = {**run_base(model, data), "steps_per_execution": per_call}
     write_run_summary(run, lc, "running", clock, rows, **base)
+    reporter.info(execution_line(cfg.train.steps_per_execution, per_call, len(data.x_train), cfg.train.batch_size))
     board = open_board(run, cfg, rows)
 
     def on_row(row: dict[str, Any]) -> bool:
@@ -109,7 +112,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
         outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row,
-                             board.callbacks() if board is not None else None)
+                             board.callbacks() if board is not None else None, per_call)
     if not outcome.interrupted:
         try:
             return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board)

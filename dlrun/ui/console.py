@@ -118,7 +118,9 @@ class EpochProgress:
         self.progress.reset(self.task, total=self.steps, epoch=epoch + 1, epochs=self.epochs, metrics="")
 
     def batch_end(self, batch: int, logs: dict[str, float]) -> None:
-        self.progress.update(self.task, completed=batch + 1, metrics=format_metrics(logs))
+        """After the step `batch` (0-based; Keras names a call's last step as if it were full, so a
+        short last call of an epoch can name one past the end)."""
+        self.progress.update(self.task, completed=min(batch + 1, self.steps), metrics=format_metrics(logs))
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.monotonic() - self.started
