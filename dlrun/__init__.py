@@ -25,6 +25,7 @@ from dlrun.errors import (
     Interrupted,
     RunDirError,
     SweepError,
+    SweepFailed,
     TransferError,
     WeightsError,
 )
@@ -53,7 +54,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "SweepError",
+    "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "SweepError", "SweepFailed",
     "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate", "list_runs", "load_config",
     "resume", "sweep", "train", "transfer", "validate",
 ]

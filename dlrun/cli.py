@@ -164,6 +164,7 @@ def transfer(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.")] = None,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
@@ -171,11 +172,13 @@ def transfer(
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
-                                                resume, unsafe))
+                                                resume, unsafe, use_cache=not no_cache))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
+        kept = (f"kept the last finite checkpoint in {summary['run_dir']}" if summary["epochs_run"]
+                else "no epoch finished with a finite loss, so no weights were saved")
         typer.echo(f"diverged in stage {summary.get('diverged_stage')} at epoch {summary.get('diverged_epoch')} "
-                   f"(non-finite loss); kept the last finite checkpoint in {summary['run_dir']}", err=True)
+                   f"(non-finite loss); {kept}. Try a smaller optimizer.lr", err=True)
         raise typer.Exit(EXIT_DIVERGED)
 
 
@@ -197,6 +200,7 @@ def sweep(
     runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = DEFAULT_RUNS_ROOT,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
                                                 "runs only the trials that have not ended.")] = None,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run per point of a parameter space (grid or zip); rank them, keep going past
@@ -205,7 +209,7 @@ def sweep(
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
-                                             reporter, runs_root=runs_root))
+                                             reporter, runs_root=runs_root, use_cache=not no_cache))
     reporter.emit_json(summary)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from dlrun.commands.train import train_guarded
 from dlrun.data import load_checked
-from dlrun.engine.checkpoint import read_meta
+from dlrun.engine.checkpoint import check_same_data, read_meta
 from dlrun.engine.resume import claim, run_and_config
 from dlrun.errors import DlrunError, Interrupted, RunDirError
 from dlrun.interrupts import graceful_stop
@@ -40,13 +40,14 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
         raise RunDirError(f"{run.path} is a transfer run; resume it with: dlrun transfer --resume {run.path}")
     status = check_resumable(run)
     checkpoint = run.checkpoint / names.CHECKPOINT_STATE
-    epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
+    meta = read_meta(checkpoint) if checkpoint.exists() else {}
     data = load_checked(lc, use_cache)
+    check_same_data(meta, data, checkpoint)  # before the run is claimed: a refused resume changes nothing
     previous = run.read_summary() if run.exists(names.SUMMARY) else None
     with graceful_stop() as stop:
         claim(run)
         files.remove_temp_files(run.path)
-        reporter.info(f"resuming {run.path} ({status}) after epoch {epoch}")
+        reporter.info(f"resuming {run.path} ({status}) after epoch {meta.get('epoch', 0)}")
         try:
             return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
         except Interrupted:

@@ -50,7 +50,7 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
         files.write_text(run / names.CONFIG, dump_config(lc.config))
         write_run_summary(run, lc, "running", RunClock(), [])
         reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
-        for note in data.notes:
+        for note in [*data.notes, *filter(None, [data.validation_warning()])]:
             reporter.warn(note)
         return train_guarded(lc, run, data, reporter, None, stop, model)
 

@@ -20,30 +20,31 @@ from typing import Any
 from dlrun.config import config_sha256, dump_config, load_config
 from dlrun.config.checks import check_against_data
 from dlrun.data import Dataset, load_dataset
-from dlrun.errors import ConfigError, Interrupted, Problem, SweepError
+from dlrun.errors import ConfigError, Interrupted, Problem, SweepError, SweepFailed
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
 from dlrun.store.rundir import create_run_dir
-from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor
+from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
 
 
-def load_sweep_data(plan: SweepPlan, reporter: Reporter) -> tuple[dict[str, Dataset], dict[str, str]]:
-    """Load and preprocess each distinct data config once (one, unless data keys are swept), and run
-    the data checks of every trial. Returns (data sets by key, data key of each trial)."""
+def load_sweep_data(plan: SweepPlan, reporter: Reporter,
+                    use_cache: bool = True) -> tuple[dict[str, Dataset], dict[str, str]]:
+    """Load and preprocess each distinct data config once (one, unless data keys are swept; the seed
+    plays no part in the data), through the data cache unless `use_cache` is False, and run the data
+    checks of every trial. Returns (data sets by key, data key of each trial)."""
     datasets: dict[str, Dataset] = {}
     key_of: dict[str, str] = {}
     for trial in plan.trials:
         cfg = trial.config.config
-        spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task, "seed": cfg.seed},
-                          sort_keys=True)
+        spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task}, sort_keys=True)
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
         if key not in datasets:
-            datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed)
-            for note in datasets[key].notes:
+            datasets[key] = load_dataset(cfg.data, cfg.task, use_cache=use_cache)
+            for note in [*datasets[key].notes, *filter(None, [datasets[key].validation_warning()])]:
                 reporter.warn(note)
         data = datasets[key]
         try:
@@ -88,7 +89,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           lam: str | None = None, mode: str | None = None, jobs: int | None = None,
           sweep_dir: str | Path | None = None, resume: str | Path | None = None,
           reporter: Reporter | None = None, *, runs_root: str | Path = names.DEFAULT_RUNS_ROOT,
-          executor: TrialExecutor | None = None) -> dict[str, Any]:
+          executor: TrialExecutor | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -103,6 +104,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         reporter: Where progress and the leaderboard go (default: nothing printed).
         runs_root: The parent of new sweep directories.
         executor: Run the trials with this executor instead of the one `jobs` picks.
+        use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -111,6 +113,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         ConfigError: the space or any trial's config is invalid, before anything is written.
         SweepError: a bad combination of arguments, or a sweep directory that cannot be resumed.
         Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM.
+        SweepFailed: `sweep.max_failures` trials in a row failed (exit 1); the sweep stopped.
     """
     reporter = reporter or Reporter(live=False)
     if resume is not None:
@@ -122,7 +125,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
     else:
         plan = plan_sweep(config, overrides, lr, lam, mode)
-    datasets, key_of = load_sweep_data(plan, reporter)
+    datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     if resume is None:
         root = _create(plan, runs_root, sweep_dir)
     return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=resume is not None)
@@ -133,23 +136,30 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     """Run every trial that has not ended, recording as they go; the final summary."""
     previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
     first = next(iter(datasets.values()))
-    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first.num_classes)
-    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id])
+    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first)
+    threads = plan.base.config.train.threads
+    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id], threads)
              for t in plan.trials if not session.outcomes[t.id].final]
     executor = executor or make_executor(jobs, len(tasks))
-    session.jobs = executor.jobs
+    session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
     reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
-                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs})")
+                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs}, "
+                  f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
     if resumed:
         reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
                       f"{len(tasks)} to run")
     session.write("running")
     with session.display, graceful_stop() as stop:
+        session.stop = stop
         try:
             executor.run(tasks, datasets, session, stop)
         except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
             stop.requested = True
     summary = session.finish(reporter)
+    if session.failure is not None:
+        raise SweepFailed(f"{session.failure}; the sweep stopped. Fix the cause, then run the remaining trials "
+                          f"with: dlrun sweep --resume {root} (failed trials are not run again), or raise "
+                          "sweep.max_failures")
     if summary["status"] != "completed":
         left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
         raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
