@@ -126,7 +126,7 @@ def sweep_vs_loop(repeats: int = 3, data_path: str | None = None, jobs: int = 2)
         cfg = course_config(_data_section(data_path))
         config = tmp / "course.yaml"
         config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        ds = load_dataset(DataConfig.model_validate(cfg["data"]), "classification", 0)
+        ds = load_dataset(DataConfig.model_validate(cfg["data"]), "classification")
         arrays = tmp / "arrays.npz"
         np.savez(arrays, X_train=ds.x_train, y_train=ds.y_train, X_test=ds.x_test, y_test=ds.y_test)
         script = tmp / "plain_loop.py"

@@ -61,7 +61,7 @@ def main() -> None:
     reset_peak_rss()
     rss_before = rss_bytes()
     start = time.perf_counter()
-    data = load_dataset(cfg.data, cfg.task, cfg.seed, use_cache=not args.no_cache)
+    data = load_dataset(cfg.data, cfg.task, use_cache=not args.no_cache)
     seconds = time.perf_counter() - start
     traced_peak = tracemalloc.get_traced_memory()[1] if args.memory else 0
     max_rss = peak_rss_bytes()

@@ -26,6 +26,7 @@ from dlrun.errors import (
     RunDirError,
     StorageError,
     SweepError,
+    SweepFailed,
     TransferError,
     WeightsError,
 )
@@ -55,8 +56,8 @@ _LAZY = {
 
 __all__ = [
     "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "StorageError",
-    "SweepError", "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate", "list_runs",
-    "load_config", "resume", "sweep", "train", "transfer", "validate",
+    "SweepError", "SweepFailed", "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate",
+    "list_runs", "load_config", "resume", "sweep", "train", "transfer", "validate",
 ]
 
 

@@ -177,6 +177,7 @@ def transfer(
                                                 autocompletion=complete_run)] = None,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
@@ -184,11 +185,13 @@ def transfer(
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
-                                                resume, unsafe))
+                                                resume, unsafe, use_cache=not no_cache))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
+        kept = (f"kept the last finite checkpoint in {summary['run_dir']}" if summary["epochs_run"]
+                else "no epoch finished with a finite loss, so no weights were saved")
         typer.echo(f"diverged in stage {summary.get('diverged_stage')} at epoch {summary.get('diverged_epoch')} "
-                   f"(non-finite loss); kept the last finite checkpoint in {summary['run_dir']}", err=True)
+                   f"(non-finite loss); {kept}. Try a smaller optimizer.lr", err=True)
         raise typer.Exit(EXIT_DIVERGED)
 
 
@@ -212,6 +215,7 @@ def sweep(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
                                                 "runs only the trials that have not ended.",
                                                 autocompletion=complete_sweep)] = None,
+    no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run per point of a parameter space (grid or zip); rank them, keep going past
@@ -220,7 +224,7 @@ def sweep(
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
-                                             reporter, runs_root=runs_root))
+                                             reporter, runs_root=runs_root, use_cache=not no_cache))
     reporter.emit_json(summary)
 
 

@@ -53,6 +53,13 @@ class SweepError(DlrunError):
     """A sweep cannot be planned or resumed."""
 
 
+class SweepFailed(DlrunError):
+    """A sweep stopped because `sweep.max_failures` trials in a row failed: something is broken beyond
+    one trial's settings (exit 1, like an internal error; each trial's error.txt has its traceback)."""
+
+    exit_code = 1
+
+
 class TransferError(DlrunError):
     """A transfer mapping or freeze policy cannot be applied."""
 

@@ -1,7 +1,13 @@
-"""Metric names and directions: the one home for what a task records and whether bigger is better.
+"""Metric names and directions: the one home for what a task records, where each number was
+measured, which numbers may choose anything, and whether bigger is better.
 
 Early stopping (`mode: auto`), sweep ranking (`sweep.goal`), the best-epoch summary metrics and the
 sweep heat map all ask `direction()`; nothing else guesses from a metric's name.
+
+Where a number was measured is its prefix: none (the training epoch, as Keras logs it), `val_` (the
+validation split), `test_` (the test split: only ever evaluated, never used to choose anything),
+`train_` (final metrics on the training data, when there is no test split) and `best_` (the best
+epoch's validation value).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ LOWER_IS_BETTER = ("loss", "mae", "mse", "sse", "error")
 HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1")
 # where a number was measured, in the order they are stripped: best_val_accuracy -> accuracy
 PREFIXES = ("best_", "val_", "test_", "train_")
+FINAL_PREFIXES = ("test_", "train_")  # final metrics: on the test split, or on the training data without one
 
 
 class UnknownMetric(ValueError):
@@ -66,7 +73,49 @@ def best_metric(task: str) -> str:
     return f"val_{task_metric(task)}" if task == "classification" else "val_loss"
 
 
+def final_prefix(has_test: bool) -> str:
+    """The prefix of the final metrics: `test_` when there is a test split, else `train_` (they are
+    then measured on the training data and must not be read as held-out numbers)."""
+    return "test_" if has_test else "train_"
+
+
+def final_names(task: str, has_test: bool) -> tuple[str, str]:
+    """The final metrics' names: (`test_loss`, `test_accuracy`), or `train_...` without a test split."""
+    prefix = final_prefix(has_test)
+    return f"{prefix}loss", f"{prefix}{task_metric(task)}"
+
+
 def summary_metrics(task: str) -> list[str]:
-    """The summary metrics a sweep can rank by."""
+    """Every metric a run's summary can hold (the test ones only when the data has a test split)."""
     name = task_metric(task)
-    return [*epoch_metrics(task), "test_loss", f"test_{name}", f"best_{best_metric(task)}"]
+    return [*epoch_metrics(task), "test_loss", f"test_{name}", "train_loss", f"train_{name}",
+            f"best_{best_metric(task)}"]
+
+
+def rankable_metrics(task: str) -> list[str]:
+    """The summary metrics a sweep may rank by: the epoch metrics and the best validation value, never
+    a test (or final training) metric."""
+    return [*epoch_metrics(task), f"best_{best_metric(task)}"]
+
+
+def on_test_split(metric: str) -> bool:
+    """True for a number measured on the test split (`test_accuracy`, `best_test_loss`, ...)."""
+    return metric.removeprefix("best_").startswith("test_")
+
+
+def needs_validation(metric: str) -> bool:
+    """True for a number measured on the validation split (`val_loss`, `best_val_accuracy`)."""
+    return metric.removeprefix("best_").startswith("val_")
+
+
+def validation_counterpart(metric: str) -> str:
+    """The validation metric that measures what a test metric does: `test_accuracy` -> `val_accuracy`."""
+    return "val_" + base_name(metric)
+
+
+def selection_problem(metric: str) -> str | None:
+    """Why `metric` may not choose anything (rank trials, pick a best epoch), or None when it may."""
+    if on_test_split(metric):
+        return (f"'{metric}' is measured on the test split, which is only ever evaluated, never used to choose; "
+                f"rank on '{validation_counterpart(metric)}' (the validation split) instead")
+    return None

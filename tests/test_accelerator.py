@@ -78,3 +78,31 @@ def test_steps_per_execution_matches_one_step_at_a_time(tmp_path: Path) -> None:
     one = _train(tmp_path / "one")
     four = _train(tmp_path / "four", steps_per_execution=4)
     assert four["metrics"]["test_accuracy"] == pytest.approx(one["metrics"]["test_accuracy"], abs=1e-6)
+
+
+def test_mixed_precision_output_layer_and_predictions_are_float32(tmp_path: Path) -> None:
+    import numpy as np
+
+    model = build_model(load_config(write_config(tmp_path, TINY_MLP, train={"mixed_precision": True})), INPUT)
+    out = model.layers[-1]
+    predictions = model.predict(np.zeros((2, *INPUT), np.float32), verbose=0)
+    assert (out.compute_dtype, out.kernel.dtype, model.outputs[0].dtype, str(predictions.dtype)) == (
+        "float32", "float32", "float32", "float32")
+
+
+@pytest.mark.parametrize("target_mixed", [False, True])
+def test_a_base_from_another_run_follows_the_targets_precision(tmp_path: Path, target_mixed: bool) -> None:
+    from dlrun.engine.base_model import build_with_base
+
+    cnn = {"layers": [{"conv2d": {"filters": 4, "kernel_size": 3, "activation": "relu"}}, {"flatten": {}},
+                      {"dense": {"units": 10, "activation": "softmax"}}]}
+    config = write_config(tmp_path, TINY_MLP, name="source.yaml", model=cnn,
+                          train={"epochs": 1, "mixed_precision": not target_mixed})
+    source = train(config, runs_root=tmp_path / "runs")
+    top = [{"flatten": {}}, {"dense": {"units": 10, "activation": "softmax"}}]
+    target = write_config(tmp_path, TINY_MLP, name="target.yaml", model={"base": {"from": source["run_dir"]},
+                                                                          "layers": top},
+                          train={"mixed_precision": target_mixed})
+    model, _ = build_with_base(load_config(target), INPUT)
+    base_dtypes = {layer.compute_dtype for layer in model.layers[0].layers}
+    assert (base_dtypes, model.layers[-1].compute_dtype) == ({"float16" if target_mixed else "float32"}, "float32")

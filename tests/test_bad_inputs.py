@@ -53,6 +53,8 @@ CASES = [
     train("dropout_one", "dropout_one.yaml:5: model.layers.1.dropout.rate:", "less than 1"),
     train("unknown_layer", "unknown_layer.yaml:5: model.layers.1:", "did you mean 'dense'?"),
     train("units_not_classes", "units_not_classes.yaml:6: model.layers.1.dense.units:", "set units: 10"),
+    train("output_activation_relu", "output_activation_relu.yaml:6: model.layers.1.dense.activation:",
+          "not 'relu'", "use activation: softmax"),
     train("conv2d_on_flat_data", "conv2d_on_flat_data.yaml:10: model.layers.0:", "needs image data"),
     train("kernel_larger_than_image", "kernel_larger_than_image.yaml:5: model.layers.0:", "cannot take input"),
     train("missing_data_file", "data/no_such_folder/X.npy", "not found"),
@@ -91,6 +93,8 @@ CASES = [
          ("sweep_zip_lengths_differ.yaml:9:", "equal lengths")),
     Case("sweep_param_not_a_key", ("sweep", "sweep_param_not_a_key.yaml"),
          ("sweep_param_not_a_key.yaml:9:", "not a config key")),
+    Case("sweep_metric_on_test", ("sweep", "sweep_metric_on_test.yaml"),
+         ("sweep_metric_on_test.yaml:10: sweep.metric:", "measured on the test split", "rank on 'val_accuracy'")),
     # the refusal, then the 5-line mapping table as context
     Case("transfer_freeze_matches_nothing", ("transfer", "transfer_freeze_matches_nothing.yaml"),
          ("transfer_freeze_matches_nothing.yaml:12: transfer.stages.0.freeze:", "'no_such_layer*' matches no layer"),

@@ -67,7 +67,7 @@ def source_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def entry_of(cfg: DataConfig) -> Path:
-    key = cache.cache_key(cfg, "classification", 0)
+    key = cache.cache_key(cfg, "classification")
     assert key is not None
     return cache.entry_path(key)
 
@@ -91,8 +91,8 @@ def test_cached_arrays_equal_a_fresh_load(npz_file: Path) -> None:
 
 
 def test_validation_on_the_test_split_is_stored_once(folder: Path) -> None:
-    load_dataset(folder_cfg(folder))
-    cached = load_dataset(folder_cfg(folder))
+    load_dataset(folder_cfg(folder, validation="test"))
+    cached = load_dataset(folder_cfg(folder, validation="test"))
     assert cached.x_val is cached.x_test
 
 
@@ -103,7 +103,7 @@ def test_cache_lives_under_dlrun_cache(folder: Path, data_cache: Path) -> None:
 
 @pytest.mark.parametrize("change", [
     {"image_size": [6, 6]}, {"color": "rgb"}, {"normalize": False}, {"test_split": 0.3},
-    {"validation": 0.1}, {"limit": 10}, {"seed": 7},
+    {"validation": "test"}, {"limit": 10}, {"seed": 7},
 ])
 def test_key_changes_with_each_preprocessing_setting(folder: Path, change: dict[str, object]) -> None:
     assert entry_of(folder_cfg(folder, **change)) != entry_of(folder_cfg(folder))
@@ -111,7 +111,7 @@ def test_key_changes_with_each_preprocessing_setting(folder: Path, change: dict[
 
 def test_key_changes_with_the_task(npz_file: Path) -> None:
     cfg = npz_cfg(npz_file)
-    assert cache.cache_key(cfg, "regression", 0) != cache.cache_key(cfg, "classification", 0)
+    assert cache.cache_key(cfg, "regression") != cache.cache_key(cfg, "classification")
 
 
 def test_key_changes_when_an_image_is_added(folder: Path) -> None:
@@ -266,3 +266,43 @@ def test_temporaries_of_killed_writers_are_cleaned_up(data_cache: Path) -> None:
     os.utime(stale, (0, 0))
     cache.write_entry("k" * 64, {"x_train": np.zeros(3), "y_train": np.zeros(3)}, {})
     assert (stale.exists(), fresh.exists()) == (False, True)
+
+
+# --- the key: only what changes the arrays, and the code and libraries that make them
+
+def test_the_experiment_seed_does_not_miss_the_cache(npz_file: Path, tmp_path: Path) -> None:
+    from dlrun.config import load_config
+    from dlrun.data import load_checked
+
+    model = {"layers": [{"flatten": {}}, {"dense": {"units": 3, "activation": "softmax"}}]}
+    data = {"source": "npz", "path": str(npz_file), "keys": {"x_train": "x", "y_train": "y", "x_test": "xt",
+                                                              "y_test": "yt"}}
+    loads = [load_checked(load_config(write_config(tmp_path, TINY_MLP, name=f"s{seed}.yaml", seed=seed, data=data,
+                                                   model=model))).cache for seed in (0, 7)]
+    assert loads == ["miss", "hit"]
+
+
+def test_key_follows_the_preprocessing_code(npz_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    copies = [Path(shutil.copytree(cache.DATA_PACKAGE, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")))
+              for name in ("same", "edited")]
+    (copies[1] / "prepare.py").write_text((copies[1] / "prepare.py").read_text() + "\n# resize differently\n")
+    same, edited = (cache.code_fingerprint(copy) for copy in copies)
+    actual, before = cache.code_fingerprint(), cache.cache_key(npz_cfg(npz_file), "classification")
+    monkeypatch.setattr(cache, "code_fingerprint", lambda: edited)  # as if dlrun.data had been edited
+    assert (same == actual, edited != same,
+            cache.cache_key(npz_cfg(npz_file), "classification") != before) == (True, True, True)
+
+
+def test_key_follows_the_decoding_libraries(npz_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    import h5py
+
+    installed = {"numpy": np.__version__, "opencv": metadata.version("opencv-python-headless"),
+                 "h5py": h5py.__version__}
+    found = cache.library_versions()
+    before = cache.cache_key(npz_cfg(npz_file), "classification")
+    monkeypatch.setattr(cache, "library_versions", lambda: {**installed, "opencv": "99.0"})  # an OpenCV upgrade
+    assert (found, cache.cache_key(npz_cfg(npz_file), "classification") != before) == (installed, True)

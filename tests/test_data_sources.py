@@ -39,7 +39,7 @@ def test_synthetic_train_and_test_differ() -> None:
 
 def test_synthetic_shapes_and_scale() -> None:
     data = load_dataset(DataConfig(n_train=30, n_test=10, style="street"))
-    assert data.x_train.shape == (30, 28, 28, 1) and data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
+    assert data.x_train.shape == (27, 28, 28, 1) and data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
 
 
 def test_npy_with_one_hot_labels(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_npy_with_one_hot_labels(tmp_path: Path) -> None:
     np.save(tmp_path / "X.npy", x.astype(np.float32) / 255)
     np.save(tmp_path / "Y.npy", np.eye(3)[y])
     data = load_dataset(DataConfig(source="npy", path=str(tmp_path), test_split=0.25))
-    assert (len(data.x_train), len(data.x_test), data.num_classes) == (15, 5, 3)
+    assert (len(data.x_train), len(data.x_test), data.num_classes) == (13, 5, 3)
 
 
 def test_npy_length_mismatch_names_the_folder(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_npz_with_test_split(tmp_path: Path) -> None:
     x, y = _images(12)
     np.savez(tmp_path / "d.npz", X_train=x, y_train=y, X_test=x[:6], y_test=y[:6])
     data = load_dataset(DataConfig(source="npz", path=str(tmp_path / "d.npz")))
-    assert (len(data.x_train), len(data.x_test)) == (12, 6)
+    assert (len(data.x_train), len(data.x_test)) == (11, 6)
 
 
 def test_h5_resized_like_svhn(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_h5_resized_like_svhn(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "svhn.h5", "w") as f:
         f["X_train"], f["y_train"], f["X_test"], f["y_test"] = x, y, x[:4], y[:4]
     data = load_dataset(DataConfig(source="h5", path=str(tmp_path / "svhn.h5"), image_size=(28, 28)))
-    assert data.x_train.shape == (10, 28, 28, 1)
+    assert data.x_train.shape == (9, 28, 28, 1)
 
 
 def test_h5_missing_key_lists_what_exists(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_idx_train_and_test_pairs(tmp_path: Path, gz: bool) -> None:
         _write_idx(tmp_path / f"{split}-images-idx3-ubyte{suffix}", x, gz)
         _write_idx(tmp_path / f"{split}-labels-idx1-ubyte{suffix}", y, gz)
     data = load_dataset(DataConfig(source="idx", path=str(tmp_path)))
-    assert (len(data.x_train), len(data.x_test)) == (9, 9)
+    assert (len(data.x_train), len(data.x_test)) == (8, 9)
 
 
 def test_idx_single_pair_is_split(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_idx_single_pair_is_split(tmp_path: Path) -> None:
     _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", x, True)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", y, True)
     data = load_dataset(DataConfig(source="idx", path=str(tmp_path), test_split=0.2))
-    assert (len(data.x_train), len(data.x_test)) == (24, 6)
+    assert (len(data.x_train), len(data.x_test)) == (22, 6)
 
 
 def test_idx_truncated_file(tmp_path: Path) -> None:
@@ -186,3 +186,70 @@ def test_validation_fraction_split_from_train() -> None:
 
 def test_limit_caps_training_examples() -> None:
     assert len(load_dataset(DataConfig(n_train=100, n_test=20, limit=25)).x_train) == 25
+
+
+# --- the splits: validation is held out from training by default; every split says where it came from
+
+def test_validation_is_held_out_from_training_by_default() -> None:
+    data = load_dataset(DataConfig(n_train=200, n_test=100))
+    per_class = np.bincount(data.y_val, minlength=10).tolist()
+    assert (len(data.x_train), len(data.x_val), len(data.x_test), data.x_val is data.x_test, per_class) == (
+        180, 20, 100, False, [2] * 10)
+
+
+def test_validation_on_the_test_split_is_the_test_split() -> None:
+    data = load_dataset(DataConfig(n_train=50, n_test=20, validation="test"))
+    assert (data.x_val is data.x_test, data.validation(), len(data.x_train)) == (True, "test split", 50)
+
+
+def test_splits_record_their_sizes_and_origins(tmp_path: Path) -> None:
+    x, y = _images(40)
+    np.save(tmp_path / "X.npy", x)
+    np.save(tmp_path / "Y.npy", y)
+    data = load_dataset(DataConfig(source="npy", path=str(tmp_path), test_split=0.25, validation=0.1, limit=20))
+    sizes = {name: split["examples"] for name, split in data.splits.items()}
+    origins = {name: split["from"].split(" (")[0] for name, split in data.splits.items()}
+    assert (sizes, origins) == ({"train": 20, "validation": 3, "test": 10}, {
+        "train": "the source's examples less the test split and the validation split, capped at 20 of 27",
+        "validation": "0.1 of the training data held out", "test": "0.25 of the source's examples held out"})
+
+
+def test_a_validation_fraction_of_no_example_leaves_no_validation_split_and_says_so(tmp_path: Path) -> None:
+    table = TableData(columns=["x", "y"], rows=[[1, 2], [2, 4], [3, 6]])
+    data = load_dataset(DataConfig(source="table", table=table, target="y", test_split=0), task="regression")
+    assert (data.x_val, len(data.x_train), any("no validation split" in n for n in data.notes)) == (None, 3, True)
+
+
+# --- arrays by name: the Keras mnist.npz layout, and names that differ only in case
+
+def test_mnist_path_to_a_keras_mnist_npz_uses_the_keras_layout(tmp_path: Path) -> None:
+    x, y = _images(20, size=28)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:5], y_test=y[:5])
+    data = load_dataset(DataConfig(source="mnist", path=str(tmp_path / "mnist.npz")))
+    assert (len(data.x_train) + len(data.x_val), len(data.x_test)) == (20, 5)
+
+
+def _write_lowercase(path: Path, kind: str, arrays: dict[str, np.ndarray]) -> None:
+    if kind == "npz":
+        np.savez(path, **arrays)
+        return
+    with h5py.File(path, "w") as f:
+        for name, array in arrays.items():
+            f[name] = array
+
+
+@pytest.mark.parametrize("kind", ["npz", "h5"])
+def test_configured_names_match_ignoring_case_and_the_notes_say_so(tmp_path: Path, kind: str) -> None:
+    x, y = _images(12)
+    path = tmp_path / f"d.{kind}"
+    _write_lowercase(path, kind, {"x_train": x, "y_train": y, "x_test": x[:4], "y_test": y[:4]})
+    data = load_dataset(DataConfig(source=kind, path=str(path)))  # default keys: X_train, y_train, X_test, y_test
+    noted = sorted(n.split("'")[1] for n in data.notes if "ignoring case" in n)
+    assert (len(data.x_test), noted) == (4, ["x_test", "x_train"])
+
+
+def test_a_name_that_matches_twice_ignoring_case_is_refused_listing_the_file(tmp_path: Path) -> None:
+    x, y = _images(6)
+    np.savez(tmp_path / "d.npz", x_train=x, X_TRAIN=x, y_train=y)
+    with pytest.raises(DataError, match="the file has X_TRAIN, x_train, y_train .*X_train matches several names"):
+        load_dataset(DataConfig(source="npz", path=str(tmp_path / "d.npz")))

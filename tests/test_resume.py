@@ -173,3 +173,58 @@ def test_ctrl_c_while_starting_up_exits_130_and_writes_nothing(tmp_path: Path) -
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
     assert (code, err.strip().splitlines()[-1:], (tmp_path / "runs").exists()) == (130, ["interrupted"], False)
+
+
+@pytest.fixture(scope="module")
+def killed_npy_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A run on digits from X.npy / Y.npy, killed (SIGKILL) after epoch 2: resumable, checkpoint on disk."""
+    from dlrun.data.synthetic import synthetic_digits
+
+    path = tmp_path_factory.mktemp("npy")
+    x, y = synthetic_digits(600, "clean", 0, 28, offset=0)
+    (path / "data").mkdir()
+    np.save(path / "data" / "X.npy", x)
+    np.save(path / "data" / "Y.npy", y)
+    config = write_config(path, LIVE_CNN, data={"source": "npy", "path": str(path / "data"), "test_split": 0.2})
+    run_dir = path / "killed"
+    proc = start("train", config, "--run-dir", run_dir)
+    wait_for_epochs(proc, run_dir, 2)
+    proc.kill()
+    finish(proc)
+    return {"run": run_dir, "data": path / "data"}
+
+
+def _copy_run(killed: dict[str, Path], tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(killed["run"], tmp_path / "run"))
+
+
+def test_resume_after_the_data_changed_is_refused_and_leaves_the_run_as_it_was(killed_npy_run: dict[str, Path],
+                                                                                tmp_path: Path) -> None:
+    from dlrun.errors import DataError
+
+    run_dir = _copy_run(killed_npy_run, tmp_path)
+    before = (run_dir / "summary.json").read_bytes()
+    labels = killed_npy_run["data"] / "Y.npy"
+    original = np.load(labels)
+    np.save(labels, np.roll(original, 1))  # the same files, other labels
+    try:
+        with pytest.raises(DataError, match="the data changed since this run started"):
+            resume(run_dir)
+    finally:
+        np.save(labels, original)
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_resume_with_optimizer_state_that_does_not_fit_is_refused(killed_npy_run: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    run_dir = _copy_run(killed_npy_run, tmp_path)
+    state = run_dir / "checkpoint" / "state.npz"
+    with np.load(state) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    last = max((k for k in arrays if k.startswith("o")), key=lambda k: int(k[1:]))
+    del arrays[last]  # one optimizer variable short, as a checkpoint of another optimizer set-up would be
+    np.savez(state, **arrays)
+    with pytest.raises(RunDirError, match="optimizer variables, the optimizer has .*cannot be restored"):
+        resume(run_dir)

@@ -249,3 +249,133 @@ def test_sigkill_with_workers_then_resume_never_reruns_an_ended_trial(tmp_path: 
     rows = [len(files.read_csv(out / "trials" / t["trial"] / "metrics.csv")) for t in summary["trials"]]
     assert ({t["status"] for t in summary["trials"]}, rows, {k: _ended(out)[k] for k in before}) == (
         {"completed"}, [5] * 4, before)
+
+
+# --- honest ranking: validation chooses, the test split is only reported ---------------------------
+
+def test_ranking_on_a_test_metric_is_refused_naming_the_validation_metric(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, sweep={"params": {"optimizer.lr": [0.1, 1]}, "metric": "test_accuracy"})
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "metric:" in text)
+    with pytest.raises(ConfigError) as caught:
+        plan_sweep(config)
+    assert (str(caught.value).startswith(f"{config}:{line}: sweep.metric:"), "'val_accuracy'" in str(caught.value)) \
+        == (True, True)
+
+
+def test_a_regression_sweep_ranks_on_val_loss_by_default(tmp_path: Path) -> None:
+    table = {"columns": ["x", "y"], "rows": [[float(i), 2.0 * i] for i in range(20)]}
+    config = write_config(tmp_path, {"name": "reg", "task": "regression", "loss": "sse",
+                                     "data": {"source": "table", "target": "y", "table": table},
+                                     "model": {"layers": [{"dense": {"units": 1}}]},
+                                     "sweep": {"params": {"optimizer.lr": [0.01, 0.1]}}})
+    plan = plan_sweep(config)
+    assert (plan.metric, plan.goal) == ("val_loss", "min")
+
+
+def test_ranking_on_validation_without_a_validation_split_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, data={"validation": 0}, sweep={"params": {"optimizer.lr": [0.1, 1]}})
+    with pytest.raises(ConfigError, match="sweep.metric: 'val_accuracy' needs a validation split"):
+        plan_sweep(config)
+
+
+def test_sweeping_train_threads_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, sweep={"params": {"train.threads": [1, 2]}})
+    with pytest.raises(ConfigError, match="train.threads cannot be swept"):
+        plan_sweep(config)
+
+
+def test_validation_columns_are_not_the_test_columns(grid_sweep: tuple[Path, Any]) -> None:
+    completed = [row for row in results(grid_sweep[0]) if row["status"] == "completed"]
+    assert len(completed) == 4 and [r["val_accuracy"] for r in completed] != [r["test_accuracy"] for r in completed]
+
+
+def test_sweep_summary_says_where_validation_came_from(grid_sweep: tuple[Path, Any]) -> None:
+    assert json.loads(grid_sweep[1].stdout)["validation"] == "held out from training"
+
+
+def test_leaderboard_on_the_test_split_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dlrun.ui.console import Reporter
+
+    config = write_config(tmp_path, TINY_MLP, data={"validation": "test"}, train={"epochs": 1})
+    summary = sweep(config, [], "0.05", "0.01", "zip", None, tmp_path / "s", reporter=Reporter(live=False))
+    out = " ".join(capsys.readouterr().out.split())
+    assert (summary["validation"], "ranked on val_accuracy, measured on the test split" in out) == ("test split", True)
+
+
+def test_sweep_no_cache_reads_the_source_and_writes_no_cache_entry(tmp_path: Path, data_cache: Path) -> None:
+    import numpy as np
+
+    from dlrun.sweeps.run import load_sweep_data
+    from dlrun.ui.console import Reporter
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X_train=rng.integers(0, 256, (40, 28, 28), np.uint8), y_train=np.arange(40) % 10)
+    config = write_config(tmp_path, TINY_MLP, data={"source": "npz", "path": str(tmp_path / "d.npz")})
+    plan = plan_sweep(config, lr="0.1,1")
+    uncached = next(iter(load_sweep_data(plan, Reporter(json_mode=True), use_cache=False)[0].values()))
+    entries = list(data_cache.rglob("*.bin"))
+    cached = next(iter(load_sweep_data(plan, Reporter(json_mode=True))[0].values()))
+    assert (uncached.cache, entries, cached.cache) == ("off", [], "miss")
+
+
+def test_sweep_and_transfer_take_no_cache() -> None:
+    helps = [run_cli(command, "--help").stdout for command in ("sweep", "transfer")]
+    assert ["--no-cache" in text for text in helps] == [True, True]
+
+
+# --- failures that show: tracebacks, a stop after failures in a row, crashed sweeps ----------------
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Three trials in a row that fail (kernels larger than the images), then one that would work;
+    run with DLRUN_DEBUG=1 and --no-cache."""
+    tmp = tmp_path_factory.mktemp("failing")
+    config = write_config(tmp, TINY_CNN, train={"epochs": 1},
+                          sweep={"params": {"model.layers.0.conv2d.kernel_size": [40, 41, 42, 3]}})
+    out = tmp / "s"
+    return out, run_cli("sweep", config, "--sweep-dir", out, "--no-cache", env=cli_env(DLRUN_DEBUG="1"))
+
+
+def test_a_failed_trial_keeps_its_traceback(failing_sweep: tuple[Path, Any]) -> None:
+    error = failing_sweep[0] / "trials" / "000" / names.ERROR
+    assert error.read_text().startswith("Traceback") and "kernel" in error.read_text().splitlines()[-1]
+
+
+def test_failures_in_a_row_stop_the_sweep_with_exit_1(failing_sweep: tuple[Path, Any]) -> None:
+    out, proc = failing_sweep
+    summary = files.read_json(out / names.SUMMARY)
+    assert (proc.returncode, "3 trials in a row failed" in proc.stderr, summary["status"],
+            (out / "trials" / "003" / names.SUMMARY).exists()) == (1, True, "failed", False), proc.stderr
+
+
+def test_dlrun_debug_shows_a_failed_trials_traceback(failing_sweep: tuple[Path, Any]) -> None:
+    assert failing_sweep[1].stderr.count("Traceback (most recent call last)") == 3
+
+
+def test_diverged_trials_are_results_not_failures(tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1}, sweep={"max_failures": 1})
+    summary = sweep(config, [], "50,60,0.05", "50,60,0.01", "zip", None, tmp_path / "s")  # the exploding corner
+    assert (summary["status"], summary["counts"]) == ("completed", {"total": 3, "diverged": 2, "completed": 1})
+
+
+def test_a_killed_sweep_is_listed_as_crashed(tmp_path: Path) -> None:
+    from dlrun import list_runs
+
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 50})
+    out = tmp_path / "runs" / "s"
+    proc = _start(config, "--lr", "0.05", "--sweep-dir", out)
+    _wait_for(lambda: _status(out) == "running", proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert [(info.kind, info.status) for info in list_runs(tmp_path / "runs")] == [("sweep", "crashed")]
+
+
+@pytest.mark.slow
+def test_sweep_workers_honour_train_threads(tmp_path: Path) -> None:
+    from dlrun.sweeps.executors.devices import cpu_count
+
+    threads = cpu_count() + 1  # never a worker's share of the cores
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1, "threads": threads})
+    summary = sweep(config, [], "0.05", None, None, None, tmp_path / "s", executor=ProcessExecutor(1))
+    trial = files.read_json(tmp_path / "s" / "trials" / "000" / names.SUMMARY)
+    assert (trial["threads"], summary["threads"]) == (threads, {"threads": threads, "from": "train.threads"})

@@ -165,3 +165,74 @@ def test_early_stop_rule_counts_epochs_without_improvement() -> None:
 
     rows = [{"val_accuracy": v} for v in (0.5, 0.7, 0.705, 0.708)]
     assert early_stop_due(rows, EarlyStopping(patience=2, min_delta=0.01))
+
+
+# --- honest numbers: where each number was measured, and numbers that do not depend on the batch size
+
+def test_summary_records_train_validation_and_test_sizes(trained: dict[str, Any]) -> None:
+    sizes = {name: split["examples"] for name, split in trained["splits"].items()}
+    assert (sizes, trained["validation"]) == ({"train": 180, "validation": 20, "test": 100}, "held out from training")
+
+
+def test_validation_on_the_test_split_is_announced_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dlrun.ui.console import Reporter
+
+    config = write_config(tmp_path, TINY_MLP, data={"validation": "test"}, train={"epochs": 1})
+    summary = train(config, runs_root=tmp_path / "runs", reporter=Reporter(live=False))
+    err = capsys.readouterr().err
+    assert (summary["validation"], err.count("validating on the test split")) == ("test split", 1)
+
+
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The course's table fit, no held-out data at all (test_split 0, validation 0)."""
+    directory = tmp_path_factory.mktemp("table")
+    rows = [[x1, x2, 2 * x1 + 3 * x2 + 1] for x1, x2 in [(1, 1), (2, 1), (1, 2), (3, 2), (2, 3), (4, 1)]]
+    config = write_config(directory, {
+        "name": "table", "task": "regression", "loss": "sse",
+        "data": {"source": "table", "target": "y", "test_split": 0, "validation": 0,
+                 "table": {"columns": ["x1", "x2", "y"], "rows": rows}},
+        "model": {"layers": [{"dense": {"units": 1}}]}, "train": {"epochs": 3, "batch_size": 6}})
+    return train(config, runs_root=directory / "runs")
+
+
+def test_without_a_test_split_final_metrics_are_training_metrics(table_run: dict[str, Any]) -> None:
+    assert sorted(table_run["metrics"]) == ["loss", "mae", "train_loss", "train_mae"]
+
+
+def test_dlrun_runs_shows_training_metrics_without_a_test_split(table_run: dict[str, Any]) -> None:
+    from dlrun import list_runs
+
+    info = list_runs(Path(table_run["run_dir"]).parent)[0]
+    assert [k for k in info.metrics if k.startswith(("test_", "train_"))] == ["train_loss", "train_mae"]
+
+
+def test_sse_is_over_the_whole_split_for_any_batch_size(tmp_path: Path) -> None:
+    from dlrun.config import load_config
+    from dlrun.data import load_checked
+    from dlrun.engine.fit import evaluate_model, seeded_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 2))
+    np.savetxt(tmp_path / "t.csv", np.column_stack([x, 2 * x[:, 0] - x[:, 1]]), delimiter=",", header="a,b,y",
+               comments="")
+    lc = load_config(write_config(tmp_path, {
+        "name": "sse", "task": "regression", "loss": "sse", "data": {"source": "csv", "path": str(tmp_path / "t.csv"),
+                                                                       "target": "y", "test_split": 0.2},
+        "model": {"layers": [{"dense": {"units": 1}}]}}))
+    data = load_checked(lc)
+    model = seeded_model(lc, data)  # untrained: the same weights for both evaluations
+    at = {batch: evaluate_model(model, data, batch, "regression")["test_loss"] for batch in (8, 1000)}
+    exact = float(np.sum((model.predict(data.x_test, verbose=0).reshape(-1) - data.y_test) ** 2))
+    assert (len(data.x_test), at[8], at[1000]) == (600, pytest.approx(exact, rel=1e-5), pytest.approx(exact, rel=1e-5))
+
+
+def test_evaluate_a_bare_keras3_weights_file_of_a_batch_norm_model(tmp_path: Path) -> None:
+    import shutil
+
+    layers = [TINY_CNN["model"]["layers"][0], {"batch_norm": {}}, *TINY_CNN["model"]["layers"][1:]]
+    summary = train(write_config(tmp_path, TINY_CNN, model={"layers": layers}, train={"epochs": 1}),
+                    runs_root=tmp_path / "runs")
+    bare = Path(shutil.copy(Path(summary["run_dir"]) / names.WEIGHTS, tmp_path / "model.weights.h5"))
+    result = evaluate(bare, config=Path(summary["run_dir"]) / names.CONFIG, out=tmp_path / "eval")
+    assert result["accuracy"] == pytest.approx(summary["metrics"]["test_accuracy"], abs=1e-6)

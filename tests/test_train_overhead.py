@@ -16,14 +16,14 @@ def _last_row(summary: dict) -> dict[str, str]:
 
 
 def test_validation_on_test_split_is_reused_as_test_metrics(tmp_path: Path) -> None:
-    summary = train(write_config(tmp_path, TINY_MLP), runs_root=tmp_path / "runs")
+    summary = train(write_config(tmp_path, TINY_MLP, data={"validation": "test"}), runs_root=tmp_path / "runs")
     last = _last_row(summary)
     assert (summary["metrics"]["test_loss"], summary["metrics"]["test_accuracy"]) == (
         float(last["val_loss"]), float(last["val_accuracy"]))
 
 
 def test_reused_test_metrics_equal_a_fresh_evaluation(tmp_path: Path) -> None:
-    summary = train(write_config(tmp_path, TINY_MLP), runs_root=tmp_path / "runs")
+    summary = train(write_config(tmp_path, TINY_MLP, data={"validation": "test"}), runs_root=tmp_path / "runs")
     result = evaluate(summary["run_dir"], out=tmp_path / "eval")
     metrics = summary["metrics"]
     assert (result["loss"], result["accuracy"]) == (metrics["test_loss"], metrics["test_accuracy"])

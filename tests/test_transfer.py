@@ -182,11 +182,23 @@ def test_frozen_batch_norm_keeps_its_statistics(tmp_path: Path, freeze: str) -> 
     assert same(bn_before, arrays(summary["run_dir"])["batch_normalization"]) is (freeze == "features")
 
 
-def test_a_diverging_stage_ends_the_transfer_as_diverged(source_run: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def diverged(source_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A transfer whose first stage diverges in its first epoch, before any checkpoint."""
     # lr = lambda = 50, as in train's divergence test: the L2 penalty overflows in the first epoch
-    config = target_config(tmp_path, model={"layers": CNN_LAYERS, "l2": 50.0}, optimizer={"name": "sgd", "lr": 50.0})
-    summary = transfer(config, source=source_run, runs_root=tmp_path / "runs")
+    directory = tmp_path_factory.mktemp("diverged")
+    config = target_config(directory, model={"layers": CNN_LAYERS, "l2": 50.0}, optimizer={"name": "sgd", "lr": 50.0})
+    return transfer(config, source=source_run, runs_root=directory / "runs")
+
+
+def test_a_diverging_stage_ends_the_transfer_as_diverged(diverged: dict[str, Any]) -> None:
+    summary = diverged
     assert (summary["status"], summary["diverged_stage"], summary["stages"]) == ("diverged", "fe", [])
+
+
+def test_a_transfer_diverging_before_its_first_checkpoint_saves_no_weights(diverged: dict[str, Any]) -> None:
+    written = {p.name for p in Path(diverged["run_dir"]).iterdir()}
+    assert (diverged["epochs_run"], names.WEIGHTS in written, names.MODEL in written) == (0, False, False)
 
 
 def test_shape_mismatch_exits_2_with_the_table_and_writes_nothing(source_run: Path, tmp_path: Path) -> None:
@@ -297,8 +309,11 @@ def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in files.read_csv(run_dir / names.METRICS)]
 
 
-@pytest.mark.slow
-def test_interrupted_transfer_resumes_to_the_same_result(source_run: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def interrupted_transfer(source_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A two-stage transfer stopped by Ctrl-C in its second stage and resumed, and the same transfer run
+    without a stop."""
+    tmp_path = tmp_path_factory.mktemp("interrupted")
     stages = [{"name": "fe", "freeze": "features", "epochs": 2},
               {"name": "ft", "freeze": "features", "unfreeze": {"last": 1}, "epochs": 16}]
     config = target_config(tmp_path, transfer={"stages": stages})
@@ -313,7 +328,52 @@ def test_interrupted_transfer_resumes_to_the_same_result(source_run: Path, tmp_p
             break
         time.sleep(0.01)
     stopped_at = len(files.read_csv(interrupted / names.METRICS)) if proc.wait(timeout=120) == 130 else None
+    stopped = files.read_json(interrupted / names.SUMMARY)
     resumed = json.loads(run_cli("transfer", "--resume", interrupted, "--json").stdout)  # the summary, only
     full = Path(transfer(config, source=source_run, run_dir=tmp_path / "full")["run_dir"])
+    return {"stopped_at": stopped_at, "stopped": stopped, "resumed": resumed, "interrupted": interrupted,
+            "full": full}
+
+
+@pytest.mark.slow
+def test_interrupted_transfer_resumes_to_the_same_result(interrupted_transfer: dict[str, Any]) -> None:
+    stopped_at, resumed = interrupted_transfer["stopped_at"], interrupted_transfer["resumed"]
+    interrupted, full = interrupted_transfer["interrupted"], interrupted_transfer["full"]
     assert (stopped_at is not None and 2 < stopped_at < 18, resumed["status"], _metric_rows(interrupted),
             as_lists(interrupted)) == (True, "completed", _metric_rows(full), as_lists(full))
+
+
+@pytest.mark.slow
+def test_a_resumed_transfer_keeps_its_original_start_time(interrupted_transfer: dict[str, Any]) -> None:
+    assert interrupted_transfer["resumed"]["started"] == interrupted_transfer["stopped"]["started"]
+
+
+@pytest.fixture(scope="module")
+def npz_transfer(source_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A one-stage transfer on digits from an .npz file, with --no-cache and restore_best_weights: early
+    stopping that never sees an improvement (min_delta 10) stops after epoch 2, the best epoch is 1."""
+    from dlrun.data.synthetic import synthetic_digits
+
+    directory = tmp_path_factory.mktemp("npz")
+    x, y = synthetic_digits(300, "street", 3, 28, offset=0)
+    np.savez(directory / "digits.npz", X_train=x[:200], y_train=y[:200], X_test=x[200:], y_test=y[200:])
+    es = {"monitor": "val_loss", "patience": 1, "min_delta": 10.0, "restore_best_weights": True}
+    config = target_config(directory, data={"source": "npz", "path": str(directory / "digits.npz")},
+                           train={"early_stopping": es}, transfer={"stages": [{"name": "s", "epochs": 4}]})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLRUN_CACHE", str(directory / "cache"))
+        summary = transfer(config, source=source_run, runs_root=directory / "runs", use_cache=False)
+    return {**summary, "cache_dir": directory / "cache"}
+
+
+def test_transfer_stages_honour_restore_best_weights(npz_transfer: dict[str, Any]) -> None:
+    run = Path(npz_transfer["run_dir"])
+    with np.load(run / names.CHECKPOINT_DIR / names.CHECKPOINT_BEST) as best:
+        best_weights = [best[f"m{i}"].tolist() for i in range(8)]  # conv, conv, dense, dense: kernel and bias
+    final = [a for layer in as_lists(run).values() for a in layer]
+    stage = npz_transfer["stages"][0]
+    assert ((stage["epochs_run"], stage["restored_best_epoch"]), final == best_weights) == ((2, 1), True)
+
+
+def test_transfer_no_cache_reads_the_source_and_writes_no_cache_entry(npz_transfer: dict[str, Any]) -> None:
+    assert (npz_transfer["data_cache"], npz_transfer["cache_dir"].exists()) == ("off", False)

@@ -10,7 +10,7 @@ import numpy as np
 
 from dlrun.config import load_config
 from dlrun.data import load_checked
-from dlrun.engine.fit import seeded_model
+from dlrun.engine.fit import measure, seeded_model
 from dlrun.engine.pipeline import eval_batch_size, eval_stream
 from dlrun.errors import RunDirError, WeightsError
 from dlrun.store import files, names
@@ -82,16 +82,12 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         source = load_into(model, weights_path or target, progress).path
     x, y = data.eval_split()
     batch = eval_batch_size(cfg.train.batch_size)
-    values = model.evaluate(eval_stream(x, y, batch), verbose=0, return_dict=True)
-    result: dict[str, Any] = {"loss": float(values["loss"])}
+    result: dict[str, Any] = measure(model, x, y, cfg.train.batch_size, cfg.task)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.task == "classification":
         assert data.num_classes is not None
         predictions = model.predict(eval_stream(x, None, batch), verbose=0).argmax(axis=1)
-        result["accuracy"] = float(values["accuracy"])
         result.update(classification_report(np.asarray(y), predictions, data.num_classes, data.class_names))
-    else:
-        result["mae"] = float(values["mae"])
     result.update(weights=str(source), config=str(config_path), examples=int(len(x)),
                   split="train" if data.test_is_train else "test")
     files.write_json(out_dir / names.EVAL, result)

@@ -8,7 +8,7 @@ from typing import Any
 
 from dlrun.commands.train import train_guarded
 from dlrun.data import load_checked
-from dlrun.engine.checkpoint import read_meta
+from dlrun.engine.checkpoint import check_same_data, read_meta
 from dlrun.engine.resume import check_run_writable, claim, run_and_config
 from dlrun.errors import DlrunError, Interrupted, RunDirError, StorageError
 from dlrun.interrupts import graceful_stop
@@ -45,14 +45,15 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
         status = check_resumable(run)
         check_run_writable(run)
         checkpoint = run.checkpoint / names.CHECKPOINT_STATE
-        epoch = read_meta(checkpoint)["epoch"] if checkpoint.exists() else 0
+        meta = read_meta(checkpoint) if checkpoint.exists() else {}
         with reporter.progress() as progress:
             data = load_checked(lc, use_cache, progress)
+        check_same_data(meta, data, checkpoint)  # before the run is claimed: a refused resume changes nothing
         previous = run.read_summary() if run.exists(names.SUMMARY) else None
         with graceful_stop() as stop:
             claim(run)
             files.remove_temp_files(run.path)
-            reporter.info(f"resuming {run.path} ({status}) after epoch {epoch}")
+            reporter.info(f"resuming {run.path} ({status}) after epoch {meta.get('epoch', 0)}")
             try:
                 return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
             except (Interrupted, StorageError):

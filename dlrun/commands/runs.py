@@ -22,9 +22,10 @@ from dlrun.store.status import DAMAGED, damage, effective_status
 if TYPE_CHECKING:
     from rich.table import Table
 
-# Shown first when present, in this order; at most MAX_METRICS of them per row.
-PREFERRED_METRICS = ("test_accuracy", "test_mae", "best_val_accuracy", "best_val_loss", "val_accuracy",
-                     "test_loss", "val_loss", "best_value", "best")
+# Shown first when present, in this order; at most MAX_METRICS of them per row. Without a test split the
+# final metrics are train_* (measured on the training data) and are shown under that name.
+PREFERRED_METRICS = ("test_accuracy", "test_mae", "train_accuracy", "train_mae", "best_val_accuracy",
+                     "best_val_loss", "val_accuracy", "test_loss", "train_loss", "val_loss", "best_value", "best")
 MAX_METRICS = 3
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from dlrun.config import LoadedConfig, dump_config, ensure_loaded
 from dlrun.data import Dataset, load_checked
+from dlrun.data.splits import VALIDATION_ON_TEST
 from dlrun.engine.fit import seeded_model
 from dlrun.engine.run import run_training, write_run_summary
 from dlrun.errors import DlrunError, StorageError
@@ -61,7 +62,7 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
                 raise StorageError(f"cannot write the new run directory {run.path}: "
                                    f"{storage_problem(exc) or exc}; free some space and train again") from None
             reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
-            for note in data.notes:
+            for note in [*data.notes, *filter(None, [data.validation_warning()])]:
                 reporter.warn(note)
             return train_guarded(lc, run, data, reporter, None, stop, model)
 
@@ -92,4 +93,6 @@ def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
              "seconds": summary["seconds"]}
     if "diverged_epoch" in summary:
         shown["diverged at epoch"] = summary["diverged_epoch"]
+    if summary.get("validation") == VALIDATION_ON_TEST:  # the val_* and best_* rows are the test split
+        shown["validation"] = VALIDATION_ON_TEST
     reporter.table(metrics_table(f"{summary['name']} — {summary['run_dir']}", shown))

@@ -15,7 +15,7 @@ from dlrun.config.layers import FLATTENING, IMAGE_TYPES
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.errors import ConfigError, Problem
-from dlrun.metrics import epoch_metrics
+from dlrun.metrics import epoch_metrics, needs_validation, selection_problem
 
 KNOWN_CLASS_COUNTS = {"synthetic_digits": 10, "mnist": 10, "fashion_mnist": 10}
 
@@ -94,6 +94,21 @@ def check_output_layer(lc: LoadedConfig) -> list[Problem]:
     return []
 
 
+PROBABILITIES, LOGITS = ("softmax", "sigmoid"), (None, "linear")
+
+
+def check_output_activation(lc: LoadedConfig) -> list[Problem]:
+    """A classification output gives probabilities (softmax, sigmoid) or logits (no activation, linear);
+    anything else (relu, tanh, ...) would be read as one of them and train on a wrong loss."""
+    layers = lc.config.model.layers
+    activation = getattr(layers[-1].args, "activation", None)
+    if lc.config.task != "classification" or layers[-1].type != "dense" or activation in (*PROBABILITIES, *LOGITS):
+        return []
+    return [lc.source.problem(f"model.layers.{len(layers) - 1}.dense.activation",
+                              f"a classification output must give probabilities (activation: softmax) or logits "
+                              f"(no activation), not '{activation}'; use activation: softmax")]
+
+
 def units_message(units: int, classes: int, source: str) -> str:
     """The message for an output layer whose units differ from the number of classes."""
     return f"the output layer has {units} units but '{source}' has {classes} classes; set units: {classes}"
@@ -138,13 +153,23 @@ def check_unique_layer_names(lc: LoadedConfig) -> list[Problem]:
 
 
 def check_early_stopping_monitor(lc: LoadedConfig) -> list[Problem]:
-    """Early stopping must watch a metric that training records."""
+    """Early stopping must watch a metric that training records (a validation one needs a validation split)."""
     es = lc.config.train.early_stopping
     allowed = epoch_metrics(lc.config.task)
     if es is not None and es.monitor not in allowed:
         message = f"'{es.monitor}' is not recorded; use one of {', '.join(allowed)}"
         return [lc.source.problem("train.early_stopping.monitor", message)]
+    if es is not None and needs_validation(es.monitor) and lc.config.data.validation == 0:
+        return [lc.source.problem("train.early_stopping.monitor", f"'{es.monitor}' needs a validation split but "
+                                  "data.validation is 0; set data.validation (e.g. 0.1) or monitor the training loss")]
     return []
+
+
+def check_sweep_metric(lc: LoadedConfig) -> list[Problem]:
+    """A sweep ranks on validation (or training) numbers, never on the test split."""
+    sweep = lc.config.sweep
+    reason = selection_problem(sweep.metric) if sweep is not None else None
+    return [lc.source.problem("sweep.metric", reason)] if reason else []
 
 
 def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
@@ -198,11 +223,13 @@ STATIC_CHECKS: list[Check] = [
     check_tabular_source,
     check_loss_fits_task,
     check_output_layer,
+    check_output_activation,
     check_flatten_before_dense,
     check_images_for_conv,
     check_unique_layer_names,
     check_early_stopping_monitor,
     check_sweep_space,
+    check_sweep_metric,
     check_base_model,
     check_transfer_stages,
     sizes.check_static_sizes,

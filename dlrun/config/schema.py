@@ -17,6 +17,7 @@ from dlrun.config.layers import LayerItem
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+FractionOrNone = Annotated[float, Field(ge=0, lt=1)]
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
 FILE_SOURCES = frozenset({"npy", "npz", "h5", "idx", "folder", "csv"})
@@ -63,8 +64,9 @@ class DataConfig(Section):
     normalize: bool = Field(default=True, description="Scale pixels to [0, 1].")
     test_split: float = Field(default=0.2, ge=0, lt=1, description="Fraction held out as the test split when "
                               "the source has none; stratified and seeded (0: no test split).")
-    validation: Literal["test"] | Fraction = Field(
-        default="test", description="test (validate on the test split) or a fraction of the training data.")
+    validation: Literal["test"] | FractionOrNone = Field(
+        default=0.1, description="A fraction of the training data held out for validation (stratified, seeded; "
+        "0: none), or test: validate on the test split (early stopping and sweeps then choose on it).")
     limit: PosInt | None = Field(default=None, description="Cap on the training examples (quick runs).")
     style: Literal["clean", "street"] = Field(default="clean", description="synthetic_digits: clean "
                                               "(MNIST-like) or street (house-number-like, harder).")
@@ -192,8 +194,11 @@ class SweepConfig(Section):
                                          "as the course's zip(lr, lam) loop.")
     params: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted config key -> the values "
                                          "to try, e.g. optimizer.lr: [0.001, 0.01].")
-    metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials.")
+    metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials: a validation "
+                        "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
     goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
+    max_failures: int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
+                              "in a row (0: never); diverged trials are results and do not count.")
 
     @field_validator("params")
     @classmethod

@@ -9,27 +9,26 @@ from dlrun.config import LoadedConfig
 from dlrun.config.checks import check_against_data
 from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_admin
-from dlrun.data.dataset import Dataset
+from dlrun.data.dataset import ARRAYS, Dataset
 from dlrun.data.prepare import origin_of, prepare
 from dlrun.data.sources import load_raw
 
 __all__ = ["Dataset", "load_checked", "load_dataset"]
 
-ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-
-
 Progress = Callable[[str, int, int], None]  # (what, done, total), e.g. a ui StepProgress
 
 
-def load_dataset(cfg: DataConfig, task: str = "classification", seed: int = 0,
-                 use_cache: bool = True, progress: Progress | None = None) -> Dataset:
+def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool = True,
+                 progress: Progress | None = None) -> Dataset:
     """Read and prepare the configured data set. Raises DataError for any data problem.
 
     File and folder sources are served from the data cache (data/cache.py) when an entry for these
-    exact files and settings exists, and stored there after a build; `use_cache=False` bypasses it.
-    `progress` hears about long steps (decoding an image folder, writing the cache entry).
+    exact files, settings and preprocessing code exists, and stored there after a build;
+    `use_cache=False` bypasses it. The experiment seed plays no part: the data seed (`data.seed`)
+    alone decides the splits. `progress` hears about long steps (decoding an image folder, writing
+    the cache entry).
     """
-    key = cache.cache_key(cfg, task, seed) if use_cache else None
+    key = cache.cache_key(cfg, task) if use_cache else None
     if key is None:
         return prepare(load_raw(cfg, progress), cfg, task)
     cache_admin.hold(cache.entry_path(key))  # in use by this process from now on: never evicted under it
@@ -39,14 +38,15 @@ def load_dataset(cfg: DataConfig, task: str = "classification", seed: int = 0,
         if meta["val_is_test"]:
             arrays["x_val"], arrays["y_val"] = arrays["x_test"], arrays["y_test"]
         return Dataset(**{name: arrays.get(name) for name in ARRAYS}, num_classes=meta["num_classes"],
-                       class_names=meta["class_names"], notes=meta["notes"],
-                       test_is_train=meta["test_is_train"], cache="hit")
+                       class_names=meta["class_names"], notes=meta["notes"], test_is_train=meta["test_is_train"],
+                       cache="hit", splits=meta["splits"], crc32=meta["crc32"])
     damaged = cache.entry_path(key).exists()
     data = prepare(load_raw(cfg, progress), cfg, task)
     val_is_test = data.x_val is not None and data.x_val is data.x_test  # validation: test, stored once
     meta = {"source": origin_of(cfg), "num_classes": data.num_classes, "class_names": data.class_names,
             "notes": data.notes, "test_is_train": data.test_is_train, "val_is_test": val_is_test,
-            "settings": cfg.model_dump(mode="json", exclude=cache.NOT_FOR_FILES), "task": task}
+            "settings": cfg.model_dump(mode="json", exclude=cache.NOT_FOR_FILES), "task": task,
+            "splits": data.splits}
     stored = [n for n in ARRAYS if not (val_is_test and n in ("x_val", "y_val"))]
     try:
         arrays = {n: a for n in stored if (a := getattr(data, n)) is not None}
@@ -67,6 +67,6 @@ def load_checked(lc: LoadedConfig, use_cache: bool = True, progress: Progress | 
     config checks that need it (output units vs classes, image layers vs flat input), before
     anything is written. Raises DataError or ConfigError."""
     cfg = lc.config
-    data = load_dataset(cfg.data, cfg.task, cfg.seed, use_cache=use_cache, progress=progress)
+    data = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress)
     check_against_data(lc, data.input_shape, data.num_classes, len(data.x_train))
     return data

@@ -2,10 +2,14 @@
 source version and preprocessing settings. No TensorFlow here.
 
 An entry is one file under `$DLRUN_CACHE/data/` (default `~/.cache/dlrun/data/`): a JSON header
-and the raw arrays (see write_entry), named by a key that hashes every input of `load_dataset`:
-- the whole `data:` section except what no file source reads (download, the synthetic-digit and
-  inline-table settings): image_size, color, normalize, keys, x/y, target, test_split, validation,
-  limit, seed; the task and the seed; dlrun's version and this cache's format;
+and the raw arrays (see write_entry), named by a key that hashes every input that changes the arrays,
+and nothing else:
+- the `data:` settings the source reads (SETTINGS): for images image_size, color, normalize; the
+  file names (x/y, keys) or the target column; test_split, validation, limit and the data seed
+  (not the experiment seed, which no data step uses); the task;
+- the preprocessing code itself: a digest of every module of `dlrun.data` (code_fingerprint), so an
+  edit to decoding, resizing or splitting is never served stale arrays; and the versions of the
+  libraries that decode and resize (numpy, OpenCV, h5py), and this cache's format;
 - the resolved source path and, for every source file, its size and mtime in nanoseconds (the quick
   check make and rsync trust). Single files up to CONTENT_HASH_LIMIT are also hashed by content,
   which costs nothing and catches a same-size rewrite within one clock tick. Big files and the files
@@ -22,6 +26,7 @@ which would double the peak memory of the very loads the cache is for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -39,14 +44,48 @@ from dlrun.config.schema import DataConfig
 from dlrun.data.sources import FASHION_FILES, IDX_NAME, keras_cache_dir
 
 CACHE_ENV = "DLRUN_CACHE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONTENT_HASH_LIMIT = 1 << 20  # bytes
 MAGIC = b"DLRUN-DATA-CACHE-1\n"
 ALIGN = 64
 READ_CHUNK = 4 << 20  # bytes read, then checked while the next chunk is read
 TEMP_SUFFIX = ".tmp"
 STALE_SECONDS = 3600
-NOT_FOR_FILES = {"download", "style", "n_train", "n_test", "table"}  # settings no file source reads
+DATA_PACKAGE = Path(__file__).resolve().parent
+IMAGE_SETTINGS = ("image_size", "color", "normalize")
+SPLIT_SETTINGS = ("source", "test_split", "validation", "limit", "seed")
+SETTINGS = {  # the data settings each cached source reads; nothing else enters the key
+    "npy": (*IMAGE_SETTINGS, "x", "y"), "npz": (*IMAGE_SETTINGS, "keys"), "h5": (*IMAGE_SETTINGS, "keys"),
+    "idx": IMAGE_SETTINGS, "mnist": IMAGE_SETTINGS, "fashion_mnist": IMAGE_SETTINGS, "folder": IMAGE_SETTINGS,
+    "csv": ("target",),
+}
+DECODERS = {"opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
+                       "opencv-contrib-python"), "h5py": ("h5py",)}
+
+
+@functools.cache
+def code_fingerprint(package: Path = DATA_PACKAGE) -> str:
+    """A digest of the source of every module of the data package: loading, preprocessing, splitting."""
+    digest = hashlib.sha256()
+    for module in sorted(package.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decode and resize the data (numpy, OpenCV, h5py), read from the
+    installed package metadata, so OpenCV is not imported just to build a key."""
+    from importlib import metadata
+
+    versions = {"numpy": np.__version__}
+    for library, distributions in DECODERS.items():
+        versions[library] = "absent"
+        for name in distributions:
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                versions[library] = metadata.version(name)
+                break
+    return versions
 
 
 def cache_dir() -> Path:
@@ -106,7 +145,7 @@ def _file_print(file: Path, root: Path) -> list[Any]:
     return [str(file.relative_to(root)) if file != root else file.name, st.st_size, st.st_mtime_ns, digest]
 
 
-def cache_key(cfg: DataConfig, task: str, seed: int) -> str | None:
+def cache_key(cfg: DataConfig, task: str) -> str | None:
     """The entry key for loading `cfg`, or None when the source is not cached."""
     try:
         if cfg.source == "folder" and cfg.path:
@@ -122,9 +161,10 @@ def cache_key(cfg: DataConfig, task: str, seed: int) -> str | None:
         return None  # missing or unreadable: let the loader report it
     if not prints:
         return None
+    settings = cfg.model_dump(mode="json", include={*SPLIT_SETTINGS, *SETTINGS.get(cfg.source, IMAGE_SETTINGS)})
     identity = {
-        "format": FORMAT_VERSION, "dlrun": __version__, "task": task, "seed": seed, "root": str(root),
-        "data": cfg.model_dump(mode="json", exclude=NOT_FOR_FILES), "files": prints,
+        "format": FORMAT_VERSION, "dlrun": __version__, "code": code_fingerprint(), "libraries": library_versions(),
+        "task": task, "root": str(root), "data": settings, "files": prints,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -157,7 +197,8 @@ def read_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
                 return None
     except (OSError, ValueError, KeyError, TypeError):  # missing, truncated, or a damaged header
         return None
-    return (arrays, header["meta"]) if "x_train" in arrays else None
+    meta = {**header["meta"], "crc32": {spec["name"]: spec["crc32"] for spec in header["arrays"]}}
+    return (arrays, meta) if "x_train" in arrays else None
 
 
 def _read_into(fh: Any, buffer: memoryview, checker: ThreadPoolExecutor) -> Future[int] | None:

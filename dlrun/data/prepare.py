@@ -1,4 +1,5 @@
-"""From RawData to model-ready arrays: label checks, image shape, colour, resize, scale, splits."""
+"""From RawData to model-ready arrays: label checks, image shape, colour, resize, scale; then the
+splits (splits.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dlrun.config.schema import DataConfig
 from dlrun.data.dataset import Dataset
 from dlrun.data.guard import check_prepared
 from dlrun.data.sources import RawData
+from dlrun.data.splits import split_data
 from dlrun.errors import DataError
 
 MIN_IMAGE_SIDE = 4
@@ -82,52 +84,6 @@ def _convert(x: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def split_rows(x: np.ndarray, keep: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(x[keep], x[held]) for sorted index arrays that together cover x's rows once, reusing x's memory.
-
-    The held rows are copied out, the kept rows are moved to the front in place chunk by chunk (a
-    kept row only moves towards the front, so no row is overwritten before it is read), and the
-    held rows are written after them; both results are views of x. Peak extra memory is the held
-    part instead of a second copy of everything. A read-only x is indexed the plain way.
-    """
-    if not x.flags.writeable or len(keep) + len(held) != len(x):
-        return x[keep], x[held]
-    held_rows = x[held]
-    k = len(keep)
-    step = max(1, (1 << 20) // max(1, x[:1].nbytes))  # rows per 1 MiB chunk: the only other temporary
-    for start in range(0, k, step):
-        idx = keep[start:start + step]
-        if idx[0] != start or idx[-1] != start + len(idx) - 1:  # else this chunk is already in place
-            x[start:start + len(idx)] = x[idx]
-    x[k:] = held_rows
-    return x[:k], x[k:]
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int,
-                     stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (keep, held_out) with `fraction` of each class held out, seeded."""
-    rng = np.random.default_rng(seed)
-    if not stratify:
-        order = rng.permutation(len(y))
-        n_out = int(round(len(y) * fraction))
-        return np.sort(order[n_out:]), np.sort(order[:n_out])
-    classes, counts = np.unique(y, return_counts=True)
-    total = int(round(len(y) * fraction))
-    # largest-remainder allocation: each class keeps its share, and the total is exactly `total`
-    exact = counts * fraction
-    take = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - take), kind="stable")[: total - int(take.sum())]:
-        take[i] += 1
-    held: list[np.ndarray] = []
-    for cls, n_out in zip(classes, take, strict=True):
-        idx = np.flatnonzero(y == cls)
-        rng.shuffle(idx)
-        held.append(idx[:n_out])
-    out = np.sort(np.concatenate(held)) if held else np.array([], np.int64)
-    keep = np.setdiff1d(np.arange(len(y)), out)
-    return keep, out
-
-
 def check_lengths(x: np.ndarray, y: np.ndarray, origin: str) -> None:
     """X and Y must have one label per example."""
     if len(x) != len(y):
@@ -188,30 +144,11 @@ def prepare(raw: RawData, cfg: DataConfig, task: str) -> Dataset:
         x_test, y_test = features(raw.x_test), targets(raw.y_test)
         check_finite(x_test, origin, "test")
         check_finite(y_test, origin, "test")
-    elif cfg.test_split > 0:
-        keep, held = stratified_split(y_train, cfg.test_split, seed=cfg.seed, stratify=classify)
-        (x_train, x_test), y_train, y_test = split_rows(x_train, keep, held), y_train[keep], y_train[held]
-    x_val = y_val = None
-    if cfg.validation == "test":
-        x_val, y_val = x_test, y_test
-    else:
-        keep, held = stratified_split(y_train, float(cfg.validation), seed=cfg.seed + 1, stratify=classify)
-        (x_train, x_val), y_train, y_val = split_rows(x_train, keep, held), y_train[keep], y_train[held]
-    if cfg.limit is not None and cfg.limit < len(x_train):
-        pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(x_train))[: cfg.limit])
-        x_train, y_train = x_train[pick], y_train[pick]
-    if len(x_train) == 0:
-        raise DataError(f"{origin}: no training examples left after the test/validation split")
-    for split, x, setting in (("test", x_test, f"test_split: {cfg.test_split}"),
-                              ("validation", x_val, f"validation: {cfg.validation}")):
-        if x is not None and len(x) == 0:
-            raise DataError(f"{origin}: the {split} split is empty ({setting} of {len(x_train)} examples holds "
-                            f"out none); raise data.{setting.split(':')[0]}, or use more data")
-
+    s = split_data(x_train, y_train, x_test, y_test, cfg, classify, origin)
     num_classes = None
     if classify:
-        num_classes = int(max(y.max() for y in (y_train, y_test, y_val) if y is not None and y.size)) + 1
+        num_classes = int(max(y.max() for y in (s.y_train, s.y_test, s.y_val) if y is not None and y.size)) + 1
         if raw.class_names:
             num_classes = max(num_classes, len(raw.class_names))
-    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, num_classes, raw.class_names,
-                   list(raw.notes), test_is_train=x_test is None)
+    return Dataset(s.x_train, s.y_train, s.x_val, s.y_val, s.x_test, s.y_test, num_classes, raw.class_names,
+                   [*raw.notes, *s.notes], test_is_train=s.x_test is None, splits=s.table())

@@ -7,13 +7,13 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dlrun.config.schema import DataConfig
 from dlrun.data import guard, images
+from dlrun.data.named import KERAS_KEYS, RawData, load_h5, load_npz_file, require
 from dlrun.data.synthetic import synthetic_digits
 from dlrun.errors import DataError
 from dlrun.store.files import atomic_path
@@ -26,40 +26,23 @@ FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-@dataclass
-class RawData:
-    """Arrays as read from a source; the test split is None when the source has none."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    class_names: list[str] | None = None
-    notes: list[str] = field(default_factory=list)
-
-
 def keras_cache_dir() -> Path:
     """Where keras.datasets keeps downloads: $KERAS_HOME/datasets, else ~/.keras/datasets."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / "datasets"
 
 
-def _require(path: Path, what: str, kind: str = "file") -> Path:
-    guard.require(path, what, kind)  # stat only: a FIFO is never opened, a device never read
-    return path
-
-
 def load_keras_dataset(cfg: DataConfig) -> RawData:
     """mnist / fashion_mnist from data.path, else the keras cache; never downloads unless data.download."""
     if cfg.path:
-        path = _require(Path(cfg.path), f"{cfg.source} file or folder", "any")
-        return load_idx_folder(path) if path.is_dir() else load_npz_file(path, cfg, split_ok=False)
+        path = require(Path(cfg.path), f"{cfg.source} file or folder", "any")
+        return load_idx_folder(path) if path.is_dir() else load_npz_file(path, cfg, split_ok=False, keys=KERAS_KEYS)
     cache = keras_cache_dir()
     if cfg.source == "mnist":
         target = cache / "mnist.npz"
         if not target.exists():
             _fetch_or_explain(cfg, target, [KERAS_URLS["mnist"]])
-        return load_npz_file(target, cfg, split_ok=False, keys=("x_train", "y_train", "x_test", "y_test"))
+        return load_npz_file(target, cfg, split_ok=False, keys=KERAS_KEYS)
     folder = cache / "fashion-mnist"
     missing = [name for name in FASHION_FILES if not (folder / name).exists()]
     if missing:
@@ -110,51 +93,6 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable .npy array ({exc}); save it with numpy.save") from None
 
 
-def load_npz_file(path: Path, cfg: DataConfig, split_ok: bool = True,
-                  keys: tuple[str, str, str, str] | None = None) -> RawData:
-    """An .npz with train (and optionally test) arrays under data.keys names."""
-    guard.check_npz(path)  # every member's header against what it holds and the budget, before reading
-    names = keys or (cfg.keys.x_train, cfg.keys.y_train, cfg.keys.x_test, cfg.keys.y_test)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            stored = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
-    return _from_mapping(stored, names, path, split_ok)
-
-
-def load_h5(cfg: DataConfig) -> RawData:
-    """An HDF5 file (e.g. SVHN grey) with datasets named by data.keys."""
-    import h5py
-
-    path = _require(Path(cfg.path or ""), "h5 file")
-    names = (cfg.keys.x_train, cfg.keys.y_train, cfg.keys.x_test, cfg.keys.y_test)
-    try:
-        with h5py.File(path, "r") as f:
-            stored = {k: guard.read_h5(f[k], path) for k in names if k in f and isinstance(f[k], h5py.Dataset)}
-            available = sorted(f.keys())
-    except OSError as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if names[0] not in stored or names[1] not in stored:
-        missing = [k for k in names[:2] if k not in stored]
-        raise DataError(f"{path}: missing dataset(s) {', '.join(missing)}; the file has {', '.join(available)}. "
-                        "Map them with data.keys, e.g. --set data.keys.x_train=NAME")
-    return _from_mapping(stored, names, path, True)
-
-
-def _from_mapping(stored: dict[str, np.ndarray], names: tuple[str, ...], path: Path, split_ok: bool) -> RawData:
-    x_tr, y_tr, x_te, y_te = names
-    missing = [k for k in (x_tr, y_tr) if k not in stored]
-    if missing:
-        raise DataError(f"{path}: missing key(s) {', '.join(missing)}; it has {', '.join(sorted(stored))}. "
-                        "Map them with data.keys")
-    has_test = x_te in stored and y_te in stored
-    if not has_test and not split_ok:
-        raise DataError(f"{path}: missing {x_te}/{y_te}")
-    return RawData(stored[x_tr], stored[y_tr], stored.get(x_te) if has_test else None,
-                   stored.get(y_te) if has_test else None)
-
-
 IDX_NAME = re.compile(r"^(?P<split>train|t10k)-(?P<kind>images|labels)[.-]idx(?P<dim>[13])-ubyte(?P<gz>\.gz)?$")
 
 
@@ -163,7 +101,7 @@ read_idx = guard.read_idx  # the header checked first, gzip inflated only as far
 
 def load_idx_folder(folder: Path) -> RawData:
     """A folder of `train-*` and/or `t10k-*` idx image/label pairs."""
-    _require(folder, "idx folder", "dir")
+    require(folder, "idx folder", "dir")
     found: dict[tuple[str, str], Path] = {}
     for entry in sorted(folder.iterdir()):
         match = IDX_NAME.match(entry.name)
@@ -192,7 +130,7 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted.
     `progress` hears (what, done, total)."""
     cv2 = images.cv2()
-    root = _require(Path(cfg.path or ""), "image folder", "dir")
+    root = require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
     classes = images.class_folders(root, skipped)
     if not classes:
@@ -240,7 +178,7 @@ def load_table(cfg: DataConfig) -> RawData:
         columns, rows = cfg.table.columns, np.array(cfg.table.rows, np.float32)
         origin = "data.table"
     else:
-        path = _require(Path(cfg.path or ""), "csv file")
+        path = require(Path(cfg.path or ""), "csv file")
         try:
             with open(path, encoding="utf-8") as fh:
                 columns = [c.strip() for c in fh.readline().strip().split(",")]

@@ -109,6 +109,13 @@ def setup_for(cfg: ExperimentConfig) -> None:
     setup(cfg.seed, cfg.train.threads, deterministic=cfg.train.jit_compile is not True)
 
 
+def threads() -> int:
+    """The CPU threads TensorFlow runs ops with in this process: the cap set first (`train.threads`, or a
+    sweep worker's share of the cores), else all cores (TensorFlow's default)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(tf().config.threading.get_intra_op_parallelism_threads()) or cores
+
+
 def clear_session() -> None:
     """Free the graphs and layers of previous models (between trials)."""
     keras().backend.clear_session(free_memory=True)

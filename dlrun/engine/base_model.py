@@ -81,7 +81,9 @@ def _saved(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int, ...],
         items = run_cfg.model.layers
         cut = len(items) if cfg.include_top else next((i for i, t in enumerate(items) if t.type in TOP_TYPES),
                                                      len(items))
-        layers = [make_layer(run_cfg, i, name) for i, name in enumerate(layer_names(run_cfg.model.layers)[:cut])]
+        mixed = lc.config.train.mixed_precision  # the target's precision, not the one the source trained with
+        layers = [make_layer(run_cfg, i, name, mixed=mixed, output=False)
+                  for i, name in enumerate(layer_names(run_cfg.model.layers)[:cut])]
     else:
         saved = _load_architecture(source.path, source.kind, unsafe)
         kept = [layer for layer in saved.layers if type(layer).__name__ != "InputLayer"]

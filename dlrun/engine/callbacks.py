@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.engine import backend
+from dlrun.engine.sse import SSE, fold, penalty
 from dlrun.interrupts import StopRequest
 from dlrun.ui.console import EpochProgress
 
@@ -48,12 +49,14 @@ class EpochRecorder(keras.callbacks.Callback):
         self._partial = False
         self._epoch = 0
         self._started = 0.0
+        self._penalty = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._partial = False
         self._epoch = epoch
         self._started = time.perf_counter()
         if self.progress:
+            self._penalty = penalty(self.model)  # for the live display of an sse loss
             self.progress.epoch_begin(epoch)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -65,7 +68,7 @@ class EpochRecorder(keras.callbacks.Callback):
             self.interrupted = True
             self._halt()
         elif self.progress:
-            self.progress.batch_end(batch, logs or {})
+            self.progress.batch_end(batch, fold(logs or {}, self._penalty))
 
     def _weights_finite(self) -> bool:
         return all(bool(np.isfinite(w).all()) for w in self.model.get_weights())
@@ -78,6 +81,7 @@ class EpochRecorder(keras.callbacks.Callback):
         if self._partial:
             return  # a stopped epoch is incomplete: nothing is recorded or checkpointed
         logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs = fold(logs, penalty(self.model)) if SSE in logs else logs  # sse: over the whole split
         if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")) or not self._weights_finite():
             # the last step can leave non-finite weights behind a finite loss: such an epoch is
             # not complete either, so the checkpoint stays at the last usable one

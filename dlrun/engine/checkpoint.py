@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.data import Dataset
 from dlrun.data.guard import check_npz
 from dlrun.errors import DataError, RunDirError
 from dlrun.store.files import atomic_path
@@ -64,24 +65,58 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise RunDirError(f"{path}: damaged checkpoint ({exc}){what_to_do}") from None
 
 
+def check_same_data(meta: dict[str, Any], data: Dataset, path: Path) -> None:
+    """Refuse (DataError) to continue a run whose checkpoint was trained on other data than `data`:
+    resuming would silently mix old and new examples. Checkpoints without a fingerprint pass."""
+    recorded = meta.get("data_fingerprint")
+    if recorded is not None and recorded != data.fingerprint():
+        raise DataError(f"{path}: the data changed since this run started (data fingerprint {recorded[:12]}, now "
+                        f"{data.fingerprint()[:12]}): resuming would train on a mix of old and new data. Restore "
+                        "the data the run started with, or start a new run")
+
+
+def _sorted_keys(arrays: dict[str, np.ndarray], prefix: str) -> list[str]:
+    return sorted((k for k in arrays if k.startswith(prefix)), key=lambda k: int(k[1:]))
+
+
+def _check_fits(path: Path, what: str, variables: list[Any], arrays: list[np.ndarray], fix: str) -> None:
+    """Every saved array must fit its variable (count and shapes); RunDirError naming the first misfit."""
+    if len(arrays) != len(variables):
+        raise RunDirError(f"{path}: checkpoint holds {len(arrays)} {what} variables, the {what} has "
+                          f"{len(variables)}; {fix}")
+    for variable, array in zip(variables, arrays, strict=True):
+        if tuple(array.shape) != tuple(variable.shape):
+            raise RunDirError(f"{path}: {what} variable {getattr(variable, 'path', variable.name)} has shape "
+                              f"{tuple(variable.shape)}, the checkpoint's {tuple(array.shape)}; {fix}")
+
+
 def load_checkpoint(path: Path, model: Any, optimizer_state: bool = True) -> dict[str, Any]:
-    """Restore model (and optimizer, when saved and `optimizer_state`) state from `path`; returns its metadata."""
+    """Restore model (and optimizer, when saved and `optimizer_state`) state from `path`; returns its metadata.
+
+    Nothing is assigned unless every saved array fits: optimizer state that does not match the
+    optimizer is refused (RunDirError), never skipped, since training on without it (fresh moments,
+    a reset step count) would not continue the run it claims to continue.
+    """
     meta, arrays = _read(path)
     variables = model_state(model)
-    stored = sorted((k for k in arrays if k.startswith("m")), key=lambda k: int(k[1:]))
-    if len(stored) != len(variables):
-        raise RunDirError(f"{path}: checkpoint holds {len(stored)} model variables, the model has {len(variables)}")
+    stored = [arrays[k] for k in _sorted_keys(arrays, "m")]
+    _check_fits(path, "model", variables, stored, "the checkpoint was written for another architecture")
     if not isinstance(meta.get("rows"), list):
         raise RunDirError(f"{path}: damaged checkpoint (no metrics rows); it cannot be resumed from. Delete it to "
                           "train the run again from epoch 1 (dlrun train --resume), or start a new run")
-    for variable, key in zip(variables, stored, strict=True):
-        variable.assign(arrays[key])
-    opt_keys = sorted((k for k in arrays if k.startswith("o")), key=lambda k: int(k[1:]))
+    opt_arrays = [arrays[k] for k in _sorted_keys(arrays, "o")]
     optimizer = getattr(model, "optimizer", None)
-    if opt_keys and optimizer is not None and optimizer_state:
+    restore_optimizer = bool(opt_arrays) and optimizer is not None and optimizer_state
+    if restore_optimizer:
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        if len(opt_keys) == len(optimizer.variables):
-            for variable, key in zip(optimizer.variables, opt_keys, strict=True):
-                variable.assign(arrays[key])
+        _check_fits(path, "optimizer", list(optimizer.variables), opt_arrays,
+                    f"its state cannot be restored into this {type(optimizer).__name__} (written by another optimizer "
+                    "setup or Keras version), and resuming without it would not continue the same run. Resume with "
+                    "the setup that wrote it, or start a new run")
+    for variable, array in zip(variables, stored, strict=True):
+        variable.assign(array)
+    if restore_optimizer:
+        for variable, array in zip(optimizer.variables, opt_arrays, strict=True):
+            variable.assign(array)
     return meta

@@ -14,7 +14,7 @@ from dlrun.data import Dataset
 from dlrun.engine import backend
 from dlrun.engine.pipeline import eval_batch_size, eval_stream, train_stream
 from dlrun.interrupts import StopRequest
-from dlrun.metrics import task_metric
+from dlrun.metrics import final_prefix, task_metric
 from dlrun.ui.console import Reporter
 
 
@@ -37,23 +37,34 @@ def seeded_model(lc: LoadedConfig, data: Dataset, unsafe: bool = False) -> Any:
     return build_with_base(lc, data.input_shape, unsafe)[0]
 
 
-def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
-    """Loss and accuracy (or mae) on the test split (the training data when there is none)."""
-    x, y = data.eval_split()
+def measure(model: Any, x: Any, y: Any, batch_size: int, task: str) -> dict[str, float]:
+    """Loss and accuracy (or mae) over the arrays as one whole split, in batches of
+    `eval_batch_size(batch_size)`; the numbers do not depend on that batch size."""
+    from dlrun.engine.sse import fold, penalty
+
     values = model.evaluate(eval_stream(x, y, eval_batch_size(batch_size)), verbose=0, return_dict=True)
+    values = fold(values, penalty(model)) if "sse" in values else values
     key = task_metric(task)
-    return {"test_loss": float(values["loss"]), f"test_{key}": float(values[key])}
+    return {"loss": float(values["loss"]), key: float(values[key])}
+
+
+def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
+    """Final metrics: loss and accuracy (or mae) on the test split as `test_*`, or, when the data has no
+    test split, on the training data as `train_*` (never labelled as held-out numbers)."""
+    x, y = data.eval_split()
+    prefix = final_prefix(data.has_test)
+    return {prefix + name: value for name, value in measure(model, x, y, batch_size, task).items()}
 
 
 def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: ExperimentConfig,
                  weights_moved: bool) -> dict[str, float]:
-    """The final test metrics. When validation ran on the test split itself and the weights are still
-    those of the last epoch, that epoch's validation pass has already measured exactly this: reuse
-    it instead of running the same pass again (same batches: `eval_batch_size`). Otherwise evaluate."""
+    """The final metrics (evaluate_model). When validation ran on the test split itself and the weights
+    are still those of the last epoch, that epoch's validation pass has already measured exactly this:
+    reuse it instead of running the same pass again (same batches: `eval_batch_size`)."""
     key = task_metric(cfg.task)
     last = rows[-1]
-    same_pass = data.x_test is not None and data.x_val is data.x_test and not weights_moved
-    if same_pass and all(last.get(k) not in (None, "") for k in ("val_loss", f"val_{key}")):
+    if data.has_test and data.val_is_test and not weights_moved \
+            and all(last.get(k) not in (None, "") for k in ("val_loss", f"val_{key}")):
         return {"test_loss": float(last["val_loss"]), f"test_{key}": float(last[f"val_{key}"])}
     return evaluate_model(model, data, cfg.train.batch_size, cfg.task)
 

@@ -18,16 +18,23 @@ def _keras_kwargs(args: LayerArgs, l2: float, regularize: bool) -> dict[str, Any
     return kwargs
 
 
-def make_layer(cfg: ExperimentConfig, index: int, name: str) -> Any:
-    """A fresh keras layer for `model.layers[index]` (L2 where configured)."""
+def make_layer(cfg: ExperimentConfig, index: int, name: str, mixed: bool | None = None,
+               output: bool | None = None) -> Any:
+    """A fresh keras layer for `model.layers[index]` (L2 where configured).
+
+    `mixed` (default: the config's train.mixed_precision) computes in float16, except the `output`
+    layer (default: the last one), which stays float32 for a numerically stable softmax and loss, as
+    the Keras mixed-precision guide advises. A base built from another run's layers passes the
+    target's setting and output=False, so the base follows the model it is part of.
+    """
     keras = backend.keras()
     item, last = cfg.model.layers[index], index == len(cfg.model.layers) - 1
     regularize = item.type in L2_TYPES[cfg.model.l2_layers] or (last and item.type == "dense")
     kwargs = _keras_kwargs(item.args, cfg.model.l2, regularize)
     # Mixed precision is set per layer, not with keras' global policy, which would leak into every
-    # model built later in the process (the next sweep trial). The output layer stays float32.
-    if cfg.train.mixed_precision:
-        kwargs["dtype"] = "float32" if last else "mixed_float16"
+    # model built later in the process (the next sweep trial).
+    if cfg.train.mixed_precision if mixed is None else mixed:
+        kwargs["dtype"] = "float32" if (last if output is None else output) else "mixed_float16"
     return getattr(keras.layers, LAYER_TYPES[item.type].keras_class)(name=name, **kwargs)
 
 
@@ -75,8 +82,8 @@ def loss_for(cfg: ExperimentConfig) -> Any:
     """The loss implied by the task and the output activation."""
     keras = backend.keras()
     if cfg.task == "regression":
-        if cfg.loss == "sse":  # sum of squared errors over the batch, as in the course's table fit
-            return keras.losses.MeanSquaredError(reduction="sum", name="sse")
+        if cfg.loss == "sse":  # the gradient of the batch's sum of squared errors, as in the course's table fit;
+            return keras.losses.MeanSquaredError(reduction="sum", name="sse")  # reported over the whole split
         return keras.losses.MeanSquaredError(name="mse")
     last = cfg.model.layers[-1].args
     from_logits = getattr(last, "activation", None) in (None, "linear")
@@ -85,7 +92,11 @@ def loss_for(cfg: ExperimentConfig) -> Any:
 
 def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig | None = None) -> None:
     """(Re)compile `model` with the config's optimizer, loss and metrics."""
-    metrics = [task_metric(cfg.task)]
+    metrics: list[Any] = [task_metric(cfg.task)]
+    if cfg.task == "regression" and cfg.loss == "sse":  # reported over the whole split (see engine/sse.py)
+        from dlrun.engine.sse import SumSquaredError
+
+        metrics.append(SumSquaredError())
     opt = make_optimizer(optimizer or cfg.optimizer)
     if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
         opt = backend.keras().optimizers.LossScaleOptimizer(opt)

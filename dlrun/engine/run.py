@@ -11,7 +11,7 @@ from dlrun.config import LoadedConfig, config_sha256
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend
-from dlrun.engine.checkpoint import load_checkpoint, save_checkpoint
+from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta, save_checkpoint
 from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
@@ -64,8 +64,8 @@ def run_base(model: Any, data: Dataset) -> dict[str, Any]:
     """Summary fields about the model, the software and the data (written at start and at the end)."""
     from dlrun.engine.model import param_counts
 
-    return {"params": param_counts(model), "versions": backend.versions(), "data": data.describe(),
-            "data_cache": data.cache, "notes": data.notes, "devices": backend.gpus() or ["cpu"]}
+    return {"params": param_counts(model), "versions": backend.versions(), **data.summary_fields(),
+            "notes": data.notes, "devices": backend.gpus() or ["cpu"], "threads": backend.threads()}
 
 
 def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
@@ -85,6 +85,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     model = model if model is not None else seeded_model(lc, data)
     rows: list[dict[str, Any]] = []
     if resume_from is not None:
+        check_same_data(read_meta(resume_from), data, resume_from)
         meta = load_checkpoint(resume_from, model)
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
     files.write_text(run / names.MODEL_TXT, summary_text(model))
@@ -96,7 +97,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
 
     def on_row(row: dict[str, Any]) -> bool:
         done = [*rows, row]
-        meta = {"epoch": row["epoch"], "rows": done, "seconds": clock.elapsed(), "started": clock.started}
+        meta = {"epoch": row["epoch"], "rows": done, "seconds": clock.elapsed(), "started": clock.started,
+                "data_fingerprint": data.fingerprint()}
         es = cfg.train.early_stopping
         with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
             if board is not None:  # before the checkpoint: the event files never lack a checkpointed epoch

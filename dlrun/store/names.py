@@ -17,6 +17,7 @@ MODEL_TXT = "model.txt"
 EVAL = "eval.json"
 CONFUSION_PLOT = "confusion.png"
 TRANSFER = "transfer.json"
+ERROR = "error.txt"  # a sweep trial that failed: the exception and its traceback
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.npz"
 CHECKPOINT_BEST = "best.npz"

@@ -30,6 +30,14 @@ class RunClock:
         now = time.time()
         return cls(started=float(meta.get("started", now - offset)), offset=offset, session=now)
 
+    @classmethod
+    def started_at(cls, iso: Any) -> RunClock:
+        """A clock whose start is a summary's `started` (ISO time), now when that is missing or unreadable."""
+        try:
+            return cls(started=datetime.fromisoformat(str(iso)).timestamp())
+        except ValueError:
+            return cls()
+
     def elapsed(self) -> float:
         """Seconds spent training, over every session of the run."""
         return self.offset + time.time() - self.session

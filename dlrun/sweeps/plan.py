@@ -20,7 +20,7 @@ from dlrun.config.keys import get_dotted, set_dotted
 from dlrun.config.loader import apply_overrides, check_text, dump_config, read_config_file, validate_data
 from dlrun.config.safe_yaml import load_value
 from dlrun.errors import ConfigError, Problem
-from dlrun.metrics import direction, summary_metrics
+from dlrun.metrics import direction, needs_validation, rankable_metrics, selection_problem
 
 SHORTHANDS = {"lr": "optimizer.lr", "lambda": "model.l2"}
 
@@ -167,27 +167,34 @@ def load_sweep_config(path: str | Path, overrides: list[str] | None = None, lr: 
 
 def _resolve_ranking(base: LoadedConfig) -> None:
     """Fill in what ranks trials when the config leaves it out: val_accuracy (classification) or
-    test_loss (regression, which may have no validation split); the goal from the metric's direction."""
+    val_loss (regression); the goal from the metric's direction."""
     sweep = base.config.sweep
     if sweep is None:
         return
     if "metric" not in sweep.model_fields_set and base.config.task == "regression":
-        sweep.metric = "test_loss"
-    if "goal" not in sweep.model_fields_set and sweep.metric in summary_metrics(base.config.task):
+        sweep.metric = "val_loss"
+    if "goal" not in sweep.model_fields_set and sweep.metric in rankable_metrics(base.config.task):
         sweep.goal = direction(sweep.metric)
 
 
 def check_space(base: LoadedConfig) -> list[Problem]:
-    """The space must be non-empty and rank by a metric that training records."""
+    """The space must be non-empty and rank by a validation or training metric that training records;
+    train.threads is fixed per process, so it cannot vary between trials."""
     sweep, where = base.config.sweep, base.source
     if sweep is None or not sweep.params:
         return [where.problem("sweep.params", "nothing to sweep: give --lr/--lambda, or sweep.params in the "
                               "config (a dotted key and a list of values)")]
-    allowed = summary_metrics(base.config.task)
-    if sweep.metric not in allowed:
-        return [where.problem("sweep.metric", f"'{sweep.metric}' is not recorded; "
-                              f"use one of {', '.join(allowed)}")]
-    return []
+    if "train.threads" in sweep.params:
+        return [where.problem("sweep.params.train.threads", "train.threads cannot be swept: TensorFlow fixes a "
+                              "process's thread pools when it starts; set train.threads once for every trial")]
+    allowed = rankable_metrics(base.config.task)
+    reason = selection_problem(sweep.metric)
+    if reason is None and sweep.metric not in allowed:
+        reason = f"'{sweep.metric}' is not recorded; use one of {', '.join(allowed)}"
+    if reason is None and needs_validation(sweep.metric) and base.config.data.validation == 0:
+        reason = (f"'{sweep.metric}' needs a validation split but data.validation is 0; set data.validation "
+                  "(e.g. 0.1), or rank on the training loss with sweep.metric: loss")
+    return [where.problem("sweep.metric", reason)] if reason else []
 
 
 def expand(mode: str, params: dict[str, list[Any]]) -> list[dict[str, int]]:

@@ -94,11 +94,12 @@ def outcomes_for(plan: SweepPlan, trials_dir: Path, classes: int | None = None) 
     return out
 
 
-def result_columns(plan: SweepPlan) -> list[str]:
-    """results.csv columns: trial, the swept keys, status, epochs and metrics, seconds."""
+def result_columns(plan: SweepPlan, final: str = "test_") -> list[str]:
+    """results.csv columns: trial, the swept keys, status, epochs and metrics (the final ones `test_`, or
+    `train_` when the data has no test split), seconds."""
     name = task_metric(plan.base.config.task)
     return ["trial", *plan.keys, "status", "epochs_run", "loss", name, "val_loss", f"val_{name}",
-            "test_loss", f"test_{name}", "seconds"]
+            f"{final}loss", f"{final}{name}", "seconds"]
 
 
 def result_row(outcome: Outcome) -> dict[str, Any]:
@@ -130,19 +131,22 @@ def best_of(outcomes: list[Outcome], metric: str, goal: str) -> Outcome | None:
     return top[0] if top and top[0].status == "completed" and top[0].value(metric) is not None else None
 
 
-def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str) -> Table:
-    """The ranked table: rank, trial, swept values, status, metric, epochs, seconds, note."""
+def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str, beside: str | None = None) -> Table:
+    """The ranked table: rank, trial, swept values, status, the ranking metric, `beside` it the final
+    metric it stands for (reported, never ranked on), epochs, seconds, note."""
     metric = plan.metric
     table = Table(title=title, header_style="bold")
-    for column in ["#", "trial", *plan.keys, "status", metric, "epochs", "seconds", "note"]:
+    extra = [beside] if beside else []
+    for column in ["#", "trial", *plan.keys, "status", metric, *extra, "epochs", "seconds", "note"]:
         table.add_column(column, justify="right" if column not in ("trial", "status", "note") else "left")
     best = best_of(outcomes, metric, plan.goal)
     for rank, o in enumerate(ranked(outcomes, metric, plan.goal), start=1):
         value = o.value(metric)
-        shown = "—" if o.status != "completed" or value is None else f"{value:.4f}"
+        shown = [("—" if o.status != "completed" or v is None else f"{v:.4f}")
+                 for v in (value, *(o.value(b) for b in extra))]
         style = "bold green" if o is best else STYLES.get(o.kind())
         params = [format_value(o.trial.params[k]) for k in plan.keys]
-        table.add_row(str(rank), o.trial.id, *params, o.status, shown, str(o.summary.get("epochs_run", "")),
+        table.add_row(str(rank), o.trial.id, *params, o.status, *shown, str(o.summary.get("epochs_run", "")),
                       f"{o.summary['seconds']:.1f}" if "seconds" in o.summary else "", o.note, style=style)
     return table
 

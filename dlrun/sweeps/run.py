@@ -20,34 +20,35 @@ from typing import Any
 from dlrun.config import config_sha256, dump_config, load_config
 from dlrun.config.checks import check_against_data
 from dlrun.data import Dataset, load_dataset
-from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError
+from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError, SweepFailed
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
 from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
 from dlrun.sweeps import board
-from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor
+from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
 
 
-def load_sweep_data(plan: SweepPlan, reporter: Reporter) -> tuple[dict[str, Dataset], dict[str, str]]:
-    """Load and preprocess each distinct data config once (one, unless data keys are swept), and run
-    the data checks of every trial. Returns (data sets by key, data key of each trial)."""
+def load_sweep_data(plan: SweepPlan, reporter: Reporter,
+                    use_cache: bool = True) -> tuple[dict[str, Dataset], dict[str, str]]:
+    """Load and preprocess each distinct data config once (one, unless data keys are swept; the seed
+    plays no part in the data), through the data cache unless `use_cache` is False, and run the data
+    checks of every trial. Returns (data sets by key, data key of each trial)."""
     datasets: dict[str, Dataset] = {}
     key_of: dict[str, str] = {}
     for trial in plan.trials:
         cfg = trial.config.config
-        spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task, "seed": cfg.seed},
-                          sort_keys=True)
+        spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task}, sort_keys=True)
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
         if key not in datasets:
             with reporter.progress() as progress:
-                datasets[key] = load_dataset(cfg.data, cfg.task, cfg.seed, progress=progress)
-            for note in datasets[key].notes:
+                datasets[key] = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress)
+            for note in [*datasets[key].notes, *filter(None, [datasets[key].validation_warning()])]:
                 reporter.warn(note)
         data = datasets[key]
         try:
@@ -102,7 +103,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           lam: str | None = None, mode: str | None = None, jobs: int | None = None,
           sweep_dir: str | Path | None = None, resume: str | Path | None = None,
           reporter: Reporter | None = None, *, runs_root: str | Path = names.DEFAULT_RUNS_ROOT,
-          executor: TrialExecutor | None = None) -> dict[str, Any]:
+          executor: TrialExecutor | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -117,6 +118,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         reporter: Where progress and the leaderboard go (default: nothing printed).
         runs_root: The parent of new sweep directories.
         executor: Run the trials with this executor instead of the one `jobs` picks.
+        use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -128,6 +130,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         StorageError: the disk filled up; the trials keep their checkpoints, resume once there is space.
         Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM (or a
             trial's worker was killed: that trial resumes from its checkpoint).
+        SweepFailed: `sweep.max_failures` trials in a row failed (exit 1); the sweep stopped.
     """
     reporter = reporter or Reporter(live=False)
     if resume is not None:
@@ -137,13 +140,13 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         root = _sweep_root(resume)
         with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
             plan = _reopen(root)
-            datasets, key_of = load_sweep_data(plan, reporter)
+            datasets, key_of = load_sweep_data(plan, reporter, use_cache)
             return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=True)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
     plan = plan_sweep(config, overrides, lr, lam, mode)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
-    datasets, key_of = load_sweep_data(plan, reporter)
+    datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     root = _create(plan, runs_root, sweep_dir)
     with exclusive_lock(root, "being swept"):
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=False)
@@ -158,13 +161,15 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         reporter.warn(f"{exc}; rebuilding it from the trials")
         previous = {}
     first = next(iter(datasets.values()))
-    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first.num_classes)
-    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id])
+    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first)
+    threads = plan.base.config.train.threads
+    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id], threads)
              for t in plan.trials if not session.outcomes[t.id].final]
     executor = executor or make_executor(jobs, len(tasks))
-    session.jobs = executor.jobs
+    session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
     reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
-                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs})")
+                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs}, "
+                  f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
     if resumed:
         reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
                       f"{len(tasks)} to run")
@@ -175,6 +180,10 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
             raise
         session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
     left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
+    if session.failure is not None:
+        raise SweepFailed(f"{session.failure}; the sweep stopped. Fix the cause, then run the remaining trials "
+                          f"with: dlrun sweep --resume {root} (failed trials are not run again), or raise "
+                          "sweep.max_failures")
     if session.storage:
         raise StorageError(f"{session.storage}; the sweep stopped with {left} trial(s) left, each keeping its last "
                            f"complete epoch. Free some space, then resume: dlrun sweep --resume {root}")

@@ -3,6 +3,8 @@ summary.json rewritten after each, and at the end best.yaml, the heat map and th
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,10 @@ from typing import Any
 from rich.console import Console
 
 from dlrun.config import dump_config
+from dlrun.data import Dataset
+from dlrun.data.splits import VALIDATION_ON_TEST
 from dlrun.interrupts import StopRequest
+from dlrun.metrics import base_name, final_prefix
 from dlrun.store import files, names
 from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialResult, TrialTask
@@ -32,10 +37,14 @@ from dlrun.ui.console import Reporter
 class SweepSession:
     """Receives trial events: keeps the outcomes, rewrites results.csv and summary.json after each."""
 
-    def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float,
-                 classes: int | None):
-        self.plan, self.root, self.jobs = plan, root, 1
-        self.outcomes = outcomes_for(plan, root / names.SWEEP_TRIALS, classes)
+    def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float, data: Dataset):
+        self.plan, self.root, self.jobs, self.reporter = plan, root, 1, reporter
+        self.outcomes = outcomes_for(plan, root / names.SWEEP_TRIALS, data.num_classes)
+        self.validation, self.final = data.validation(), final_prefix(data.has_test)
+        self.threads: dict[str, Any] = {}
+        self.stop: StopRequest | None = None  # set while trials run: asked to stop after too many failures
+        self.failure: str | None = None  # why the sweep stopped early, if it did
+        self.failed_in_a_row = 0
         self.display = SweepDisplay(reporter, len(plan.trials), sum(o.final for o in self.outcomes.values()))
         self.t0, self.seconds_before = time.monotonic(), seconds_before
         self.stop: StopRequest | None = None  # set while trials run
@@ -60,7 +69,26 @@ class SweepSession:
         self._show(f"trial {result.trial_id} {result.status:<11} {shown:<22} {params}"
                    + (f"  ({seconds:.1f}s)" if isinstance(seconds, int | float) else "")
                    + (f"  {outcome.note}" if outcome.note else ""))
+        self._count_failure(result)
         self.write("running")
+
+    def _count_failure(self, result: TrialResult) -> None:
+        """Count failed trials in a row (a completed or diverged trial is a result and resets the count);
+        show the traceback under DLRUN_DEBUG; ask the sweep to stop at sweep.max_failures."""
+        if result.status in ("completed", "diverged"):
+            self.failed_in_a_row = 0
+        if result.status != "failed":
+            return
+        self.failed_in_a_row += 1
+        error = self.root / names.SWEEP_TRIALS / result.trial_id / names.ERROR
+        if self.reporter.debug and error.is_file():
+            self.reporter.err.print(f"trial {result.trial_id} failed:\n{error.read_text()}", markup=False)
+        limit = self.plan.base.config.sweep.max_failures if self.plan.base.config.sweep else 0
+        if limit and self.failed_in_a_row >= limit and self.failure is None:
+            self.failure = (f"{self.failed_in_a_row} trials in a row failed (the last, trial {result.trial_id}: "
+                            f"{result.summary.get('error', 'unknown error')}; traceback in {error})")
+            if self.stop is not None:
+                self.stop.requested = True
 
     def _show(self, line: str | None) -> None:
         items = list(self.outcomes.values())
@@ -75,9 +103,12 @@ class SweepSession:
     def write(self, status: str) -> dict[str, Any]:
         """Rewrite results.csv and summary.json (atomically) with what is known now."""
         items = list(self.outcomes.values())
-        files.write_csv(self.root / names.SWEEP_RESULTS, result_columns(self.plan),
+        files.write_csv(self.root / names.SWEEP_RESULTS, result_columns(self.plan, self.final),
                          [result_row(o) for o in items])
         summary = sweep_summary(self.plan, self.root, self.outcomes, status, self.seconds(), self.jobs)
+        summary.update(validation=self.validation, threads=self.threads, pid=os.getpid(), host=socket.gethostname())
+        if self.failure:
+            summary["stopped"] = self.failure
         files.write_json(self.root / names.SUMMARY, summary)
         return summary
 
@@ -87,7 +118,7 @@ class SweepSession:
             if o.status == "running":
                 o.status = "interrupted"
         items = list(self.outcomes.values())
-        status = "completed" if all(o.final for o in items) else "interrupted"
+        status = "failed" if self.failure else "completed" if all(o.final for o in items) else "interrupted"
         best = best_of(items, self.plan.metric, self.plan.goal)
         if best is not None:
             head = (f"# Best trial of sweep {self.root}: trial {best.trial.id} "
@@ -107,7 +138,11 @@ class SweepSession:
             summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)
             files.write_json(self.root / names.SUMMARY, summary)
         if not reporter.json_mode:
-            table = leaderboard(self.plan, items, f"{self.plan.base.config.name} sweep — {self.root}")
+            on = (f"ranked on {self.plan.metric}" + (", measured on the test split (data.validation: test)"
+                                                     if self.validation == VALIDATION_ON_TEST else ""))
+            beside = self.final + base_name(self.plan.metric)
+            table = leaderboard(self.plan, items, f"{self.plan.base.config.name} sweep — {on} — {self.root}",
+                                beside if beside != self.plan.metric else None)
             # A terminal has its own width; a file or a pipe gets one wide enough for the notes.
             out = reporter.out if reporter.out.is_terminal else Console(highlight=False, width=160)
             out.print(table)

@@ -4,7 +4,6 @@ with a freeze policy per stage. Returns the run summary; never exits the process
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import RunDir, check_writable, create_run_dir
 from dlrun.store.status import check_resumable, fail_for_storage, mark_failed
+from dlrun.store.summary import RunClock
 from dlrun.transfers.plan import TransferPlan, plan_transfer
 from dlrun.transfers.table import mapping_table
 from dlrun.ui.console import Reporter
@@ -112,7 +112,7 @@ def _label(lc: LoadedConfig, source: Source | None) -> str | None:
 def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | None = None,
              source: str | Path | None = None, freeze: str | None = None, run_dir: str | Path | None = None,
              runs_root: str | Path = names.DEFAULT_RUNS_ROOT, reporter: Reporter | None = None,
-             resume: str | Path | None = None, unsafe: bool = False) -> dict[str, Any]:
+             resume: str | Path | None = None, unsafe: bool = False, use_cache: bool = True) -> dict[str, Any]:
     """Load saved weights into a config's model, show the layer mapping, then train in stages.
 
     Args:
@@ -125,6 +125,7 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
         reporter: Where the mapping table, progress and results go (default: nothing printed).
         resume: Continue this interrupted transfer run instead.
         unsafe: Let a .keras base model run code it holds (trusted files only).
+        use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
 
     Returns:
         The run's summary: `before`, each stage's results, and the final metrics.
@@ -140,7 +141,7 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     if resume is not None:
         if overrides or source is not None or freeze is not None:
             raise TransferError("a resumed transfer keeps its own config; drop --set, --from and --freeze")
-        return resume_transfer(resume, config, reporter, unsafe)
+        return resume_transfer(resume, config, reporter, unsafe, use_cache)
     if config is None:
         raise TransferError("give a CONFIG to transfer into, or --resume RUN_DIR")
     lc = apply_cli(ensure_loaded(config, overrides), source, freeze)
@@ -149,7 +150,7 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     check_writable(run_dir, runs_root)
     with reporter.progress() as progress:
         weights = read_weights(cfg.transfer.from_, progress=progress) if cfg.transfer.from_ else None
-        data = load_checked(lc, progress=progress)
+        data = load_checked(lc, use_cache, progress)
     cli = {key: f"{option} {value}" for key, option, value in
            (("transfer.from", "--from", source), ("transfer.stages.0.freeze", "--freeze", freeze)) if value is not None}
     prepared = prepare(lc, data, weights, unsafe, cli)
@@ -166,17 +167,17 @@ def _start(lc: LoadedConfig, data: Dataset, prepared: Prepared, run_dir: str | P
         files.write_text(run / names.CONFIG, dump_config(cfg))
         files.write_json(run / names.TRANSFER, _transfer_json(lc, prepared))
         reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
-        for note in data.notes + prepared.plan.notes:
+        for note in [*data.notes, *prepared.plan.notes, *filter(None, [data.validation_warning()])]:
             reporter.warn(note)
         stage_names = [s.name for s in cfg.transfer.stages]
         reporter.table(mapping_table(prepared.plan.rows, stage_names, f"transfer mapping: {prepared.plan.source}"))
         before = evaluate_model(prepared.model, data, cfg.train.batch_size, cfg.task)
         reporter.info("before (loaded weights, no training): " + _describe(before))
-        return _run_guarded(lc, run, data, reporter, prepared, before, None)
+        return _run_guarded(lc, run, data, reporter, prepared, before, None, RunClock())
 
 
 def _describe(test: dict[str, float]) -> str:
-    return "  ".join(f"{k.removeprefix('test_')} {v:.4f}" for k, v in test.items())
+    return "  ".join(f"{k.split('_', 1)[1]} {v:.4f}" for k, v in test.items())
 
 
 def _transfer_json(lc: LoadedConfig, prepared: Prepared) -> dict[str, Any]:
@@ -190,17 +191,18 @@ def _transfer_json(lc: LoadedConfig, prepared: Prepared) -> dict[str, Any]:
 
 
 def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, prepared: Prepared,
-                 before: dict[str, float], checkpoint: Path | None) -> dict[str, Any]:
+                 before: dict[str, float], checkpoint: Path | None, clock: RunClock) -> dict[str, Any]:
     from dlrun.engine.model import param_counts, summary_text
     from dlrun.transfers.stages import StageRun, resume_point, run_stages
 
     files.write_text(run / names.MODEL_TXT, summary_text(prepared.model))
     saved = files.read_json(run / names.TRANSFER)  # written when the run started: the source as it was then
     source = {"path": saved.get("from"), "kind": saved.get("kind")} if saved.get("from") else {"base": saved["base"]}
-    base = {"params": param_counts(prepared.model), "versions": backend.versions(), "data": data.describe(),
-            "notes": data.notes + prepared.plan.notes, "devices": backend.gpus() or ["cpu"], "source": source}
+    base = {"params": param_counts(prepared.model), "versions": backend.versions(), **data.summary_fields(),
+            "notes": data.notes + prepared.plan.notes, "devices": backend.gpus() or ["cpu"],
+            "threads": backend.threads(), "source": source}
     with graceful_stop() as stop:
-        state = StageRun(lc, run, data, reporter, stop, prepared.model, prepared.plan.stages, base, time.time(),
+        state = StageRun(lc, run, data, reporter, stop, prepared.model, prepared.plan.stages, base, clock,
                          before=before)
         try:
             compiled = resume_point(state, checkpoint) if checkpoint is not None else None
@@ -218,29 +220,32 @@ def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
 
 
 def resume_transfer(run_dir: str | Path, config: str | Path | LoadedConfig | None = None,
-                    reporter: Reporter | None = None, unsafe: bool = False) -> dict[str, Any]:
-    """Continue an interrupted transfer from the last complete epoch of its current stage."""
+                    reporter: Reporter | None = None, unsafe: bool = False, use_cache: bool = True) -> dict[str, Any]:
+    """Continue an interrupted transfer from the last complete epoch of its current stage (its start
+    time stays the original one)."""
     reporter = reporter or Reporter(live=False)
     run, lc = run_and_config(run_dir, config)
     if lc.config.transfer is None or not run.exists(names.TRANSFER):
         raise RunDirError(f"{run.path} is not a transfer run (no {names.TRANSFER}); resume it with dlrun train")
     with exclusive_lock(run.path, "being trained"):  # of two resumes of one run, exactly one goes on
-        return _resume_locked(run, lc, reporter, unsafe)
+        return _resume_locked(run, lc, reporter, unsafe, use_cache)
 
 
-def _resume_locked(run: RunDir, lc: LoadedConfig, reporter: Reporter, unsafe: bool) -> dict[str, Any]:
+def _resume_locked(run: RunDir, lc: LoadedConfig, reporter: Reporter, unsafe: bool,
+                   use_cache: bool) -> dict[str, Any]:
     check_resumable(run)  # interrupted, crashed or failed; not running, completed or diverged
     check_run_writable(run)
     checkpoint = run.checkpoint / names.CHECKPOINT_STATE
     with reporter.progress() as progress:
-        data = load_checked(lc, progress=progress)
+        data = load_checked(lc, use_cache, progress)
+    clock = RunClock.started_at(run.read_summary().get("started") if run.exists(names.SUMMARY) else None)
     if checkpoint.exists():  # the checkpoint holds every weight: the source is not needed again
         prepared = prepare(lc, data, None, unsafe)
         before: dict[str, float] = {}
         reporter.info(f"resuming {run.path}")
-        return _run_guarded(lc, run, data, reporter, prepared, before, checkpoint)
+        return _run_guarded(lc, run, data, reporter, prepared, before, checkpoint, clock)
     source = lc.config.transfer.from_
     prepared = prepare(lc, data, read_weights(source) if source else None, unsafe)
     before = evaluate_model(prepared.model, data, lc.config.train.batch_size, lc.config.task)
     reporter.info(f"resuming {run.path} from the start (no complete epoch was saved)")
-    return _run_guarded(lc, run, data, reporter, prepared, before, None)
+    return _run_guarded(lc, run, data, reporter, prepared, before, None, clock)

@@ -3,25 +3,24 @@ with stage-aware checkpoints, and the summary. Imported only when a transfer run
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from dlrun.config import LoadedConfig
 from dlrun.config.schema import ExperimentConfig, OptimizerConfig, StageConfig
 from dlrun.data import Dataset
-from dlrun.engine.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta, save_checkpoint
 from dlrun.engine.fit import FitOutcome, evaluate_model, fit_epochs
 from dlrun.engine.model import compile_model, param_counts
 from dlrun.engine.run import final_metrics, history_plot, save_model, summary_fields
-from dlrun.engine.stopping import early_stop_due
+from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import open_board
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
-from dlrun.metrics import direction, epoch_columns, task_metric
+from dlrun.metrics import FINAL_PREFIXES, direction, epoch_columns, final_names
 from dlrun.store import files, names
 from dlrun.store.rundir import RunDir
-from dlrun.store.summary import write_summary
+from dlrun.store.summary import RunClock, write_summary
 from dlrun.transfers.plan import StagePlan, TargetLayer
 from dlrun.ui.console import Reporter, rows_table
 from dlrun.weights.walk import leaf_layers
@@ -76,7 +75,7 @@ class StageRun:
     model: Any
     plans: list[StagePlan]
     base: dict[str, Any]
-    started: float
+    clock: RunClock
     before: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -89,25 +88,32 @@ class StageRun:
     def meta(self, stage: int) -> dict[str, Any]:
         """Checkpoint metadata: the stage whose optimizer state is saved, rows, results so far."""
         return {"epoch": len(self.rows), "stage": stage, "rows": self.rows, "before": self.before,
-                "stages": self.results, "seconds": time.time() - self.started}
+                "stages": self.results, "seconds": self.clock.elapsed(), "started": self.clock.started,
+                "data_fingerprint": self.data.fingerprint()}
 
     def restore(self, meta: dict[str, Any]) -> None:
-        """Take progress from a checkpoint's metadata."""
+        """Take progress from a checkpoint's metadata (the run keeps its original start time)."""
         self.rows, self.before, self.results = list(meta["rows"]), dict(meta["before"]), list(meta["stages"])
-        self.started -= float(meta.get("seconds", 0.0))
+        if "started" in meta:
+            self.clock = RunClock.resumed(meta)
+        else:  # a checkpoint from before `started` was recorded: keep the start this session was given
+            self.clock = RunClock(started=self.clock.started, offset=float(meta.get("seconds", 0.0)))
 
     def summary(self, status: str, **extra: Any) -> dict[str, Any]:
         """Write summary.json with the transfer fields."""
         assert self.cfg.transfer is not None
         epochs = sum(s.epochs for s in self.cfg.transfer.stages)
-        return write_summary(self.run, status, self.started, summary_fields(self.lc, self.rows), epochs=epochs,
-                             before=self.before, stages=self.results, **extra, **self.base)
+        return write_summary(self.run, status, self.clock.started, summary_fields(self.lc, self.rows), epochs=epochs,
+                             before=self.before, stages=self.results, seconds=round(self.clock.elapsed(), 3),
+                             **extra, **self.base)
 
 
 def resume_point(state: StageRun, checkpoint: Any) -> int | None:
     """Restore a checkpoint into the model (compiled for the checkpoint's stage, so its optimizer state
     fits); returns the stage the model is compiled for."""
-    stage = int(read_meta(checkpoint)["stage"])
+    meta = read_meta(checkpoint)
+    check_same_data(meta, state.data, checkpoint)
+    stage = int(meta["stage"])
     prepare_stage(state.model, state.cfg, stage, state.plans[stage])
     state.restore(load_checkpoint(checkpoint, state.model))
     return stage
@@ -115,60 +121,84 @@ def resume_point(state: StageRun, checkpoint: Any) -> int | None:
 
 def run_stages(state: StageRun, compiled: int | None = None) -> dict[str, Any]:
     """Train every stage not yet complete; evaluate after each. Returns the final summary."""
-    cfg, model = state.cfg, state.model
+    cfg = state.cfg
     assert cfg.transfer is not None
-    stages, columns = cfg.transfer.stages, transfer_columns(cfg.task)
     state.summary("running")
     state.board = open_board(state.run, cfg, state.rows)
-    for i, stage in enumerate(stages):
+    for i, stage in enumerate(cfg.transfer.stages):
         if i < len(state.results):
             continue
         if compiled != i:
-            prepare_stage(model, cfg, i, state.plans[i])
-        trainable = param_counts(model)["trainable"]
+            prepare_stage(state.model, cfg, i, state.plans[i])
         stage_rows = [r for r in state.rows if r["stage"] == stage.name]
-        offset = sum(s.epochs for s in stages[:i])  # planned epochs key the batch order
-
-        def on_row(row: dict[str, Any], i: int = i, stage: StageConfig = stage,
-                   stage_rows: list[dict[str, Any]] = stage_rows) -> bool:
-            row = {**row, "epoch": len(state.rows) + 1, "stage": stage.name}
-            with state.stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
-                if state.board is not None:  # before the checkpoint, as in a train run
-                    state.board.epoch(row, model)
-                state.rows.append(row)
-                stage_rows.append(row)
-                save_checkpoint(state.run, model, state.meta(i))
-                files.write_csv(state.run / names.METRICS, columns, state.rows)
-            return early_stop_due(stage_rows, cfg.train.early_stopping)
-
-        outcome = FitOutcome()
-        if len(stage_rows) < stage.epochs and not early_stop_due(stage_rows, cfg.train.early_stopping):
-            state.reporter.info(f"stage [bold]{stage.name}[/bold]: training {', '.join(state.plans[i].trainable)} "
-                                f"({trainable} parameters)")
-            outcome = fit_epochs(model, state.data, cfg, state.reporter, state.stop, offset + len(stage_rows),
-                                 offset + stage.epochs, on_row, state.board.callbacks() if state.board else None)
+        outcome = _fit_stage(state, i, stage, stage_rows)
         if outcome.interrupted:
             state.summary("interrupted", last_complete_epoch=len(state.rows), stage=stage.name)
             raise Interrupted(f"interrupted in stage {stage.name} after epoch {len(state.rows)}; "
                               f"resume with: dlrun transfer --resume {state.run.path}")
         if outcome.diverged_epoch is not None:
             return _diverged(state, stage.name, len(state.rows) + 1)
-        test = evaluate_model(model, state.data, cfg.train.batch_size, cfg.task)
+        restored = _restore_best(state, i, stage_rows)
+        test = evaluate_model(state.model, state.data, cfg.train.batch_size, cfg.task)
         previous = state.results[-1] if state.results else state.before
-        state.results.append({"name": stage.name, "epochs_run": len(stage_rows), "trainable_params": trainable,
-                              **test, "improved": _improved(test, previous, cfg.task)})
-        save_checkpoint(state.run, model, state.meta(i))
+        state.results.append({"name": stage.name, "epochs_run": len(stage_rows),
+                              "trainable_params": param_counts(state.model)["trainable"], **test,
+                              "improved": _improved(test, previous, cfg.task, state.data.has_test), **restored})
+        save_checkpoint(state.run, state.model, state.meta(i))
         state.reporter.info(f"after {stage.name}: {_describe(test)}")
     return _finish(state, "completed")
 
 
-def _improved(now: dict[str, float], previous: dict[str, float], task: str) -> bool:
-    key = f"test_{task_metric(task)}"
+def _fit_stage(state: StageRun, i: int, stage: StageConfig, stage_rows: list[dict[str, Any]]) -> FitOutcome:
+    """Train stage `i` from where its rows end: a checkpoint per epoch (and of the stage's best epoch
+    under restore_best_weights), early stopping on the stage's own rows."""
+    cfg, model, es = state.cfg, state.model, state.cfg.train.early_stopping
+    assert cfg.transfer is not None
+    columns = transfer_columns(cfg.task)
+
+    def on_row(row: dict[str, Any]) -> bool:
+        row = {**row, "epoch": len(state.rows) + 1, "stage": stage.name}
+        with state.stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
+            if state.board is not None:  # before the checkpoint, as in a train run
+                state.board.epoch(row, model)
+            state.rows.append(row)
+            stage_rows.append(row)
+            save_checkpoint(state.run, model, state.meta(i))
+            if es is not None and restores_best(cfg) and best_epoch(stage_rows, es) == len(stage_rows):
+                save_checkpoint(state.run, model, state.meta(i), name=names.CHECKPOINT_BEST)
+            files.write_csv(state.run / names.METRICS, columns, state.rows)
+        return early_stop_due(stage_rows, es)
+
+    if len(stage_rows) >= stage.epochs or early_stop_due(stage_rows, es):
+        return FitOutcome()
+    offset = sum(s.epochs for s in cfg.transfer.stages[:i])  # planned epochs key the batch order
+    state.reporter.info(f"stage [bold]{stage.name}[/bold]: training {', '.join(state.plans[i].trainable)} "
+                        f"({param_counts(model)['trainable']} parameters)")
+    return fit_epochs(model, state.data, cfg, state.reporter, state.stop, offset + len(stage_rows),
+                      offset + stage.epochs, on_row, state.board.callbacks() if state.board else None)
+
+
+def _restore_best(state: StageRun, i: int, stage_rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Under restore_best_weights, end stage `i` with the weights of its best epoch (as train does);
+    returns {restored_best_epoch: the run's epoch number}, or {} when it does not apply."""
+    es, best_path = state.cfg.train.early_stopping, state.run.checkpoint / names.CHECKPOINT_BEST
+    if es is None or not restores_best(state.cfg) or not stage_rows or not best_path.exists():
+        return {}
+    best = best_epoch(stage_rows, es)
+    if best is None or read_meta(best_path).get("stage") != i:
+        return {}
+    load_checkpoint(best_path, state.model)
+    return {"restored_best_epoch": int(stage_rows[best - 1]["epoch"])}
+
+
+def _improved(now: dict[str, float], previous: dict[str, float], task: str, has_test: bool) -> bool:
+    key = final_names(task, has_test)[1]
     return now[key] > previous[key] if direction(key) == "max" else now[key] < previous[key]
 
 
-def _describe(test: dict[str, Any]) -> str:
-    return "  ".join(f"{k.removeprefix('test_')} {v:.4f}" for k, v in test.items() if k.startswith("test_"))
+def _describe(results: dict[str, Any]) -> str:
+    return "  ".join(f"{k.split('_', 1)[1]} {v:.4f}" for k, v in results.items()
+                     if k.startswith(FINAL_PREFIXES) and isinstance(v, float))
 
 
 def _diverged(state: StageRun, stage: str, epoch: int) -> dict[str, Any]:
@@ -187,13 +217,14 @@ def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -
     state.base["params"] = param_counts(state.model)
     final_test: dict[str, float] = {}
     if status == "completed" and state.results:
-        final_test = {k: v for k, v in state.results[-1].items() if k.startswith("test_")}
+        final_test = {k: v for k, v in state.results[-1].items() if k.startswith(FINAL_PREFIXES)}
     elif evaluate:
         final_test = evaluate_model(state.model, state.data, cfg.train.batch_size, cfg.task)
     last = state.results[-1]["name"] if state.results else None
     final_rows = [r for r in state.rows if r["stage"] == last]
     files.write_csv(run / names.METRICS, transfer_columns(cfg.task), state.rows)
-    save_model(run, state.model)
+    if evaluate:  # a transfer that diverged before its first checkpoint has no finite weights worth saving
+        save_model(run, state.model)
     starts: dict[str, int] = {}
     for k, row in enumerate(state.rows):
         starts.setdefault(row["stage"], k)
@@ -210,16 +241,16 @@ def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -
     if state.board is not None:
         state.board.finish(metrics, len(state.rows))
     summary = state.summary(status, metrics=metrics, **extra)
-    report_transfer(state.reporter, summary, cfg.task)
+    report_transfer(state.reporter, summary, cfg.task, state.data.has_test)
     return summary
 
 
-def report_transfer(reporter: Reporter, summary: dict[str, Any], task: str) -> None:
-    """The closing table: before, then each stage's test metrics."""
-    key = f"test_{task_metric(task)}"
-    rows = [["before", "-", "-", summary["before"].get("test_loss"), summary["before"].get(key)]]
+def report_transfer(reporter: Reporter, summary: dict[str, Any], task: str, has_test: bool = True) -> None:
+    """The closing table: before, then each stage's final metrics (test, or training data without a test split)."""
+    loss, key = final_names(task, has_test)
+    rows = [["before", "-", "-", summary["before"].get(loss), summary["before"].get(key)]]
     for stage in summary["stages"]:
-        rows.append([stage["name"], stage["epochs_run"], stage["trainable_params"], stage["test_loss"], stage[key]])
+        rows.append([stage["name"], stage["epochs_run"], stage["trainable_params"], stage.get(loss), stage.get(key)])
     title = f"{summary['name']} — {summary['status']} — {summary['run_dir']}"
-    columns = ["stage", "epochs", "trainable params", "test loss", key.replace("_", " ")]
+    columns = ["stage", "epochs", "trainable params", loss.replace("_", " "), key.replace("_", " ")]
     reporter.table(rows_table(title, columns, rows))

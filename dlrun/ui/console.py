@@ -7,6 +7,7 @@ the JSON object goes to stdout. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -19,8 +20,9 @@ from rich.table import Table
 class Reporter:
     """Where human output goes. `live` shows progress bars; `quiet` (json mode) prints nothing."""
 
-    def __init__(self, json_mode: bool = False, live: bool | None = None):
+    def __init__(self, json_mode: bool = False, live: bool | None = None, debug: bool | None = None):
         self.json_mode = json_mode
+        self.debug = bool(os.environ.get("DLRUN_DEBUG")) if debug is None else debug  # show tracebacks
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.live = (not json_mode and sys.stdout.isatty()) if live is None else live

@@ -15,9 +15,11 @@ def load_into(model: Any, target: str | Path, progress: Progress | None = None) 
     """Copy weights from `target` into `model`, layer by layer in order; every layer must fit.
     `progress` hears how reading the file goes.
 
+    A bare Keras 3 `.weights.h5` holds its layers by class, not in order: `model` (the config's
+    architecture) supplies the order, as Keras' own `load_weights` does.
     Raises WeightsError naming the first layer whose shapes differ (a different architecture).
     """
-    source = read_weights(target, progress=progress)
+    source = read_weights(target, model, progress=progress)
     layers = weighted_layers(model)
     if len(layers) != len(source.layers):
         raise WeightsError(f"{source.path}: weights from a different architecture: the file has "

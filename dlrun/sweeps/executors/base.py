@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from dlrun.data import Dataset
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
-from dlrun.store import names
+from dlrun.store import files, names
 from dlrun.store.files import storage_problem
 from dlrun.store.lock import run_lock
 from dlrun.store.rundir import RunDir
@@ -31,11 +32,13 @@ MAX_TRIALS_PER_PROCESS = 16
 
 @dataclass(frozen=True)
 class TrialTask:
-    """One trial to run: its id, its run directory (config.yaml already written), its data set key."""
+    """One trial to run: its id, its run directory (config.yaml already written), its data set key, and
+    the CPU threads the config asks for (train.threads; None: the executor's share)."""
 
     trial_id: str
     run_dir: Path
     data_key: str
+    threads: int | None = None
 
 
 @dataclass
@@ -70,7 +73,8 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialRes
     """Run one trial in this process: fresh, or from its last checkpoint; a trial that already
     ended (completed, diverged, failed) is returned as it is and never runs again.
 
-    Divergence is a result; any other exception marks the trial `failed` with its message.
+    Divergence is a result; any other exception marks the trial `failed` with its message, and its
+    traceback is kept in the trial's error.txt.
     """
     from dlrun.config import load_config
     from dlrun.engine import backend
@@ -97,6 +101,7 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialRes
                 where = f"{storage_problem(exc)} (writing {getattr(exc, 'filename', None) or run.path})"
                 return TrialResult(task.trial_id, "interrupted", read_status(run)[1], storage=where)
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            files.write_text(run / names.ERROR, traceback.format_exc())
             return TrialResult(task.trial_id, "failed", mark_failed(run, message))
         finally:
             backend.clear_session()  # memory must not grow with the number of trials

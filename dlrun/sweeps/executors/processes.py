@@ -24,6 +24,7 @@ from typing import Any
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
+from dlrun.store import files, names
 from dlrun.store.rundir import RunDir
 from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
 from dlrun.sweeps.executors.base import (
@@ -65,6 +66,8 @@ class ProcessExecutor:
         if not tasks:
             return
         self._ctx, self._datasets = multiprocessing.get_context("spawn"), dict(datasets)
+        # the config's train.threads, when set, is what every worker runs with (it cannot vary by trial)
+        self._threads = next((t.threads for t in tasks if t.threads), None) or self.threads
         pending = deque(tasks)
         workers = [self._start(i) for i in range(min(self.jobs, len(tasks)))]
         signalled = 0
@@ -87,7 +90,7 @@ class ProcessExecutor:
         parent_conn, child_conn = self._ctx.Pipe()
         device = self.devices[index % len(self.devices)] if self.devices else None
         process = self._ctx.Process(target=worker_main, name=f"dlrun-trial-worker-{index}", daemon=True,
-                                    args=(child_conn, self._datasets, self.threads, device, os.getpid()))
+                                    args=(child_conn, self._datasets, self._threads, device, os.getpid()))
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C goes to the sweep only
         try:
             process.start()
@@ -175,6 +178,7 @@ def _lost(worker: _Worker, stopping: bool) -> TrialResult:
     if stopping or (code is not None and code < 0):
         return TrialResult(worker.task.trial_id, "interrupted", summary)
     message = f"worker process died (exit code {code}) while running the trial"
+    files.write_text(run / names.ERROR, message + " (it exited without reporting: no traceback)\n")
     return TrialResult(worker.task.trial_id, "failed", mark_failed(run, message))
 
 
