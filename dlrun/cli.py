@@ -119,6 +119,7 @@ def runs(
 ) -> None:
     """List runs and sweeps, newest first (status, key metrics, start, duration); or compare two runs."""
     from dlrun.commands import runs as core
+    from dlrun.commands.runs_tables import compare_tables, runs_table
 
     reporter = Reporter(json_mode=json_out)
     if not reporter.out.is_terminal:  # piped or redirected: no need to squeeze the tables into 80 columns
@@ -126,13 +127,13 @@ def runs(
     if compare:
         result = run_command(lambda: core.compare_runs(*compare))
         reporter.emit_json(result)
-        for table in core.compare_tables(result):
+        for table in compare_tables(result):
             reporter.table(table)
         return
     infos = run_command(lambda: core.list_runs(runs_root))
     reporter.emit_json({"runs_root": str(runs_root), "runs": [info.to_dict() for info in infos]})
     if infos:
-        reporter.table(core.runs_table(infos, runs_root))
+        reporter.table(runs_table(infos, runs_root))
         if any(info.tensorboard for info in infos):
             reporter.info(f"TensorBoard: tensorboard --logdir {runs_root}  (a sweep's HParams table: "
                           "tensorboard --logdir SWEEP_DIR)")

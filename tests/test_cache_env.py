@@ -41,7 +41,7 @@ def fill(path: Path, *configs: DataConfig) -> list[Path]:
     entries = []
     for when, config in enumerate(configs):
         load_dataset(config)
-        entry = cache.entry_path(cache.cache_key(config, "classification", 0) or "")
+        entry = cache.entry_path(cache.cache_key(config, "classification") or "")
         os.utime(entry, (time.time() - 100 + when, time.time() - 100 + when))
         entries.append(entry)
     return entries

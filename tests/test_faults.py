@@ -100,7 +100,7 @@ def _npy_source(tmp_path: Path) -> DataConfig:
     rng = np.random.default_rng(0)
     np.save(tmp_path / "X.npy", rng.integers(0, 256, (40, 8, 8), np.uint8))
     np.save(tmp_path / "Y.npy", np.arange(40) % 4)
-    return DataConfig(source="npy", path=str(tmp_path))
+    return DataConfig(source="npy", path=str(tmp_path), validation="test")
 
 
 def test_a_full_cache_disk_means_no_cache_and_one_warning(mount: Callable[..., Path], tmp_path: Path,

@@ -29,7 +29,7 @@ from dlrun.store import files, names
 from dlrun.ui.console import EpochProgress, Reporter
 
 STEPS = 7  # ceil(200 / 32)
-CONFIG = deep_merge(TINY_MLP, {"train": {"epochs": 3}})
+CONFIG = deep_merge(TINY_MLP, {"data": {"validation": "test"}, "train": {"epochs": 3}})  # all 200 train
 
 
 def _rows(summary: dict[str, Any]) -> list[dict[str, str]]:

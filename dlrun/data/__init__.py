@@ -45,7 +45,7 @@ def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool 
     val_is_test = data.x_val is not None and data.x_val is data.x_test  # validation: test, stored once
     meta = {"source": origin_of(cfg), "num_classes": data.num_classes, "class_names": data.class_names,
             "notes": data.notes, "test_is_train": data.test_is_train, "val_is_test": val_is_test,
-            "settings": cfg.model_dump(mode="json", exclude=cache.NOT_FOR_FILES), "task": task,
+            "settings": cache.key_settings(cfg), "task": task,
             "splits": data.splits}
     stored = [n for n in ARRAYS if not (val_is_test and n in ("x_val", "y_val"))]
     try:

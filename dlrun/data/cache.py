@@ -145,6 +145,11 @@ def _file_print(file: Path, root: Path) -> list[Any]:
     return [str(file.relative_to(root)) if file != root else file.name, st.st_size, st.st_mtime_ns, digest]
 
 
+def key_settings(cfg: DataConfig) -> dict[str, Any]:
+    """The `data:` settings that change the prepared arrays of this source (and so key its entry)."""
+    return cfg.model_dump(mode="json", include={*SPLIT_SETTINGS, *SETTINGS.get(cfg.source, IMAGE_SETTINGS)})
+
+
 def cache_key(cfg: DataConfig, task: str) -> str | None:
     """The entry key for loading `cfg`, or None when the source is not cached."""
     try:
@@ -161,7 +166,7 @@ def cache_key(cfg: DataConfig, task: str) -> str | None:
         return None  # missing or unreadable: let the loader report it
     if not prints:
         return None
-    settings = cfg.model_dump(mode="json", include={*SPLIT_SETTINGS, *SETTINGS.get(cfg.source, IMAGE_SETTINGS)})
+    settings = key_settings(cfg)
     identity = {
         "format": FORMAT_VERSION, "dlrun": __version__, "code": code_fingerprint(), "libraries": library_versions(),
         "task": task, "root": str(root), "data": settings, "files": prints,
