@@ -4,6 +4,7 @@ resume, and every sweep trial train through `run_training`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,19 @@ def run_base(model: Any, data: Dataset) -> dict[str, Any]:
             "notes": data.notes, "devices": backend.gpus() or ["cpu"], "threads": backend.threads()}
 
 
+# A sweep's judge of a trial: (epoch, that epoch's metrics.csv row) -> keep training (True) or prune (False)
+EpochJudge = Callable[[int, dict[str, Any]], bool]
+
+
 def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
                  stop: StopRequest | None = None, resume_from: Path | None = None,
-                 model: Any | None = None) -> dict[str, Any]:
+                 model: Any | None = None, judge: EpochJudge | None = None) -> dict[str, Any]:
     """Train into an existing run directory (fresh, or continuing from a checkpoint).
 
-    `model`, when given, must come fresh from `seeded_model`. Returns the summary; status is
-    `completed` or `diverged`. Raises Interrupted after writing an `interrupted` summary when a
-    stop was requested (or a second signal cut the run short).
+    `model`, when given, must come fresh from `seeded_model`. `judge`, when given, sees every complete
+    epoch before the last (after its checkpoint) and may prune the run there. Returns the summary; status
+    is `completed`, `diverged` or `pruned`. Raises Interrupted after writing an `interrupted` summary when
+    a stop was requested (or a second signal cut the run short).
     """
     from dlrun.engine.model import summary_text
 
@@ -94,6 +100,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     write_run_summary(run, lc, "running", clock, rows, **base)
     reporter.info(execution_line(cfg.train.steps_per_execution, per_call, len(data.x_train), cfg.train.batch_size))
     board = open_board(run, cfg, rows)
+    pruned: list[int] = []
 
     def on_row(row: dict[str, Any]) -> bool:
         done = [*rows, row]
@@ -109,7 +116,12 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
             rows.append(row)
             # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
             write_metrics(run, rows, cfg.task, durable=False)
-        return early_stop_due(rows, es)
+        if early_stop_due(rows, es):
+            return True
+        if judge is not None and row["epoch"] < cfg.train.epochs and not judge(row["epoch"], row):
+            pruned.append(row["epoch"])
+            return True
+        return False
 
     outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
@@ -117,7 +129,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
                              board.callbacks() if board is not None else None, per_call)
     if not outcome.interrupted:
         try:
-            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board)
+            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board,
+                           pruned[0] if pruned else None)
         except KeyboardInterrupt:
             pass  # a second signal while saving: the last checkpoint stands
     return _interrupted(lc, run, rows, clock, base, stop)
@@ -139,10 +152,12 @@ def _interrupted(lc: LoadedConfig, run: RunDir, rows: list[dict[str, Any]], cloc
 
 def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]],
             clock: RunClock, diverged_epoch: int | None, base: dict[str, Any],
-            board: RunBoard | None = None) -> dict[str, Any]:
-    """Test metrics, final weights, plot and summary of a run that stopped on its own."""
+            board: RunBoard | None = None, pruned_epoch: int | None = None) -> dict[str, Any]:
+    """Test metrics, final weights, plot and summary of a run that stopped on its own (or was pruned)."""
     cfg = lc.config
     status, extra = "completed", {}
+    if pruned_epoch is not None:
+        status, extra = "pruned", {"pruned_epoch": pruned_epoch}
     if diverged_epoch is not None:
         status, extra = "diverged", {"diverged_epoch": diverged_epoch}
         if rows:  # back to the last complete epoch, whose loss was finite

@@ -16,8 +16,9 @@ from dlrun.store.files import read_json, storage_problem, write_json
 from dlrun.store.names import CHECKPOINT_DIR, CHECKPOINT_STATE, SUMMARY
 from dlrun.store.rundir import RunDir
 
-STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
-FINAL_STATUSES = ("completed", "diverged", "failed")  # a sweep never runs such a trial again
+STATUSES = ("running", "completed", "interrupted", "diverged", "pruned", "failed")
+# a sweep never runs such a trial again; `pruned`: a sweep's pruner stopped it at an epoch boundary (a result)
+FINAL_STATUSES = ("completed", "diverged", "pruned", "failed")
 RESUMABLE = ("interrupted", "crashed", "failed")
 DAMAGED = "damaged"  # shown, never written: summary.json (or a resumable run's checkpoint) cannot be read
 

@@ -55,6 +55,10 @@ class SweepSession:
         self.outcomes[task.trial_id].status = "running"
         self._show(None)
 
+    def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
+        """A trial completed an epoch: keep it going (True) or prune it (False). No pruner yet: always go on."""
+        return True
+
     def finished(self, result: TrialResult) -> None:
         """A trial ended (or stopped): record it, print a line, rewrite the results."""
         outcome = self.outcomes[result.trial_id]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +43,7 @@ class TrialTask:
 
 @dataclass
 class TrialResult:
-    """What became of a trial: status (completed, diverged, failed, interrupted) and its summary."""
+    """What became of a trial: status (completed, diverged, pruned, failed, interrupted) and its summary."""
 
     trial_id: str
     status: str
@@ -52,9 +52,16 @@ class TrialResult:
 
 
 class TrialEvents(Protocol):
-    """Callbacks an executor makes, always from the thread that called `run`."""
+    """Callbacks an executor makes, always from the thread that called `run` (the sweep process decides,
+    wherever the trial runs)."""
 
     def started(self, task: TrialTask) -> None: ...
+
+    def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
+        """Trial `trial_id` completed epoch `epoch` (1-based; `row` is its metrics.csv row) and saved its
+        checkpoint. Return False to prune it: it stops there with status `pruned`. Not called for a trial's
+        last epoch. The trial waits for the answer, so an executor must relay it promptly."""
+        ...
 
     def finished(self, result: TrialResult) -> None: ...
 
@@ -69,9 +76,12 @@ class TrialExecutor(Protocol):
             stop: StopRequest) -> None: ...
 
 
-def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialResult:
+def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
+                  judge: Callable[[int, dict[str, Any]], bool] | None = None) -> TrialResult:
     """Run one trial in this process: fresh, or from its last checkpoint; a trial that already
-    ended (completed, diverged, failed) is returned as it is and never runs again.
+    ended (completed, diverged, pruned, failed) is returned as it is and never runs again. `judge`
+    (epoch, row) -> keep going is asked after each complete epoch but the last (see
+    `TrialEvents.epoch_ended`): the executor's line back to the sweep process.
 
     Divergence is a result; any other exception marks the trial `failed` with its message, and its
     traceback is kept in the trial's error.txt.
@@ -92,7 +102,7 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest) -> TrialRes
         try:
             lc = load_config(run / names.CONFIG)
             summary = run_training(lc, run, data, Reporter(json_mode=True, live=False), stop,
-                                   checkpoint if checkpoint.exists() else None)
+                                   checkpoint if checkpoint.exists() else None, judge=judge)
             return TrialResult(task.trial_id, summary["status"], summary)
         except Interrupted:
             return TrialResult(task.trial_id, "interrupted", read_status(run)[1])

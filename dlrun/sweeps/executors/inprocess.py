@@ -24,5 +24,6 @@ class SequentialExecutor:
                 if stop.requested:
                     return
                 events.started(task)
-                result = execute_trial(task, datasets[task.data_key], stop)
+                result = execute_trial(task, datasets[task.data_key], stop,
+                                       lambda epoch, row, trial=task.trial_id: events.epoch_ended(trial, epoch, row))
                 events.finished(result)
