@@ -100,3 +100,23 @@ def test_the_memory_budget_follows_its_variable(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv(BUDGET_ENV, "2.5G")
     assert ("data.n_train" in str(refused.value), f"{BUDGET_ENV}='lots'" in str(bad.value), memory_budget()) == (
         True, True, int(2.5 * (1 << 30)))
+
+
+def test_an_npy_pair_that_cannot_match_is_refused_from_the_headers(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse 1 GiB X.npy with 4 labels: refused before X is read (not after loading a gigabyte)."""
+    import tracemalloc
+
+    monkeypatch.setenv(BUDGET_ENV, "4G")
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 32, 32), np.uint8))
+    header["shape"] = (1 << 20, 32, 32)
+    with open(tmp_path / "X.npy", "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.truncate(fh.tell() + (1 << 30))  # sparse: the header's claim is held, nothing is written
+    np.save(tmp_path / "Y.npy", np.arange(4))
+    tracemalloc.start()
+    with pytest.raises(DlrunError, match="X has 1048576 examples but Y has 4 labels"):
+        load_dataset(DataConfig(source="npy", path=str(tmp_path)), "classification", use_cache=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 << 20

@@ -64,8 +64,9 @@ def npy_header(fh: IO[bytes], origin: str) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(int(d) for d in shape), dtype
 
 
-def check_npy(path: Path) -> None:
-    """The header of a .npy file must claim no more than the file holds, and fit the memory budget."""
+def check_npy(path: Path) -> tuple[int, ...]:
+    """The header of a .npy file must claim no more than the file holds, and fit the memory budget.
+    Returns the shape it claims."""
     size = require(path, "array file").st_size
     with open(path, "rb") as fh:
         shape, dtype = npy_header(fh, str(path))
@@ -77,6 +78,7 @@ def check_npy(path: Path) -> None:
     budget = memory_budget()
     if nbytes > budget:
         raise _too_big(str(path), f"the {shape} {dtype} array", nbytes, budget)
+    return shape
 
 
 def check_npz(path: Path) -> None:

@@ -81,12 +81,15 @@ def load_npy(cfg: DataConfig) -> RawData:
     """X.npy / Y.npy in data.path (the sign-language digits layout)."""
     folder = Path(cfg.path or ".")
     x_path, y_path = folder / cfg.x, folder / cfg.y
-    x, y = _load_array(x_path), _load_array(y_path)
-    return RawData(x, y)
+    # both headers first: a pair that cannot match is refused before either array is read
+    x_shape, y_shape = guard.check_npy(x_path), guard.check_npy(y_path)
+    if x_shape[:1] != y_shape[:1]:
+        n_x, n_y = (shape[0] if shape else 1 for shape in (x_shape, y_shape))
+        raise DataError(f"{folder}: X has {n_x} examples but Y has {n_y} labels; they must match")
+    return RawData(_load_array(x_path), _load_array(y_path))
 
 
 def _load_array(path: Path) -> np.ndarray:
-    guard.check_npy(path)  # the header against the file size and the memory budget, before reading
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
