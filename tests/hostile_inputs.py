@@ -159,6 +159,12 @@ def _(work: Path) -> tuple[str, ...]:
     return ("train", config(work, model={"layers": layers}))
 
 
+@case("dense_units_a_trillion_validate", "c.yaml:", "model.layers.1.dense.units:", "parameters", "memory budget")
+def _(work: Path) -> tuple[str, ...]:
+    layers = [{"flatten": {}}, {"dense": {"units": 10**12}}, {"dense": {"units": 10, "activation": "softmax"}}]
+    return ("validate", config(work, model={"layers": layers}))
+
+
 @case("conv_filters_a_billion", "c.yaml:", "model.layers.0.conv2d.filters:", "parameters", "memory budget")
 def _(work: Path) -> tuple[str, ...]:
     layers = [{"conv2d": {"filters": 10**9, "kernel_size": 3}}, {"global_avg_pool2d": {}},

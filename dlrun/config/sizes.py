@@ -126,6 +126,10 @@ def check_static_sizes(lc: LoadedConfig) -> list[Problem]:
             problems.append(lc.source.problem("data.n_train", f"{cfg.data.n_train + cfg.data.n_test:,} synthetic "
                                               f"digits of {side}x{side} need {format_bytes(total)}, more than "
                                               f"{budget_hint()}; draw fewer"))
+    shape = known_input_shape(lc)
+    if shape is not None and not problems:  # the model's size is known before any data is read
+        problems += check_model_fits(lc, shape, cfg.data.n_train if cfg.data.source == "synthetic_digits"
+                                     else cfg.train.batch_size)
     stages = [(f"transfer.stages.{i}.epochs", s.epochs) for i, s in enumerate(cfg.transfer.stages)] if cfg.transfer \
         else []
     for key, epochs in [("train.epochs", cfg.train.epochs), *stages]:
@@ -133,3 +137,15 @@ def check_static_sizes(lc: LoadedConfig) -> list[Problem]:
             problems.append(lc.source.problem(key, f"{epochs:,} epochs would never end, and every checkpoint keeps "
                                               f"one metrics row per epoch; at most {MAX_EPOCHS:,}"))
     return problems
+
+
+def known_input_shape(lc: LoadedConfig) -> tuple[int, ...] | None:
+    """The input shape when the config alone fixes it (synthetic digits, the keras digit sets, any image
+    source with image_size), so `dlrun validate` can size the model; None when only the data can say."""
+    data = lc.config.data
+    channels = 1 if data.color == "grayscale" else 3
+    if data.image_size is not None and data.source not in ("npy", "npz", "h5", "csv", "table"):
+        return (*data.image_size, channels)
+    if data.source in ("synthetic_digits", "mnist", "fashion_mnist"):
+        return (*(data.image_size or (28, 28)), channels)
+    return None
