@@ -42,6 +42,8 @@ def predict(
     from dlrun.commands.predict import predict as core_predict
 
     reporter = Reporter(json_mode=json_out)
+    if not reporter.out.is_terminal:  # piped or redirected: whole paths rather than 80 columns
+        reporter.out.width = max(reporter.out.width, 200)
     result = core_predict(target, list(inputs), config, sets or [], top, out, grid, reporter, use_cache=not no_cache)
     reporter.emit_json(result)
 
