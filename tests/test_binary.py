@@ -91,3 +91,26 @@ def test_binary_scores_match_hand_counts() -> None:
     scores = binary_scores([0, 0, 1, 1, 1], [0.1, 0.6, 0.4, 0.8, 0.8])
     assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
     assert scores["auc"] == pytest.approx(5 / 6)  # pairs (pos > neg): 0.4>0.1, 0.8>0.1 x2, 0.8>0.6 x2
+
+
+def test_class_names_are_checked_by_validate(tmp_path: Path) -> None:
+    digits = write_config(tmp_path, name="digits.yaml", data={"class_names": ["zero", "one"]})
+    with pytest.raises(ConfigError, match="'synthetic_digits' has 10 classes but 2 names are given"):
+        validate(digits)
+    regression = write_config(tmp_path, name="regression.yaml", base={
+        "task": "regression", "data": {"source": "table", "target": "label", "table": binary_table(8),
+                                       "class_names": ["a", "b"]},
+        "model": {"layers": [{"dense": {"units": 1}}]}})
+    with pytest.raises(ConfigError, match="class names need task: classification"):
+        validate(regression)
+
+
+def test_default_class_names_of_each_source() -> None:
+    from dlrun.config.schema import DataConfig
+    from dlrun.data.classes import class_names
+
+    assert class_names(DataConfig(source="fashion_mnist"), None, 10)[::9] == ["T-shirt/top", "Ankle boot"]
+    assert class_names(DataConfig(source="mnist"), None, 10)[:3] == ["0", "1", "2"]
+    assert class_names(DataConfig(source="folder"), ["cat", "dog"], 2) == ["cat", "dog"]
+    assert class_names(DataConfig(source="npy"), None, 3) == ["0", "1", "2"]
+    assert class_names(DataConfig(source="npy", class_names=["x", "y", "z"]), None, 3) == ["x", "y", "z"]

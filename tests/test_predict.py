@@ -147,3 +147,9 @@ def test_table_rows_from_csv_and_npy(tmp_path: Path) -> None:
     (tmp_path / "text.csv").write_text("x1,x2\n1,abc\n")
     with pytest.raises(DataError, match="line 2, column x2: 'abc' is not a finite number"):
         predict(run, [tmp_path / "text.csv"])
+
+
+def test_a_weights_file_with_its_config_predicts_as_the_run(pets: dict[str, Any]) -> None:
+    run = pets["run"]
+    by_file = predict(run / "weights.weights.h5", pets["picks"], config=run / "config.yaml", use_cache=False)
+    assert by_file["predictions"] == predict(run, pets["picks"])["predictions"]

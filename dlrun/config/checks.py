@@ -12,13 +12,11 @@ from dlrun.config import sizes
 from dlrun.config.applications import imagenet_message
 from dlrun.config.keys import is_config_key
 from dlrun.config.layers import FLATTENING, IMAGE_TYPES
-from dlrun.config.outputs import binary_label_problems, check_binary_output
+from dlrun.config.outputs import KNOWN_CLASS_COUNTS, binary_label_problems, check_binary_output, check_class_names
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import epoch_metrics, needs_validation, selection_problem
-
-KNOWN_CLASS_COUNTS = {"synthetic_digits": 10, "mnist": 10, "fashion_mnist": 10}
 
 Check = Callable[[LoadedConfig], list[Problem]]
 
@@ -226,6 +224,7 @@ STATIC_CHECKS: list[Check] = [
     check_output_layer,
     check_output_activation,
     check_binary_output,
+    check_class_names,
     check_flatten_before_dense,
     check_images_for_conv,
     check_unique_layer_names,

@@ -6,6 +6,8 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.errors import Problem
 
+KNOWN_CLASS_COUNTS = {"synthetic_digits": 10, "mnist": 10, "fashion_mnist": 10}
+
 
 def is_binary_output(cfg: ExperimentConfig) -> bool:
     """True for the course's binary classifier: one output unit (sigmoid, or a logit) on labels 0/1,
@@ -33,3 +35,19 @@ def binary_label_problems(lc: LoadedConfig, num_classes: int) -> list[Problem]:
                               f"a one-unit (sigmoid) output takes labels 0 and 1, but the labels in "
                               f"{data.path or data.source} go up to {num_classes - 1}; relabel the two classes as "
                               f"0/1, or set units: {num_classes} with activation: softmax")]
+
+
+def check_class_names(lc: LoadedConfig) -> list[Problem]:
+    """`data.class_names` names classes: a classification's, one per class where the source's count is known."""
+    cfg = lc.config
+    given = cfg.data.class_names
+    if given is None:
+        return []
+    if cfg.task != "classification":
+        return [lc.source.problem("data.class_names", "class names need task: classification; a regression "
+                                  "predicts a number")]
+    known = KNOWN_CLASS_COUNTS.get(cfg.data.source)
+    if known is not None and len(given) != known:
+        return [lc.source.problem("data.class_names", f"'{cfg.data.source}' has {known} classes but "
+                                  f"{len(given)} names are given; list one name per class, in label order")]
+    return []
