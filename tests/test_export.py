@@ -83,3 +83,37 @@ def test_cli_export_json_and_refusals(run: dict[str, Any], tmp_path: Path) -> No
     assert again.returncode == 2 and "never overwrites" in again.stderr
     wrong = run_cli("export", run["dir"], "--format", "keras", "--out", tmp_path / "m.h5x")
     assert wrong.returncode == 2 and "ending in .keras" in wrong.stderr
+
+
+def test_a_functional_base_is_written_in_keras2_form(tmp_path: Path) -> None:
+    """An application base is a functional model: its layers' calls are rewritten for Keras 2 too."""
+    import keras
+    tf_keras = pytest.importorskip("tf_keras")
+
+    from dlrun.engine.exporting import write_model
+
+    inputs = keras.Input((8, 8, 1))
+    features = keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 3, name="Conv1")(inputs))
+    base = keras.Model(inputs, keras.layers.Add()([features, features]), name="base")
+    model = keras.Sequential([keras.Input((8, 8, 1)), base, keras.layers.Flatten(), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    write_model(model, "h5", tmp_path / "functional.h5")
+    loaded = tf_keras.models.load_model(tmp_path / "functional.h5")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_on_a_base_with_batch_norm_exports_and_evaluates(tmp_path: Path) -> None:
+    """The weights of a model over a base are read in the model's order (batch_norm inside the base
+    used to be read before the convolution it follows)."""
+    from dlrun import evaluate
+
+    source = write_config(tmp_path, name="source.yaml", model={"layers": [
+        {"conv2d": {"filters": 2, "kernel_size": 3}}, {"batch_norm": {}}, {"flatten": {}},
+        {"dense": {"units": 10, "activation": "softmax"}}]}, train={"epochs": 1})
+    source_run = train(source, runs_root=tmp_path / "runs")["run_dir"]
+    target = write_config(tmp_path, name="target.yaml", model={"base": {"from": source_run}, "layers": [
+        {"flatten": {}}, {"dense": {"units": 10, "activation": "softmax"}}]}, train={"epochs": 1})
+    summary = train(target, runs_root=tmp_path / "runs")
+    assert evaluate(summary["run_dir"])["accuracy"] == pytest.approx(summary["metrics"]["test_accuracy"])
+    path = export(summary["run_dir"], "keras")["path"]
+    assert Path(path).is_file()

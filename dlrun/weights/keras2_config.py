@@ -27,5 +27,28 @@ def keras2_object(value: Any) -> Any:
         config = keras2_object(value["config"])
         if value["class_name"] == "InputLayer" and isinstance(config, dict) and "batch_shape" in config:
             config["batch_input_shape"] = config.pop("batch_shape")
-        return {"class_name": value["class_name"], "config": config}
+        out = {"class_name": value["class_name"], "config": config}
+        if "name" in value:  # a layer of a functional model (an application base): its name and its calls
+            out["name"] = value["name"]
+        if "inbound_nodes" in value:
+            out["inbound_nodes"] = [keras2_node(node) for node in value["inbound_nodes"]]
+        return out
     return {k: keras2_object(v) for k, v in value.items() if k not in KERAS3_ONLY}
+
+
+def keras2_node(node: Any) -> Any:
+    """One call of a functional model's layer: Keras 3 records its arguments (`__keras_tensor__` objects
+    with a `keras_history`), Keras 2 a list of [layer, node, tensor, kwargs], one per input tensor."""
+    if not isinstance(node, dict):
+        return node  # already Keras 2's form
+    kwargs = {k: v for k, v in node.get("kwargs", {}).items() if not list(_histories(v))}
+    return [[*history, kwargs] for history in _histories(node.get("args", []))]
+
+
+def _histories(value: Any) -> Any:
+    """The [layer, node, tensor] of every Keras tensor in `value`, in order."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        yield list(value["config"]["keras_history"])
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _histories(item)
