@@ -33,6 +33,8 @@ from dlrun.errors import (
 
 if TYPE_CHECKING:
     from dlrun.commands.evaluate import evaluate
+    from dlrun.commands.export import export
+    from dlrun.commands.predict import predict
     from dlrun.commands.resume import resume
     from dlrun.commands.runs import compare_runs, list_runs
     from dlrun.commands.train import train
@@ -45,6 +47,8 @@ _LAZY = {
     "train": "dlrun.commands.train",
     "resume": "dlrun.commands.resume",
     "evaluate": "dlrun.commands.evaluate",
+    "predict": "dlrun.commands.predict",
+    "export": "dlrun.commands.export",
     "validate": "dlrun.commands.validate",
     "list_runs": "dlrun.commands.runs",
     "compare_runs": "dlrun.commands.runs",
@@ -57,7 +61,7 @@ _LAZY = {
 __all__ = [
     "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "StorageError",
     "SweepError", "SweepFailed", "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate",
-    "list_runs", "load_config", "resume", "sweep", "train", "transfer", "validate",
+    "export", "list_runs", "load_config", "predict", "resume", "sweep", "train", "transfer", "validate",
 ]
 
 

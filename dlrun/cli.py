@@ -237,6 +237,8 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+app.command()(_guarded(cli_tools.predict))
+app.command()(_guarded(cli_tools.export))
 app.command()(_guarded(cli_tools.schema))
 app.command()(_guarded(cli_tools.env))
 cache_app = typer.Typer(name="cache", help="The data cache: `info` (the default) lists its entries, `clear` "

@@ -1,12 +1,13 @@
-"""The CLI of the tools around training: `dlrun schema`, `dlrun env`, `dlrun cache info | clear`, and the
-shell-completion callbacks of the other commands' arguments. Parse, call the core, print; a DlrunError
-is turned into its message and exit code by cli.py, which registers these commands. No TensorFlow
-here (`dlrun env` loads it only to list the devices)."""
+"""The CLI of the tools around training: `dlrun predict`, `dlrun export`, `dlrun schema`, `dlrun env`,
+`dlrun cache info | clear`, and the shell-completion callbacks of the other commands' arguments. Parse,
+call the core, print; a DlrunError is turned into its message and exit code by cli.py, which registers
+these commands. No TensorFlow here (predict and export load it inside their core; `dlrun env` only to
+list the devices)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -14,6 +15,55 @@ from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
+ExportFormat = Literal["keras", "h5", "savedmodel"]
+
+
+def predict(
+    target: Annotated[Path, typer.Argument(
+        help="A run directory, or a weights file (.weights.h5, .keras, legacy .h5) with --config.",
+        autocompletion=complete_target)],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Image files, image folders, .npy arrays of examples, .csv files of feature rows.", show_default=False)],
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Config for the architecture and data (needed for a weights file).",
+        autocompletion=complete_config)] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.",
+        show_default=False)] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="List the K most probable classes per input.")] = 3,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the predictions as CSV (a new file).")] = None,
+    grid: Annotated[Path | None, typer.Option(
+        "--grid", help="Also draw the image inputs with their predicted labels (PNG, at most 5x5).")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Read the data (only needed for a weights file) without the data cache.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Predict the class (or value) of new inputs, prepared exactly as the run's training data was."""
+    from dlrun.commands.predict import predict as core_predict
+
+    reporter = Reporter(json_mode=json_out)
+    if not reporter.out.is_terminal:  # piped or redirected: whole paths rather than 80 columns
+        reporter.out.width = max(reporter.out.width, 200)
+    result = core_predict(target, list(inputs), config, sets or [], top, out, grid, reporter, use_cache=not no_cache)
+    reporter.emit_json(result)
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory whose model is exported.",
+                                            autocompletion=complete_run)],
+    fmt: Annotated[ExportFormat, typer.Option(
+        "--format", help="keras: a Keras 3 .keras file; h5: a legacy Keras-2 .h5 (tf-keras load_model); "
+        "savedmodel: a TensorFlow SavedModel folder for serving.")] = "keras",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write it (a new path; default: in the run directory).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hand the trained model to the next tool: a .keras file, a Keras-2 .h5 or a SavedModel."""
+    from dlrun.commands.export import export as core_export
+
+    reporter = Reporter(json_mode=json_out)
+    result = core_export(run_dir, fmt, out, reporter)
+    reporter.emit_json(result)
 
 
 def schema(out: Annotated[Path | None, typer.Option(

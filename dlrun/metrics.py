@@ -12,7 +12,7 @@ epoch's validation value).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 Direction = Literal["min", "max"]
 
@@ -119,3 +119,25 @@ def selection_problem(metric: str) -> str | None:
         return (f"'{metric}' is measured on the test split, which is only ever evaluated, never used to choose; "
                 f"rank on '{validation_counterpart(metric)}' (the validation split) instead")
     return None
+
+
+def binary_scores(y_true: Any, p_positive: Any, threshold: float = 0.5) -> dict[str, float]:
+    """AUC (the probability that a random positive scores above a random negative, ties counting half),
+    and precision and recall of class 1 at `threshold`, for labels 0/1 and predicted P(class 1)."""
+    import numpy as np
+
+    y = np.asarray(y_true).reshape(-1).astype(bool)
+    p = np.asarray(p_positive, np.float64).reshape(-1)
+    predicted = p >= threshold
+    tp = int(np.sum(predicted & y))
+    out = {"precision": tp / int(predicted.sum()) if predicted.any() else 0.0,
+           "recall": tp / int(y.sum()) if y.any() else 0.0}
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if positives and negatives:
+        order = np.argsort(p, kind="mergesort")
+        ranks = np.empty(len(p), np.float64)
+        ranks[order] = np.arange(1, len(p) + 1)
+        for value in np.unique(p[order][np.r_[False, np.diff(p[order]) == 0]]):  # tied scores share a rank
+            ranks[p == value] = ranks[p == value].mean()
+        out["auc"] = float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return {k: float(v) for k, v in out.items()}

@@ -164,7 +164,8 @@ def test_metrics_csv_has_a_stage_column(two_stage: dict[str, Any]) -> None:
 
 def test_run_dir_has_mapping_plot_and_weights(two_stage: dict[str, Any]) -> None:
     written = {p.name for p in Path(two_stage["run_dir"]).iterdir()}
-    assert {names.TRANSFER, names.HISTORY_PLOT, names.WEIGHTS, names.MODEL, names.CONFIG} <= written
+    assert {names.TRANSFER, names.HISTORY_PLOT, names.WEIGHTS, names.MODEL, names.CONFIG, names.CLASSES,
+            names.INPUTS} <= written  # classes.json and inputs.json: a transfer run predicts like any other
 
 
 def test_fine_tune_improvement_is_stated(two_stage: dict[str, Any]) -> None:

@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from dlrun.config import load_config
+from dlrun.config.outputs import is_binary_output
 from dlrun.data import load_checked
 from dlrun.engine.fit import measure, seeded_model
-from dlrun.engine.pipeline import eval_batch_size, eval_stream
+from dlrun.engine.predictions import class_probabilities
 from dlrun.errors import RunDirError, WeightsError
+from dlrun.metrics import binary_scores
 from dlrun.store import files, names
 from dlrun.store.rundir import find_run_dir
 from dlrun.ui.console import Reporter, metrics_table, rows_table
@@ -81,13 +83,15 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         model = seeded_model(lc, data)
         source = load_into(model, weights_path or target, progress).path
     x, y = data.eval_split()
-    batch = eval_batch_size(cfg.train.batch_size)
     result: dict[str, Any] = measure(model, x, y, cfg.train.batch_size, cfg.task)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.task == "classification":
         assert data.num_classes is not None
-        predictions = model.predict(eval_stream(x, None, batch), verbose=0).argmax(axis=1)
-        result.update(classification_report(np.asarray(y), predictions, data.num_classes, data.class_names))
+        probabilities = class_probabilities(model, x, cfg)
+        result.update(classification_report(np.asarray(y), probabilities.argmax(axis=1), data.num_classes,
+                                            data.class_names))
+        if is_binary_output(cfg):  # one sigmoid unit: AUC, and precision/recall of class 1 at 0.5
+            result.update(binary_scores(y, probabilities[:, 1]))
     result.update(weights=str(source), config=str(config_path), examples=int(len(x)),
                   split="train" if data.test_is_train else "test")
     files.write_json(out_dir / names.EVAL, result)
@@ -102,7 +106,8 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
 
 
 def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:
-    headline = {k: result[k] for k in ("loss", "accuracy", "mae", "examples") if k in result}
+    headline = {k: result[k] for k in ("loss", "accuracy", "auc", "precision", "recall", "mae", "examples")
+                if k in result}
     reporter.table(metrics_table(f"evaluation ({result['split']} split) -> {out_dir}", headline))
     if "per_class" in result:
         rows = [[label, v["precision"], v["recall"], v["f1"], v["support"]] for label, v in result["per_class"].items()]

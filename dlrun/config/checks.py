@@ -12,12 +12,11 @@ from dlrun.config import sizes
 from dlrun.config.applications import imagenet_message
 from dlrun.config.keys import is_config_key
 from dlrun.config.layers import FLATTENING, IMAGE_TYPES
+from dlrun.config.outputs import KNOWN_CLASS_COUNTS, binary_label_problems, check_binary_output, check_class_names
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import epoch_metrics, needs_validation, selection_problem
-
-KNOWN_CLASS_COUNTS = {"synthetic_digits": 10, "mnist": 10, "fashion_mnist": 10}
 
 Check = Callable[[LoadedConfig], list[Problem]]
 
@@ -224,6 +223,8 @@ STATIC_CHECKS: list[Check] = [
     check_loss_fits_task,
     check_output_layer,
     check_output_activation,
+    check_binary_output,
+    check_class_names,
     check_flatten_before_dense,
     check_images_for_conv,
     check_unique_layer_names,
@@ -255,7 +256,9 @@ def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_class
                                           "classification needs at least two (or use task: regression)"))
     elif lc.config.task == "classification" and num_classes is not None:
         units = layers[-1].args.units  # type: ignore[attr-defined]
-        if units != num_classes:
+        if units == 1:
+            problems += binary_label_problems(lc, num_classes)
+        elif units != num_classes:
             key = f"model.layers.{len(layers) - 1}.dense.units"
             problems.append(lc.source.problem(key, data_units_message(units, num_classes, lc)))
     if len(input_shape) != 3:

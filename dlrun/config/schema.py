@@ -78,6 +78,10 @@ class DataConfig(Section):
     target: str | None = Field(default=None, description="csv/table: the label column.")
     download: bool = Field(default=False, description="mnist/fashion_mnist: allow a download when the file is "
                            "not cached (off: offline by default).")
+    class_names: list[str] | None = Field(
+        default=None, min_length=2, description="Names of the classes in label order (one per class), used by "
+        "predict, evaluate and the confusion matrix; default: the folder names (folder), the ten Fashion-MNIST "
+        "names (fashion_mnist), the digits (mnist, synthetic_digits), else the label numbers.")
 
 
 class BaseModelConfig(Section):

@@ -9,6 +9,7 @@ from dlrun.config import LoadedConfig
 from dlrun.config.checks import check_against_data
 from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_admin
+from dlrun.data.classes import name_classes
 from dlrun.data.dataset import ARRAYS, Dataset
 from dlrun.data.prepare import origin_of, prepare
 from dlrun.data.sources import load_raw
@@ -26,8 +27,12 @@ def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool 
     exact files, settings and preprocessing code exists, and stored there after a build;
     `use_cache=False` bypasses it. The experiment seed plays no part: the data seed (`data.seed`)
     alone decides the splits. `progress` hears about long steps (decoding an image folder, writing
-    the cache entry).
+    the cache entry). The classes are named (data/classes.py) after the cache: names are not data.
     """
+    return name_classes(_load(cfg, task, use_cache, progress), cfg)
+
+
+def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None) -> Dataset:
     key = cache.cache_key(cfg, task) if use_cache else None
     if key is None:
         return prepare(load_raw(cfg, progress), cfg, task)

@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 MAX_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 1 << 26
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -31,6 +33,23 @@ def cv2() -> ModuleType:
     import cv2 as module
 
     return module
+
+
+def decode(file: Path, size: tuple[int, int], rgb: bool) -> np.ndarray | None:
+    """One image file as an image folder's training data holds it: decoded by OpenCV in grey or RGB
+    (OpenCV's own BGR reordered), resized to `size` (height, width) with INTER_AREA, H x W x C uint8
+    (0-255). None when OpenCV cannot decode it. `dlrun predict` decodes its image files here too."""
+    opencv = cv2()
+    try:
+        img = opencv.imread(str(file), opencv.IMREAD_COLOR if rgb else opencv.IMREAD_GRAYSCALE)
+    except opencv.error:  # beyond OPENCV_IO_MAX_IMAGE_PIXELS, or a header OpenCV rejects
+        return None
+    if img is None:
+        return None
+    height, width = size
+    if img.shape[:2] != (height, width):
+        img = opencv.resize(img, (width, height), interpolation=opencv.INTER_AREA)
+    return img[..., ::-1] if rgb else img[..., None]
 
 
 def max_pixels() -> int:

@@ -132,7 +132,6 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
     image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted.
     `progress` hears (what, done, total)."""
-    cv2 = images.cv2()
     root = require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
     classes = images.class_folders(root, skipped)
@@ -155,16 +154,11 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     for done, (label, file) in enumerate(files, start=1):
         if progress is not None:
             progress(f"decoding {root}", done, len(files))
-        try:
-            img = cv2.imread(str(file), cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
-        except cv2.error:  # beyond OPENCV_IO_MAX_IMAGE_PIXELS, or a header OpenCV rejects
-            img = None
+        img = images.decode(file, (height, width), rgb)
         if img is None:
             skipped["not an image or unreadable"] += 1
             continue
-        if img.shape[:2] != (height, width):
-            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-        pixels[count] = img[..., ::-1] if rgb else img[..., None]  # OpenCV decodes colour as BGR
+        pixels[count] = img
         labels[count] = label
         count += 1
     if not count:

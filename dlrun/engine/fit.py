@@ -29,12 +29,17 @@ class FitOutcome:
 def seeded_model(lc: LoadedConfig, data: Dataset, unsafe: bool = False) -> Any:
     """Seed everything, then build the model (its `model.base` too): the same initial state in every
     process. A layer that cannot take the data's shape raises ConfigError."""
+    return seeded_model_for_shape(lc, data.input_shape, unsafe)
+
+
+def seeded_model_for_shape(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False) -> Any:
+    """seeded_model for inputs of `input_shape` (a run's recorded shape: predict and export load no data)."""
     from dlrun.engine.base_model import build_with_base
     from dlrun.weights import check_model_sources
 
     check_model_sources(lc.config)  # a missing or hostile base file is refused before TensorFlow loads
     backend.setup_for(lc.config)
-    return build_with_base(lc, data.input_shape, unsafe)[0]
+    return build_with_base(lc, tuple(input_shape), unsafe)[0]
 
 
 def measure(model: Any, x: Any, y: Any, batch_size: int, task: str) -> dict[str, float]:

@@ -61,6 +61,15 @@ def write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: b
     files.write_csv(run / names.METRICS, epoch_columns(task), rows, durable)
 
 
+def write_data_record(run: RunDir, lc: LoadedConfig, data: Dataset) -> None:
+    """classes.json (the class names) and inputs.json (how inputs are prepared), for predict and evaluate."""
+    from dlrun.data.classes import inputs_record
+
+    if data.class_names is not None:
+        files.write_json(run / names.CLASSES, {"class_names": data.class_names})
+    files.write_json(run / names.INPUTS, inputs_record(lc.config.data, lc.config.task, data))
+
+
 def run_base(model: Any, data: Dataset) -> dict[str, Any]:
     """Summary fields about the model, the software and the data (written at start and at the end)."""
     from dlrun.engine.model import param_counts
@@ -97,6 +106,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train), cfg.train.batch_size)
     base = {**run_base(model, data), "steps_per_execution": per_call}
     write_run_summary(run, lc, "running", clock, rows, **base)
+    write_data_record(run, lc, data)
     reporter.info(execution_line(cfg.train.steps_per_execution, per_call, len(data.x_train), cfg.train.batch_size))
     board = open_board(run, cfg, rows)
     pruned: list[int] = []
@@ -165,6 +175,10 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / names.CHECKPOINT_BEST, model)["epoch"]
     weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
     test = test_metrics(model, data, rows, cfg, weights_moved) if rows else {}
+    if rows:
+        from dlrun.engine.predictions import binary_final
+
+        test.update(binary_final(model, data, cfg))  # AUC, precision, recall of a one-unit binary output
     write_metrics(run, rows, cfg.task)
     if rows:  # a run that diverged in its first epoch has no finite weights worth saving
         save_model(run, model)

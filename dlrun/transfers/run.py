@@ -14,6 +14,7 @@ from dlrun.data import Dataset, load_checked
 from dlrun.engine import backend
 from dlrun.engine.fit import evaluate_model
 from dlrun.engine.resume import check_run_writable, run_and_config
+from dlrun.engine.run import write_data_record
 from dlrun.errors import ConfigError, Interrupted, RunDirError, TransferError
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
@@ -166,6 +167,7 @@ def _start(lc: LoadedConfig, data: Dataset, prepared: Prepared, run_dir: str | P
     with exclusive_lock(run.path, "being trained"):
         files.write_text(run / names.CONFIG, dump_config(cfg))
         files.write_json(run / names.TRANSFER, _transfer_json(lc, prepared))
+        write_data_record(run, lc, data)
         reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
         for note in [*data.notes, *prepared.plan.notes, *filter(None, [data.validation_warning()])]:
             reporter.warn(note)

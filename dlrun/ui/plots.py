@@ -55,7 +55,8 @@ def confusion_plot(matrix: list[list[int]], labels: list[str], path: Path, title
     n = len(labels)
     fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 1 + 0.5 * n))
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(n), labels)
+    long = any(len(str(label)) > 3 for label in labels)  # class names, not digits: slanted so they do not collide
+    ax.set_xticks(range(n), labels, rotation=45 if long else 0, ha="right" if long else "center")
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -65,6 +66,30 @@ def confusion_plot(matrix: list[list[int]], labels: list[str], path: Path, title
             ax.text(j, i, matrix[i][j], ha="center", va="center", fontsize=7,
                     color="white" if matrix[i][j] > top / 2 else "black")
     ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def prediction_grid(images: Any, titles: list[str], path: Path, title: str) -> None:
+    """Up to 5 x 5 images (N x H x W x C, as the model saw them) each titled with its prediction: the
+    notebooks' `plt.imshow(x)` + `plt.title(class_names[y_pred.argmax()])`."""
+    import numpy as np
+
+    plt = _pyplot()
+    n = min(len(images), 25)
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = np.asarray(images[i], np.float32)
+            grey = img.shape[-1] == 1
+            low, high = float(img.min()), float(img.max())
+            shown = (img - low) / (high - low) if high > low else np.zeros_like(img)  # any scale, shown 0-1
+            ax.imshow(shown[..., 0] if grey else shown, cmap="gray" if grey else None, vmin=0, vmax=1)
+            ax.set_title(titles[i], fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 

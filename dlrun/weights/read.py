@@ -69,9 +69,11 @@ def read_weights(target: str | Path, model: Any = None, progress: Progress | Non
         elif kind == "legacy_h5":
             layers = _read_legacy_h5(path, tick)
         else:
-            order = order_hint(path) if kind == "run" else None
+            # the model, when given, knows the order inside a base too (a config only names the base: an
+            # application's batch_normalization layers would be read before its Conv1)
+            order = model_entries(model) if model is not None else order_hint(path) if kind == "run" else None
             with _h5(path, path) as f:
-                layers = read_keras3_h5(f, order or (model_entries(model) if model is not None else None), tick)
+                layers = read_keras3_h5(f, order, tick)
     except WeightsError:
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError, RecursionError) as exc:

@@ -1,0 +1,62 @@
+"""A trained model as `dlrun predict` and `dlrun export` open it: a run directory (its config,
+inputs.json and final weights), or a weights file with the config it was trained from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlrun.config import LoadedConfig, load_config
+from dlrun.data import load_checked
+from dlrun.data.classes import inputs_record
+from dlrun.data.inputs import InputSpec
+from dlrun.errors import WeightsError
+from dlrun.store import files, names
+from dlrun.store.rundir import find_run_dir
+from dlrun.weights import load_into, read_weights
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Saved:
+    """A trained model's config, how its inputs are prepared, and where its weights are."""
+
+    lc: LoadedConfig
+    spec: InputSpec
+    weights: Path
+    run: Path | None
+
+
+def open_target(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
+                use_cache: bool = True, progress: Progress | None = None) -> Saved:
+    """The Saved model behind `target`: a run directory (its inputs.json says how inputs are prepared),
+    or a weights file with `config` (then the config's data is loaded once to learn the input shape and
+    the class names). The weights file is checked here, before TensorFlow loads.
+
+    Raises RunDirError, WeightsError, ConfigError or DataError.
+    """
+    target = Path(target)
+    run = find_run_dir(target).path if target.is_dir() else None
+    if run is None and config is None:
+        raise WeightsError(f"{target}: a bare weights file needs --config CONFIG for the architecture and data")
+    lc = load_config(Path(config) if config or run is None else run / names.CONFIG, overrides)
+    read_weights(target)  # a missing or damaged file fails here, before data and TensorFlow
+    record = files.read_json(run / names.INPUTS) if run is not None and (run / names.INPUTS).exists() else None
+    if record is None:  # a weights file, or a run from before inputs.json: the config's data tells
+        data = load_checked(lc, use_cache, progress)
+        record = inputs_record(lc.config.data, lc.config.task, data)
+    elif run is not None and (run / names.CLASSES).exists():
+        record["class_names"] = files.read_json(run / names.CLASSES)["class_names"]
+    return Saved(lc, InputSpec.from_record(record), target, run)
+
+
+def load_model(saved: Saved, progress: Progress | None = None) -> Any:
+    """The model of `saved`, built from its config for its recorded input shape, with its weights."""
+    from dlrun.engine.fit import seeded_model_for_shape
+
+    model = seeded_model_for_shape(saved.lc, saved.spec.input_shape)
+    load_into(model, saved.weights, progress)
+    return model

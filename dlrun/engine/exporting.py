@@ -1,0 +1,48 @@
+"""Writing a trained model for the next tool: Keras 3's .keras, the legacy Keras-2 .h5 (what tf-keras'
+`load_model` reads: `model_config` and `model_weights`), and a TensorFlow SavedModel for serving
+(Keras' ExportArchive, with a `serve` signature). Each is written beside its target and renamed into
+place, so a reader never sees half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dlrun.store.files import atomic_path
+
+
+def write_model(model: Any, fmt: str, out: Path) -> None:
+    """Write `model` to the new path `out` as `fmt` (keras | h5 | savedmodel), atomically."""
+    if fmt in ("keras", "h5"):
+        with atomic_path(out) as tmp:  # the temporary name keeps the suffix, which picks Keras' format
+            model.save(tmp)
+            if fmt == "h5":
+                _as_keras2(tmp)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        shutil.rmtree(tmp)  # ExportArchive creates the folder itself
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # it prints the signatures
+            model.export(str(tmp), format="tf_saved_model", verbose=False)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _as_keras2(path: Path) -> None:
+    """Rewrite a Keras 3 legacy .h5 in place so tf-keras (Keras 2) loads it: the model config in Keras 2's
+    form, and no Keras 3 training config (tf-keras would try to compile from it; it loads uncompiled)."""
+    import h5py
+
+    from dlrun.weights.keras2_config import keras2_object
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        f.attrs["model_config"] = json.dumps(keras2_object(config))
+        if "training_config" in f.attrs:
+            del f.attrs["training_config"]
