@@ -61,10 +61,13 @@ def write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: b
     files.write_csv(run / names.METRICS, epoch_columns(task), rows, durable)
 
 
-def write_data_record(run: RunDir, lc: LoadedConfig, data: Dataset) -> None:
-    """classes.json (the class names) and inputs.json (how inputs are prepared), for predict and evaluate."""
+def write_run_records(run: RunDir, lc: LoadedConfig, data: Dataset, model: Any) -> None:
+    """model.txt (the layer table), classes.json (the class names) and inputs.json (how inputs are
+    prepared), for the reader, predict and evaluate."""
     from dlrun.data.classes import inputs_record
+    from dlrun.engine.model import summary_text
 
+    files.write_text(run / names.MODEL_TXT, summary_text(model))
     if data.class_names is not None:
         files.write_json(run / names.CLASSES, {"class_names": data.class_names})
     files.write_json(run / names.INPUTS, inputs_record(lc.config.data, lc.config.task, data))
@@ -92,8 +95,6 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     is `completed`, `diverged` or `pruned`. Raises Interrupted after writing an `interrupted` summary when
     a stop was requested (or a second signal cut the run short).
     """
-    from dlrun.engine.model import summary_text
-
     cfg: ExperimentConfig = lc.config
     stop, clock = stop or StopRequest(), RunClock()
     model = model if model is not None else seeded_model(lc, data)
@@ -102,11 +103,10 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         check_same_data(read_meta(resume_from), data, resume_from)
         meta = load_checkpoint(resume_from, model)
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
-    files.write_text(run / names.MODEL_TXT, summary_text(model))
+    write_run_records(run, lc, data, model)
     per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train), cfg.train.batch_size)
     base = {**run_base(model, data), "steps_per_execution": per_call}
     write_run_summary(run, lc, "running", clock, rows, **base)
-    write_data_record(run, lc, data)
     reporter.info(execution_line(cfg.train.steps_per_execution, per_call, len(data.x_train), cfg.train.batch_size))
     board = open_board(run, cfg, rows)
     pruned: list[int] = []

@@ -14,7 +14,7 @@ from dlrun.data import Dataset, load_checked
 from dlrun.engine import backend
 from dlrun.engine.fit import evaluate_model
 from dlrun.engine.resume import check_run_writable, run_and_config
-from dlrun.engine.run import write_data_record
+from dlrun.engine.run import write_run_records
 from dlrun.errors import ConfigError, Interrupted, RunDirError, TransferError
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
@@ -167,7 +167,6 @@ def _start(lc: LoadedConfig, data: Dataset, prepared: Prepared, run_dir: str | P
     with exclusive_lock(run.path, "being trained"):
         files.write_text(run / names.CONFIG, dump_config(cfg))
         files.write_json(run / names.TRANSFER, _transfer_json(lc, prepared))
-        write_data_record(run, lc, data)
         reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
         for note in [*data.notes, *prepared.plan.notes, *filter(None, [data.validation_warning()])]:
             reporter.warn(note)
@@ -194,10 +193,10 @@ def _transfer_json(lc: LoadedConfig, prepared: Prepared) -> dict[str, Any]:
 
 def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, prepared: Prepared,
                  before: dict[str, float], checkpoint: Path | None, clock: RunClock) -> dict[str, Any]:
-    from dlrun.engine.model import param_counts, summary_text
+    from dlrun.engine.model import param_counts
     from dlrun.transfers.stages import StageRun, resume_point, run_stages
 
-    files.write_text(run / names.MODEL_TXT, summary_text(prepared.model))
+    write_run_records(run, lc, data, prepared.model)
     saved = files.read_json(run / names.TRANSFER)  # written when the run started: the source as it was then
     source = {"path": saved.get("from"), "kind": saved.get("kind")} if saved.get("from") else {"base": saved["base"]}
     base = {"params": param_counts(prepared.model), "versions": backend.versions(), **data.summary_fields(),
