@@ -14,6 +14,7 @@ from dlrun.engine import backend
 from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta, save_checkpoint
 from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
+from dlrun.engine.schedules import plateau_lr, set_lr
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import RunBoard, open_board
 from dlrun.errors import Interrupted
@@ -88,7 +89,12 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         check_same_data(read_meta(resume_from), data, resume_from)
         meta = load_checkpoint(resume_from, model)
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
+    plateau = cfg.train.reduce_lr_on_plateau
+    if plateau is not None and rows:
+        set_lr(model.optimizer, plateau_lr(rows, cfg.optimizer.lr, plateau))
     files.write_text(run / names.MODEL_TXT, summary_text(model))
+    if data.feature_stats is not None:  # how evaluate and predict prepare this run's table inputs
+        files.write_json(run / names.FEATURES, data.feature_stats)
     per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train), cfg.train.batch_size)
     base = {**run_base(model, data), "steps_per_execution": per_call}
     write_run_summary(run, lc, "running", clock, rows, **base)
@@ -107,6 +113,8 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
             if es is not None and restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
                 save_checkpoint(run, model, meta, name=names.CHECKPOINT_BEST)
             rows.append(row)
+            if plateau is not None:  # the lr of the next epoch, from the rows so far (as a resume decides)
+                set_lr(model.optimizer, plateau_lr(rows, cfg.optimizer.lr, plateau))
             # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
             write_metrics(run, rows, cfg.task, durable=False)
         return early_stop_due(rows, es)

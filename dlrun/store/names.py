@@ -15,6 +15,7 @@ WEIGHTS = "weights.weights.h5"
 HISTORY_PLOT = "history.png"
 MODEL_TXT = "model.txt"
 EVAL = "eval.json"
+FEATURES = "features.json"  # a table's columns, categories and scaling statistics (data/features.py)
 CONFUSION_PLOT = "confusion.png"
 TRANSFER = "transfer.json"
 ERROR = "error.txt"  # a sweep trial that failed: the exception and its traceback
