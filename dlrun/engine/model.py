@@ -74,7 +74,7 @@ def check_head(lc: LoadedConfig, model: Any, base: Any = None) -> None:
     first_dense = next((i for i, item in enumerate(items) if item.type == "dense"), len(items) - 1)
     where = f"the base's output {tuple(base.output_shape)}" if base is not None else "the features"
     raise lc.error(f"model.layers.{first_dense}", f"the model's output is {shape}, not (batch, outputs): "
-                   f"{where} reach the dense layers still {len(shape)}-D. Add `- flatten: {{}}` or "
+                   f"{where} is still {len(shape)}-D where the dense layers start. Add `- flatten: {{}}` or "
                    "`- global_avg_pool2d: {}` before the first dense layer")
 
 
