@@ -121,6 +121,8 @@ def _build(keras: Any, cls_name: str, args: dict[str, Any], path: Path) -> Any:
     if isinstance(args.get("dtype"), dict):  # a Keras-2.13+ dtype policy
         args["dtype"] = (args["dtype"].get("config") or {}).get("name", "float32")
     kwargs = {k: v for k, v in args.items() if k in accepted and k not in SHAPE_KEYS}
+    if isinstance(kwargs.get("axis"), list) and len(kwargs["axis"]) == 1:  # Keras 2 writes BatchNorm's axis as [3]
+        kwargs["axis"] = kwargs["axis"][0]
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
