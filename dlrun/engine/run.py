@@ -89,9 +89,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         check_same_data(read_meta(resume_from), data, resume_from)
         meta = load_checkpoint(resume_from, model)
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
-    plateau = cfg.train.reduce_lr_on_plateau
-    if plateau is not None and rows:
-        set_lr(model.optimizer, plateau_lr(rows, cfg.optimizer.lr, plateau))
+    plateau = cfg.train.reduce_lr_on_plateau  # its cut lr is in the checkpoint's optimizer state
     files.write_text(run / names.MODEL_TXT, summary_text(model))
     if data.feature_stats is not None:  # how evaluate and predict prepare this run's table inputs
         files.write_json(run / names.FEATURES, data.feature_stats)
@@ -109,12 +107,12 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
             if board is not None:  # before the checkpoint: the event files never lack a checkpointed epoch
                 board.epoch(row, model)
+            if plateau is not None:  # the next epoch's lr, decided from the rows (as a resume decides it)
+                set_lr(model.optimizer, plateau_lr(done, cfg.optimizer.lr, plateau))
             save_checkpoint(run, model, meta)
             if es is not None and restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
                 save_checkpoint(run, model, meta, name=names.CHECKPOINT_BEST)
             rows.append(row)
-            if plateau is not None:  # the lr of the next epoch, from the rows so far (as a resume decides)
-                set_lr(model.optimizer, plateau_lr(rows, cfg.optimizer.lr, plateau))
             # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
             write_metrics(run, rows, cfg.task, durable=False)
         return early_stop_due(rows, es)

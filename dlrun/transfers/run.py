@@ -196,6 +196,8 @@ def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     from dlrun.transfers.stages import StageRun, resume_point, run_stages
 
     files.write_text(run / names.MODEL_TXT, summary_text(prepared.model))
+    if data.feature_stats is not None:  # how evaluate prepares this run's table inputs
+        files.write_json(run / names.FEATURES, data.feature_stats)
     saved = files.read_json(run / names.TRANSFER)  # written when the run started: the source as it was then
     source = {"path": saved.get("from"), "kind": saved.get("kind")} if saved.get("from") else {"base": saved["base"]}
     base = {"params": param_counts(prepared.model), "versions": backend.versions(), **data.summary_fields(),
