@@ -84,7 +84,8 @@ def _saved(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int, ...],
     if (path / SAVED_MODEL_FILE).is_file():  # a TensorFlow SavedModel: one fixed function, its weights inside
         layers, source_layers = [saved_model_layer(path)], None
     elif path.suffix.lower() in (".h5", ".hdf5") and not path.name.lower().endswith(".weights.h5"):
-        layers, source_layers = _keras2(path, cfg.include_top), read_weights(path).layers
+        source_layers = read_weights(path).layers  # links and datasets checked before the config is read
+        layers = _keras2(path, cfg.include_top)
     else:
         layers, source_layers = _run_or_keras(lc, cfg, path, unsafe)
     if not layers:
@@ -128,8 +129,8 @@ def _run_or_keras(lc: LoadedConfig, cfg: BaseModelConfig, path: Path, unsafe: bo
 
 
 def _load_architecture(path: Path, kind: str, unsafe: bool) -> Any:
-    """Deserialise a .keras or full-model .h5 (safe mode unless `unsafe`)."""
-    if kind in ("weights.h5", "run") or (kind == "legacy_h5" and not _has_model_config(path)):
+    """Deserialise a .keras file (safe mode unless `unsafe`); a Keras-2 .h5 goes to saved_bases."""
+    if kind in ("weights.h5", "run"):
         raise WeightsError(f"{path}: holds weights only, no architecture; a base needs a run directory, a .keras "
                            "file or a full-model .h5. For a weights file, write the layers under model.layers "
                            "and give the file as transfer.from")
@@ -144,13 +145,6 @@ def _load_architecture(path: Path, kind: str, unsafe: bool) -> Any:
         raise WeightsError(f"{path}: cannot rebuild the saved model ({reason})") from None
     except (OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise WeightsError(f"{path}: cannot rebuild the saved model ({str(exc).splitlines()[0]})") from None
-
-
-def _has_model_config(path: Path) -> bool:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return "model_config" in f.attrs
 
 
 def _copy_weights(model: Any, source: list[SourceLayer] | None, label: str) -> dict[str, MapRow]:

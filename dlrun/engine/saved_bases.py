@@ -67,14 +67,18 @@ def keras2_config(path: Path) -> dict[str, Any]:
 
     try:
         with h5py.File(path, "r") as f:
+            size = f.attrs.get_id("model_config").get_storage_size() if "model_config" in f.attrs else 0
+            if size > MAX_JSON_BYTES:  # a fixed-length string: checked before it is read into memory
+                raise WeightsError(f"{path}: model_config is {size} bytes, more than a model config needs")
             raw = f.attrs.get("model_config")
     except OSError as exc:
         raise WeightsError(f"{path}: not a readable HDF5 file ({exc})") from None
     if raw is None:
         raise WeightsError(f"{path}: holds weights only, no architecture (no model_config); a base needs a run "
-                           "directory, a .keras file, a full-model .h5 or a SavedModel folder")
+                           "directory, a .keras file, a full-model .h5 or a SavedModel folder. For a weights file, "
+                           "write the layers under model.layers and give the file as transfer.from")
     text = raw.decode("utf8") if isinstance(raw, bytes) else str(raw)
-    if len(text) > MAX_JSON_BYTES:
+    if len(text) > MAX_JSON_BYTES:  # a variable-length string shows its size only once read
         raise WeightsError(f"{path}: model_config is {len(text)} bytes, more than a model config needs")
     try:
         config = json.loads(text)
