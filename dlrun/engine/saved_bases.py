@@ -45,7 +45,12 @@ def _single_output_class() -> Any:
 
     @keras.saving.register_keras_serializable(package="dlrun")
     class SingleOutputTFSM(keras.layers.TFSMLayer):  # type: ignore[misc, name-defined]
-        """TFSMLayer whose output is one tensor: a `serving_default` signature returns a dict of one."""
+        """TFSMLayer whose output is one tensor: a `serving_default` signature returns a dict of one.
+        Never XLA-compiled (Keras' jit_compile auto then stays off): the SavedModel's ops are unknown."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.supports_jit = False
 
         def call(self, inputs: Any, training: bool = False, **kwargs: Any) -> Any:
             out = super().call(inputs, training=False, **kwargs)
