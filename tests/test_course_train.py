@@ -186,3 +186,19 @@ def test_categorical_columns_are_one_hot_from_the_training_split(tmp_path: Path)
     assert (stats["inputs"], data.x_train.shape[1], float(data.x_train.min()), float(data.x_train.max())) == (
         ["colour=blue", "colour=green", "colour=red", "size"], 4, 0.0, 1.0)
     assert any(np.array_equal(row, data.x_test[0]) for row in again)
+
+
+def test_the_courses_sgd_decay_config_trains(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "course_sgd_decay.yaml"
+    summary = train(config, ["data.n_train=200", "data.n_test=100", "train.epochs=2"], runs_root=tmp_path / "runs")
+    # 180 training images at batch 32: 6 steps in epoch 1, so epoch 2 starts at lr / (1 + 1e-6 * 6)
+    assert (summary["status"], lr_column(summary["run_dir"])) == ("completed",
+                                                                   pytest.approx([0.01, 0.01 / (1 + 6e-6)], rel=1e-7))
+
+
+def test_a_csv_too_big_for_the_memory_budget_is_refused_before_reading(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_csv(tmp_path / "big.csv", "x,y\n" + "1,0\n" * 500)
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", "4K")
+    with pytest.raises(DataError, match="more than the memory budget"):
+        read_csv_rows(path)

@@ -17,13 +17,24 @@ from typing import Any
 import numpy as np
 
 from dlrun.errors import DataError
+from dlrun.limits import format_bytes, memory_budget
 
 FeatureStats = dict[str, Any]  # {"columns", "categories", "normalize", "inputs", "center", "scale"}
 SCALINGS = ("standardize", "minmax")
+CSV_TEXT_FACTOR = 16  # a cell read as a Python string takes about this many times its bytes in the file
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the rows (as text) of a CSV file; DataError for a file that is not one."""
+    """The header and the rows (as text) of a CSV file; DataError for a file that is not one, or one
+    whose rows would not fit the memory budget as text (about CSV_TEXT_FACTOR times the file)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from None
+    if size * CSV_TEXT_FACTOR > memory_budget():
+        raise DataError(f"{path}: a {format_bytes(size)} CSV needs about {format_bytes(size * CSV_TEXT_FACTOR)} "
+                        f"to read as a table, more than the memory budget ({format_bytes(memory_budget())}); "
+                        "save the features as .npy/.h5 arrays instead, or raise DLRUN_MEMORY_BUDGET")
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             table = [row for row in csv.reader(fh) if row]
