@@ -6,6 +6,7 @@ or a custom class is refused; the weights are then read by the h5py readers in d
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from pathlib import Path
@@ -37,10 +38,13 @@ def saved_model_layer(path: Path) -> Any:
     if endpoint not in loaded.signatures and not hasattr(loaded, endpoint):
         raise WeightsError(f"{path}: the SavedModel has no serve or serving_default endpoint (it has "
                            f"{', '.join(loaded.signatures) or 'none'}); save it with model.export() or model.save()")
-    return SingleOutputTFSM(str(path), call_endpoint=endpoint, trainable=False, name="saved_model")
+    return single_output_tfsm()(str(path), call_endpoint=endpoint, trainable=False, name="saved_model")
 
 
-def _single_output_class() -> Any:
+@functools.cache
+def single_output_tfsm() -> Any:
+    """The TFSMLayer subclass a SavedModel base is (defined on first use: importing this module loads no
+    TensorFlow, so hostile base files are still refused before it loads)."""
     keras = backend.keras()
 
     @keras.saving.register_keras_serializable(package="dlrun")
@@ -62,8 +66,6 @@ def _single_output_class() -> Any:
 
     return SingleOutputTFSM
 
-
-SingleOutputTFSM = _single_output_class()
 
 
 def keras2_config(path: Path) -> dict[str, Any]:
