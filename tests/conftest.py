@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 import yaml
 
+from dlrun.interrupts import StopRequest
+from dlrun.store import files, names
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_CNN: dict[str, Any] = {
@@ -185,3 +188,20 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str,
 def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """metrics.csv rows minus the wall-clock column, which no two runs share."""
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+class StopAfter(StopRequest):
+    """Asks training to stop once the run has `epochs` complete epochs (as Ctrl-C would)."""
+
+    def __init__(self, run_dir: Path, epochs: int):
+        super().__init__()
+        self.run_dir, self.epochs = run_dir, epochs
+
+    @property  # type: ignore[override]
+    def requested(self) -> bool:
+        metrics = self.run_dir / names.METRICS
+        return metrics.exists() and len(files.read_csv(metrics)) >= self.epochs
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        pass

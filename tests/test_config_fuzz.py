@@ -25,9 +25,12 @@ REAL_KEYS = [
     "dense", "conv2d", "separable_conv2d", "max_pool2d", "avg_pool2d", "dropout", "flatten", "batch_norm",
     "global_avg_pool2d", "activation", "units", "filters", "kernel_size", "strides", "padding", "rate",
     "pool_size", "epsilon", "use_bias",
+    "decay", "schedule", "decay_steps", "decay_rate", "boundaries", "values", "weight_decay", "reduce_lr_on_plateau",
+    "factor", "min_lr", "categorical",
 ]
 REAL_VALUES = ["synthetic_digits", "npy", "table", "classification", "regression", "sse", "adam", "sgd", "relu",
-               "softmax", "same", "grid", "zip", "features", "all", "none", "max", "min", "auto"]
+               "softmax", "same", "grid", "zip", "features", "all", "none", "max", "min", "auto", "standardize",
+               "exponential", "piecewise", "cosine", "inverse_time", "val_loss", "adamw"]
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=True, allow_infinity=True)
            | st.sampled_from(REAL_VALUES) | st.text(max_size=12))

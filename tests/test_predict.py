@@ -153,3 +153,28 @@ def test_a_weights_file_with_its_config_predicts_as_the_run(pets: dict[str, Any]
     run = pets["run"]
     by_file = predict(run / "weights.weights.h5", pets["picks"], config=run / "config.yaml", use_cache=False)
     assert by_file["predictions"] == predict(run, pets["picks"])["predictions"]
+
+
+def test_a_scaled_table_with_a_category_is_prepared_with_the_runs_statistics(tmp_path: Path) -> None:
+    """predict encodes and standardises table rows with the run's features.json (fitted on its training split),
+    so a training row read back from a CSV is bit for bit the prepared training example."""
+    rng = np.random.default_rng(0)
+    rows = [[float(a), ["red", "blue"][int(b)], float(a) * 1000 + 5.0 * int(b), int(a > 0)]
+            for a, b in zip(rng.normal(size=60), rng.integers(0, 2, 60), strict=True)]
+    (tmp_path / "data.csv").write_text("a,colour,big,y\n" + "".join(f"{a!r},{c},{b!r},{y}\n" for a, c, b, y in rows))
+    config = write_config(tmp_path, {
+        "name": "scaled", "data": {"source": "csv", "path": str(tmp_path / "data.csv"), "target": "y",
+                                   "test_split": 0, "validation": 0, "normalize": "standardize",
+                                   "categorical": ["colour"]},
+        "model": {"layers": [{"dense": {"units": 2, "activation": "softmax"}}]},
+        "train": {"epochs": 1, "batch_size": 16}})
+    run = Path(train(config, runs_root=tmp_path / "runs")["run_dir"])
+    (tmp_path / "new.csv").write_text("y,big,colour,a\n" + "".join(f"{r[3]},{r[2]!r},{r[1]},{r[0]!r}\n"
+                                                                 for r in rows[:3]))
+    saved = open_target(run)
+    new = read_inputs([tmp_path / "new.csv"], saved.spec)
+    data = load_dataset(saved.lc.config.data, "classification", use_cache=False)
+    for x in new.x:
+        assert any(np.array_equal(x, row) for row in data.x_train)
+    assert new.x.shape == (3, 4) and abs(float(data.x_train[:, -1].std()) - 1.0) < 1e-3  # one-hot 2 + a + big
+    assert len(predict(run, [tmp_path / "new.csv"])["predictions"]) == 3

@@ -107,7 +107,7 @@ def bash_complete(tmp_path_factory: pytest.TempPathFactory):
     ("dlrun evaluate runs/lr", ["runs/lr-sweep-1/trials/000"]),
     ("dlrun sweep --resume ", ["runs/lr-sweep-1"]),
     ("dlrun train --set optimizer.n", ["optimizer.name=", "optimizer.nesterov="]),
-    ("dlrun train --set optimizer.name=ad", ["optimizer.name=adam", "optimizer.name=adagrad"]),
+    ("dlrun train --set optimizer.name=ad", ["optimizer.name=adam", "optimizer.name=adagrad", "optimizer.name=adamw"]),
     ("dlrun cache ", ["info", "clear"]),
 ], ids=["command", "config", "resume", "trial", "sweep-resume", "set-key", "set-value", "cache"])
 def test_bash_completion_suggests(bash_complete, words: str, expected: list[str]) -> None:

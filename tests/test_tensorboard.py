@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_MLP, deep_merge, write_config
+from conftest import TINY_MLP, StopAfter, deep_merge, write_config
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
@@ -20,7 +20,6 @@ from dlrun.engine import hparams
 from dlrun.engine.events import write_event_file
 from dlrun.engine.run import run_training, write_run_summary
 from dlrun.errors import Interrupted
-from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
 from dlrun.store.rundir import create_run_dir
 from dlrun.store.summary import RunClock
@@ -44,23 +43,6 @@ def board(folder: Path, plugin: str = "scalars") -> dict[str, list[tuple[int, An
 
 def column(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
     return [(int(r["epoch"]) - 1, pytest.approx(float(r[key]), rel=1e-6)) for r in rows]
-
-
-class StopAfter(StopRequest):
-    """Asks training to stop once the run has `epochs` complete epochs (as Ctrl-C would)."""
-
-    def __init__(self, run_dir: Path, epochs: int):
-        super().__init__()
-        self.run_dir, self.epochs = run_dir, epochs
-
-    @property  # type: ignore[override]
-    def requested(self) -> bool:
-        metrics = self.run_dir / names.METRICS
-        return metrics.exists() and len(files.read_csv(metrics)) >= self.epochs
-
-    @requested.setter
-    def requested(self, value: bool) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ with per-class precision/recall/F1 and a confusion matrix."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     cfg = lc.config
     read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
     with reporter.progress() as progress:
-        data = load_checked(lc, use_cache, progress)
+        data = load_checked(lc, use_cache, progress, _run_feature_stats(target))
         model = seeded_model(lc, data)
         source = load_into(model, weights_path or target, progress).path
     x, y = data.eval_split()
@@ -103,6 +104,12 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         confusion_plot(result["confusion_matrix"], labels, out_dir / names.CONFUSION_PLOT, title)
     _report(reporter, result, out_dir)
     return result
+
+
+def _run_feature_stats(target: Path) -> dict[str, Any] | None:
+    """A run's table statistics (names.FEATURES), so its test rows are prepared as its training was."""
+    path = target / names.FEATURES if target.is_dir() else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:

@@ -47,9 +47,12 @@ def open_target(target: str | Path, config: str | Path | None = None, overrides:
     record = files.read_json(run / names.INPUTS) if run is not None and (run / names.INPUTS).exists() else None
     if record is None:  # a weights file, or a run from before inputs.json: the config's data tells
         data = load_checked(lc, use_cache, progress)
-        record = inputs_record(lc.config.data, lc.config.task, data)
-    elif run is not None and (run / names.CLASSES).exists():
-        record["class_names"] = files.read_json(run / names.CLASSES)["class_names"]
+        record = {**inputs_record(lc.config.data, lc.config.task, data), "feature_stats": data.feature_stats}
+    elif run is not None:
+        if (run / names.CLASSES).exists():
+            record["class_names"] = files.read_json(run / names.CLASSES)["class_names"]
+        if (run / names.FEATURES).exists():  # a table's encoding and scaling, fitted on the run's training split
+            record["feature_stats"] = files.read_json(run / names.FEATURES)
     return Saved(lc, InputSpec.from_record(record), target, run)
 
 

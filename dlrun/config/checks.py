@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dlrun.config import sizes
-from dlrun.config.applications import imagenet_message
+from dlrun.config import checks_train, sizes
+from dlrun.config.applications import APPLICATIONS, cached_imagenet, imagenet_message
 from dlrun.config.keys import is_config_key
 from dlrun.config.layers import FLATTENING, IMAGE_TYPES
 from dlrun.config.outputs import KNOWN_CLASS_COUNTS, binary_label_problems, check_binary_output, check_class_names
@@ -197,11 +197,11 @@ def check_base_model(lc: LoadedConfig) -> list[Problem]:
         return []
     if (base.from_ is None) == (base.application is None):
         return [lc.source.problem("model.base", "set exactly one of model.base.from (a run directory or saved "
-                                  "model) and model.base.application (mobilenet, mobilenet_v2)")]
+                                  f"model) and model.base.application ({', '.join(APPLICATIONS)})")]
     if base.from_ is not None and base.weights is not None:
         return [lc.source.problem("model.base.weights", "weights goes with application; a base from a saved "
                                   "model brings its own weights")]
-    if base.application is not None and base.weights == "imagenet":
+    if base.application is not None and base.weights == "imagenet" and cached_imagenet(base.application) is None:
         return [lc.source.problem("model.base.weights", imagenet_message(base.application))]
     return []
 
@@ -233,6 +233,10 @@ STATIC_CHECKS: list[Check] = [
     check_sweep_metric,
     check_base_model,
     check_transfer_stages,
+    checks_train.check_schedule,
+    checks_train.check_plateau,
+    checks_train.check_feature_scaling,
+    checks_train.check_saved_model_frozen,
     sizes.check_static_sizes,
 ]
 

@@ -7,28 +7,18 @@ editor schema, so it is written for the person filling in the YAML.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dlrun.config.applications import APPLICATIONS
 from dlrun.config.layers import LayerItem
-
-PosInt = Annotated[int, Field(gt=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-Fraction = Annotated[float, Field(gt=0, lt=1)]
-FractionOrNone = Annotated[float, Field(ge=0, lt=1)]
+from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, ReduceLROnPlateau
+from dlrun.config.section import FractionOrNone, PosFloat, PosInt, Section
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
 FILE_SOURCES = frozenset({"npy", "npz", "h5", "idx", "folder", "csv"})
-OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad"]
 FreezeSpec = Literal["none", "all", "features"] | list[str]
-
-
-class Section(BaseModel):
-    """Base for every config section: unknown keys are errors, values are re-validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class H5Keys(Section):
@@ -61,7 +51,12 @@ class DataConfig(Section):
         default=None, description="[height, width]: resize with OpenCV (INTER_AREA) when images differ; "
         "required for folder.")
     color: Literal["grayscale", "rgb"] = Field(default="grayscale", description="Channels the images are converted to.")
-    normalize: bool = Field(default=True, description="Scale pixels to [0, 1].")
+    normalize: bool | Literal["standardize", "minmax"] = Field(
+        default=True, description="Images: true scales pixels to [0, 1]. Tables (csv, table): standardize "
+        "(per-feature z-score) or minmax (per-feature to [0, 1]), fitted on the training split only and stored "
+        "in the run directory; true/false leave table features as they are.")
+    categorical: list[str] = Field(default_factory=list, description="csv: string columns to one-hot encode "
+                                   "(categories from the training split).")
     test_split: float = Field(default=0.2, ge=0, lt=1, description="Fraction held out as the test split when "
                               "the source has none; stratified and seeded (0: no test split).")
     validation: Literal["test"] | FractionOrNone = Field(
@@ -113,22 +108,6 @@ class ModelConfig(Section):
                                          "the layers (see dlrun transfer).")
 
 
-class OptimizerConfig(Section):
-    """The optimizer and its learning rate."""
-
-    name: OptimizerName = Field(default="sgd", description="The Keras optimizer.")
-    lr: PosFloat = Field(default=0.01, description="Learning rate.")
-    momentum: float = Field(default=0.0, ge=0, lt=1, description="sgd/rmsprop momentum.")
-    nesterov: bool = Field(default=False, description="sgd: Nesterov momentum.")
-    clipnorm: PosFloat | None = Field(default=None, description="Clip each gradient to this norm.")
-
-    @field_validator("lr", mode="before")
-    @classmethod
-    def _int_lr_is_float(cls, value: Any) -> Any:
-        # Keras 3 optimizers reject an int learning rate; `lr: 1` in YAML should just work.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 class EarlyStopping(Section):
     """Stop when a validation metric stops improving (Keras' EarlyStopping rule)."""
 
@@ -174,6 +153,8 @@ class TrainConfig(Section):
                           "seed and epoch).")
     early_stopping: EarlyStopping | None = Field(
         default=None, description="e.g. {monitor: val_accuracy, patience: 2, restore_best_weights: true}.")
+    reduce_lr_on_plateau: ReduceLROnPlateau | None = Field(
+        default=None, description="e.g. {monitor: val_loss, factor: 0.5, patience: 3, min_lr: 0.0001}.")
     threads: PosInt | None = Field(default=None, description="Cap TensorFlow's CPU threads.")
     mixed_precision: bool = Field(default=False, description="float16 compute with float32 weights (GPUs).")
     jit_compile: bool | Literal["auto"] = Field(

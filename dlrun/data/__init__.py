@@ -11,31 +11,35 @@ from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_admin
 from dlrun.data.classes import name_classes
 from dlrun.data.dataset import ARRAYS, Dataset
+from dlrun.data.features import FeatureStats, apply_feature_stats, read_csv_rows
 from dlrun.data.prepare import origin_of, prepare
 from dlrun.data.sources import load_raw
 
-__all__ = ["Dataset", "load_checked", "load_dataset"]
+__all__ = ["Dataset", "FeatureStats", "apply_feature_stats", "load_checked", "load_dataset", "read_csv_rows"]
 
 Progress = Callable[[str, int, int], None]  # (what, done, total), e.g. a ui StepProgress
 
 
 def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool = True,
-                 progress: Progress | None = None) -> Dataset:
+                 progress: Progress | None = None, feature_stats: FeatureStats | None = None) -> Dataset:
     """Read and prepare the configured data set. Raises DataError for any data problem.
 
     File and folder sources are served from the data cache (data/cache.py) when an entry for these
     exact files, settings and preprocessing code exists, and stored there after a build;
     `use_cache=False` bypasses it. The experiment seed plays no part: the data seed (`data.seed`)
     alone decides the splits. `progress` hears about long steps (decoding an image folder, writing
-    the cache entry). The classes are named (data/classes.py) after the cache: names are not data.
+    the cache entry). `feature_stats` (a run's names.FEATURES) prepares a table with that run's
+    columns, categories and scaling instead of statistics fitted on this training split. The classes are
+    named (data/classes.py) after the cache: names are not data.
     """
-    return name_classes(_load(cfg, task, use_cache, progress), cfg)
+    return name_classes(_load(cfg, task, use_cache, progress, feature_stats), cfg)
 
 
-def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None) -> Dataset:
-    key = cache.cache_key(cfg, task) if use_cache else None
+def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None,
+          feature_stats: FeatureStats | None) -> Dataset:
+    key = cache.cache_key(cfg, task) if use_cache and feature_stats is None else None
     if key is None:
-        return prepare(load_raw(cfg, progress), cfg, task)
+        return prepare(load_raw(cfg, progress), cfg, task, feature_stats)
     cache_admin.hold(cache.entry_path(key))  # in use by this process from now on: never evicted under it
     entry = cache.read_entry(key)
     if entry is not None:
@@ -44,14 +48,15 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
             arrays["x_val"], arrays["y_val"] = arrays["x_test"], arrays["y_test"]
         return Dataset(**{name: arrays.get(name) for name in ARRAYS}, num_classes=meta["num_classes"],
                        class_names=meta["class_names"], notes=meta["notes"], test_is_train=meta["test_is_train"],
-                       cache="hit", splits=meta["splits"], crc32=meta["crc32"])
+                       cache="hit", splits=meta["splits"], crc32=meta["crc32"],
+                       feature_stats=meta.get("feature_stats"))
     damaged = cache.entry_path(key).exists()
     data = prepare(load_raw(cfg, progress), cfg, task)
     val_is_test = data.x_val is not None and data.x_val is data.x_test  # validation: test, stored once
     meta = {"source": origin_of(cfg), "num_classes": data.num_classes, "class_names": data.class_names,
             "notes": data.notes, "test_is_train": data.test_is_train, "val_is_test": val_is_test,
             "settings": cache.key_settings(cfg), "task": task,
-            "splits": data.splits}
+            "splits": data.splits, "feature_stats": data.feature_stats}
     stored = [n for n in ARRAYS if not (val_is_test and n in ("x_val", "y_val"))]
     try:
         arrays = {n: a for n in stored if (a := getattr(data, n)) is not None}
@@ -67,11 +72,12 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
     return data
 
 
-def load_checked(lc: LoadedConfig, use_cache: bool = True, progress: Progress | None = None) -> Dataset:
-    """Load the config's data (through the data cache unless `use_cache` is False) and run the
-    config checks that need it (output units vs classes, image layers vs flat input), before
-    anything is written. Raises DataError or ConfigError."""
+def load_checked(lc: LoadedConfig, use_cache: bool = True, progress: Progress | None = None,
+                 feature_stats: FeatureStats | None = None) -> Dataset:
+    """Load the config's data (through the data cache unless `use_cache` is False; a table with a
+    run's `feature_stats` when given) and run the config checks that need it (output units vs
+    classes, image layers vs flat input), before anything is written. Raises DataError or ConfigError."""
     cfg = lc.config
-    data = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress)
+    data = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress, feature_stats=feature_stats)
     check_against_data(lc, data.input_shape, data.num_classes, len(data.x_train))
     return data

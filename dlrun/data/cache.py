@@ -57,7 +57,7 @@ SPLIT_SETTINGS = ("source", "test_split", "validation", "limit", "seed")
 SETTINGS = {  # the data settings each cached source reads; nothing else enters the key
     "npy": (*IMAGE_SETTINGS, "x", "y"), "npz": (*IMAGE_SETTINGS, "keys"), "h5": (*IMAGE_SETTINGS, "keys"),
     "idx": IMAGE_SETTINGS, "mnist": IMAGE_SETTINGS, "fashion_mnist": IMAGE_SETTINGS, "folder": IMAGE_SETTINGS,
-    "csv": ("target",),
+    "csv": ("target", "normalize", "categorical"),
 }
 DECODERS = {"opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
                        "opencv-contrib-python"), "h5py": ("h5py",)}

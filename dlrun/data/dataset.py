@@ -32,6 +32,7 @@ class Dataset:
     cache: str = "off"  # "hit", "miss" (built and stored) or "off" (not cached)
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)  # size and origin of each split
     crc32: dict[str, int] = field(default_factory=dict)  # known CRC-32 of arrays (from the data cache)
+    feature_stats: dict[str, Any] | None = None  # a table's columns, categories and scaling (data/features.py)
     _fingerprint: str | None = field(default=None, repr=False)
 
     @property

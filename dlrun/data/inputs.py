@@ -13,6 +13,7 @@ import numpy as np
 
 from dlrun.config.schema import DataConfig
 from dlrun.data import guard, images
+from dlrun.data.features import FeatureStats, apply_feature_stats
 from dlrun.data.prepare import to_images
 from dlrun.errors import DataError
 
@@ -22,7 +23,8 @@ ARRAY_SUFFIX, TABLE_SUFFIX = ".npy", ".csv"
 @dataclass(frozen=True)
 class InputSpec:
     """How the run's training inputs were prepared (its inputs.json): images or a table, the shape of one
-    prepared example, the data settings, the feature columns of a table, the class names."""
+    prepared example, the data settings, the feature columns of a table, the class names, and a table's
+    encoding and scaling (the run's features.json)."""
 
     kind: str
     task: str
@@ -30,6 +32,12 @@ class InputSpec:
     data: DataConfig
     features: list[str] | None = None
     class_names: list[str] | None = None
+    feature_stats: FeatureStats | None = None
+
+    @property
+    def width(self) -> int:
+        """Values in one raw table row (before one-hot encoding)."""
+        return len(self.feature_stats["columns"]) if self.feature_stats else self.input_shape[0]
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> InputSpec:
@@ -37,14 +45,15 @@ class InputSpec:
         size = record.get("image_size")
         data = DataConfig(source=record["source"], color=record["color"], normalize=record["normalize"],
                           image_size=tuple(size) if size else None)
-        return cls(record["kind"], record["task"], tuple(record["input_shape"]), data, record.get("features"),
-                   record.get("class_names"))
+        stats = record.get("feature_stats")  # its columns, in the order the run encoded them
+        return cls(record["kind"], record["task"], tuple(record["input_shape"]), data,
+                   stats["columns"] if stats else record.get("features"), record.get("class_names"), stats)
 
     def expected(self) -> str:
         """What one input must be, for error messages."""
         if self.kind == "table":
-            names = ", ".join(self.features or []) or f"{self.input_shape[0]} values"
-            return f"rows of {self.input_shape[0]} features ({names})"
+            names = ", ".join(self.features or []) or f"{self.width} values"
+            return f"rows of {self.width} features ({names})"
         h, w, c = self.input_shape
         return f"images ({h}x{w}, {'grey' if c == 1 else 'RGB'}): image files or folders, or a .npy of (N, H, W[, C])"
 
@@ -62,14 +71,18 @@ def prepare_inputs(raw: np.ndarray, spec: InputSpec, origin: str) -> np.ndarray:
 
     Images (N x H x W [x C], as a source reader returns them: 0-255 pixels or the array's own values)
     are converted to the run's colour, resized with INTER_AREA to its input size and scaled as its
-    training data was; table rows (N x features) become float32. The one place predict prepares inputs.
+    training data was; table rows (N x features, the run's feature columns in order) are one-hot encoded
+    and scaled with the run's statistics (data.features.apply_feature_stats, as in training) and become
+    float32. The one place predict prepares inputs.
     """
     if spec.kind == "table":
-        x = np.asarray(raw, np.float32)
-        if x.ndim != 2 or x.shape[1] != spec.input_shape[0]:
-            raise DataError(f"{origin}: got {x.shape[-1] if x.ndim else 0} features per row; expected "
+        rows = np.asarray(raw, object if spec.feature_stats else np.float32)
+        if rows.ndim != 2 or rows.shape[1] != spec.width:
+            raise DataError(f"{origin}: got {rows.shape[-1] if rows.ndim else 0} features per row; expected "
                             f"{spec.expected()}")
-        return x
+        if spec.feature_stats is None:  # a run from before features.json: its rows went in as they were
+            return rows
+        return apply_feature_stats(spec.feature_stats["columns"], rows, spec.feature_stats, origin)
     cfg = spec.data.model_copy(update={"image_size": spec.input_shape[:2]})
     return to_images(np.asarray(raw), cfg, origin)
 
@@ -137,8 +150,8 @@ def _array(path: Path, spec: InputSpec) -> np.ndarray:
         raise DataError(f"{path}: holds {array.dtype} values; expected numbers: {spec.expected()}")
     if spec.kind == "table":
         array = array[None] if array.ndim == 1 else array
-        if array.ndim != 2 or array.shape[1] != spec.input_shape[0]:
-            raise DataError(f"{path}: an array of shape {array.shape}; expected (N, {spec.input_shape[0]}) "
+        if array.ndim != 2 or array.shape[1] != spec.width:
+            raise DataError(f"{path}: an array of shape {array.shape}; expected (N, {spec.width}) "
                             f"{spec.expected()}")
         return array
     h, w, _ = spec.input_shape
@@ -167,15 +180,18 @@ def _csv_rows(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
         raise DataError(f"{path}: the header lacks the feature column(s) {', '.join(missing)}; expected a header "
                         f"row with {', '.join(spec.features)} (got {', '.join(header) or 'an empty file'})")
     columns = [header.index(f) for f in spec.features]
+    text = set(spec.feature_stats["categories"]) if spec.feature_stats else set()  # one-hot: kept as text
     rows, sources = [], []
     for number, line in enumerate(lines[1:], start=2):
         if not any(cell.strip() for cell in line):
             continue
-        rows.append([_number(line, i, path, number, header[i]) for i in columns])
+        rows.append([line[i].strip() if header[i] in text and i < len(line) else _number(line, i, path, number,
+                                                                                          header[i])
+                     for i in columns])
         sources.append(f"{path}:{number}")
     if not rows:
         raise DataError(f"{path}: no rows under the header; expected {spec.expected()}")
-    return np.array(rows, np.float64), sources
+    return np.array(rows, object if text else np.float64), sources
 
 
 def _number(line: list[str], index: int, path: Path, number: int, column: str) -> float:

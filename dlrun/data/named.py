@@ -26,6 +26,7 @@ class RawData:
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    columns: list[str] | None = None  # a table's feature columns (csv, table)
 
 
 def require(path: Path, what: str, kind: str = "file") -> Path:

@@ -7,9 +7,10 @@ import numpy as np
 
 from dlrun.config.schema import DataConfig
 from dlrun.data.dataset import Dataset
+from dlrun.data.features import FeatureStats, apply_feature_stats, fit_feature_stats
 from dlrun.data.guard import check_prepared
 from dlrun.data.sources import RawData
-from dlrun.data.splits import split_data
+from dlrun.data.splits import Splits, split_data
 from dlrun.errors import DataError
 
 MIN_IMAGE_SIDE = 4
@@ -59,7 +60,7 @@ def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
     if x.shape[-1] != channels or size != tuple(x.shape[1:3]):
         x = _convert(x, channels, size)
     out = x.astype(np.float32, copy=False)
-    if cfg.normalize and out.size and float(out.max()) > 1.0:
+    if cfg.normalize is True and out.size and float(out.max()) > 1.0:
         if out.flags.writeable:
             np.divide(out, np.float32(255.0), out=out)
         else:
@@ -115,11 +116,13 @@ def origin_of(cfg: DataConfig) -> str:
     return cfg.path or cfg.source
 
 
-def prepare(raw: RawData, cfg: DataConfig, task: str) -> Dataset:
+def prepare(raw: RawData, cfg: DataConfig, task: str, feature_stats: FeatureStats | None = None) -> Dataset:
     """Shape, scale, split and cap RawData according to `cfg`.
 
     Takes ownership of raw's arrays: images are scaled and split in place where possible, so the
-    splits are views of one buffer and preparing never holds two copies of the data.
+    splits are views of one buffer and preparing never holds two copies of the data. A table's
+    features are encoded and scaled after the split, with statistics fitted on the training split
+    (or `feature_stats`, a run's own).
     """
     origin = origin_of(cfg)
     check_lengths(raw.x_train, raw.y_train, origin)
@@ -131,7 +134,7 @@ def prepare(raw: RawData, cfg: DataConfig, task: str) -> Dataset:
     tabular = cfg.source in ("csv", "table")
 
     def features(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, np.float32) if tabular else to_images(x, cfg, origin)
+        return x if tabular else to_images(x, cfg, origin)
 
     def targets(y: np.ndarray) -> np.ndarray:
         return labels_to_int(y, origin) if classify else np.asarray(y, np.float32).reshape(-1)
@@ -150,5 +153,23 @@ def prepare(raw: RawData, cfg: DataConfig, task: str) -> Dataset:
         num_classes = int(max(y.max() for y in (s.y_train, s.y_test, s.y_val) if y is not None and y.size)) + 1
         if raw.class_names:
             num_classes = max(num_classes, len(raw.class_names))
+    stats = _encode_table(s, raw.columns, cfg, origin, feature_stats) if tabular else None
     return Dataset(s.x_train, s.y_train, s.x_val, s.y_val, s.x_test, s.y_test, num_classes, raw.class_names,
-                   [*raw.notes, *s.notes], test_is_train=s.x_test is None, splits=s.table())
+                   [*raw.notes, *s.notes], test_is_train=s.x_test is None, splits=s.table(), feature_stats=stats)
+
+
+def _encode_table(s: Splits, columns: list[str] | None, cfg: DataConfig, origin: str,
+                  feature_stats: FeatureStats | None) -> FeatureStats:
+    """Encode and scale each split's table cells in place (statistics from the training split, or the
+    given ones); validation on the test split stays the very same array."""
+    columns = columns or [f"x{j}" for j in range(s.x_train.shape[1])]
+    stats = feature_stats or fit_feature_stats(s.x_train, columns, cfg.categorical, cfg.normalize)
+    val_is_test = s.x_val is not None and s.x_val is s.x_test
+    s.x_train = apply_feature_stats(columns, s.x_train, stats, origin, "training row")
+    if s.x_test is not None:
+        s.x_test = apply_feature_stats(columns, s.x_test, stats, origin, "test row")
+    if val_is_test:
+        s.x_val = s.x_test
+    elif s.x_val is not None:
+        s.x_val = apply_feature_stats(columns, s.x_val, stats, origin, "validation row")
+    return stats

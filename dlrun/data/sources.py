@@ -13,6 +13,7 @@ import numpy as np
 
 from dlrun.config.schema import DataConfig
 from dlrun.data import guard, images
+from dlrun.data.features import parse_column, read_csv_rows, table_cells
 from dlrun.data.named import KERAS_KEYS, RawData, load_h5, load_npz_file, require
 from dlrun.data.synthetic import synthetic_digits
 from dlrun.errors import DataError
@@ -169,26 +170,25 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
 
 
 def load_table(cfg: DataConfig) -> RawData:
-    """An inline table (data.table) or a CSV file with a header; data.target names the label column."""
+    """An inline table (data.table) or a CSV file with a header; data.target names the label column.
+    The features keep their column names (RawData.columns) for data/features.py; a cell that is not a
+    number is refused naming its line, column and value, unless its column is in data.categorical."""
     if cfg.source == "table":
         assert cfg.table is not None  # guaranteed by checks.check_tabular_source
-        columns, rows = cfg.table.columns, np.array(cfg.table.rows, np.float32)
-        origin = "data.table"
+        columns, rows, first = list(cfg.table.columns), cfg.table.rows, 0
+        origin, what = "data.table", "data.table.rows"
     else:
         path = require(Path(cfg.path or ""), "csv file")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                columns = [c.strip() for c in fh.readline().strip().split(",")]
-            rows = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not a numeric CSV with a header row ({exc})") from None
-        origin = str(path)
-        if rows.shape[1] != len(columns):
-            raise DataError(f"{path}: header has {len(columns)} columns but rows have {rows.shape[1]}")
+        columns, rows = read_csv_rows(path)
+        origin, first, what = str(path), 2, "line"  # line 1 is the header
     if cfg.target not in columns:
         raise DataError(f"{origin}: no column '{cfg.target}' (columns: {', '.join(columns)}); set data.target")
     t = columns.index(cfg.target)
-    return RawData(np.delete(rows, t, axis=1), rows[:, t])
+    y = parse_column([row[t] for row in rows], cfg.target, origin, first, what).astype(np.float32)
+    names = [c for k, c in enumerate(columns) if k != t]
+    x = table_cells(names, [[v for k, v in enumerate(row) if k != t] for row in rows], cfg.categorical, origin,
+                    first, what)
+    return RawData(x, y, columns=names)
 
 
 def load_synthetic(cfg: DataConfig) -> RawData:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.config import LoadedConfig, load_config
-from dlrun.config.applications import APPLICATIONS, imagenet_message
+from dlrun.config.applications import APPLICATIONS, SAVED_MODEL_FILE, cached_imagenet, imagenet_message
 from dlrun.config.layers import layer_names
 from dlrun.config.schema import BaseModelConfig
 from dlrun.engine import backend
 from dlrun.engine.model import build_model, make_layer
+from dlrun.engine.saved_bases import keras2_layers, saved_model_layer
 from dlrun.errors import WeightsError
 from dlrun.store.names import CONFIG
 from dlrun.store.rundir import find_run_dir
@@ -47,7 +48,8 @@ def build_base(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = Fa
         model, source = _application(lc, cfg, input_shape)
     else:
         model, source = _saved(lc, cfg, input_shape, unsafe)
-    rows = _copy_weights(model, source, cfg.from_ or cfg.weights or "")
+    rows = _copy_weights(model, source, cfg.from_ or cfg.weights or "") if source is not None or cfg.application \
+        else {}  # a SavedModel brings its own weights inside its function
     model.trainable = cfg.trainable
     return Base(model, rows)
 
@@ -55,10 +57,14 @@ def build_base(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = Fa
 def _application(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int, ...]) -> tuple[Any, Any]:
     keras = backend.keras()
     assert cfg.application is not None
-    if cfg.weights == "imagenet":
-        raise lc.error("model.base.weights", imagenet_message(cfg.application))
-    if cfg.weights:
-        read_weights(cfg.weights)  # a missing, corrupt or truncated file is refused before building
+    weights = cfg.weights
+    if weights == "imagenet":  # only from the Keras cache: never downloaded
+        cached = cached_imagenet(cfg.application)
+        if cached is None:
+            raise lc.error("model.base.weights", imagenet_message(cfg.application))
+        weights = str(cached)
+    if weights:
+        read_weights(weights)  # a missing, corrupt or truncated file is refused before building
     builder = getattr(keras.applications, APPLICATIONS[cfg.application])
     try:
         app = builder(input_shape=input_shape, include_top=cfg.include_top, weights=None)
@@ -68,13 +74,44 @@ def _application(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int,
                        "It needs images of at least 32x32 (data.image_size), rgb for imagenet-style weights "
                        "(data.color: rgb)") from None
     model = keras.Model(app.input, app.output, name=BASE_NAME)
-    return model, read_weights(cfg.weights, model).layers if cfg.weights else None
+    return model, read_weights(weights, model).layers if weights else None
 
 
 def _saved(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int, ...], unsafe: bool) -> tuple[Any, Any]:
     """A fresh Sequential of the saved model's layers (its feature part unless include_top) for this input."""
     keras = backend.keras()
     path = Path(cfg.from_ or "")
+    if (path / SAVED_MODEL_FILE).is_file():  # a TensorFlow SavedModel: one fixed function, its weights inside
+        layers, source_layers = [saved_model_layer(path)], None
+    elif path.suffix.lower() in (".h5", ".hdf5") and not path.name.lower().endswith(".weights.h5"):
+        source_layers = read_weights(path).layers  # links and datasets checked before the config is read
+        layers = _keras2(path, cfg.include_top)
+    else:
+        layers, source_layers = _run_or_keras(lc, cfg, path, unsafe)
+    if not layers:
+        raise lc.error("model.base.from", f"{path} has no layers before its top; set include_top: true "
+                       "or use a model with convolution layers")
+    try:
+        model = keras.Sequential([keras.Input(shape=input_shape), *layers], name=BASE_NAME)
+    except ValueError as exc:
+        raise lc.error("model.base.from", f"the layers of {path} cannot take input {input_shape}: "
+                       f"{str(exc).splitlines()[0]}") from None
+    return model, source_layers
+
+
+def _keras2(path: Path, include_top: bool) -> list[Any]:
+    """A Keras-2 full-model .h5's layers rebuilt from its config (no code from the file runs)."""
+    layers = keras2_layers(path)
+    return layers if include_top else _features(layers)
+
+
+def _features(layers: list[Any]) -> list[Any]:
+    """The layers before the first top (flatten, pooling to a vector, dense) layer."""
+    return layers[:next((i for i, layer in enumerate(layers) if type(layer).__name__ in TOP_CLASSES), len(layers))]
+
+
+def _run_or_keras(lc: LoadedConfig, cfg: BaseModelConfig, path: Path, unsafe: bool) -> tuple[list[Any], Any]:
+    """The layers of a run directory (rebuilt from its config) or a .keras file, and their weights."""
     source = read_weights(path)  # refuses missing, corrupt and truncated files with one line
     if path.is_dir():
         run_cfg = load_config(find_run_dir(path) / CONFIG).config
@@ -87,23 +124,13 @@ def _saved(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int, ...],
     else:
         saved = _load_architecture(source.path, source.kind, unsafe)
         kept = [layer for layer in saved.layers if type(layer).__name__ != "InputLayer"]
-        if not cfg.include_top:
-            kept = kept[:next((i for i, layer in enumerate(kept) if type(layer).__name__ in TOP_CLASSES), len(kept))]
-        layers = kept  # the deserialised layers themselves: rebuilding them would deserialise (run) code again
-    if not layers:
-        raise lc.error("model.base.from", f"{path} has no layers before its top; set include_top: true "
-                       "or use a model with convolution layers")
-    try:
-        model = keras.Sequential([keras.Input(shape=input_shape), *layers], name=BASE_NAME)
-    except ValueError as exc:
-        raise lc.error("model.base.from", f"the layers of {path} cannot take input {input_shape}: "
-                       f"{str(exc).splitlines()[0]}") from None
-    return model, source.layers
+        layers = kept if cfg.include_top else _features(kept)  # the deserialised layers themselves:
+    return layers, source.layers                                 # rebuilding them would run code again
 
 
 def _load_architecture(path: Path, kind: str, unsafe: bool) -> Any:
-    """Deserialise a .keras or full-model .h5 (safe mode unless `unsafe`)."""
-    if kind in ("weights.h5", "run") or (kind == "legacy_h5" and not _has_model_config(path)):
+    """Deserialise a .keras file (safe mode unless `unsafe`); a Keras-2 .h5 goes to saved_bases."""
+    if kind in ("weights.h5", "run"):
         raise WeightsError(f"{path}: holds weights only, no architecture; a base needs a run directory, a .keras "
                            "file or a full-model .h5. For a weights file, write the layers under model.layers "
                            "and give the file as transfer.from")
@@ -118,13 +145,6 @@ def _load_architecture(path: Path, kind: str, unsafe: bool) -> Any:
         raise WeightsError(f"{path}: cannot rebuild the saved model ({reason})") from None
     except (OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise WeightsError(f"{path}: cannot rebuild the saved model ({str(exc).splitlines()[0]})") from None
-
-
-def _has_model_config(path: Path) -> bool:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return "model_config" in f.attrs
 
 
 def _copy_weights(model: Any, source: list[SourceLayer] | None, label: str) -> dict[str, MapRow]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.engine import backend
+from dlrun.engine.schedules import current_lr
 from dlrun.engine.sse import SSE, fold, penalty
 from dlrun.interrupts import StopRequest
 from dlrun.ui.console import EpochProgress
@@ -50,11 +51,13 @@ class EpochRecorder(keras.callbacks.Callback):
         self._epoch = 0
         self._started = 0.0
         self._penalty = 0.0
+        self.epoch_lr = 0.0  # the learning rate of the epoch's first step (a schedule moves on within it)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._partial = False
         self._epoch = epoch
         self._started = time.perf_counter()
+        self.epoch_lr = current_lr(self.model.optimizer)
         if self.progress:
             self._penalty = penalty(self.model)  # for the live display of an sse loss
             self.progress.epoch_begin(epoch)

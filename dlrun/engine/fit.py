@@ -88,7 +88,7 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
     from dlrun.engine.execution import exact_executions, steps_per_execution
 
     def on_epoch(epoch: int, logs: dict[str, float], seconds: float) -> bool:
-        return on_row({"epoch": epoch + 1, **logs, "lr": float(model.optimizer.learning_rate.numpy()),
+        return on_row({"epoch": epoch + 1, **logs, "lr": recorder.epoch_lr,
                        "seconds": round(seconds, 4)})
 
     stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,

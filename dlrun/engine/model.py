@@ -60,23 +60,42 @@ def build_model(lc: LoadedConfig, input_shape: tuple[int, ...], name: str | None
             reason = str(exc).splitlines()[0].rstrip(".")
             raise lc.error(f"model.layers.{i}", f"{item.type} cannot take input of shape {shape}: {reason}. "
                            "Use larger images (data.image_size), fewer pooling layers, or padding: same") from None
+    check_head(lc, model, base)
     compile_model(model, cfg)
     return model
 
 
+def check_head(lc: LoadedConfig, model: Any, base: Any = None) -> None:
+    """The model must end in (batch, outputs): dense layers over 4-D features (a base that ends
+    before its flatten) act per position and would only fail inside training. ConfigError with the fix."""
+    shape = tuple(model.output_shape)
+    if len(shape) == 2:
+        return
+    items = lc.config.model.layers
+    first_dense = next((i for i, item in enumerate(items) if item.type == "dense"), len(items) - 1)
+    where = f"the base's output {tuple(base.output_shape)}" if base is not None else "the features"
+    raise lc.error(f"model.layers.{first_dense}", f"the model's output is {shape}, not (batch, outputs): "
+                   f"{where} is still {len(shape)}-D where the dense layers start. Add `- flatten: {{}}` or "
+                   "`- global_avg_pool2d: {}` before the first dense layer")
+
+
 def make_optimizer(opt: OptimizerConfig) -> Any:
-    """A keras optimizer for the config section (learning rate always a float)."""
+    """A keras optimizer for the config section: its learning rate a float, or the schedule that
+    `optimizer.decay` / `optimizer.schedule` describe (engine/schedules.py)."""
+    from dlrun.engine.schedules import learning_rate
+
     keras = backend.keras()
-    common: dict[str, Any] = {"learning_rate": float(opt.lr)}
+    common: dict[str, Any] = {"learning_rate": learning_rate(opt)}
     if opt.clipnorm:
         common["clipnorm"] = opt.clipnorm
+    if opt.weight_decay is not None:
+        common["weight_decay"] = opt.weight_decay
     if opt.name == "sgd":
         return keras.optimizers.SGD(momentum=opt.momentum, nesterov=opt.nesterov, **common)
     if opt.name == "rmsprop":
         return keras.optimizers.RMSprop(momentum=opt.momentum, **common)
-    if opt.name == "adagrad":
-        return keras.optimizers.Adagrad(**common)
-    return keras.optimizers.Adam(**common)
+    classes = {"adagrad": "Adagrad", "adamw": "AdamW", "nadam": "Nadam", "adam": "Adam"}
+    return getattr(keras.optimizers, classes[opt.name])(**common)
 
 
 def loss_for(cfg: ExperimentConfig) -> Any:

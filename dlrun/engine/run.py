@@ -15,6 +15,7 @@ from dlrun.engine import backend
 from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta, save_checkpoint
 from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
+from dlrun.engine.schedules import plateau_lr, set_lr
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import RunBoard, open_board
 from dlrun.errors import Interrupted
@@ -62,8 +63,8 @@ def write_metrics(run: RunDir, rows: list[dict[str, Any]], task: str, durable: b
 
 
 def write_run_records(run: RunDir, lc: LoadedConfig, data: Dataset, model: Any) -> None:
-    """model.txt (the layer table), classes.json (the class names) and inputs.json (how inputs are
-    prepared), for the reader, predict and evaluate."""
+    """model.txt (the layer table), classes.json (the class names), inputs.json (how inputs are prepared)
+    and, for a table scaled or encoded by the run, features.json: for the reader, predict and evaluate."""
     from dlrun.data.classes import inputs_record
     from dlrun.engine.model import summary_text
 
@@ -71,6 +72,8 @@ def write_run_records(run: RunDir, lc: LoadedConfig, data: Dataset, model: Any) 
     if data.class_names is not None:
         files.write_json(run / names.CLASSES, {"class_names": data.class_names})
     files.write_json(run / names.INPUTS, inputs_record(lc.config.data, lc.config.task, data))
+    if data.feature_stats is not None:  # how evaluate and predict prepare this run's table inputs
+        files.write_json(run / names.FEATURES, data.feature_stats)
 
 
 def run_base(model: Any, data: Dataset) -> dict[str, Any]:
@@ -119,18 +122,16 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         with stop.protect():  # a second Ctrl-C waits: checkpoint, rows and metrics.csv stay in step
             if board is not None:  # before the checkpoint: the event files never lack a checkpointed epoch
                 board.epoch(row, model)
+            # the next epoch's lr, decided from the rows (as a resume decides it; the cut is in the checkpoint)
+            if (plateau := cfg.train.reduce_lr_on_plateau) is not None:
+                set_lr(model.optimizer, plateau_lr(done, cfg.optimizer.lr, plateau))
             save_checkpoint(run, model, meta)
             if es is not None and restores_best(cfg) and best_epoch(done, es) == row["epoch"]:
                 save_checkpoint(run, model, meta, name=names.CHECKPOINT_BEST)
             rows.append(row)
             # not fsynced each epoch: the checkpoint holds the rows durably; the file is rewritten at the end
             write_metrics(run, rows, cfg.task, durable=False)
-        if early_stop_due(rows, es):
-            return True
-        if judge is not None and row["epoch"] < cfg.train.epochs and not judge(row["epoch"], row):
-            pruned.append(row["epoch"])
-            return True
-        return False
+        return early_stop_due(rows, es) or _pruned_here(judge, row, cfg.train.epochs, pruned)
 
     outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
@@ -143,6 +144,14 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         except KeyboardInterrupt:
             pass  # a second signal while saving: the last checkpoint stands
     return _interrupted(lc, run, rows, clock, base, stop)
+
+
+def _pruned_here(judge: EpochJudge | None, row: dict[str, Any], epochs: int, pruned: list[int]) -> bool:
+    """Ask the sweep's judge about this epoch (never the last one); note the epoch when it prunes."""
+    if judge is None or row["epoch"] >= epochs or judge(row["epoch"], row):
+        return False
+    pruned.append(row["epoch"])
+    return True
 
 
 def _interrupted(lc: LoadedConfig, run: RunDir, rows: list[dict[str, Any]], clock: RunClock,

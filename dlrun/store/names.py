@@ -15,6 +15,7 @@ WEIGHTS = "weights.weights.h5"
 HISTORY_PLOT = "history.png"
 MODEL_TXT = "model.txt"
 EVAL = "eval.json"
+FEATURES = "features.json"  # a table's columns, categories and scaling statistics (data/features.py)
 CONFUSION_PLOT = "confusion.png"
 CLASSES = "classes.json"  # the class names, in label order (predict, evaluate)
 INPUTS = "inputs.json"  # how the training inputs were prepared: what `dlrun predict` applies to new inputs

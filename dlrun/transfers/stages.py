@@ -13,6 +13,7 @@ from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta,
 from dlrun.engine.fit import FitOutcome, evaluate_model, fit_epochs
 from dlrun.engine.model import compile_model, param_counts
 from dlrun.engine.run import final_metrics, history_plot, save_model, summary_fields
+from dlrun.engine.schedules import plateau_lr, set_lr
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import open_board
 from dlrun.errors import Interrupted
@@ -154,7 +155,7 @@ def _fit_stage(state: StageRun, i: int, stage: StageConfig, stage_rows: list[dic
     under restore_best_weights), early stopping on the stage's own rows."""
     cfg, model, es = state.cfg, state.model, state.cfg.train.early_stopping
     assert cfg.transfer is not None
-    columns = transfer_columns(cfg.task)
+    columns, plateau = transfer_columns(cfg.task), cfg.train.reduce_lr_on_plateau
 
     def on_row(row: dict[str, Any]) -> bool:
         row = {**row, "epoch": len(state.rows) + 1, "stage": stage.name}
@@ -163,6 +164,8 @@ def _fit_stage(state: StageRun, i: int, stage: StageConfig, stage_rows: list[dic
                 state.board.epoch(row, model)
             state.rows.append(row)
             stage_rows.append(row)
+            if plateau is not None:  # each stage starts from its own lr; the cut goes into the checkpoint
+                set_lr(model.optimizer, plateau_lr(stage_rows, stage_optimizer(cfg, stage).lr, plateau))
             save_checkpoint(state.run, model, state.meta(i))
             if es is not None and restores_best(cfg) and best_epoch(stage_rows, es) == len(stage_rows):
                 save_checkpoint(state.run, model, state.meta(i), name=names.CHECKPOINT_BEST)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.config.applications import SAVED_MODEL_FILE
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import WeightsError
 from dlrun.limits import MAX_JSON_BYTES, check_zip, file_kind, format_bytes, h5_problem, memory_budget
@@ -155,6 +156,8 @@ def check_model_sources(cfg: ExperimentConfig) -> None:
     exist and, for .keras archives, pass check_archive. WeightsError otherwise."""
     base = cfg.model.base
     for target in (base.from_, base.weights) if base is not None else ():
+        if target and Path(target, SAVED_MODEL_FILE).is_file():
+            continue  # a SavedModel folder: TensorFlow reads it (saved_bases.saved_model_layer)
         if target and target != "imagenet":
             path, kind = resolve(target)
             if kind == "keras":
