@@ -13,6 +13,7 @@ Importing this module loads Ray (never TensorFlow); only `--backend ray` imports
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,7 @@ def connect(address: str | None, data_bytes: int) -> bool:
     quiet: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address:
+            _token_auth(address)
             ray.init(address=address, **quiet)
         else:  # "local": a fresh instance even when `ray start` left one running here
             store = max(MIN_OBJECT_STORE, 2 * data_bytes)
@@ -61,8 +63,17 @@ def connect(address: str | None, data_bytes: int) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise SweepError(f"cannot connect to {where} ({reason}); start one with `ray start --head`, give its "
                          "address with --address (auto: the one started on this machine), or leave --address "
-                         "out to start one for this sweep") from None
+                         "out to start one for this sweep. A cluster with token authentication needs its token "
+                         "here too (~/.ray/auth_token, or RAY_AUTH_TOKEN)") from None
     return True
+
+
+def _token_auth(address: str) -> None:
+    """`ray start` turns on token authentication and saves the token in ~/.ray/auth_token; Ray's driver uses
+    it for `auto` but not for an explicit address unless RAY_AUTH_MODE says so. Say so when the token is there
+    (an explicit RAY_AUTH_MODE is left alone)."""
+    if address != "auto" and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def check_shared_storage(directory: Path) -> None:
