@@ -87,8 +87,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     from dlrun.engine.model import summary_text
 
     cfg: ExperimentConfig = lc.config
-    stop = stop or StopRequest()
-    clock = RunClock()
+    stop, clock = stop or StopRequest(), RunClock()
     model = model if model is not None else seeded_model(lc, data)
     rows: list[dict[str, Any]] = []
     if resume_from is not None:

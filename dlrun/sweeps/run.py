@@ -33,6 +33,8 @@ from dlrun.sweeps.report import format_value
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
 
+BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
+
 
 def load_sweep_data(plan: SweepPlan, reporter: Reporter,
                     use_cache: bool = True) -> tuple[dict[str, Dataset], dict[str, str]]:
@@ -131,8 +133,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
 
     Raises:
         ConfigError: the space or any trial's config is invalid, before anything is written.
-        SweepError: a bad combination of arguments, a sweep directory that cannot be resumed, or a Ray
-            cluster that cannot be reached or whose nodes do not all see the sweep directory.
+        SweepError: bad arguments, a sweep directory that cannot be resumed, a Ray cluster that cannot be used.
         RunDirError: another process is running or resuming this sweep directory (named in the message).
         StorageError: the disk filled up; the trials keep their checkpoints, resume once there is space.
         Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM (or a
@@ -140,8 +141,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         SweepFailed: `sweep.max_failures` trials in a row failed (exit 1); the sweep stopped.
     """
     reporter = reporter or Reporter(live=False)
-    choice = {"name": backend, "address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial}
-    choice = {k: v for k, v in choice.items() if v is not None}
+    flags = (backend, address, cpus_per_trial, gpus_per_trial)
     if resume is not None:
         if config is not None or overrides or lr or lam or mode or sweep_dir:
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
@@ -150,8 +150,8 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
             plan = _reopen(root)
             datasets, key_of = load_sweep_data(plan, reporter, use_cache)
-            return _run(plan, root, datasets, key_of, reporter, jobs, executor or _executor(plan, choice, jobs,
-                                                                                     datasets), resumed=True)
+            executor = executor or _executor(plan, flags, jobs, datasets)
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=True)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
     plan = plan_sweep(config, overrides, lr, lam, mode)
@@ -159,15 +159,16 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     root = _create(plan, runs_root, sweep_dir)
     with exclusive_lock(root, "being swept"):
-        return _run(plan, root, datasets, key_of, reporter, jobs, executor or _executor(plan, choice, jobs, datasets),
-                    resumed=False)
+        executor = executor or _executor(plan, flags, jobs, datasets)
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=False)
 
 
-def _executor(plan: SweepPlan, choice: dict[str, Any], jobs: int | None,
+def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
               datasets: dict[str, Dataset]) -> TrialExecutor | None:
-    """The Ray executor when sweep.backend (with the command line's `choice` over it) names ray; else None
-    (`--jobs` picks a local one)."""
+    """The Ray executor when sweep.backend (with the command line's `flags`, BACKEND_KEYS, over it) names ray;
+    else None (`--jobs` picks a local one)."""
     assert plan.base.config.sweep is not None
+    choice = {k: v for k, v in zip(BACKEND_KEYS, flags, strict=True) if v is not None}
     settings = plan.base.config.sweep.backend.model_copy(update=choice)
     settings = type(settings).model_validate(settings.model_dump())  # the command line's values checked too
     if settings.name != "ray":

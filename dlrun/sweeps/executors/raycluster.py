@@ -72,7 +72,9 @@ def _token_auth(address: str) -> None:
     """`ray start` turns on token authentication and saves the token in ~/.ray/auth_token; Ray's driver uses
     it for `auto` but not for an explicit address unless RAY_AUTH_MODE says so. Say so when the token is there
     (an explicit RAY_AUTH_MODE is left alone)."""
-    if address != "auto" and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+    token = any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")) \
+        or (Path.home() / ".ray" / "auth_token").is_file()
+    if address != "auto" and "RAY_AUTH_MODE" not in os.environ and token:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
