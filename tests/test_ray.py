@@ -195,3 +195,28 @@ def test_a_sweep_joins_a_cluster_started_with_ray_start(tmp_path: Path) -> None:
             head.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+
+
+# Runs dlrun commands in one fresh interpreter, then says which optional engines they imported.
+NO_RAY_PROBE = """
+import runpy, sys
+import dlrun
+config, out = sys.argv[1], sys.argv[2]
+for args in (["--help"], ["sweep", "--help"], ["validate", config]):
+    sys.argv = ["dlrun", *args]
+    try:
+        runpy.run_module("dlrun", run_name="__main__")
+    except SystemExit as exit:
+        assert not exit.code, (args, exit.code)
+dlrun.sweep(config, lr="0.05", sweep_dir=out, backend="local")  # the CLI would leave with os._exit
+print("RAY_LOADED=%s" % any(m == "ray" or m.startswith("ray.") for m in sys.modules))
+"""
+
+
+def test_help_validate_and_local_sweeps_never_import_ray(tmp_path: Path) -> None:
+    config = write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": 1}}))
+    proc = subprocess.run([sys.executable, "-c", NO_RAY_PROBE, str(config), str(tmp_path / "s")], env=cli_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip().splitlines()[-1] == "RAY_LOADED=False", proc.stderr
+    assert files.read_json(tmp_path / "s" / names.SUMMARY)["status"] == "completed"
+
