@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -93,6 +94,8 @@ def run_trial(task: TrialTask, data: Dataset, threads: int, relay: Any) -> Trial
     ones Ray put in CUDA_VISIBLE_DEVICES), each epoch's report relayed to the sweep process and its answer
     passed to the trial's judge; resumes from the trial's checkpoint when Ray runs it again."""
     stop = StopRequest()
+    with contextlib.suppress(ValueError):  # a terminal's Ctrl-C reaches the sweep, which tells its trials
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_stop, args=(relay, stop), daemon=True, name="dlrun-stop-watch").start()
     from dlrun.engine import backend
 
