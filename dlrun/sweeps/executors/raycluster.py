@@ -90,8 +90,13 @@ def check_shared_storage(directory: Path) -> None:
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
             .remote(str(directory), token) for n in nodes]
+    try:
+        written = ray.get(refs, timeout=PROBE_SECONDS)
+    except ray.exceptions.RayError as exc:
+        raise SweepError(f"the storage probe did not come back from every Ray node within {PROBE_SECONDS:.0f} s "
+                         f"({type(exc).__name__}); check the cluster with `ray status`") from None
     missing = []
-    for host, where in ray.get(refs, timeout=PROBE_SECONDS):
+    for host, where in written:
         path = Path(where)
         if path.is_absolute() and path.is_file() and path.read_text() == token:
             path.unlink()
