@@ -16,8 +16,9 @@ from dlrun import ConfigError
 
 MIRRORED = {"train": {"epochs": 3, "distribute": {"strategy": "mirrored", "devices": 2}}}
 
-# Three runs in one interpreter on 2 logical CPU devices: one device, mirrored, and mirrored stopped after
-# epoch 1 (the judge asks for a stop: the next batch interrupts it) then resumed from its checkpoint.
+# Runs in one interpreter on 2 logical CPU devices: one device, mirrored, mirrored stopped after epoch 1 (the
+# judge asks for a stop: the next batch interrupts it) then resumed from its checkpoint, and a two-stage
+# transfer from the mirrored run.
 SCRIPT = """
 import json, sys
 from pathlib import Path
@@ -50,8 +51,10 @@ stopped_rows = len(files.read_csv(run / names.METRICS))
 resumed = run_training(lc, run, data, Reporter(json_mode=True, live=False), StopRequest(),
                        resume_from=run.checkpoint / names.CHECKPOINT_STATE)
 rows = {name: files.read_csv(out / name / names.METRICS) for name in ("mirrored", "stopped")}
+stages = "transfer.stages=[{name: head, epochs: 1}, {name: all, freeze: none, epochs: 1}]"
+transferred = dlrun.transfer(config, [stages], source=out / "mirrored", run_dir=out / "transferred")
 print(json.dumps({"single": single, "mirrored": mirrored, "resumed": resumed, "stopped_rows": stopped_rows,
-                  "rows": rows}))
+                  "rows": rows, "transferred": transferred}))
 """
 
 
@@ -70,6 +73,8 @@ def test_mirrored_on_two_logical_cpus_matches_one_device_and_resumes(tmp_path: P
     without_seconds = [[{k: v for k, v in r.items() if k != "seconds"} for r in out["rows"][name]]
                        for name in ("mirrored", "stopped")]
     assert without_seconds[0] == without_seconds[1]  # stopped and resumed under the strategy: the same epochs
+    transferred = out["transferred"]  # weights loaded and stages recompiled under the strategy
+    assert transferred["status"] == "completed" and transferred["distribute"]["replicas"] == 2
 
 
 def test_more_devices_than_the_machine_has_is_refused_with_what_was_found(tmp_path: Path) -> None:
