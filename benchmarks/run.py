@@ -25,6 +25,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from bench_cli import cli_rows  # noqa: E402
 from bench_data import data_rows  # noqa: E402
 from bench_epoch import epoch_rows  # noqa: E402
+from bench_ray import ray_rows  # noqa: E402
 from bench_train import prepare_arrays, train_rows, write_config  # noqa: E402
 from common import ROOT, BenchError, Row, machine, markdown  # noqa: E402
 
@@ -79,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="an MNIST idx folder (default: built-in synthetic digits)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 2,000 train images: a smoke run")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11", help="comma-separated benchmark numbers")
     parser.add_argument("--out", type=Path, help="where to write the table (default benchmarks/RESULTS.md)")
     return parser.parse_args(argv)
 
@@ -105,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows += cli_rows(write_config("1", arrays, work, 1), work, repeats)
             if "5" in wanted:
                 rows += data_rows(work, repeats, 2000)
+            rows += ray_rows(wanted, repeats, args.quick)  # 9-11: Ray and train.distribute (bench_ray.py)
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    rows.sort(key=lambda r: r.number)
+    rows.sort(key=lambda r: int(r.number))
     table = markdown(rows)
     header = (f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}.\n"
               f"`python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`, "
@@ -147,6 +149,9 @@ How each side is measured:
   (arith_probe.py). One more dlrun run with `steps_per_execution: 1` must give the same metrics.csv (all
   but seconds) and the same weights as the default `auto`, or the row fails.
 - 3, 6: from bench_sweep.py (the sweep's own benchmark).
+- 9-11: from bench_ray.py: whole `dlrun sweep` processes with --backend ray and --backend local --jobs 2
+  (alternating; the results.csv of both must match), Ray's start-up in a fresh process, and the median
+  epoch of `dlrun train` mirrored on 2 logical CPU devices vs one device (DLRUN_CPU_DEVICES=2 for both).
 - 4: median wall time of the command; a probe runs the same command in-process and counts imported
   tensorflow/keras modules (must be 0).
 - 5: `load_dataset` in a fresh process per load (data_probe.py); memory from tracemalloc (NumPy buffers)

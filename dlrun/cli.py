@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 
@@ -217,15 +217,25 @@ def sweep(
                                                 "runs only the trials that have not ended.",
                                                 autocompletion=complete_sweep)] = None,
     no_cache: NoCacheOpt = False,
+    backend: Annotated[Literal["local", "ray"] | None, typer.Option(
+        "--backend", help="Where trials run: local processes or Ray (default: sweep.backend.name, local).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray: the cluster to join: auto, HOST:PORT "
+                                                "or ray://HOST:PORT (default: a local Ray instance).")] = None,
+    cpus_per_trial: Annotated[int | None, typer.Option("--cpus-per-trial", min=1, help="Ray: CPUs per trial "
+                                                       "(its thread cap; default 1).")] = None,
+    gpus_per_trial: Annotated[float | None, typer.Option("--gpus-per-trial", min=0, help="Ray: GPUs per trial "
+                                                         "(default: 1 when the cluster has GPUs).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run per point of a parameter space (grid or zip); rank them, keep going past
-    diverged trials, resume after an interruption."""
+    diverged trials, resume after an interruption. --backend ray runs the trials on a Ray cluster."""
     from dlrun.sweeps.run import sweep as core_sweep
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
-                                             reporter, runs_root=runs_root, use_cache=not no_cache))
+                                             reporter, runs_root=runs_root, use_cache=not no_cache, backend=backend,
+                                             address=address, cpus_per_trial=cpus_per_trial,
+                                             gpus_per_trial=gpus_per_trial))
     reporter.emit_json(summary)
 
 

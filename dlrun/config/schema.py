@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from dlrun.config.applications import APPLICATIONS
 from dlrun.config.layers import LayerItem
 from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, ReduceLROnPlateau
+from dlrun.config.scale import BackendConfig, DistributeConfig
 from dlrun.config.section import FractionOrNone, PosFloat, PosInt, Section
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
@@ -166,6 +167,8 @@ class TrainConfig(Section):
     tensorboard: TensorBoardConfig = Field(
         default_factory=TensorBoardConfig, description="TensorBoard event files in RUN/tb: true, false, or "
         "{histograms: N, profile_batch: B} for more.")
+    distribute: DistributeConfig | None = Field(
+        default=None, description="One model on several devices: {strategy: mirrored, devices: 2} (see Scaling out).")
 
     def tensorboard_settings(self) -> TensorBoardConfig | None:
         """What TensorBoard logging this run does (None: none)."""
@@ -184,6 +187,8 @@ class SweepConfig(Section):
     goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
     max_failures: int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
                               "in a row (0: never); diverged trials are results and do not count.")
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="Where the trials run: "
+                                   "{name: local} or {name: ray, address: auto, cpus_per_trial: 1} (see Scaling out).")
 
     @field_validator("params")
     @classmethod

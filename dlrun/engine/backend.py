@@ -47,10 +47,24 @@ def tf() -> ModuleType:
     """The tensorflow module, imported on first use with its C++ logs quietened."""
     if "tensorflow" not in sys.modules:
         _quiet_env()
+    first = "tensorflow" not in sys.modules
     import tensorflow
 
     tensorflow.get_logger().setLevel("ERROR")
+    if first:
+        _split_cpu(tensorflow)
     return tensorflow
+
+
+def _split_cpu(tensorflow: ModuleType) -> None:
+    """DLRUN_CPU_DEVICES=N: N logical CPU devices (train.distribute on a machine without GPUs; see
+    engine/distribute.py). Only possible before TensorFlow's runtime starts, so done right at import."""
+    count = int(os.environ.get("DLRUN_CPU_DEVICES") or 0)
+    cpus = tensorflow.config.list_physical_devices("CPU")
+    if count > 1 and cpus:
+        with contextlib.suppress(RuntimeError):  # the runtime already started: keep its devices
+            config = tensorflow.config.LogicalDeviceConfiguration
+            tensorflow.config.set_logical_device_configuration(cpus[0], [config() for _ in range(count)])
 
 
 def keras() -> ModuleType:

@@ -35,9 +35,13 @@ class Base:
 
 def build_with_base(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False) -> tuple[Any, Base | None]:
     """The config's compiled model, with its `model.base` built first when it has one (`unsafe`
-    allows code in a .keras base); returns (model, base or None)."""
-    base = build_base(lc, input_shape, unsafe) if lc.config.model.base is not None else None
-    return build_model(lc, input_shape, base=base.model if base else None), base
+    allows code in a .keras base); returns (model, base or None). Under `train.distribute`, both are built
+    (and the base's weights loaded) in the strategy's scope."""
+    from dlrun.engine.distribute import strategy_scope
+
+    with strategy_scope(lc):
+        base = build_base(lc, input_shape, unsafe) if lc.config.model.base is not None else None
+        return build_model(lc, input_shape, base=base.model if base else None), base
 
 
 def build_base(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False) -> Base:

@@ -109,9 +109,16 @@ def _train_function(model: Any, counter: Any) -> Any:
     tf = backend.tf()
     strategy = model.distribute_strategy
 
+    distributed = getattr(model, "_distribute_strategy", None) is not None  # train.distribute
+
     @tf.autograph.experimental.do_not_convert
     def one_step(data: Any) -> Any:
-        return strategy.run(model.train_step, args=(data,))
+        outputs = strategy.run(model.train_step, args=(data,))
+        if distributed:  # one value per replica -> the logs Keras' own step function reports
+            from keras.src.backend.tensorflow.trainer import reduce_per_replica
+
+            outputs = reduce_per_replica(outputs, strategy, reduction="auto")
+        return outputs
 
     one_step = tf.function(one_step, reduce_retracing=True, jit_compile=model.jit_compile)
 

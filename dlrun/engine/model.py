@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from dlrun.config import LoadedConfig
@@ -129,11 +130,13 @@ def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig 
         from dlrun.engine.sse import SumSquaredError
 
         metrics.append(SumSquaredError())
-    opt = make_optimizer(optimizer or cfg.optimizer)
-    if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
-        opt = backend.keras().optimizers.LossScaleOptimizer(opt)
-    # steps per call into TensorFlow are set per fit (engine.execution: they depend on the data size)
-    model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics, jit_compile=cfg.train.jit_compile)
+    strategy = getattr(model, "_distribute_strategy", None)  # train.distribute: the optimizer's variables too
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        opt = make_optimizer(optimizer or cfg.optimizer)
+        if cfg.train.mixed_precision:  # keras only wraps it itself under the global mixed policy
+            opt = backend.keras().optimizers.LossScaleOptimizer(opt)
+        # steps per call into TensorFlow are set per fit (engine.execution: they depend on the data size)
+        model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics, jit_compile=cfg.train.jit_compile)
 
 
 def summary_text(model: Any) -> str:

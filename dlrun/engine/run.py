@@ -13,6 +13,7 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend
 from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta, save_checkpoint
+from dlrun.engine.distribute import distribution
 from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
 from dlrun.engine.schedules import plateau_lr, set_lr
@@ -108,7 +109,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
     write_run_records(run, lc, data, model)
     per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train), cfg.train.batch_size)
-    base = {**run_base(model, data), "steps_per_execution": per_call}
+    base = {**run_base(model, data), "steps_per_execution": per_call, **distribution(model, cfg.train.batch_size)}
     write_run_summary(run, lc, "running", clock, rows, **base)
     reporter.info(execution_line(cfg.train.steps_per_execution, per_call, len(data.x_train), cfg.train.batch_size))
     board = open_board(run, cfg, rows)

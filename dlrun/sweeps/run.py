@@ -33,6 +33,8 @@ from dlrun.sweeps.report import format_value
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
 
+BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
+
 
 def load_sweep_data(plan: SweepPlan, reporter: Reporter,
                     use_cache: bool = True) -> tuple[dict[str, Dataset], dict[str, str]]:
@@ -103,7 +105,9 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           lam: str | None = None, mode: str | None = None, jobs: int | None = None,
           sweep_dir: str | Path | None = None, resume: str | Path | None = None,
           reporter: Reporter | None = None, *, runs_root: str | Path = names.DEFAULT_RUNS_ROOT,
-          executor: TrialExecutor | None = None, use_cache: bool = True) -> dict[str, Any]:
+          executor: TrialExecutor | None = None, use_cache: bool = True, backend: str | None = None,
+          address: str | None = None, cpus_per_trial: int | None = None,
+          gpus_per_trial: float | None = None) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -119,13 +123,17 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         runs_root: The parent of new sweep directories.
         executor: Run the trials with this executor instead of the one `jobs` picks.
         use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
+        backend: local or ray, replacing sweep.backend.name (also on --resume: a sweep continues on either).
+        address: The Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT), replacing sweep.backend.address.
+        cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
+        gpus_per_trial: GPUs a Ray trial reserves, replacing sweep.backend.gpus_per_trial.
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
 
     Raises:
         ConfigError: the space or any trial's config is invalid, before anything is written.
-        SweepError: a bad combination of arguments, or a sweep directory that cannot be resumed.
+        SweepError: bad arguments, a sweep directory that cannot be resumed, a Ray cluster that cannot be used.
         RunDirError: another process is running or resuming this sweep directory (named in the message).
         StorageError: the disk filled up; the trials keep their checkpoints, resume once there is space.
         Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM (or a
@@ -133,6 +141,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         SweepFailed: `sweep.max_failures` trials in a row failed (exit 1); the sweep stopped.
     """
     reporter = reporter or Reporter(live=False)
+    flags = (backend, address, cpus_per_trial, gpus_per_trial)
     if resume is not None:
         if config is not None or overrides or lr or lam or mode or sweep_dir:
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
@@ -141,6 +150,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
             plan = _reopen(root)
             datasets, key_of = load_sweep_data(plan, reporter, use_cache)
+            executor = executor or _executor(plan, flags, jobs, datasets)
             return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=True)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
@@ -149,7 +159,22 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     root = _create(plan, runs_root, sweep_dir)
     with exclusive_lock(root, "being swept"):
+        executor = executor or _executor(plan, flags, jobs, datasets)
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=False)
+
+
+def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
+              datasets: dict[str, Dataset]) -> TrialExecutor | None:
+    """The Ray executor when sweep.backend (with the command line's `flags`, BACKEND_KEYS, over it) names ray;
+    else None (`--jobs` picks a local one)."""
+    assert plan.base.config.sweep is not None
+    choice = {k: v for k, v in zip(BACKEND_KEYS, flags, strict=True) if v is not None}
+    settings = plan.base.config.sweep.backend.model_copy(update=choice)
+    settings = type(settings).model_validate(settings.model_dump())  # the command line's values checked too
+    if settings.name != "ray":
+        return None
+    size = sum(a.nbytes for d in datasets.values() for a in vars(d).values() if hasattr(a, "nbytes"))
+    return make_executor(jobs, backend=settings, data_bytes=size)
 
 
 def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,

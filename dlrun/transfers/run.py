@@ -193,6 +193,7 @@ def _transfer_json(lc: LoadedConfig, prepared: Prepared) -> dict[str, Any]:
 
 def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, prepared: Prepared,
                  before: dict[str, float], checkpoint: Path | None, clock: RunClock) -> dict[str, Any]:
+    from dlrun.engine.distribute import distribution
     from dlrun.engine.model import param_counts
     from dlrun.transfers.stages import StageRun, resume_point, run_stages
 
@@ -201,7 +202,7 @@ def _run_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     source = {"path": saved.get("from"), "kind": saved.get("kind")} if saved.get("from") else {"base": saved["base"]}
     base = {"params": param_counts(prepared.model), "versions": backend.versions(), **data.summary_fields(),
             "notes": data.notes + prepared.plan.notes, "devices": backend.gpus() or ["cpu"],
-            "threads": backend.threads(), "source": source}
+            "threads": backend.threads(), "source": source, **distribution(prepared.model, lc.config.train.batch_size)}
     with graceful_stop() as stop:
         state = StageRun(lc, run, data, reporter, stop, prepared.model, prepared.plan.stages, base, clock,
                          before=before)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlrun.config.scale import BackendConfig
 from dlrun.sweeps.executors.base import MAX_TRIALS_PER_PROCESS, TrialExecutor, TrialResult, TrialTask
 from dlrun.sweeps.executors.devices import cpu_count, gpu_devices
 from dlrun.sweeps.executors.inprocess import SequentialExecutor
@@ -12,10 +13,16 @@ from dlrun.sweeps.executors.inprocess import SequentialExecutor
 __all__ = ["SequentialExecutor", "TrialExecutor", "TrialResult", "TrialTask", "make_executor", "thread_setting"]
 
 
-def make_executor(jobs: int | None = None, trials: int = 0) -> TrialExecutor:
+def make_executor(jobs: int | None = None, trials: int = 0, backend: BackendConfig | None = None,
+                  data_bytes: int = 0) -> TrialExecutor:
     """The executor for `--jobs` (default: one per GPU where there are GPUs, else 1) and `trials`
     trials to run. No process runs more than MAX_TRIALS_PER_PROCESS trials, so memory stays flat:
-    a short sequential sweep runs in this process, anything longer or parallel in workers."""
+    a short sequential sweep runs in this process, anything longer or parallel in workers.
+    `backend` name ray: a `RayExecutor` (connected now; `data_bytes` sizes a local instance's object store)."""
+    if backend is not None and backend.name == "ray":
+        from dlrun.sweeps.executors.raycluster import RayExecutor
+
+        return RayExecutor(backend, data_bytes, jobs)
     devices = gpu_devices()
     jobs = jobs or max(1, len(devices))
     if jobs == 1 and trials <= MAX_TRIALS_PER_PROCESS:
@@ -32,6 +39,8 @@ def thread_setting(executor: TrialExecutor, configured: int | None) -> dict[str,
     if configured:
         return {"threads": configured, "from": "train.threads"}
     share = getattr(executor, "threads", None)
+    if share and getattr(executor, "threads_from", None):
+        return {"threads": share, "from": executor.threads_from}  # type: ignore[attr-defined]
     if share:
         return {"threads": share, "from": f"{cpu_count()} cores shared by {executor.jobs} jobs"}
     return {"threads": cpu_count(), "from": "every core, TensorFlow's default"}
