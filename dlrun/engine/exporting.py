@@ -19,8 +19,8 @@ from dlrun.store.files import atomic_path
 def write_model(model: Any, fmt: str, out: Path) -> None:
     """Write `model` to the new path `out` as `fmt` (keras | h5 | savedmodel), atomically."""
     if fmt in ("keras", "h5"):
-        with atomic_path(out) as tmp:  # the temporary name keeps the suffix, which picks Keras' format
-            model.save(tmp)
+        with atomic_path(out) as tmp, _quiet_absl():  # the temporary name keeps the suffix: Keras' format
+            model.save(tmp)  # .h5: Keras warns it is legacy through absl; legacy is what was asked for
             if fmt == "h5":
                 _as_keras2(tmp)
         return
@@ -46,3 +46,16 @@ def _as_keras2(path: Path) -> None:
         f.attrs["model_config"] = json.dumps(keras2_object(config))
         if "training_config" in f.attrs:
             del f.attrs["training_config"]
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Any:
+    """absl's warnings (Keras' "HDF5 is legacy" note) off for the block."""
+    from absl import logging as absl_logging
+
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(level)
