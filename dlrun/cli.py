@@ -203,11 +203,18 @@ def sweep(
                                                   autocompletion=complete_config)] = None,
     sets: SetOpt = None,
     lr: Annotated[str | None, typer.Option("--lr", help="Learning rates to try (sweeps optimizer.lr), "
-                                           "comma-separated, e.g. 1e-4,1e-3,0.01.")] = None,
+                                           "comma-separated, e.g. 1e-4,1e-3,0.01; or a log-uniform range for "
+                                           "--search random/tpe, e.g. 1e-5:10.")] = None,
     lam: Annotated[str | None, typer.Option("--lambda", help="L2 strengths to try (sweeps model.l2), "
                                             "comma-separated, e.g. 0,1e-3,0.01.")] = None,
     mode: Annotated[str | None, typer.Option("--mode", help="grid: every combination; zip: pairwise, "
                                              "lists of equal length. Overrides sweep.mode.")] = None,
+    search: Annotated[str | None, typer.Option("--search", help="grid | zip | random | tpe (Bayesian, Optuna's "
+                                               "TPE). Overrides sweep.search.")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials random/tpe sample. Overrides "
+                                               "sweep.trials.")] = None,
+    refine: Annotated[bool, typer.Option("--refine", help="Then a refinement round: 8 trials around the best "
+                                         "point (sweep.refine, when the config has none).")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Trials at once, in worker processes "
                                              "(default: 1 on CPU, one per GPU).")] = None,
     sweep_dir: Annotated[Path | None, typer.Option("--sweep-dir", help="Write into this (new or empty) "
@@ -219,13 +226,15 @@ def sweep(
     no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train one run per point of a parameter space (grid or zip); rank them, keep going past
-    diverged trials, resume after an interruption."""
+    """Train one run per point of a parameter space (grid or zip) or per sampled point (random, tpe);
+    prune hopeless trials (sweep.prune), refine around the best; rank them, keep going past diverged
+    trials, resume after an interruption."""
     from dlrun.sweeps.run import sweep as core_sweep
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
-                                             reporter, runs_root=runs_root, use_cache=not no_cache))
+                                             reporter, runs_root=runs_root, use_cache=not no_cache,
+                                             search=search, trials=trials, refine=refine))
     reporter.emit_json(summary)
 
 

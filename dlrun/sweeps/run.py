@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dlrun.config import config_sha256, dump_config, load_config
+from dlrun.config import config_sha256, load_config
 from dlrun.config.checks import check_against_data
 from dlrun.data import Dataset, load_dataset
 from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError, SweepFailed
@@ -27,11 +27,15 @@ from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
 from dlrun.sweeps import board
-from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor, thread_setting
+from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.report import format_value
+from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
+
+if TYPE_CHECKING:
+    from dlrun.sweeps.search import Search
 
 
 def load_sweep_data(plan: SweepPlan, reporter: Reporter,
@@ -66,8 +70,7 @@ def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None
     files.write_text(root / names.SWEEP_SPEC, plan.spec_yaml())
     (root / names.SWEEP_TRIALS).mkdir()
     for trial in plan.trials:
-        run = create_run_dir(trial.id, explicit=root / names.SWEEP_TRIALS / trial.id)
-        files.write_text(run / names.CONFIG, dump_config(trial.config.config))
+        write_trial(root, trial)
     return root
 
 
@@ -79,7 +82,7 @@ def _sweep_root(resume: str | Path) -> Path:
     return root
 
 
-def _reopen(root: Path) -> SweepPlan:
+def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
     spec = root / names.SWEEP_SPEC
     try:
         plan = plan_sweep(spec)
@@ -88,28 +91,41 @@ def _reopen(root: Path) -> SweepPlan:
                        f"Restore it (each trial keeps its config in {names.SWEEP_TRIALS}/NNN/{names.CONFIG}), "
                        "or start a new sweep")
         raise ConfigError([*exc.problems, hint]) from None
+    search = _search(plan, root)
+    if search is not None:
+        add_asked_trials(plan, search)
     for trial in plan.trials:
         path = root / names.SWEEP_TRIALS / trial.id
         if not (path / names.CONFIG).is_file():
-            create_run_dir(trial.id, explicit=path)
-            files.write_text(path / names.CONFIG, dump_config(trial.config.config))
+            write_trial(root, trial)
         elif config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
             raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
                              "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
-    return plan
+    return plan, search
+
+
+def _search(plan: SweepPlan, root: Path) -> Search | None:
+    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes."""
+    if not plan.sampled:
+        return None
+    from dlrun.sweeps.search import Search
+
+    return Search(plan, root)
 
 
 def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
           lam: str | None = None, mode: str | None = None, jobs: int | None = None,
           sweep_dir: str | Path | None = None, resume: str | Path | None = None,
           reporter: Reporter | None = None, *, runs_root: str | Path = names.DEFAULT_RUNS_ROOT,
-          executor: TrialExecutor | None = None, use_cache: bool = True) -> dict[str, Any]:
+          executor: TrialExecutor | None = None, use_cache: bool = True, search: str | None = None,
+          trials: int | None = None, refine: bool = False) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
         config: A YAML path with a `sweep:` section (or flags below); None with `resume`.
         overrides: `KEY=VALUE` strings applied after the file.
-        lr: `--lr` values, comma-separated: a shorthand for sweeping optimizer.lr.
+        lr: `--lr` values, comma-separated: a shorthand for sweeping optimizer.lr (`1e-5:10`: a
+            log-uniform range, for search random or tpe).
         lam: `--lambda` values: a shorthand for sweeping model.l2.
         mode: grid or zip, replacing sweep.mode.
         jobs: Trials at once in worker processes (default: 1 on CPU, one per GPU).
@@ -119,6 +135,9 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         runs_root: The parent of new sweep directories.
         executor: Run the trials with this executor instead of the one `jobs` picks.
         use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
+        search: grid, zip, random or tpe, replacing sweep.search.
+        trials: How many trials random and tpe sample, replacing sweep.trials.
+        refine: Add one refinement round of 8 trials when the config has no sweep.refine.
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -134,26 +153,26 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     """
     reporter = reporter or Reporter(live=False)
     if resume is not None:
-        if config is not None or overrides or lr or lam or mode or sweep_dir:
+        if config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine:
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
-                             "--lambda, --mode and --sweep-dir")
+                             "--lambda, --mode, --search, --trials, --refine and --sweep-dir")
         root = _sweep_root(resume)
         with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
-            plan = _reopen(root)
+            plan, engine = _reopen(root)
             datasets, key_of = load_sweep_data(plan, reporter, use_cache)
-            return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=True)
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
-    plan = plan_sweep(config, overrides, lr, lam, mode)
+    plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     root = _create(plan, runs_root, sweep_dir)
     with exclusive_lock(root, "being swept"):
-        return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=False)
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False)
 
 
 def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,
-         jobs: int | None, executor: TrialExecutor | None, resumed: bool) -> dict[str, Any]:
+         jobs: int | None, executor: TrialExecutor | None, search: Search | None, resumed: bool) -> dict[str, Any]:
     """Run every trial that has not ended, recording as they go; the final summary."""
     try:  # the sweep's summary is rebuilt from its trials; a damaged one only loses the seconds so far
         previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
@@ -161,20 +180,20 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         reporter.warn(f"{exc}; rebuilding it from the trials")
         previous = {}
     first = next(iter(datasets.values()))
-    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first)
+    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first, search)
     threads = plan.base.config.train.threads
-    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id], threads)
-             for t in plan.trials if not session.outcomes[t.id].final]
-    executor = executor or make_executor(jobs, len(tasks))
+    ended = sum(o.final for o in session.outcomes.values())
+    executor = executor or make_executor(jobs, plan.planned - ended)
     session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
-    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
-                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs}, "
+    pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
+                  f"{', '.join(plan.keys)}{'' if pruning == 'none' else f', pruning: {pruning}'}; "
+                  f"{first.describe()}; jobs {executor.jobs}, "
                   f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
     if resumed:
-        reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
-                      f"{len(tasks)} to run")
+        reporter.info(f"resuming: {ended} of {plan.planned} trials ended before; {plan.planned - ended} to run")
     try:
-        summary = _execute(session, executor, tasks, datasets, reporter)
+        summary = _execute(session, executor, datasets, key_of, reporter)
     except OSError as exc:  # results.csv or summary.json could not be written
         if storage_problem(exc) is None:
             raise
@@ -193,15 +212,19 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     return summary
 
 
-def _execute(session: SweepSession, executor: TrialExecutor, tasks: list[TrialTask], datasets: dict[str, Dataset],
+def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str, Dataset], key_of: dict[str, str],
              reporter: Reporter) -> dict[str, Any]:
-    """Run the tasks with the live display and graceful Ctrl-C, then write the final records."""
+    """Run each round's trials with the live display and graceful Ctrl-C, then write the final records."""
     session.write("running")
     board.sweep_started(session.plan, session.root, reporter)  # the HParams experiment, each trial's values
     with session.display, graceful_stop() as stop:
         session.stop = stop  # a trial that finds the disk full stops the sweep
+        source = TrialSource(session, session.search, datasets, key_of, stop)
         try:
-            executor.run(tasks, datasets, session, stop)
+            for round_ in range(source.rounds):
+                if stop.requested or not source.ready(round_):
+                    break
+                executor.run(source.tasks(round_), datasets, session, stop)
         except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
             stop.requested = True
     return session.finish(reporter)

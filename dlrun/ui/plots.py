@@ -76,7 +76,8 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pending": ("#f0f0f0", ""),
+HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pruned": ("#8c8c8c", "xx"),
+              "pending": ("#f0f0f0", ""),
               "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
 
 
@@ -102,7 +103,7 @@ def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols:
             if kind in HEAT_MARKS:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color, hatch=hatch,
                                        edgecolor="#ffffff66", lw=0.5))
-            marked = kind in ("diverged", "failed")
+            marked = kind in ("diverged", "failed", "pruned")
             brightness = None if value is None or high == low else (value - low) / (high - low)
             if brightness is not None and goal != "max":
                 brightness = 1 - brightness

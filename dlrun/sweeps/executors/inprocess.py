@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
@@ -14,16 +14,18 @@ class SequentialExecutor:
 
     jobs = 1
 
-    def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
+    def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
-        """Run `tasks` in order until done or a stop is requested."""
-        if not tasks:
+        """Run `tasks` in order until done or a stop is requested. `tasks` may be lazy: the next one is
+        pulled only after the previous trial's result was delivered."""
+        source = iter(tasks)
+        task = None if stop.requested else next(source, None)
+        if task is None:
             return
         with frozen_heap():
-            for task in tasks:
-                if stop.requested:
-                    return
+            while task is not None:
                 events.started(task)
                 result = execute_trial(task, datasets[task.data_key], stop,
                                        lambda epoch, row, trial=task.trial_id: events.epoch_ended(trial, epoch, row))
                 events.finished(result)
+                task = None if stop.requested else next(source, None)
