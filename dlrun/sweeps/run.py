@@ -28,7 +28,7 @@ from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
 from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
-from dlrun.sweeps.plan import SweepPlan, plan_sweep
+from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
 from dlrun.sweeps.session import SweepSession
@@ -45,7 +45,8 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter,
     checks of every trial. Returns (data sets by key, data key of each trial)."""
     datasets: dict[str, Dataset] = {}
     key_of: dict[str, str] = {}
-    for trial in plan.trials:
+    # random and tpe have no trials yet: their data is the base config's (data keys are not sampled)
+    for trial in plan.trials or [Trial("base", {}, plan.base)]:
         cfg = trial.config.config
         spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task}, sort_keys=True)
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
@@ -198,7 +199,7 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         if storage_problem(exc) is None:
             raise
         session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
-    left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
+    left = max(plan.planned, len(plan.trials)) - sum(o.final for o in session.outcomes.values())
     if session.failure is not None:
         raise SweepFailed(f"{session.failure}; the sweep stopped. Fix the cause, then run the remaining trials "
                           f"with: dlrun sweep --resume {root} (failed trials are not run again), or raise "

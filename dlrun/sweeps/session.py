@@ -54,6 +54,7 @@ class SweepSession:
         self.display = SweepDisplay(reporter, plan.planned, sum(o.final for o in self.outcomes.values()))
         self.t0, self.seconds_before = time.monotonic(), seconds_before
         self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
+        self.reported: set[str] = set()  # trials that reported an epoch to the pruner in this process
         for outcome in self.outcomes.values():  # ended while the sweep process was gone: the study learns it now
             if outcome.final:
                 self._tell(outcome.trial.id)
@@ -72,6 +73,10 @@ class SweepSession:
         (sweep.prune) judges its sweep.metric against the other trials' at the same epoch."""
         if self.search is None or self.plan.base.config.sweep.prune.method == "none":  # type: ignore[union-attr]
             return True
+        if trial_id not in self.reported and epoch > 1:  # resumed: epochs a kill kept from the study go in first
+            for earlier in files.read_csv(self.root / names.SWEEP_TRIALS / trial_id / names.METRICS)[:epoch - 1]:
+                self.search.report(trial_id, int(earlier["epoch"]), _number(earlier.get(self.plan.metric)))
+        self.reported.add(trial_id)
         return not self.search.report(trial_id, epoch, row.get(self.plan.metric))
 
     def _tell(self, trial_id: str) -> None:
@@ -145,7 +150,10 @@ class SweepSession:
             if o.status == "running":
                 o.status = "interrupted"
         items = list(self.outcomes.values())
-        status = "failed" if self.failure else "completed" if all(o.final for o in items) else "interrupted"
+        # stopped before the search engine asked for every trial: the rest are still to come
+        cut_short = self.stop is not None and self.stop.requested and len(items) < self.plan.planned
+        status = "failed" if self.failure else "completed" if all(o.final for o in items) and not cut_short \
+            else "interrupted"
         best = best_of(items, self.plan.metric, self.plan.goal)
         if best is not None:
             head = (f"# Best trial of sweep {self.root}: trial {best.trial.id} "
@@ -175,3 +183,10 @@ class SweepSession:
             out = reporter.out if reporter.out.is_terminal else Console(highlight=False, width=160)
             out.print(table)
         return summary
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
