@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
 from dlrun.sweeps.executors.base import TrialEvents, TrialTask, execute_trial, frozen_heap
+from dlrun.ui.plots import drawn_in_background
 
 
 class SequentialExecutor:
@@ -22,7 +23,7 @@ class SequentialExecutor:
         task = None if stop.requested else next(source, None)
         if task is None:
             return
-        with frozen_heap():
+        with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
             while task is not None:
                 events.started(task)
                 result = execute_trial(task, datasets[task.data_key], stop,

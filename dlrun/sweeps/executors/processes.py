@@ -36,6 +36,7 @@ from dlrun.sweeps.executors.base import (
     frozen_heap,
 )
 from dlrun.sweeps.executors.devices import cpu_count
+from dlrun.ui.plots import drawn_in_background
 
 SHUTDOWN_SECONDS = 30.0
 
@@ -237,7 +238,7 @@ def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, de
 
     backend.silence_native_logs()
     backend.setup(0, threads)
-    with frozen_heap():
+    with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
         _serve(conn, datasets, stop, parent_pid)
 
 
