@@ -11,6 +11,7 @@ executor, results.csv after each trial, the search engine's asks).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -62,17 +63,23 @@ class Timers:
         return timed
 
 
-def install(timers: Timers) -> None:
+def install(timers: Timers) -> Callable[[], None]:
+    """Put the timers around the functions of TIMED; returns what takes them off again."""
     import importlib
 
+    undo = []
     for (module_name, attr), bucket in TIMED.items():
         module = importlib.import_module(module_name)
         owner, name = (module, attr) if "." not in attr else (getattr(module, attr.split(".")[0]), attr.split(".")[1])
-        setattr(owner, name, timers.wrap(bucket, getattr(owner, name)))
+        original = getattr(owner, name)
+        setattr(owner, name, timers.wrap(bucket, original))
+        undo.append((owner, name, original))
+    return lambda: [setattr(owner, name, original) for owner, name, original in undo] and None
 
 
-def breakdown(config: dict[str, Any]) -> dict[str, Any]:
-    """Run `config`'s sweep in this process (one job) and say where its seconds went."""
+def breakdown(config: dict[str, Any], background_plots: bool = True) -> dict[str, Any]:
+    """Run `config`'s sweep in this process (one job) and say where its seconds went; with
+    `background_plots` False, trial plots are drawn in the trial as before (the comparison)."""
     t0 = time.perf_counter()
     from dlrun.engine import backend
 
@@ -82,12 +89,21 @@ def breakdown(config: dict[str, Any]) -> dict[str, Any]:
 
     startup = time.perf_counter() - t0
     timers = Timers()
-    install(timers)
+    uninstall = install(timers)
+    import dlrun.sweeps.executors.inprocess as inprocess
+
+    drawn = inprocess.drawn_in_background
+    if not background_plots:
+        inprocess.drawn_in_background = contextlib.nullcontext  # type: ignore[assignment]
     with tempfile.TemporaryDirectory(prefix="bench-breakdown-") as name:
         path = Path(name) / "sweep.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         start = time.perf_counter()
-        summary = sweep_run.sweep(path, sweep_dir=Path(name) / "s", executor=SequentialExecutor())
+        try:
+            summary = sweep_run.sweep(path, sweep_dir=Path(name) / "s", executor=SequentialExecutor())
+        finally:
+            inprocess.drawn_in_background = drawn
+            uninstall()
         total = time.perf_counter() - start
         trace = 0.0
         for trial in sorted((Path(name) / "s" / "trials").iterdir()):
@@ -101,7 +117,8 @@ def breakdown(config: dict[str, Any]) -> dict[str, Any]:
     seconds["epochs"] = seconds.get("epochs", 0.0) - trace
     in_trials = sum(v for k, v in seconds.items() if k not in ("data", "sweep end"))
     per_trial = {k: round(v / trials, 3) for k, v in sorted(seconds.items()) if k not in ("data", "sweep end")}
-    return {"breakdown": "one pruned sweep, in-process, jobs 1", "trials": trials, "epochs_run": epochs,
+    return {"breakdown": "one pruned sweep, in-process, jobs 1", "background_plots": background_plots,
+            "trials": trials, "epochs_run": epochs,
             "counts": summary["counts"], "sweep_seconds": round(total, 2), "startup_seconds": round(startup, 2),
             "data_seconds": round(seconds.get("data", 0.0), 2),
             "sweep_end_seconds": round(seconds.get("sweep end", 0.0), 2),
