@@ -63,6 +63,12 @@ def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
             problems.append(where.problem(f"sweep.params.{key}", f"a range is sampled: it needs sweep.search "
                                           f"random or tpe (this sweep is {sweep.method}); or give a list of "
                                           "values"))
+    for key, values in sweep.params.items():
+        choices = values if isinstance(values, list) else values.choice or []
+        if (sweep.method in SAMPLED or sweep.refine is not None) and not all(
+                v is None or isinstance(v, bool | int | float | str) for v in choices):
+            problems.append(where.problem(f"sweep.params.{key}", "the search engine samples numbers, text, booleans "
+                                          "or null; lists and mappings can be swept by grid or zip only"))
     if sweep.method in SAMPLED and sweep.trials is None:
         problems.append(where.problem("sweep.search" if "search" in sweep.model_fields_set else "sweep",
                                       f"search: {sweep.method} samples points: set sweep.trials (e.g. 16), "
