@@ -112,6 +112,14 @@ def test_pruned_trials_stop_early_and_keep_their_records(pruned_grid: tuple[Path
     assert (out / names.SWEEP_HEATMAP).is_file() and (out / names.SWEEP_BEST).is_file()
 
 
+def test_dlrun_runs_counts_the_pruned_trials(pruned_grid: tuple[Path, Any]) -> None:
+    from dlrun.commands.runs import list_runs
+
+    [info] = list_runs(pruned_grid[0].parent)
+    pruned = sum(r["status"] == "pruned" for r in rows(pruned_grid[0]))
+    assert info.epochs.endswith(f"/8 trials, {pruned} pruned")
+
+
 def test_the_study_in_the_sweep_directory_records_every_decision(pruned_grid: tuple[Path, Any]) -> None:
     out = pruned_grid[0]
     trials = {t.user_attrs["dlrun_trial"]: t for t in study(out).get_trials()}
