@@ -86,6 +86,7 @@ def breakdown(config: dict[str, Any], background_plots: bool = True) -> dict[str
     backend.keras()
     import dlrun.sweeps.run as sweep_run
     from dlrun.sweeps.executors import SequentialExecutor
+    from dlrun.ui.console import Reporter
 
     startup = time.perf_counter() - t0
     timers = Timers()
@@ -100,7 +101,8 @@ def breakdown(config: dict[str, Any], background_plots: bool = True) -> dict[str
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         start = time.perf_counter()
         try:
-            summary = sweep_run.sweep(path, sweep_dir=Path(name) / "s", executor=SequentialExecutor())
+            summary = sweep_run.sweep(path, sweep_dir=Path(name) / "s", executor=SequentialExecutor(),
+                                      reporter=Reporter(json_mode=True, live=False))  # stdout: the JSON only
         finally:
             inprocess.drawn_in_background = drawn
             uninstall()

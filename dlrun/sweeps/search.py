@@ -10,6 +10,7 @@ Imported only by a sweep that searches or prunes (Optuna is not loaded for `--he
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,14 @@ class Search:
         # seeded by how many trials the study holds, so a resumed sweep does not sample its first points again
         seed = self.seed * 1000 + len(self.ids) + 100_000 * round_
         if round_ == 0 and self.sweep.method == "tpe":
-            return optuna.samplers.TPESampler(seed=seed)
+            # a quarter of the budget (4 to 10 trials) sampled at random before TPE models the rest, jointly
+            # over the keys (lr and lambda interact); while trials run in parallel, TPE assumes the running
+            # ones' outcome (constant liar) instead of sampling next to them
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                startup = max(4, min(10, (self.sweep.trials or 0) // 4))
+                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                                  constant_liar=True)
         return optuna.samplers.RandomSampler(seed=seed)
 
     def report(self, trial_id: str, epoch: int, value: Any) -> bool:
