@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sweep import _env  # noqa: E402
 
 TARGET_RATIO = 1.15
-NAMES = {"9": "sweep: 16 trials, --backend ray (local instance) vs --backend local --jobs 2",
-         "10": "Ray start-up alone: ray.init + one task + shutdown",
-         "11": "train.distribute mirrored on 2 logical CPU devices vs 1 device (epoch, same global batch)"}
+NAMES = {"12": "sweep: 16 trials, --backend ray (local instance) vs --backend local --jobs 2",
+         "13": "Ray start-up alone: ray.init + one task + shutdown",
+         "14": "train.distribute mirrored on 2 logical CPU devices vs 1 device (epoch, same global batch)"}
 
 RAY_STARTUP = """
 import sys, time
@@ -124,13 +124,13 @@ def mirrored_vs_single(repeats: int = 3, n_train: int = 4000, epochs: int = 4) -
 
 
 def ray_rows(wanted: set[str], repeats: int, quick: bool) -> list[Any]:
-    """Rows 9-11 for benchmarks/run.py (a failed benchmark is a row that says so)."""
+    """Rows 12-14 for benchmarks/run.py (a failed benchmark is a row that says so)."""
     from common import Row
 
     rows = []
-    calls = {"9": lambda: ray_vs_local(repeats, 1000 if quick else 2000, 2 if quick else 3),
-             "10": lambda: ray_startup(repeats), "11": lambda: mirrored_vs_single(repeats, 2000 if quick else 4000)}
-    for number in ("9", "10", "11"):
+    calls = {"12": lambda: ray_vs_local(repeats, 1000 if quick else 2000, 2 if quick else 3),
+             "13": lambda: ray_startup(repeats), "14": lambda: mirrored_vs_single(repeats, 2000 if quick else 4000)}
+    for number in ("12", "13", "14"):
         if number not in wanted:
             continue
         try:
@@ -138,10 +138,10 @@ def ray_rows(wanted: set[str], repeats: int, quick: bool) -> list[Any]:
         except Exception as exc:
             rows.append(Row(number, NAMES[number], "—", "—", "—", "—", False, f"failed: {exc}"[:300]))
             continue
-        if number == "9":
+        if number == "12":
             rows.append(Row(number, NAMES[number], f"{r['ray_s']:.1f} s", f"{r['local_s']:.1f} s", f"{r['ratio']:.3f}",
                             f"≤ {TARGET_RATIO}", bool(r["met"]), f"same results.csv: {r['same_results']}"))
-        elif number == "10":
+        elif number == "13":
             rows.append(Row(number, NAMES[number], f"{r['seconds']:.1f} s", "—", "—", "—", None))
         else:
             rows.append(Row(number, NAMES[number], f"{r['mirrored_s']:.3f} s", f"{r['single_s']:.3f} s",

@@ -1,11 +1,13 @@
 """Run dlrun's benchmarks side by side with plain Keras and write the results table.
 
-    python benchmarks/run.py [--data MNIST_IDX_FOLDER] [--repeats N] [--quick] [--only 1,2,4] [--out FILE]
+    python benchmarks/run.py [--data MNIST_IDX_FOLDER] [--repeats N] [--quick] [--only 1,2,4] [--out FILE] [--kt DIR]
 
 Every comparison runs the dlrun command and the equivalent hand-written script as subprocesses,
 alternately, `--repeats` times after one untimed warm-up each, and reports medians and the ratio
 dlrun / plain: of whole processes (1, 2), and of the steady-state epoch inside them (7, 8, with the
-arithmetic limit beside). Benchmarks 3 and 6 (sweeps) come from bench_sweep.py when that module is present.
+arithmetic limit beside). Benchmarks 3 and 6 (sweeps) come from bench_sweep.py when that module is present;
+9, 10, 11 (sweeps that search and prune, on real MNIST) from bench_search.py; 12, 13, 14 (Ray, train.distribute)
+from bench_ray.py.
 The table goes to benchmarks/RESULTS.md (not in --quick mode unless --out is given). Exit status 1
 when a measured target is missed.
 """
@@ -75,12 +77,36 @@ def sweep_rows(wanted: set[str], repeats: int, data: Path | None) -> list[Row]:
     return rows
 
 
+def search_bench_rows(wanted: set[str], data: Path | None, quick: bool, kt: Path | None) -> list[Row]:
+    """Benchmarks 9, 10, 11 (bench_search.py): pruned grid, tpe, Keras Tuner's Hyperband."""
+    numbers = [n for n in ("9", "10", "11") if n in wanted]
+    if not numbers:
+        return []
+    import bench_search
+
+    found = data or bench_search.DEFAULT_DATA
+    if not found.is_dir():
+        return [Row(n, bench_search.NAMES[n], "—", "—", "—", "—", None, f"needs MNIST idx files ({found})")
+                for n in numbers]
+    out = []
+    for r in bench_search.search_rows(found, quick, kt if "11" in numbers else None):
+        if r["number"] not in numbers:
+            continue
+        other = "Hyperband" if r["number"] == "11" else "grid"
+        best = f"best val_accuracy {r['best']} vs {other} {r.get('grid_best', r.get('other_best'))}"
+        out.append(Row(r["number"], r["name"], f"{r['dlrun_s']:.1f} s", f"{r['other_s']:.1f} s", f"{r['ratio']:.3f}",
+                       "—" if r["target"] is None else f"≤ {r['target']}, best within 0.01", r["met"], best))
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="an MNIST idx folder (default: built-in synthetic digits)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 2,000 train images: a smoke run")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14", help="comma-separated benchmark numbers")
+    parser.add_argument("--kt", type=Path, help="a folder with keras-tuner installed (pip install --target DIR "
+                        "keras-tuner kt-legacy): benchmark 11 against its Hyperband")
     parser.add_argument("--out", type=Path, help="where to write the table (default benchmarks/RESULTS.md)")
     return parser.parse_args(argv)
 
@@ -102,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             rows += train_rows([n for n in ("1", "2") if n in wanted], arrays, work, repeats, source)
             rows += epoch_rows([n for n in ("7", "8") if n in wanted], arrays, work, repeats, source)
             rows += sweep_rows(wanted, repeats, args.data)
+            rows += search_bench_rows(wanted, args.data, args.quick, args.kt)
             if "4" in wanted:
                 rows += cli_rows(write_config("1", arrays, work, 1), work, repeats)
             if "5" in wanted:
                 rows += data_rows(work, repeats, 2000)
-            rows += ray_rows(wanted, repeats, args.quick)  # 9-11: Ray and train.distribute (bench_ray.py)
+            rows += ray_rows(wanted, repeats, args.quick)  # 12-14: Ray and train.distribute (bench_ray.py)
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -149,7 +176,7 @@ How each side is measured:
   (arith_probe.py). One more dlrun run with `steps_per_execution: 1` must give the same metrics.csv (all
   but seconds) and the same weights as the default `auto`, or the row fails.
 - 3, 6: from bench_sweep.py (the sweep's own benchmark).
-- 9-11: from bench_ray.py: whole `dlrun sweep` processes with --backend ray and --backend local --jobs 2
+- 12-14: from bench_ray.py: whole `dlrun sweep` processes with --backend ray and --backend local --jobs 2
   (alternating; the results.csv of both must match), Ray's start-up in a fresh process, and the median
   epoch of `dlrun train` mirrored on 2 logical CPU devices vs one device (DLRUN_CPU_DEVICES=2 for both).
 - 4: median wall time of the command; a probe runs the same command in-process and counts imported

@@ -9,12 +9,12 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from dlrun import cli_tools
-from dlrun.cli_tools import complete_config, complete_run, complete_set, complete_sweep, complete_target
+from dlrun.cli_tools import complete_config, complete_run, complete_set, complete_target
 from dlrun.errors import ConfigError, DlrunError, Interrupted
 from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
@@ -196,49 +196,6 @@ def transfer(
         raise typer.Exit(EXIT_DIVERGED)
 
 
-@app.command()
-def sweep(
-    config: Annotated[Path | None, typer.Argument(help="Experiment config (YAML) with a `sweep:` section, "
-                                                  "or flags below.", show_default=False,
-                                                  autocompletion=complete_config)] = None,
-    sets: SetOpt = None,
-    lr: Annotated[str | None, typer.Option("--lr", help="Learning rates to try (sweeps optimizer.lr), "
-                                           "comma-separated, e.g. 1e-4,1e-3,0.01.")] = None,
-    lam: Annotated[str | None, typer.Option("--lambda", help="L2 strengths to try (sweeps model.l2), "
-                                            "comma-separated, e.g. 0,1e-3,0.01.")] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="grid: every combination; zip: pairwise, "
-                                             "lists of equal length. Overrides sweep.mode.")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Trials at once, in worker processes "
-                                             "(default: 1 on CPU, one per GPU).")] = None,
-    sweep_dir: Annotated[Path | None, typer.Option("--sweep-dir", help="Write into this (new or empty) "
-                                                   "directory.")] = None,
-    runs_root: Annotated[Path, typer.Option("--runs", help="Where new sweep directories go.")] = DEFAULT_RUNS_ROOT,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
-                                                "runs only the trials that have not ended.",
-                                                autocompletion=complete_sweep)] = None,
-    no_cache: NoCacheOpt = False,
-    backend: Annotated[Literal["local", "ray"] | None, typer.Option(
-        "--backend", help="Where trials run: local processes or Ray (default: sweep.backend.name, local).")] = None,
-    address: Annotated[str | None, typer.Option("--address", help="Ray: the cluster to join: auto, HOST:PORT "
-                                                "or ray://HOST:PORT (default: a local Ray instance).")] = None,
-    cpus_per_trial: Annotated[int | None, typer.Option("--cpus-per-trial", min=1, help="Ray: CPUs per trial "
-                                                       "(its thread cap; default 1).")] = None,
-    gpus_per_trial: Annotated[float | None, typer.Option("--gpus-per-trial", min=0, help="Ray: GPUs per trial "
-                                                         "(default: 1 when the cluster has GPUs).")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Train one run per point of a parameter space (grid or zip); rank them, keep going past
-    diverged trials, resume after an interruption. --backend ray runs the trials on a Ray cluster."""
-    from dlrun.sweeps.run import sweep as core_sweep
-
-    reporter = Reporter(json_mode=json_out)
-    summary = run_command(lambda: core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume,
-                                             reporter, runs_root=runs_root, use_cache=not no_cache, backend=backend,
-                                             address=address, cpus_per_trial=cpus_per_trial,
-                                             gpus_per_trial=gpus_per_trial))
-    reporter.emit_json(summary)
-
-
 def _guarded(command: Callable[..., None]) -> Callable[..., None]:
     """`command` with its user errors printed as run_command prints them (Typer reads its signature)."""
     @functools.wraps(command)
@@ -247,6 +204,7 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+app.command()(_guarded(cli_tools.sweep))
 app.command()(_guarded(cli_tools.predict))
 app.command()(_guarded(cli_tools.export))
 app.command()(_guarded(cli_tools.schema))

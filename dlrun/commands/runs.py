@@ -144,7 +144,8 @@ def read_run(path: Path) -> RunInfo | None:
         epochs = f"{done}/{summary['epochs']}"
     elif isinstance(summary.get("counts"), dict) and isinstance(summary["counts"].get("total"), int):
         counts = summary["counts"]
-        epochs = f"{counts.get('completed', 0)}/{counts['total']} trials"
+        epochs = f"{counts.get('completed', 0)}/{counts['total']} trials" + (
+            f", {counts['pruned']} pruned" if counts.get("pruned") else "")
     elif kind == "sweep" and (path / names.SWEEP_TRIALS).is_dir():
         epochs = f"{sum(1 for p in (path / names.SWEEP_TRIALS).iterdir() if p.is_dir())} trials"
     return RunInfo(str(path), kind, str(summary.get("name") or path.name), status, started, seconds, epochs,

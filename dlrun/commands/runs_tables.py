@@ -24,7 +24,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 STATUS_STYLES = {"completed": "green", "running": "cyan", "interrupted": "yellow", "crashed": "red",
-                 "diverged": "magenta", "failed": "red", DAMAGED: "bold red"}
+                 "diverged": "magenta", "pruned": "blue", "failed": "red", DAMAGED: "bold red"}
 
 
 def runs_table(infos: list[RunInfo], root: Path | str) -> Table:

@@ -15,6 +15,7 @@ from dlrun.config.layers import FLATTENING, IMAGE_TYPES
 from dlrun.config.outputs import KNOWN_CLASS_COUNTS, binary_label_problems, check_binary_output, check_class_names
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
+from dlrun.config.sweep_checks import check_sweep_search
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import epoch_metrics, needs_validation, selection_problem
 
@@ -182,8 +183,8 @@ def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
             problems.append(lc.source.problem(f"sweep.params.{key}", message))
         elif key.split(".")[0] == "sweep":
             problems.append(lc.source.problem(f"sweep.params.{key}", "a sweep cannot sweep its own settings"))
-    lengths = {key: len(values) for key, values in sweep.params.items()}
-    if sweep.mode == "zip" and len(set(lengths.values())) > 1:
+    lengths = {key: len(values) for key, values in sweep.params.items() if isinstance(values, list)}
+    if sweep.method == "zip" and len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
         message = f"zip mode pairs values, so lists need equal lengths ({detail})"
         problems.append(lc.source.problem("sweep.params", message))
@@ -231,6 +232,7 @@ STATIC_CHECKS: list[Check] = [
     check_early_stopping_monitor,
     check_sweep_space,
     check_sweep_metric,
+    check_sweep_search,
     check_base_model,
     check_transfer_stages,
     checks_train.check_schedule,

@@ -137,6 +137,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: SourceMa
     return data
 
 
+RANGE_KINDS = ["log_uniform", "uniform", "int", "choice"]
+
+
 def _did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -156,7 +159,7 @@ def _message(err: dict[str, Any]) -> str:
     loc, kind, value = err["loc"], err["type"], err.get("input")
     if kind == "extra_forbidden":
         parent = loc[:-1]
-        options = known_keys(parent)
+        options = RANGE_KINDS if _in_a_range(loc) else known_keys(parent)
         hint = _did_you_mean(str(loc[-1]), options) or (f"; allowed: {', '.join(options)}" if options else "")
         return f"unknown key '{loc[-1]}'{hint}"
     if kind == "unknown_layer":
@@ -174,12 +177,26 @@ def _message(err: dict[str, Any]) -> str:
     return f"{err['msg']}{got}"
 
 
+def _in_a_range(loc: tuple[Any, ...]) -> bool:
+    """`loc` lies inside a sweep range such as {log_uniform: [1e-5, 10]}."""
+    return len(loc) >= 4 and tuple(loc[:2]) == ("sweep", "params")
+
+
+def _untagged(err: Any) -> Any:
+    """The error without the tag pydantic puts in a sweep value's location (`list` or `range`)."""
+    loc = tuple(err["loc"])
+    if len(loc) >= 4 and loc[:2] == ("sweep", "params") and loc[3] in ("list", "range"):
+        err = {**err, "loc": loc[:3] + loc[4:]}
+    return err
+
+
 def validate_data(data: dict[str, Any], source: SourceMap) -> ExperimentConfig:
     """Validate a config mapping; every problem becomes one located line in a ConfigError."""
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [source.problem(_dotted(err["loc"]), _message(err)) for err in exc.errors()]
+        errors = [_untagged(err) for err in exc.errors()]
+        problems = [source.problem(_dotted(err["loc"]), _message(err)) for err in errors]
         raise ConfigError(problems) from None
     return config
 

@@ -23,6 +23,11 @@ def _is_list_of_models(annotation: Any) -> bool:
     return any(typing.get_origin(a) is list and unwrap_models(a) for a in options)
 
 
+def _is_dict(annotation: Any) -> bool:
+    """A mapping from the user's own keys (sweep.params) to models."""
+    return typing.get_origin(annotation) is dict
+
+
 def _type_text(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
@@ -65,7 +70,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         description = (info.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_type_text(info.annotation)} | {_default_text(info)} | {description} |")
         if len(nested) == 1:
-            rows.extend(_rows(nested[0], f"{key}[]." if _is_list_of_models(info.annotation) else f"{key}."))
+            inner = "[]." if _is_list_of_models(info.annotation) else ".KEY." if _is_dict(info.annotation) else "."
+            rows.extend(_rows(nested[0], f"{key}{inner}"))
     return rows
 
 

@@ -14,8 +14,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from dlrun.config.applications import APPLICATIONS
 from dlrun.config.layers import LayerItem
 from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, ReduceLROnPlateau
-from dlrun.config.scale import BackendConfig, DistributeConfig
+from dlrun.config.scale import DistributeConfig
 from dlrun.config.section import FractionOrNone, PosFloat, PosInt, Section
+from dlrun.config.sweep_schema import SweepConfig
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
 FILE_SOURCES = frozenset({"npy", "npz", "h5", "idx", "folder", "csv"})
@@ -173,30 +174,6 @@ class TrainConfig(Section):
     def tensorboard_settings(self) -> TensorBoardConfig | None:
         """What TensorBoard logging this run does (None: none)."""
         return self.tensorboard if self.tensorboard.enabled else None
-
-
-class SweepConfig(Section):
-    """The parameter space of `dlrun sweep` and how trials are ranked."""
-
-    mode: Literal["grid", "zip"] = Field(default="grid", description="grid: every combination; zip: pairwise, "
-                                         "as the course's zip(lr, lam) loop.")
-    params: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted config key -> the values "
-                                         "to try, e.g. optimizer.lr: [0.001, 0.01].")
-    metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials: a validation "
-                        "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
-    goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
-    max_failures: int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
-                              "in a row (0: never); diverged trials are results and do not count.")
-    backend: BackendConfig = Field(default_factory=BackendConfig, description="Where the trials run: "
-                                   "{name: local} or {name: ray, address: auto, cpus_per_trial: 1} (see Scaling out).")
-
-    @field_validator("params")
-    @classmethod
-    def _non_empty_lists(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in value.items():
-            if not values:
-                raise ValueError(f"sweep.params.{key} is an empty list; give at least one value")
-        return value
 
 
 class LastN(Section):

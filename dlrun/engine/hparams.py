@@ -80,12 +80,14 @@ def write_trial(folder: Path, values: dict[str, Any], types: dict[str, type], tr
     return write_event_file(folder, [summary_event(hp.hparams_pb(stored, trial_id=trial_id))], SUFFIX)
 
 
-STATUSES = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE"}
+# TensorBoard has no "pruned": unknown keeps a pruned trial out of both the success and the failure filter
+STATUSES = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE",
+            "pruned": "STATUS_UNKNOWN"}
 
 
 def write_trial_end(folder: Path, status: str) -> Path | None:
-    """The end of a trial (completed: success; diverged or failed: failure). Nothing for a trial that
-    only stopped (interrupted: it resumes later), or when its end is recorded already."""
+    """The end of a trial (completed: success; diverged or failed: failure; pruned: unknown). Nothing for a
+    trial that only stopped (interrupted: it resumes later), or when its end is recorded already."""
     from tensorboard.compat.proto import summary_pb2
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 

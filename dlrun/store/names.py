@@ -38,3 +38,6 @@ SWEEP_RESULTS = "results.csv"
 SWEEP_BEST = "best.yaml"
 SWEEP_HEATMAP = "heatmap.png"
 SWEEP_TRIALS = "trials"
+# the search engine's record (Optuna journal storage): `optuna-dashboard study.journal` opens it
+SWEEP_STUDY = "study.journal"
+SWEEP_STUDY_NAME = "dlrun"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from dlrun.store import names
-from dlrun.sweeps.plan import SweepPlan
+from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.ui.console import Reporter
 
 
@@ -19,15 +20,37 @@ def sweep_started(plan: SweepPlan, root: Path, reporter: Reporter) -> None:
 
     if plan.base.config.train.tensorboard_settings() is None:
         return
-    domains = {key: plan.values(key) for key in plan.keys}
-    types = hparams.kinds(domains)
+    types = hparams.kinds(_domains(plan))
     try:
-        hparams.write_experiment(root / names.TENSORBOARD, domains, [plan.metric, "val_loss"])
+        hparams.write_experiment(root / names.TENSORBOARD, _domains(plan), [plan.metric, "val_loss"])
         for trial in plan.trials:
             folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
             hparams.write_trial(folder, trial.params, types, f"{root.name}/{trial.id}")
     except OSError as exc:
         reporter.warn(f"TensorBoard HParams records not written ({exc}); the sweep runs without them")
+
+
+def _domains(plan: SweepPlan) -> dict[str, list[Any]]:
+    """Each swept key's values: its list, or a range's ends (sampled trials fall between them)."""
+    sweep = plan.base.config.sweep
+    assert sweep is not None
+    out: dict[str, list[Any]] = {}
+    for key, values in sweep.params.items():
+        ends = [] if isinstance(values, list) else list(values.choice or values.log_uniform or values.uniform
+                                                        or values.int_ or [])
+        out[key] = list(dict.fromkeys([*plan.values(key), *(values if isinstance(values, list) else ends)]))
+    return out
+
+
+def trial_added(plan: SweepPlan, root: Path, trial: Trial) -> None:
+    """Write the values of a trial the search engine asked for as the sweep ran."""
+    from dlrun.engine import hparams
+
+    if plan.base.config.train.tensorboard_settings() is None:
+        return
+    folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
+    with contextlib.suppress(OSError):
+        hparams.write_trial(folder, trial.params, hparams.kinds(_domains(plan)), f"{root.name}/{trial.id}")
 
 
 def trial_ended(root: Path, trial_id: str, status: str) -> None:

@@ -7,42 +7,18 @@ Flags override the file: `--lr` and `--lambda` are shorthands for `optimizer.lr`
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dlrun.config import LoadedConfig, SourceMap, checks
+from dlrun.config import LoadedConfig, checks
 from dlrun.config.keys import get_dotted, set_dotted
 from dlrun.config.loader import apply_overrides, check_text, dump_config, read_config_file, validate_data
-from dlrun.config.safe_yaml import load_value
+from dlrun.config.sweep_checks import SAMPLED
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import direction, needs_validation, rankable_metrics, selection_problem
-
-SHORTHANDS = {"lr": "optimizer.lr", "lambda": "model.l2"}
-
-
-@dataclass
-class SweepSourceMap(SourceMap):
-    """A SourceMap that also knows which keys came from sweep flags (`--lr 0.1,1`), and which config
-    keys of a trial were set from which `sweep.params` item, so a bad swept value points at that item."""
-
-    flags: dict[str, str] = field(default_factory=dict)
-    swept: dict[str, str] = field(default_factory=dict)
-
-    def locate(self, key: str) -> str:
-        """A swept config key stands for the `sweep.params` list item its value came from."""
-        for config_key, item in self.swept.items():
-            if key == config_key or key.startswith(config_key + "."):
-                return item
-        return key
-
-    def origin_at(self, dotted: str) -> str | None:
-        """A sweep flag (`--lr 0.1,1`) first, then `--set` and the file's lines."""
-        return self.flags.get(dotted) or super().origin_at(dotted)
+from dlrun.sweeps.flags import SweepSourceMap, merge_flags
 
 
 @dataclass(frozen=True)
@@ -52,6 +28,7 @@ class Trial:
     id: str
     params: dict[str, Any]
     config: LoadedConfig
+    round: int = 0  # 0: the grid, zip or sampled round; 1, 2, ...: refinement rounds
 
     @property
     def seed(self) -> int:
@@ -74,8 +51,29 @@ class SweepPlan:
 
     @property
     def mode(self) -> str:
+        """How the space is searched: grid, zip, random or tpe."""
         assert self.base.config.sweep is not None
-        return self.base.config.sweep.mode
+        return self.base.config.sweep.method
+
+    @property
+    def sampled(self) -> bool:
+        """Trials are asked of the search engine one at a time (random, tpe, or refinement rounds follow)."""
+        sweep = self.base.config.sweep
+        assert sweep is not None
+        return sweep.method in SAMPLED or sweep.refine is not None or sweep.prune.method != "none"
+
+    @property
+    def planned(self) -> int:
+        """How many trials the sweep runs in all, refinement rounds included."""
+        sweep = self.base.config.sweep
+        assert sweep is not None
+        first = sweep.trials or 0 if sweep.method in SAMPLED else len(expand(sweep.method, sweep.params))
+        return first + (sweep.refine.rounds * sweep.refine.trials if sweep.refine else 0)
+
+    @property
+    def width(self) -> int:
+        """Digits of a trial id (000, 001, ...)."""
+        return max(3, len(str(self.planned - 1)))
 
     @property
     def metric(self) -> str:
@@ -97,64 +95,19 @@ class SweepPlan:
 
     def spec_yaml(self) -> str:
         """sweep.yaml: the resolved base config with its parameter space; `dlrun sweep` runs it again."""
-        head = (f"# dlrun sweep: {len(self.trials)} trials ({self.mode} over {', '.join(self.keys)}).\n"
+        head = (f"# dlrun sweep: {self.planned} trials ({self.mode} over {', '.join(self.keys)}).\n"
                 "# The resolved base config and the parameter space; resume with dlrun sweep --resume DIR.\n")
         return head + dump_config(self.base.config)
 
 
-def parse_values(flag: str, text: str) -> list[Any]:
-    """`1e-4,0.01,1` -> [0.0001, 0.01, 1]: comma-separated YAML values (numbers like 1e-4 included)."""
-    values: list[Any] = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            raise ConfigError([Problem(f"--{flag} {text}", "", "empty value; expected comma-separated "
-                                       "values, e.g. --lr 0.001,0.01,0.1")])
-        try:
-            value = load_value(item)
-        except yaml.YAMLError:
-            value = item
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)  # YAML 1.1 reads 1e-4 as text
-        values.append(value)
-    return values
-
-
-def _merge_flags(data: dict[str, Any], source: SweepSourceMap, flags: dict[str, str | None],
-                 mode: str | None) -> None:
-    sweep = data.get("sweep")
-    sweep = dict(sweep) if isinstance(sweep, dict) else {}
-    params = dict(sweep.get("params") or {}) if isinstance(sweep.get("params"), dict) else {}
-    given = []
-    for flag, text in flags.items():
-        if text is None:
-            continue
-        key = SHORTHANDS[flag]
-        params[key] = parse_values(flag, text)
-        where = f"sweep.params.{key}"
-        source.flags[where] = f"--{flag} {text}"
-        for stale in [k for k in source.lines if k == where or k.startswith(where + ".")]:
-            del source.lines[stale]  # the file's list was replaced by the flag
-        given.append(f"--{flag} {text}")
-    if given:
-        sweep["params"] = params
-        if len(given) == len(params):
-            source.flags["sweep.params"] = " ".join(given)
-    if mode is not None:
-        sweep["mode"] = mode
-        source.flags["sweep.mode"] = f"--mode {mode}"
-    if sweep:
-        data["sweep"] = sweep
-
-
 def load_sweep_config(path: str | Path, overrides: list[str] | None = None, lr: str | None = None,
-                      lam: str | None = None, mode: str | None = None) -> LoadedConfig:
-    """The base config with the final parameter space in its `sweep:` section, validated and checked."""
+                      lam: str | None = None, mode: str | None = None, **settings: Any) -> LoadedConfig:
+    """The base config with the final parameter space in its `sweep:` section, validated and checked.
+    `settings`: search, trials, refine (the flags --search, --trials, --refine)."""
     data, plain = read_config_file(path)
     source = SweepSourceMap(file=plain.file, lines=plain.lines)
     data = apply_overrides(data, list(overrides or []), source)
-    _merge_flags(data, source, {"lr": lr, "lambda": lam}, mode)
+    merge_flags(data, source, {"lr": lr, "lambda": lam}, {"mode": mode, **settings})
     check_text(data, source)
     base = LoadedConfig(validate_data(data, source), source, Path(path))
     checks.run_static_checks(base)
@@ -197,27 +150,32 @@ def check_space(base: LoadedConfig) -> list[Problem]:
     return [where.problem("sweep.metric", reason)] if reason else []
 
 
-def expand(mode: str, params: dict[str, list[Any]]) -> list[dict[str, int]]:
+def value_list(values: Any) -> list[Any]:
+    """A swept key's values as a list ({choice: [...]} is a list; a range has none)."""
+    return values if isinstance(values, list) else list(values.choice or [])
+
+
+def expand(mode: str, params: dict[str, Any]) -> list[dict[str, int]]:
     """Indices into each value list, one mapping per trial: cartesian product (grid) or pairs (zip)."""
     keys = list(params)
-    ranges = [range(len(params[k])) for k in keys]
+    ranges = [range(len(value_list(params[k]))) for k in keys]
     combos = itertools.product(*ranges) if mode == "grid" else zip(*ranges, strict=True)
     return [dict(zip(keys, combo, strict=True)) for combo in combos]
 
 
-def _trial_config(base: LoadedConfig, trial_id: str, params: dict[str, list[Any]],
-                  indices: dict[str, int]) -> LoadedConfig:
-    """Base config dict (without `sweep:`) with the trial's values set, validated like a file."""
+def _trial_config(base: LoadedConfig, trial_id: str, values: dict[str, Any],
+                  origins: dict[str, str]) -> LoadedConfig:
+    """Base config dict (without `sweep:`) with the trial's values set, validated like a file; a bad value
+    is located at `origins[key]` (its list item, or its range)."""
     assert isinstance(base.source, SweepSourceMap)
     data = base.config.to_dict()
     data["sweep"] = None
     source = SweepSourceMap(file=base.source.file, lines=base.source.lines, overrides=base.source.overrides,
-                            flags=base.source.flags,
-                            swept={k: f"sweep.params.{k}.{i}" for k, i in indices.items()})
-    shown = ", ".join(f"{k}={params[k][i]!r}" for k, i in indices.items())
+                            flags=base.source.flags, swept=origins)
+    shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
     try:
-        for key, i in indices.items():
-            set_dotted(data, key, params[key][i])
+        for key, value in values.items():
+            set_dotted(data, key, value)
         loaded = LoadedConfig(validate_data(data, source), source, base.path)
         checks.run_static_checks(loaded)
     except ConfigError as exc:
@@ -244,19 +202,30 @@ def _check_distinct(base: LoadedConfig, trials: list[Trial], combos: list[dict[s
         seen[signature] = (trial, indices)
 
 
+def make_trial(base: LoadedConfig, trial_id: str, values: dict[str, Any], round_: int = 0,
+               origins: dict[str, str] | None = None) -> Trial:
+    """A trial with these swept values (sampled, or a grid point): its validated config. Raises ConfigError."""
+    origins = origins or {k: f"sweep.params.{k}" for k in values}
+    loaded = _trial_config(base, trial_id, values, origins)
+    return Trial(trial_id, {k: get_dotted(loaded.config.to_dict(), k) for k in values}, loaded, round_)
+
+
 def plan_sweep(path: str | Path, overrides: list[str] | None = None, lr: str | None = None,
-               lam: str | None = None, mode: str | None = None) -> SweepPlan:
-    """Load the config, build the space and expand it into validated trials. Raises ConfigError."""
-    base = load_sweep_config(path, overrides, lr, lam, mode)
-    assert base.config.sweep is not None
-    params = base.config.sweep.params
-    combos = expand(base.config.sweep.mode, params)
-    width = max(3, len(str(len(combos) - 1)))
-    trials = []
-    for n, indices in enumerate(combos):
-        trial_id = f"{n:0{width}d}"
-        loaded = _trial_config(base, trial_id, params, indices)
-        trials.append(Trial(trial_id, {k: get_dotted(loaded.config.to_dict(), k) for k in params}, loaded))
-    _check_distinct(base, trials, combos)
-    return SweepPlan(base, trials)
+               lam: str | None = None, mode: str | None = None, **settings: Any) -> SweepPlan:
+    """Load the config, build the space and expand it into validated trials (none yet for random and
+    tpe: the search engine asks for them as the sweep runs). `settings`: search, trials, refine.
+    Raises ConfigError."""
+    base = load_sweep_config(path, overrides, lr, lam, mode, **settings)
+    sweep = base.config.sweep
+    assert sweep is not None
+    if sweep.method in SAMPLED:
+        return SweepPlan(base, [])
+    params = {k: value_list(v) for k, v in sweep.params.items()}
+    combos = expand(sweep.method, params)
+    plan = SweepPlan(base, [])
+    plan.trials.extend(make_trial(base, f"{n:0{plan.width}d}", {k: params[k][i] for k, i in indices.items()},
+                                  origins={k: f"sweep.params.{k}.{i}" for k, i in indices.items()})
+                       for n, indices in enumerate(combos))
+    _check_distinct(base, plan.trials, combos)
+    return plan
 

@@ -20,7 +20,7 @@ STALL_FRACTION = 0.02  # a loss that falls by less than this over the run has st
 HUGE_LOSS = 1e6  # no sensible model has a loss this large: the weights have blown up
 CHANCE_MARGIN = 1.5  # accuracy within 1.5x of guessing counts as not learning
 STYLES = {"diverged": "red", "failed": "magenta", "exploding": "red", "stalled": "yellow",
-          "no learning": "yellow", "pending": "dim", "running": "cyan", "interrupted": "yellow"}
+          "no learning": "yellow", "pruned": "blue", "pending": "dim", "running": "cyan", "interrupted": "yellow"}
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Outcome:
 
     @property
     def final(self) -> bool:
-        """True once the trial completed, diverged or failed (it never runs again)."""
+        """True once the trial completed, diverged, was pruned or failed (it never runs again)."""
         return self.status in FINAL_STATUSES
 
     def value(self, metric: str) -> float | None:
@@ -98,29 +98,38 @@ def result_columns(plan: SweepPlan, final: str = "test_") -> list[str]:
     """results.csv columns: trial, the swept keys, status, epochs and metrics (the final ones `test_`, or
     `train_` when the data has no test split), seconds."""
     name = task_metric(plan.base.config.task)
-    return ["trial", *plan.keys, "status", "epochs_run", "loss", name, "val_loss", f"val_{name}",
+    sweep = plan.base.config.sweep
+    assert sweep is not None
+    first = ["trial", "round"] if sweep.refine else ["trial"]
+    pruned = ["pruned_epoch"] if sweep.prune.method != "none" else []
+    return [*first, *plan.keys, "status", "epochs_run", *pruned, "loss", name, "val_loss", f"val_{name}",
             f"{final}loss", f"{final}{name}", "seconds"]
 
 
 def result_row(outcome: Outcome) -> dict[str, Any]:
     """One results.csv row."""
     summary = outcome.summary
-    row: dict[str, Any] = {"trial": outcome.trial.id, **outcome.trial.params, "status": outcome.status,
-                           "epochs_run": summary.get("epochs_run"), "seconds": summary.get("seconds")}
+    row: dict[str, Any] = {"trial": outcome.trial.id, "round": outcome.trial.round, **outcome.trial.params,
+                           "status": outcome.status, "epochs_run": summary.get("epochs_run"),
+                           "pruned_epoch": summary.get("pruned_epoch"), "seconds": summary.get("seconds")}
     for key, value in summary.get("metrics", {}).items():
         row.setdefault(key, value)
     return row
 
 
 def ranked(outcomes: list[Outcome], metric: str, goal: str) -> list[Outcome]:
-    """Completed trials best first by `metric`, then diverged, failed and unfinished ones."""
-    order = {"completed": 1, "diverged": 2, "failed": 3}
+    """Completed trials best first by `metric`, then pruned ones (by their value when pruned: later
+    epochs first), then diverged, failed and unfinished ones."""
+    order = {"completed": 1, "pruned": 2, "diverged": 3, "failed": 4}
 
     def key(o: Outcome) -> tuple[int, float, str]:
         value = o.value(metric)
         if o.status == "completed" and value is not None:
             return 0, (-value if goal == "max" else value), o.trial.id
-        return order.get(o.status, 4), 0.0, o.trial.id
+        if o.status == "pruned" and value is not None:
+            return 2, -1000.0 * float(o.summary.get("pruned_epoch") or 0) + (-value if goal == "max" else value), \
+                o.trial.id
+        return order.get(o.status, 5), 0.0, o.trial.id
 
     return sorted(outcomes, key=key)
 
@@ -142,11 +151,12 @@ def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str, beside: st
     best = best_of(outcomes, metric, plan.goal)
     for rank, o in enumerate(ranked(outcomes, metric, plan.goal), start=1):
         value = o.value(metric)
-        shown = [("—" if o.status != "completed" or v is None else f"{v:.4f}")
+        shown = [("—" if o.status not in ("completed", "pruned") or v is None else f"{v:.4f}")
                  for v in (value, *(o.value(b) for b in extra))]
         style = "bold green" if o is best else STYLES.get(o.kind())
         params = [format_value(o.trial.params[k]) for k in plan.keys]
-        table.add_row(str(rank), o.trial.id, *params, o.status, *shown, str(o.summary.get("epochs_run", "")),
+        status = f"pruned @{o.summary.get('pruned_epoch', '?')}" if o.status == "pruned" else o.status
+        table.add_row(str(rank), o.trial.id, *params, status, *shown, str(o.summary.get("epochs_run", "")),
                       f"{o.summary['seconds']:.1f}" if "seconds" in o.summary else "", o.note, style=style)
     return table
 
@@ -168,20 +178,30 @@ def heat_cells(plan: SweepPlan, outcomes: dict[str, Outcome]) -> HeatGrid:
     keys = plan.keys
     row_key = "optimizer.lr" if "optimizer.lr" in keys else keys[0]
     col_key = next((k for k in keys if k != row_key), "")
-    rows, cols = plan.values(row_key), plan.values(col_key) if col_key else [""]
-    cells: list[list[Cell]] = [[(None, "", "pending") for _ in cols] for _ in rows]
+    rows, cols = _axis(plan, row_key), _axis(plan, col_key) if col_key else [""]
+    refined = any(t.round for t in plan.trials)  # refined points make their own rows and columns
+    cells: list[list[Cell]] = [[(None, "", "" if refined else "pending") for _ in cols] for _ in rows]
     for o in outcomes.values():
         i = rows.index(o.trial.params[row_key])
         j = cols.index(o.trial.params[col_key]) if col_key else 0
         value, kind = o.value(plan.metric), o.kind()
         if kind == "diverged":
             label = f"diverged\nepoch {o.summary.get('diverged_epoch', '?')}"
+        elif kind == "pruned":
+            label = (f"{value:.3f}\n" if value is not None else "") + f"pruned @{o.summary.get('pruned_epoch', '?')}"
         elif o.status == "completed" and value is not None:
             label = f"{value:.3f}" + (f"\n{kind}" if kind != "completed" else "")
         else:
             label = o.status
         cells[i][j] = (value if o.status == "completed" else None, label, kind)
     return row_key, rows, col_key, cols, cells
+
+
+def _axis(plan: SweepPlan, key: str) -> list[Any]:
+    """A heat map axis: the key's values in the order of the space, sorted when refinement added points."""
+    values = plan.values(key)
+    numeric = all(isinstance(v, int | float) for v in values)
+    return sorted(values) if numeric and any(t.round for t in plan.trials) else values
 
 
 def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], status: str, seconds: float,
@@ -200,6 +220,8 @@ def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], sta
     trials = [{"trial": o.trial.id, "status": o.status, "params": o.trial.params, "seed": o.trial.seed,
                plan.metric: o.value(plan.metric), "epochs_run": o.summary.get("epochs_run"),
                **({"diverged_epoch": o.summary["diverged_epoch"]} if "diverged_epoch" in o.summary else {}),
+               **({"pruned_epoch": o.summary["pruned_epoch"]} if "pruned_epoch" in o.summary else {}),
+               **({"round": o.trial.round} if o.trial.round else {}),
                **({"note": o.note} if o.note else {})} for o in items]
     return {"status": status, "sweep_dir": str(root), "name": plan.base.config.name, "mode": plan.mode,
             "params": {k: plan.values(k) for k in plan.keys}, "metric": plan.metric, "goal": plan.goal,

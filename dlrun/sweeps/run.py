@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dlrun.config import config_sha256, dump_config, load_config
+from dlrun.config import config_sha256, load_config
 from dlrun.config.checks import check_against_data
 from dlrun.data import Dataset, load_dataset
 from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError, SweepFailed
@@ -27,13 +27,17 @@ from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
 from dlrun.sweeps import board
-from dlrun.sweeps.executors import TrialExecutor, TrialTask, make_executor, thread_setting
-from dlrun.sweeps.plan import SweepPlan, plan_sweep
+from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
+from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
+from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
+
+if TYPE_CHECKING:
+    from dlrun.sweeps.search import Search
 
 
 def load_sweep_data(plan: SweepPlan, reporter: Reporter,
@@ -43,7 +47,8 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter,
     checks of every trial. Returns (data sets by key, data key of each trial)."""
     datasets: dict[str, Dataset] = {}
     key_of: dict[str, str] = {}
-    for trial in plan.trials:
+    # random and tpe have no trials yet: their data is the base config's (data keys are not sampled)
+    for trial in plan.trials or [Trial("base", {}, plan.base)]:
         cfg = trial.config.config
         spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task}, sort_keys=True)
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
@@ -68,8 +73,7 @@ def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None
     files.write_text(root / names.SWEEP_SPEC, plan.spec_yaml())
     (root / names.SWEEP_TRIALS).mkdir()
     for trial in plan.trials:
-        run = create_run_dir(trial.id, explicit=root / names.SWEEP_TRIALS / trial.id)
-        files.write_text(run / names.CONFIG, dump_config(trial.config.config))
+        write_trial(root, trial)
     return root
 
 
@@ -81,7 +85,7 @@ def _sweep_root(resume: str | Path) -> Path:
     return root
 
 
-def _reopen(root: Path) -> SweepPlan:
+def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
     spec = root / names.SWEEP_SPEC
     try:
         plan = plan_sweep(spec)
@@ -90,22 +94,34 @@ def _reopen(root: Path) -> SweepPlan:
                        f"Restore it (each trial keeps its config in {names.SWEEP_TRIALS}/NNN/{names.CONFIG}), "
                        "or start a new sweep")
         raise ConfigError([*exc.problems, hint]) from None
+    search = _search(plan, root)
+    if search is not None:
+        add_asked_trials(plan, search)
     for trial in plan.trials:
         path = root / names.SWEEP_TRIALS / trial.id
         if not (path / names.CONFIG).is_file():
-            create_run_dir(trial.id, explicit=path)
-            files.write_text(path / names.CONFIG, dump_config(trial.config.config))
+            write_trial(root, trial)
         elif config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
             raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
                              "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
-    return plan
+    return plan, search
+
+
+def _search(plan: SweepPlan, root: Path) -> Search | None:
+    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes."""
+    if not plan.sampled:
+        return None
+    from dlrun.sweeps.search import Search
+
+    return Search(plan, root)
 
 
 def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
           lam: str | None = None, mode: str | None = None, jobs: int | None = None,
           sweep_dir: str | Path | None = None, resume: str | Path | None = None,
           reporter: Reporter | None = None, *, runs_root: str | Path = names.DEFAULT_RUNS_ROOT,
-          executor: TrialExecutor | None = None, use_cache: bool = True, backend: str | None = None,
+          executor: TrialExecutor | None = None, use_cache: bool = True, search: str | None = None,
+          trials: int | None = None, refine: bool = False, backend: str | None = None,
           address: str | None = None, cpus_per_trial: int | None = None,
           gpus_per_trial: float | None = None) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
@@ -113,7 +129,8 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     Args:
         config: A YAML path with a `sweep:` section (or flags below); None with `resume`.
         overrides: `KEY=VALUE` strings applied after the file.
-        lr: `--lr` values, comma-separated: a shorthand for sweeping optimizer.lr.
+        lr: `--lr` values, comma-separated: a shorthand for sweeping optimizer.lr (`1e-5:10`: a
+            log-uniform range, for search random or tpe).
         lam: `--lambda` values: a shorthand for sweeping model.l2.
         mode: grid or zip, replacing sweep.mode.
         jobs: Trials at once in worker processes (default: 1 on CPU, one per GPU).
@@ -123,6 +140,9 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         runs_root: The parent of new sweep directories.
         executor: Run the trials with this executor instead of the one `jobs` picks.
         use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
+        search: grid, zip, random or tpe, replacing sweep.search.
+        trials: How many trials random and tpe sample, replacing sweep.trials.
+        refine: Add one refinement round of 8 trials when the config has no sweep.refine.
         backend: local or ray, replacing sweep.backend.name (also on --resume: a sweep continues on either).
         address: The Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT), replacing sweep.backend.address.
         cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
@@ -143,24 +163,30 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     reporter = reporter or Reporter(live=False)
     flags = (backend, address, cpus_per_trial, gpus_per_trial)
     if resume is not None:
-        if config is not None or overrides or lr or lam or mode or sweep_dir:
+        if config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine:
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
-                             "--lambda, --mode and --sweep-dir")
-        root = _sweep_root(resume)
-        with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
-            plan = _reopen(root)
-            datasets, key_of = load_sweep_data(plan, reporter, use_cache)
-            executor = executor or _executor(plan, flags, jobs, datasets)
-            return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=True)
+                             "--lambda, --mode, --search, --trials, --refine and --sweep-dir")
+        return _resume(Path(resume), reporter, jobs, executor, flags, use_cache)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
-    plan = plan_sweep(config, overrides, lr, lam, mode)
+    plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     root = _create(plan, runs_root, sweep_dir)
     with exclusive_lock(root, "being swept"):
         executor = executor or _executor(plan, flags, jobs, datasets)
-        return _run(plan, root, datasets, key_of, reporter, jobs, executor, resumed=False)
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False)
+
+
+def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialExecutor | None,
+            flags: tuple[Any, ...], use_cache: bool) -> dict[str, Any]:
+    """Continue a sweep directory with its own sweep.yaml and study: only trials that have not ended run."""
+    root = _sweep_root(resume)
+    with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
+        plan, engine = _reopen(root)
+        datasets, key_of = load_sweep_data(plan, reporter, use_cache)
+        executor = executor or _executor(plan, flags, jobs, datasets)
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
 
 
 def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
@@ -178,7 +204,7 @@ def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
 
 
 def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,
-         jobs: int | None, executor: TrialExecutor | None, resumed: bool) -> dict[str, Any]:
+         jobs: int | None, executor: TrialExecutor | None, search: Search | None, resumed: bool) -> dict[str, Any]:
     """Run every trial that has not ended, recording as they go; the final summary."""
     try:  # the sweep's summary is rebuilt from its trials; a damaged one only loses the seconds so far
         previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
@@ -186,25 +212,25 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         reporter.warn(f"{exc}; rebuilding it from the trials")
         previous = {}
     first = next(iter(datasets.values()))
-    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first)
+    session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first, search)
     threads = plan.base.config.train.threads
-    tasks = [TrialTask(t.id, root / names.SWEEP_TRIALS / t.id, key_of[t.id], threads)
-             for t in plan.trials if not session.outcomes[t.id].final]
-    executor = executor or make_executor(jobs, len(tasks))
+    ended = sum(o.final for o in session.outcomes.values())
+    executor = executor or make_executor(jobs, plan.planned - ended)
     session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
-    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({len(plan.trials)} trials, {plan.mode} over "
-                  f"{', '.join(plan.keys)}; {first.describe()}; jobs {executor.jobs}, "
+    pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
+                  f"{', '.join(plan.keys)}{'' if pruning == 'none' else f', pruning: {pruning}'}; "
+                  f"{first.describe()}; jobs {executor.jobs}, "
                   f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
     if resumed:
-        reporter.info(f"resuming: {len(plan.trials) - len(tasks)} of {len(plan.trials)} trials ended before; "
-                      f"{len(tasks)} to run")
+        reporter.info(f"resuming: {ended} of {plan.planned} trials ended before; {plan.planned - ended} to run")
     try:
-        summary = _execute(session, executor, tasks, datasets, reporter)
+        summary = _execute(session, executor, datasets, key_of, reporter)
     except OSError as exc:  # results.csv or summary.json could not be written
         if storage_problem(exc) is None:
             raise
         session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
-    left = len(plan.trials) - sum(o.final for o in session.outcomes.values())
+    left = max(plan.planned, len(plan.trials)) - sum(o.final for o in session.outcomes.values())
     if session.failure is not None:
         raise SweepFailed(f"{session.failure}; the sweep stopped. Fix the cause, then run the remaining trials "
                           f"with: dlrun sweep --resume {root} (failed trials are not run again), or raise "
@@ -218,15 +244,22 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     return summary
 
 
-def _execute(session: SweepSession, executor: TrialExecutor, tasks: list[TrialTask], datasets: dict[str, Dataset],
+def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str, Dataset], key_of: dict[str, str],
              reporter: Reporter) -> dict[str, Any]:
-    """Run the tasks with the live display and graceful Ctrl-C, then write the final records."""
+    """Run each round's trials with the live display and graceful Ctrl-C, then write the final records."""
     session.write("running")
     board.sweep_started(session.plan, session.root, reporter)  # the HParams experiment, each trial's values
     with session.display, graceful_stop() as stop:
         session.stop = stop  # a trial that finds the disk full stops the sweep
+        source = TrialSource(session, session.search, datasets, key_of, stop)
         try:
-            executor.run(tasks, datasets, session, stop)
+            for round_ in range(source.rounds):
+                if stop.requested or not source.ready(round_):
+                    break
+                executor.run(source.tasks(round_), datasets, session, stop)
         except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
             stop.requested = True
+        finally:
+            if callable(close := getattr(executor, "close", None)):  # a Ray executor: disconnect after the last round
+                close()
     return session.finish(reporter)

@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -20,8 +20,9 @@ from dlrun.store import files, names
 from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialResult, TrialTask
 from dlrun.sweeps.live import SweepDisplay
-from dlrun.sweeps.plan import SweepPlan
+from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import (
+    Outcome,
     best_of,
     format_value,
     heat_cells,
@@ -33,22 +34,34 @@ from dlrun.sweeps.report import (
 )
 from dlrun.ui.console import Reporter
 
+if TYPE_CHECKING:
+    from dlrun.sweeps.search import Search
+
 
 class SweepSession:
     """Receives trial events: keeps the outcomes, rewrites results.csv and summary.json after each."""
 
-    def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float, data: Dataset):
-        self.plan, self.root, self.jobs, self.reporter = plan, root, 1, reporter
+    def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float, data: Dataset,
+                 search: Search | None = None):
+        self.plan, self.root, self.jobs, self.reporter, self.search = plan, root, 1, reporter, search
         self.outcomes = outcomes_for(plan, root / names.SWEEP_TRIALS, data.num_classes)
         self.validation, self.final = data.validation(), final_prefix(data.has_test)
         self.threads: dict[str, Any] = {}
         self.stop: StopRequest | None = None  # set while trials run: asked to stop after too many failures
         self.failure: str | None = None  # why the sweep stopped early, if it did
         self.failed_in_a_row = 0
-        self.display = SweepDisplay(reporter, len(plan.trials), sum(o.final for o in self.outcomes.values()))
+        self.classes = data.num_classes
+        self.display = SweepDisplay(reporter, plan.planned, sum(o.final for o in self.outcomes.values()))
         self.t0, self.seconds_before = time.monotonic(), seconds_before
-        self.stop: StopRequest | None = None  # set while trials run
         self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
+        self.reported: set[str] = set()  # trials that reported an epoch to the pruner in this process
+        for outcome in self.outcomes.values():  # ended while the sweep process was gone: the study learns it now
+            if outcome.final:
+                self._tell(outcome.trial.id)
+
+    def add(self, trial: Trial) -> None:
+        """A trial the search engine just asked for (pending until it starts)."""
+        self.outcomes[trial.id] = Outcome(trial, self.root / names.SWEEP_TRIALS / trial.id, classes=self.classes)
 
     def started(self, task: TrialTask) -> None:
         """A trial was handed to a worker."""
@@ -56,18 +69,33 @@ class SweepSession:
         self._show(None)
 
     def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
-        """A trial completed an epoch: keep it going (True) or prune it (False). No pruner yet: always go on."""
-        return True
+        """A trial completed an epoch: keep it going (True) or prune it (False), as the sweep's pruner
+        (sweep.prune) judges its sweep.metric against the other trials' at the same epoch."""
+        if self.search is None or self.plan.base.config.sweep.prune.method == "none":  # type: ignore[union-attr]
+            return True
+        if trial_id not in self.reported and epoch > 1:  # resumed: epochs a kill kept from the study go in first
+            for earlier in files.read_csv(self.root / names.SWEEP_TRIALS / trial_id / names.METRICS)[:epoch - 1]:
+                self.search.report(trial_id, int(earlier["epoch"]), _number(earlier.get(self.plan.metric)))
+        self.reported.add(trial_id)
+        return not self.search.report(trial_id, epoch, row.get(self.plan.metric))
+
+    def _tell(self, trial_id: str) -> None:
+        if self.search is not None:
+            outcome = self.outcomes[trial_id]
+            self.search.tell(trial_id, outcome.status, outcome.value(self.plan.metric))
 
     def finished(self, result: TrialResult) -> None:
         """A trial ended (or stopped): record it, print a line, rewrite the results."""
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
         board.trial_ended(self.root, result.trial_id, outcome.status)
+        self._tell(result.trial_id)
         if result.storage and self.stop is not None:  # every later write would fail too: stop, keep what is done
             self.storage, self.stop.requested = result.storage, True
-        value = outcome.value(self.plan.metric) if outcome.status == "completed" else None
+        value = outcome.value(self.plan.metric) if outcome.status in ("completed", "pruned") else None
         shown = f"{self.plan.metric} {value:.4f}" if value is not None else ""
+        if outcome.status == "pruned":
+            shown += f" @{outcome.summary.get('pruned_epoch', '?')}"
         params = " ".join(f"{k}={format_value(v)}" for k, v in outcome.trial.params.items())
         seconds = outcome.summary.get("seconds")
         self._show(f"trial {result.trial_id} {result.status:<11} {shown:<22} {params}"
@@ -79,7 +107,7 @@ class SweepSession:
     def _count_failure(self, result: TrialResult) -> None:
         """Count failed trials in a row (a completed or diverged trial is a result and resets the count);
         show the traceback under DLRUN_DEBUG; ask the sweep to stop at sweep.max_failures."""
-        if result.status in ("completed", "diverged"):
+        if result.status in ("completed", "diverged", "pruned"):
             self.failed_in_a_row = 0
         if result.status != "failed":
             return
@@ -122,7 +150,10 @@ class SweepSession:
             if o.status == "running":
                 o.status = "interrupted"
         items = list(self.outcomes.values())
-        status = "failed" if self.failure else "completed" if all(o.final for o in items) else "interrupted"
+        # stopped before the search engine asked for every trial: the rest are still to come
+        cut_short = self.stop is not None and self.stop.requested and len(items) < self.plan.planned
+        status = "failed" if self.failure else "completed" if all(o.final for o in items) and not cut_short \
+            else "interrupted"
         best = best_of(items, self.plan.metric, self.plan.goal)
         if best is not None:
             head = (f"# Best trial of sweep {self.root}: trial {best.trial.id} "
@@ -131,12 +162,13 @@ class SweepSession:
                     f"# Reproduce it with: dlrun train {self.root / names.SWEEP_BEST}\n")
             files.write_text(self.root / names.SWEEP_BEST, head + dump_config(best.trial.config.config))
         summary = self.write(status)
-        if self.plan.mode == "grid" and len(self.plan.keys) <= 2:
+        if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
             from dlrun.ui.plots import sweep_heatmap
 
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)
             title = (f"{self.plan.base.config.name}: {self.plan.metric} by trial ({status})\n"
-                     "red, hatched: diverged (loss became NaN/inf)")
+                     "red, hatched: diverged (loss became NaN/inf)"
+                     + ("; grey, crossed: pruned (value at that epoch)" if summary["counts"].get("pruned") else ""))
             sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
                           self.plan.metric, title, self.plan.goal)
             summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)
@@ -151,3 +183,10 @@ class SweepSession:
             out = reporter.out if reporter.out.is_terminal else Console(highlight=False, width=160)
             out.print(table)
         return summary
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None

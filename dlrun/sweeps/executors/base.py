@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,11 +68,15 @@ class TrialEvents(Protocol):
 
 class TrialExecutor(Protocol):
     """Runs trials; returns when every task has a result or after a stop request (once the trials
-    in flight have saved their state). A trial's outcome never depends on the executor."""
+    in flight have saved their state). A trial's outcome never depends on the executor.
+
+    `tasks` may be lazy (a generator asking the search engine for the next trial): an executor pulls
+    the next task with next() only when a slot is free, and only after delivering `finished` for the
+    trials that ended; it never calls len() on it. Exhausted: no more trials."""
 
     jobs: int
 
-    def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
+    def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None: ...
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
 from dlrun.sweeps.executors.base import TrialEvents, TrialTask, execute_trial, frozen_heap
+from dlrun.ui.plots import drawn_in_background
 
 
 class SequentialExecutor:
@@ -14,16 +15,18 @@ class SequentialExecutor:
 
     jobs = 1
 
-    def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
+    def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
-        """Run `tasks` in order until done or a stop is requested."""
-        if not tasks:
+        """Run `tasks` in order until done or a stop is requested. `tasks` may be lazy: the next one is
+        pulled only after the previous trial's result was delivered."""
+        source = iter(tasks)
+        task = None if stop.requested else next(source, None)
+        if task is None:
             return
-        with frozen_heap():
-            for task in tasks:
-                if stop.requested:
-                    return
+        with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
+            while task is not None:
                 events.started(task)
                 result = execute_trial(task, datasets[task.data_key], stop,
                                        lambda epoch, row, trial=task.trial_id: events.epoch_ended(trial, epoch, row))
                 events.finished(result)
+                task = None if stop.requested else next(source, None)

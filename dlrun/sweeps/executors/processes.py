@@ -2,7 +2,8 @@
 threads limited (cores // N) or pinned to one GPU, so the jobs do not fight over the machine.
 
 Workers are spawned (never forked: TensorFlow is not fork-safe), receive the data sets once when
-they start, and then run one trial per message. Ctrl-C reaches the sweep only; it forwards a
+they start, and then run one trial per message. After each epoch a trial sends its metrics row back
+over the same pipe and waits for the sweep's answer (keep going, or prune). Ctrl-C reaches the sweep only; it forwards a
 SIGTERM, each worker stops its trial after the current batch, saves its state and reports. A worker
 whose sweep died stops on its own, so an orphan never races a resumed sweep.
 """
@@ -15,8 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from types import FrameType
@@ -36,6 +36,7 @@ from dlrun.sweeps.executors.base import (
     frozen_heap,
 )
 from dlrun.sweeps.executors.devices import cpu_count
+from dlrun.ui.plots import drawn_in_background
 
 SHUTDOWN_SECONDS = 30.0
 
@@ -60,31 +61,41 @@ class ProcessExecutor:
         self.devices = devices
         self._retired: list[_Worker] = []
 
-    def run(self, tasks: Sequence[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
+    def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
-        """Run `tasks` on worker processes until done or a stop is requested."""
-        if not tasks:
+        """Run `tasks` on worker processes until done or a stop is requested. `tasks` may be lazy: the
+        next one is pulled when a worker is free, after the results that came in were delivered."""
+        source = iter(tasks)
+        first = None if stop.requested else next(source, None)
+        if first is None:
             return
         self._ctx, self._datasets = multiprocessing.get_context("spawn"), dict(datasets)
         # the config's train.threads, when set, is what every worker runs with (it cannot vary by trial)
-        self._threads = next((t.threads for t in tasks if t.threads), None) or self.threads
-        pending = deque(tasks)
-        workers = [self._start(i) for i in range(min(self.jobs, len(tasks)))]
+        self._threads = first.threads or self.threads
+        self._source, self._ahead, self._exhausted = source, first, False
+        workers: list[_Worker] = []
         signalled = 0
         try:
-            while pending or any(w.task for w in workers):
+            while not self._exhausted or any(w.task for w in workers):
                 try:
                     if stop.requested and not signalled:
-                        pending.clear()
+                        self._exhausted = True
                         signalled = self._signal(workers, signalled)
-                    self._dispatch(workers, pending, events)
-                    self._collect(workers, events, bool(signalled), bool(pending))
+                    self._dispatch(workers, events)
+                    self._collect(workers, events, bool(signalled), not self._exhausted)
                 except KeyboardInterrupt:  # a second Ctrl-C: workers stop at once
-                    stop.requested = True
-                    pending.clear()
+                    stop.requested = self._exhausted = True
                     signalled = self._signal(workers, max(signalled, 1))
         finally:
             self._shutdown(workers)
+
+    def _pull(self) -> TrialTask | None:
+        """The next task, or None (and no more) when the iterable is exhausted."""
+        if self._exhausted:
+            return None
+        task, self._ahead = self._ahead or next(self._source, None), None
+        self._exhausted = task is None
+        return task
 
     def _start(self, index: int) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe()
@@ -99,15 +110,20 @@ class ProcessExecutor:
         child_conn.close()
         return _Worker(process, parent_conn)
 
-    def _dispatch(self, workers: list[_Worker], pending: deque[TrialTask], events: TrialEvents) -> None:
-        for index, worker in enumerate(workers):
-            if worker.task is None and pending:
-                if not worker.process.is_alive():
-                    worker = workers[index] = self._start(index)
-                task = pending.popleft()
-                worker.conn.send(task)
-                worker.task = task
-                events.started(task)
+    def _dispatch(self, workers: list[_Worker], events: TrialEvents) -> None:
+        for index in range(self.jobs):
+            if index < len(workers) and workers[index].task is not None:
+                continue
+            task = self._pull()
+            if task is None:
+                return
+            if index == len(workers):
+                workers.append(self._start(index))
+            elif not workers[index].process.is_alive():
+                workers[index] = self._start(index)
+            workers[index].conn.send(task)
+            workers[index].task = task
+            events.started(task)
 
     def _collect(self, workers: list[_Worker], events: TrialEvents, stopping: bool, more: bool) -> None:
         busy = [w for w in workers if w.task is not None]
@@ -116,6 +132,11 @@ class ProcessExecutor:
             if worker.task is None or (worker.conn not in ready and worker.process.sentinel not in ready):
                 continue
             result = _receive(worker)
+            if isinstance(result, EpochReport):  # the trial waits for the sweep's verdict
+                keep = events.epoch_ended(result.trial_id, result.epoch, result.row)
+                with contextlib.suppress(OSError):
+                    worker.conn.send(keep)
+                continue
             if result is None:  # the worker died in the middle of a trial (killed, out of memory)
                 result = _lost(worker, stopping)
                 with contextlib.suppress(OSError):
@@ -152,7 +173,16 @@ class ProcessExecutor:
                 worker.conn.close()
 
 
-def _receive(worker: _Worker) -> TrialResult | None:
+@dataclass(frozen=True)
+class EpochReport:
+    """A worker's message after a trial's epoch: the sweep answers True (go on) or False (prune)."""
+
+    trial_id: str
+    epoch: int
+    row: dict[str, Any]
+
+
+def _receive(worker: _Worker) -> TrialResult | EpochReport | None:
     if not worker.conn.poll():
         return None
     try:
@@ -208,11 +238,26 @@ def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, de
 
     backend.silence_native_logs()
     backend.setup(0, threads)
-    with frozen_heap():
-        _serve(conn, datasets, stop)
+    with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
+        _serve(conn, datasets, stop, parent_pid)
 
 
-def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest) -> None:
+def _judge(conn: Connection, trial_id: str, parent_pid: int) -> Callable[[int, dict[str, Any]], bool]:
+    """Ask the sweep process after each epoch; a sweep that is gone cannot prune (the trial goes on
+    and stops through the parent watch like after a Ctrl-C)."""
+    def judge(epoch: int, row: dict[str, Any]) -> bool:
+        try:
+            conn.send(EpochReport(trial_id, epoch, dict(row)))
+            while not conn.poll(0.5):
+                if os.getppid() != parent_pid:
+                    return True
+            return bool(conn.recv())
+        except (EOFError, OSError):
+            return True
+    return judge
+
+
+def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest, parent_pid: int) -> None:
     """Run each trial sent on `conn` and send back its result, until told to stop."""
     while not stop.requested:
         if not conn.poll(0.5):
@@ -224,7 +269,7 @@ def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest) ->
         if task is None:
             return
         try:
-            result = execute_trial(task, datasets[task.data_key], stop)
+            result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task.trial_id, parent_pid))
         except KeyboardInterrupt:
             result = TrialResult(task.trial_id, "interrupted", read_status(RunDir(task.run_dir))[1])
         try:

@@ -138,7 +138,8 @@ class RayExecutor:
 
     def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
-        """Run `tasks` (pulled one at a time, when a slot is free) on Ray until done or a stop is requested."""
+        """Run `tasks` (pulled one at a time, when a slot is free) on Ray until done or a stop is requested.
+        A sweep's rounds call this once each; the sweep closes the executor after the last (or on an error)."""
         ray = _ray()
         try:
             pending = iter(tasks)
@@ -150,8 +151,9 @@ class RayExecutor:
 
             self._relay, self._data = Relay.remote(), {key: ray.put(d) for key, d in datasets.items()}
             self._loop(first, pending, events, stop)
-        finally:
+        except BaseException:
             self.close()
+            raise
 
     def _loop(self, first: TrialTask, pending: Any, events: TrialEvents, stop: StopRequest) -> None:
         ray = _ray()

@@ -1,0 +1,175 @@
+"""Benchmarks of sweeps that search (issue 12), on the course's 8 x 8 lr x lambda grid (MLP 256-256-10,
+SGD, batch 1000, 10 epochs; real MNIST digits from an idx folder, validation held out):
+
+9.  the grid with `prune: asha` against the same grid without pruning: the same best trial or one within
+    0.01 of its validation accuracy, in <= 0.4x the wall time;
+10. `search: tpe` with 16 trials over the same ranges (log-uniform) against the 64-point grid: best within
+    0.01, wall <= 0.3x;
+11. the grid with `prune: asha` against Keras Tuner's Hyperband on the same model, data, validation split
+    and epoch budget (keras-tuner lives in its own --target folder, never a dependency of dlrun): wall
+    time and best validation accuracy side by side.
+
+Each side is a fresh process; the sides run one after another in one invocation, so the ratios compare
+like with like. The output also breaks one pruned sweep's seconds down (per trial: build, epochs,
+evaluation, files, plots; per sweep: start-up, data, scheduling) from timers around dlrun's own functions.
+
+    python benchmarks/bench_search.py [--data /work/shared/data/mnist-t10k] [--quick] [--kt /tmp/kt]
+
+--quick: the same grid and tpe budget with data.limit 2500 (2,500 training images, 800 validation),
+so the fixed cost of a trial weighs more than on the full set: every row for a loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sweep import COURSE_VALUES, course_config, run_measured  # noqa: E402
+
+# ../shared/data/mnist-t10k beside the main checkout (a worktree lies one folder deeper)
+DEFAULT_DATA = next((p / "shared" / "data" / "mnist-t10k" for p in Path(__file__).resolve().parents[1:4]
+                     if (p / "shared" / "data" / "mnist-t10k").is_dir()), Path("../shared/data/mnist-t10k"))
+TARGETS = {"9": 0.4, "10": 0.3}
+NAMES = {"9": "sweep: 8x8 grid, prune asha vs no pruning",
+         "10": "sweep: tpe 16 trials vs the 64-point grid",
+         "11": "sweep: 8x8 grid with asha vs Keras Tuner Hyperband"}
+
+HYPERBAND = r'''
+import json, sys, time
+import numpy as np
+import keras, keras_tuner as kt
+arrays, epochs, out = sys.argv[1], int(sys.argv[3]), sys.argv[4]
+values = [float(v) for v in json.loads(sys.argv[2])]  # one type, as Choice wants
+d = np.load(arrays)
+keras.utils.set_random_seed(0)
+def build(hp):
+    lr, lam = hp.Choice("lr", values), hp.Choice("lam", values)
+    reg = keras.regularizers.l2(lam)
+    model = keras.Sequential([keras.Input(d["x_train"].shape[1:]), keras.layers.Flatten(),
+                              keras.layers.Dense(256, activation="relu", kernel_regularizer=reg),
+                              keras.layers.Dense(256, activation="relu", kernel_regularizer=reg),
+                              keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg)])
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+tuner = kt.Hyperband(build, objective="val_accuracy", max_epochs=epochs, factor=3, seed=0, directory=out,
+                     project_name="hb", overwrite=True)
+tuner.search(d["x_train"], d["y_train"], batch_size=1000, validation_data=(d["x_val"], d["y_val"]), verbose=0)
+best = tuner.oracle.get_best_trials(1)[0]
+print(json.dumps({"best_val_accuracy": best.score, "best": best.hyperparameters.values,
+                  "trials": len(tuner.oracle.trials)}))
+'''
+
+
+def configs(data: Path, quick: bool) -> dict[str, dict[str, Any]]:
+    """The four dlrun sides: grid, grid + asha, tpe (16 trials; 4 in quick mode)."""
+    values = COURSE_VALUES
+    source: dict[str, Any] = {"source": "idx", "path": str(data)}
+    if quick:
+        source["limit"] = 2500  # 2,500 training images; validation (800) and test (2,000) as without it
+    grid = course_config(source)
+    grid["name"] = "bench-search"
+    grid["sweep"] = {"mode": "grid", "params": {"optimizer.lr": values, "model.l2": values}, "seed": 0}
+    asha = json.loads(json.dumps(grid))
+    asha["sweep"]["prune"] = {"method": "asha", "min_epochs": 1, "reduction": 3}
+    tpe = json.loads(json.dumps(grid))
+    low, high = min(values), max(values)
+    tpe["sweep"] = {"search": "tpe", "trials": 16, "seed": 0,
+                    "params": {"optimizer.lr": {"log_uniform": [low, high]}, "model.l2": {"log_uniform": [low, high]}}}
+    return {"grid": grid, "asha": asha, "tpe": tpe}
+
+
+def run_sweep(config: dict[str, Any], tmp: Path, name: str) -> tuple[float, dict[str, Any]]:
+    """Wall seconds and summary of `dlrun sweep` on `config` in a fresh process."""
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    measured = run_measured([sys.executable, "-m", "dlrun", "sweep", str(path), "--sweep-dir", str(tmp / name),
+                             "--json"])
+    return measured.wall, json.loads(measured.stdout)
+
+
+def best_value(summary: dict[str, Any]) -> float:
+    return float(summary["best"]["value"]) if summary.get("best") else float("nan")
+
+
+def hyperband(config: dict[str, Any], tmp: Path, kt_path: Path) -> tuple[float, dict[str, Any]]:
+    """Keras Tuner's Hyperband on the arrays dlrun trains on (its own train / validation split)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from dlrun.config.schema import DataConfig
+    from dlrun.data import load_dataset
+
+    ds = load_dataset(DataConfig.model_validate(config["data"]), "classification")
+    import numpy as np
+
+    arrays = tmp / "arrays.npz"
+    np.savez(arrays, x_train=ds.x_train, y_train=ds.y_train, x_val=ds.x_val, y_val=ds.y_val)
+    script = tmp / "hyperband.py"
+    script.write_text(HYPERBAND)
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = str(kt_path) + (os.pathsep + env_path if env_path else "")
+    try:
+        values = config["sweep"]["params"]["optimizer.lr"]
+        measured = run_measured([sys.executable, str(script), str(arrays), json.dumps(values),
+                                 str(config["train"]["epochs"]), str(tmp / "kt")])
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    return measured.wall, json.loads(measured.stdout.strip().splitlines()[-1])
+
+
+def search_rows(data: Path, quick: bool, kt_path: Path | None) -> list[dict[str, Any]]:
+    """Rows 9, 10, 11 as dicts (seconds, best validation accuracy, ratio, target, met)."""
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as name:
+        tmp = Path(name)
+        sides = configs(data, quick)
+        grid_s, grid = run_sweep(sides["grid"], tmp, "grid")
+        asha_s, asha = run_sweep(sides["asha"], tmp, "asha")
+        tpe_s, tpe = run_sweep(sides["tpe"], tmp, "tpe")
+        for number, (seconds, summary) in (("9", (asha_s, asha)), ("10", (tpe_s, tpe))):
+            gap = best_value(grid) - best_value(summary)
+            out.append({"number": number, "name": NAMES[number], "dlrun_s": round(seconds, 1),
+                        "other_s": round(grid_s, 1), "ratio": round(seconds / grid_s, 3),
+                        "target": TARGETS[number], "best": round(best_value(summary), 4),
+                        "grid_best": round(best_value(grid), 4), "gap": round(gap, 4),
+                        "met": seconds / grid_s <= TARGETS[number] and gap <= 0.01,
+                        "counts": summary["counts"]})
+        if kt_path is not None:
+            hb_s, hb = hyperband(sides["asha"], tmp, kt_path)
+            out.append({"number": "11", "name": NAMES["11"], "dlrun_s": round(asha_s, 1), "other_s": round(hb_s, 1),
+                        "ratio": round(asha_s / hb_s, 3), "target": None, "best": round(best_value(asha), 4),
+                        "other_best": round(float(hb["best_val_accuracy"]), 4), "met": None,
+                        "hyperband_trials": hb["trials"]})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="an MNIST idx folder")
+    parser.add_argument("--quick", action="store_true", help="data.limit 2500 (a loaded machine)")
+    parser.add_argument("--kt", type=Path, help="a folder with keras-tuner installed (pip install --target)")
+    parser.add_argument("--breakdown", action="store_true", help="only the seconds of one pruned sweep")
+    parser.add_argument("--no-breakdown", action="store_true", help="only the rows")
+    args = parser.parse_args()
+    started = time.time()
+    if not args.breakdown:
+        for row in search_rows(args.data, args.quick, args.kt):
+            print(json.dumps(row))
+    from bench_breakdown import breakdown
+
+    # history plots off the critical path, and in it as before
+    for background in () if args.no_breakdown else (True, False):
+        print(json.dumps(breakdown(configs(args.data, args.quick)["asha"], background)))
+    print(f"{time.time() - started:.0f} s; load average {os.getloadavg()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

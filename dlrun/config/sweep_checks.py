@@ -1,0 +1,87 @@
+"""Checks of a sweep's search settings: ranges that can be sampled, the trial count random and tpe
+need, a refinement that has a numeric key to refine, pruning that leaves epochs to prune. No Optuna
+here: `dlrun validate` answers at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlrun.config.sourcemap import LoadedConfig
+from dlrun.config.sweep_schema import Distribution, SweepConfig
+from dlrun.errors import Problem
+
+SAMPLED = ("random", "tpe")
+
+
+def is_numeric_list(values: list[Any]) -> bool:
+    """A list of at least two distinct numbers (booleans are not numbers here)."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    return numbers and len(set(values)) > 1
+
+
+def numeric_keys(sweep: SweepConfig) -> list[str]:
+    """The swept keys a refinement can narrow: numeric ranges and lists of numbers."""
+    return [key for key, values in sweep.params.items()
+            if (isinstance(values, Distribution) and values.kind() in ("log_uniform", "uniform", "int"))
+            or (isinstance(values, list) and is_numeric_list(values))
+            or (isinstance(values, Distribution) and values.choice is not None and is_numeric_list(values.choice))]
+
+
+def _range_problems(lc: LoadedConfig, key: str, dist: Distribution) -> list[Problem]:
+    where = f"sweep.params.{key}"
+    given = [k for k in ("log_uniform", "uniform", "int_", "choice") if getattr(dist, k) is not None]
+    if len(given) != 1:
+        return [lc.source.problem(where, "give exactly one of log_uniform, uniform, int or choice, e.g. "
+                                  "{log_uniform: [1e-5, 10]}")]
+    kind = dist.kind()
+    if kind == "choice":
+        return []
+    low, high = getattr(dist, given[0])
+    if low >= high:
+        return [lc.source.problem(f"{where}.{kind}", f"low ({low:g}) must be below high ({high:g}); "
+                                  f"write [{min(low, high):g}, {max(low, high):g}]" if low != high
+                                  else f"low and high are both {low:g}; to fix the value, set it outside "
+                                  "sweep.params")]
+    if kind == "log_uniform" and low <= 0:
+        return [lc.source.problem(f"{where}.{kind}", f"a log-uniform range must stay above 0 (got [{low:g}, "
+                                  f"{high:g}]); start it at a small positive value such as 1e-6, or use uniform")]
+    return []
+
+
+def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
+    """Ranges only for random/tpe and each one samplable; trials for random/tpe; refine needs a numeric
+    key; pruning needs an epoch after min_epochs."""
+    sweep, where = lc.config.sweep, lc.source
+    if sweep is None:
+        return []
+    problems: list[Problem] = []
+    for key, values in sweep.params.items():
+        if not isinstance(values, Distribution):
+            continue
+        problems += _range_problems(lc, key, values)
+        if sweep.method not in SAMPLED and values.choice is None:
+            problems.append(where.problem(f"sweep.params.{key}", f"a range is sampled: it needs sweep.search "
+                                          f"random or tpe (this sweep is {sweep.method}); or give a list of "
+                                          "values"))
+    for key, values in sweep.params.items():
+        choices = values if isinstance(values, list) else values.choice or []
+        if (sweep.method in SAMPLED or sweep.refine is not None) and not all(
+                v is None or isinstance(v, bool | int | float | str) for v in choices):
+            problems.append(where.problem(f"sweep.params.{key}", "the search engine samples numbers, text, booleans "
+                                          "or null; lists and mappings can be swept by grid or zip only"))
+    if sweep.method in SAMPLED and sweep.trials is None:
+        problems.append(where.problem("sweep.search" if "search" in sweep.model_fields_set else "sweep",
+                                      f"search: {sweep.method} samples points: set sweep.trials (e.g. 16), "
+                                      "or --trials N"))
+    if sweep.refine is not None and sweep.params and not numeric_keys(sweep):
+        problems.append(where.problem("sweep.refine", "refine narrows numeric keys around the best point, but "
+                                      f"no swept key is numeric ({', '.join(sweep.params)}); drop sweep.refine"))
+    if sweep.method in SAMPLED or sweep.refine is not None:
+        for key in [k for k in sweep.params if k.split(".")[0] == "data"]:
+            problems.append(where.problem(f"sweep.params.{key}", "random, tpe and refined sweeps share one data "
+                                          "set: data keys can be swept by grid or zip only"))
+    epochs = lc.config.train.epochs
+    if sweep.prune.method != "none" and sweep.prune.min_epochs >= epochs:
+        problems.append(where.problem("sweep.prune.min_epochs", f"min_epochs {sweep.prune.min_epochs} leaves no "
+                                      f"epoch to prune (train.epochs is {epochs}); set it below {epochs}"))
+    return problems

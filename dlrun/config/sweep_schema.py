@@ -1,0 +1,105 @@
+"""The `sweep:` section: the parameter space (value lists or ranges), how it is searched (grid, zip,
+random, tpe), early stopping of hopeless trials, coarse-to-fine rounds and the ranking. Shapes and
+ranges only; rules relating fields (a range with low >= high, trials missing) are in sweep_checks.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_serializer
+
+from dlrun.config.scale import BackendConfig
+from dlrun.config.section import PosInt, Section
+
+
+class Distribution(Section):
+    """A range to sample a swept key from (`search: random | tpe`): exactly one of the four forms."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    log_uniform: tuple[float, float] | None = Field(default=None, description="[low, high], both > 0: sampled "
+                                                    "uniformly in log space, e.g. a learning rate [1e-5, 10].")
+    uniform: tuple[float, float] | None = Field(default=None, description="[low, high]: sampled uniformly.")
+    int_: tuple[int, int] | None = Field(default=None, alias="int", description="[low, high]: an integer from "
+                                         "low to high, both included.")
+    choice: list[Any] | None = Field(default=None, min_length=1, description="One of these values (a plain "
+                                     "list in sweep.params means the same).")
+
+    @model_serializer(mode="wrap")
+    def _only_the_form_given(self, handler: Any) -> Any:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+    def kind(self) -> str:
+        """Which form this is: log_uniform, uniform, int or choice (the first given)."""
+        return next((k for k in ("log_uniform", "uniform", "int_", "choice") if getattr(self, k) is not None),
+                    "none").rstrip("_")
+
+
+SweepValues = Annotated[
+    Annotated[list[Any], Tag("list")] | Annotated[Distribution, Tag("range")],
+    Discriminator(lambda value: "list" if isinstance(value, list) else "range"),
+]
+
+
+class PruneConfig(Section):
+    """Early stopping of hopeless trials: each trial reports sweep.metric after every epoch."""
+
+    method: Literal["none", "asha", "median"] = Field(default="none", description="none: every trial runs all its "
+                                                      "epochs; asha: asynchronous successive halving (Optuna's "
+                                                      "SuccessiveHalvingPruner); median: stop a trial worse than "
+                                                      "the median of earlier trials at the same epoch.")
+    min_epochs: PosInt = Field(default=1, description="Epochs every trial runs before it can be pruned (must "
+                               "be below train.epochs).")
+    reduction: int = Field(default=3, ge=2, description="asha: keep the best 1/reduction of the trials at each "
+                           "rung (epochs min_epochs, min_epochs*reduction, ...).")
+
+
+class RefineConfig(Section):
+    """Coarse-to-fine: after the coarse round, sample around the best point found so far."""
+
+    rounds: PosInt = Field(default=1, description="Refinement rounds after the coarse round.")
+    trials: PosInt = Field(default=8, description="Trials per refinement round, sampled log-uniformly (uniformly "
+                           "for ranges touching 0) one step on each side of the best point, per numeric key.")
+
+
+class SweepConfig(Section):
+    """The parameter space of `dlrun sweep`, how it is searched, and how trials are ranked."""
+
+    mode: Literal["grid", "zip"] = Field(default="grid", description="grid: every combination; zip: pairwise, "
+                                         "as the course's zip(lr, lam) loop (sweep.search replaces it).")
+    search: Literal["grid", "zip", "random", "tpe"] | None = Field(
+        default=None, description="grid | zip (as sweep.mode) | random | tpe (Bayesian: Optuna's TPE sampler); "
+        "random and tpe sample sweep.trials points (default: sweep.mode).")
+    params: dict[str, SweepValues] = Field(default_factory=dict, description="Dotted config key -> the values "
+                                           "to try, e.g. optimizer.lr: [0.001, 0.01]; for random/tpe also a "
+                                           "range: {log_uniform: [1e-5, 10]}, {uniform: [a, b]}, {int: [a, b]} "
+                                           "or {choice: [...]}.")
+    trials: PosInt | None = Field(default=None, description="random / tpe: how many trials to sample (required "
+                                  "there).")
+    seed: int | None = Field(default=None, description="The sampler's seed (default: the config's seed): the "
+                             "same seed samples the same trials.")
+    prune: PruneConfig = Field(default_factory=PruneConfig, description="Stop hopeless trials early (default: "
+                               "none).")
+    refine: RefineConfig | None = Field(default=None, description="Coarse-to-fine rounds after the first "
+                                        "(default: none; `dlrun sweep --refine`: one round of 8).")
+    metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials: a validation "
+                        "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
+    goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
+    max_failures: int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
+                              "in a row (0: never); diverged trials are results and do not count.")
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="Where the trials run: "
+                                   "{name: local} or {name: ray, address: auto, cpus_per_trial: 1} (see Scaling out).")
+
+    @field_validator("params")
+    @classmethod
+    def _non_empty_lists(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, values in value.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"sweep.params.{key} is an empty list; give at least one value")
+        return value
+
+    @property
+    def method(self) -> str:
+        """How the space is searched: sweep.search, else sweep.mode."""
+        return self.search or self.mode

@@ -1,0 +1,125 @@
+"""The trials of a sweep, handed to the executor lazily, round by round: the grid or zip points that
+have not ended, or for `search: random | tpe` each new point asked of the search engine when a slot
+is free (so TPE learns from every trial finished by then), then each refinement round sampled around
+the best point so far. A trial is created (its directory and config.yaml) only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlrun.config import dump_config
+from dlrun.config.checks import check_against_data
+from dlrun.config.sweep_checks import SAMPLED
+from dlrun.data import Dataset
+from dlrun.interrupts import StopRequest
+from dlrun.store import files, names
+from dlrun.store.rundir import create_run_dir
+from dlrun.sweeps import board
+from dlrun.sweeps.executors import TrialTask
+from dlrun.sweeps.plan import SweepPlan, Trial, make_trial
+from dlrun.sweeps.report import best_of
+
+if TYPE_CHECKING:
+    from dlrun.sweeps.search import Search
+    from dlrun.sweeps.session import SweepSession
+
+
+def write_trial(root: Path, trial: Trial) -> Path:
+    """The trial's run directory with its config.yaml (kept when it exists)."""
+    path = root / names.SWEEP_TRIALS / trial.id
+    if not (path / names.CONFIG).is_file():
+        create_run_dir(trial.id, explicit=path)
+        files.write_text(path / names.CONFIG, dump_config(trial.config.config))
+    return path
+
+
+def add_asked_trials(plan: SweepPlan, search: Search) -> None:
+    """Put the trials the study asked for (sampled or refined) into `plan`, in id order (a resumed sweep)."""
+    known = {t.id for t in plan.trials}
+    for name in sorted(search.ids):
+        if name not in known:
+            plan.trials.append(make_trial(plan.base, name, search.params[name], search.rounds[name]))
+    plan.trials.sort(key=lambda t: t.id)
+
+
+class TrialSource:
+    """Makes each round's lazy task iterable for the executor."""
+
+    def __init__(self, session: SweepSession, search: Search | None, datasets: dict[str, Dataset],
+                 key_of: dict[str, str], stop: StopRequest):
+        self.session, self.search, self.datasets, self.key_of, self.stop = session, search, datasets, key_of, stop
+        self.plan, self.root = session.plan, session.root
+        self.threads = self.plan.base.config.train.threads
+
+    @property
+    def rounds(self) -> int:
+        """1 + the refinement rounds."""
+        refine = self.plan.base.config.sweep.refine  # type: ignore[union-attr]
+        return 1 + (refine.rounds if refine else 0)
+
+    def _task(self, trial: Trial) -> TrialTask:
+        return TrialTask(trial.id, self.root / names.SWEEP_TRIALS / trial.id, self.key_of[trial.id], self.threads)
+
+    def tasks(self, round_: int) -> Iterator[TrialTask]:
+        """Round `round_`'s trials that have not ended, then (sampled rounds) new ones until it is full."""
+        outcomes = self.session.outcomes
+        for trial in self._order([t for t in self.plan.trials if t.round == round_]):
+            if outcomes[trial.id].final:
+                continue
+            if self.search is not None and trial.id not in self.search.ids:  # a grid point: fixed values
+                self.search.ask(trial.id, round_, {}, fixed=trial.params)
+            yield self._task(trial)
+        if self.search is None or (round_ == 0 and self.plan.mode not in SAMPLED):
+            return
+        found = self._space(round_)
+        if found is None:
+            return
+        space, fixed = found
+        sweep = self.plan.base.config.sweep
+        assert sweep is not None
+        target = sweep.trials if round_ == 0 else sweep.refine.trials  # type: ignore[union-attr]
+        while len(self.search.asked(round_)) < (target or 0) and not self.stop.requested:
+            trial_id = f"{len(self.plan.trials):0{self.plan.width}d}"
+            trial = make_trial(self.plan.base, trial_id, self.search.ask(trial_id, round_, space, fixed), round_)
+            data = self.datasets[next(iter(self.datasets))]
+            check_against_data(trial.config, data.input_shape, data.num_classes, len(data.x_train))
+            write_trial(self.root, trial)
+            self.plan.trials.append(trial)
+            self.key_of[trial_id] = next(iter(self.datasets))
+            self.session.add(trial)
+            board.trial_added(self.plan, self.root, trial)
+            yield self._task(trial)
+
+    def _order(self, trials: list[Trial]) -> list[Trial]:
+        """A pruned grid or zip runs its points in a seeded shuffled order: in the order of the space, the
+        pruner would meet the worst corner first (the smallest learning rates) and could prune nothing."""
+        sweep = self.plan.base.config.sweep
+        assert sweep is not None
+        if self.plan.mode in SAMPLED or sweep.prune.method == "none":
+            return trials
+        shuffled = list(trials)
+        random.Random(sweep.seed if sweep.seed is not None else self.plan.base.config.seed).shuffle(shuffled)
+        return shuffled
+
+    def _space(self, round_: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Where round `round_` samples: (distributions, values fixed outside them)."""
+        from dlrun.sweeps.search import distribution, neighbourhood
+
+        if round_ == 0:
+            params = self.plan.base.config.sweep.params  # type: ignore[union-attr]
+            return {k: distribution(v) for k, v in params.items()}, {}
+        earlier = [t for t in self.plan.trials if t.round < round_]
+        best = best_of([self.session.outcomes[t.id] for t in earlier], self.plan.metric, self.plan.goal)
+        if best is None:
+            self.session.reporter.warn(f"refinement round {round_}: no trial completed, so there is no best point "
+                                       "to refine around; skipped")
+            return None
+        return neighbourhood(self.plan, best.trial, earlier)
+
+    def ready(self, round_: int) -> bool:
+        """Round `round_` may start: every earlier trial ended (an interrupted one resumes first)."""
+        return all(self.session.outcomes[t.id].final for t in self.plan.trials if t.round < round_)

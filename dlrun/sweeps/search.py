@@ -1,0 +1,168 @@
+"""The search engine of a sweep: an Optuna study, driven by ask-and-tell from the sweep process. It
+samples the trials of `search: random | tpe` and of refinement rounds, and its pruner judges every
+trial's per-epoch report (`sweep.prune`). dlrun's executors still run each trial as a full run
+directory; the study lives in the sweep directory (Optuna's journal file storage), so `--resume`
+continues it and `optuna-dashboard SWEEP/study.journal` shows it.
+
+Imported only by a sweep that searches or prunes (Optuna is not loaded for `--help` or `validate`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from dlrun.config.sweep_checks import numeric_keys
+from dlrun.config.sweep_schema import Distribution, SweepConfig
+from dlrun.store import names
+from dlrun.sweeps.plan import SweepPlan, Trial, value_list
+
+TRIAL_ATTR, VALUES_ATTR = "dlrun_trial", "dlrun_values"  # user attributes: the trial id, values outside the space
+MEDIAN_STARTUP_TRIALS = 3  # the median pruner waits for this many trials before it prunes
+
+
+def study_name(round_: int) -> str:
+    """The study of round `round_` (0: the grid, zip or sampled round)."""
+    return names.SWEEP_STUDY_NAME if round_ == 0 else f"{names.SWEEP_STUDY_NAME}-refine-{round_}"
+
+
+def distribution(values: Any) -> BaseDistribution | None:
+    """Optuna's distribution for one swept key: a list or {choice} is categorical (None when its values
+    are not plain numbers, text or booleans: such a key is kept in the trial's config only)."""
+    if isinstance(values, Distribution) and values.choice is None:
+        if values.log_uniform is not None:
+            return FloatDistribution(*values.log_uniform, log=True)
+        if values.uniform is not None:
+            return FloatDistribution(*values.uniform)
+        assert values.int_ is not None
+        return IntDistribution(*values.int_)
+    choices = value_list(values)
+    if not all(v is None or isinstance(v, bool | int | float | str) for v in choices):
+        return None
+    return CategoricalDistribution(choices)
+
+
+def neighbourhood(plan: SweepPlan, best: Trial, tried: list[Trial]) -> tuple[dict[str, BaseDistribution],
+                                                                            dict[str, Any]]:
+    """Each numeric key: from the nearest value tried below the best point to the nearest tried above it
+    (one grid step each side), log-uniform when the range stays above 0; other keys stay at the best.
+    (Each round is its own study, so a key may be a list in the first round and a range here.)"""
+    sweep = plan.base.config.sweep
+    assert sweep is not None
+    out: dict[str, BaseDistribution] = {}
+    fixed: dict[str, Any] = {}
+    numeric = numeric_keys(sweep)
+    for key in plan.keys:
+        value = best.params[key]
+        seen = sorted({t.params[key] for t in tried if isinstance(t.params[key], int | float)})
+        if key not in numeric or not isinstance(value, int | float) or len(seen) < 2:
+            fixed[key] = value
+            continue
+        low = max([v for v in seen if v < value], default=value)
+        high = min([v for v in seen if v > value], default=value)
+        if isinstance(value, int) and all(isinstance(v, int) for v in seen):
+            out[key] = IntDistribution(int(low), int(high), log=low > 0)
+        else:
+            out[key] = FloatDistribution(float(low), float(high), log=low > 0)
+    return out, fixed
+
+
+class Search:
+    """The sweep's Optuna study: asks for trials, judges epoch reports, is told every outcome."""
+
+    def __init__(self, plan: SweepPlan, root: Path):
+        sweep = plan.base.config.sweep
+        assert sweep is not None
+        self.plan, self.sweep = plan, sweep
+        self.seed = sweep.seed if sweep.seed is not None else plan.base.config.seed
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = JournalStorage(JournalFileBackend(str(root / names.SWEEP_STUDY)))
+        # one study per round (the first: "dlrun"; refinements "dlrun-refine-1", ...), in one journal file
+        self.studies = [optuna.create_study(storage=storage, study_name=study_name(r), load_if_exists=True,
+                                            direction="maximize" if plan.goal == "max" else "minimize",
+                                            pruner=_pruner(sweep))
+                        for r in range(1 + (sweep.refine.rounds if sweep.refine else 0))]
+        self.ids: dict[str, int] = {}  # dlrun trial id -> its study trial's id
+        self.rounds: dict[str, int] = {}
+        self.params: dict[str, dict[str, Any]] = {}
+        for round_, study in enumerate(self.studies):
+            for frozen in study.get_trials(deepcopy=False):
+                name = frozen.user_attrs.get(TRIAL_ATTR)
+                if name is not None:
+                    self.ids[name], self.rounds[name] = frozen._trial_id, round_
+                    self.params[name] = {**frozen.user_attrs.get(VALUES_ATTR, {}), **frozen.params}
+
+    def asked(self, round_: int) -> list[str]:
+        """The ids of the trials asked so far in round `round_`, in order."""
+        return sorted(name for name, r in self.rounds.items() if r == round_)
+
+    def ask(self, trial_id: str, round_: int, space: dict[str, BaseDistribution],
+            fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new trial's values: `fixed` alone (a grid point), or sampled from `space` (round 0: the configured
+        sampler; a refinement round: uniformly in `space`, log-uniformly where the range allows) with the
+        `fixed` values of the keys outside it."""
+        study = self.studies[round_]
+        if fixed is not None and not space:  # a grid or zip point: its values enqueued, from the lists
+            space = {k: d for k, d in ((k, distribution(v)) for k, v in self.sweep.params.items()) if d is not None}
+            study.enqueue_trial({k: v for k, v in fixed.items() if k in space})
+        study.sampler = self._sampler(round_)
+        trial = study.ask({k: d for k, d in space.items() if d is not None})
+        values = {**(fixed or {}), **trial.params}
+        trial.set_user_attr(TRIAL_ATTR, trial_id)
+        trial.set_user_attr(VALUES_ATTR, {k: v for k, v in values.items() if k not in trial.params})
+        self.ids[trial_id], self.rounds[trial_id], self.params[trial_id] = trial._trial_id, round_, values
+        return values
+
+    def _trial(self, trial_id: str) -> optuna.Trial:
+        return optuna.Trial(self.studies[self.rounds[trial_id]], self.ids[trial_id])
+
+    def _sampler(self, round_: int) -> optuna.samplers.BaseSampler:
+        # seeded by how many trials the study holds, so a resumed sweep does not sample its first points again
+        seed = self.seed * 1000 + len(self.ids) + 100_000 * round_
+        if round_ == 0 and self.sweep.method == "tpe":
+            # a quarter of the budget (4 to 10 trials) sampled at random before TPE models the rest, jointly
+            # over the keys (lr and lambda interact); while trials run in parallel, TPE assumes the running
+            # ones' outcome (constant liar) instead of sampling next to them
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                startup = max(4, min(10, (self.sweep.trials or 0) // 4))
+                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                                  constant_liar=True)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def report(self, trial_id: str, epoch: int, value: Any) -> bool:
+        """Record a trial's metric after `epoch`; True when the pruner says stop it. A trial resumed
+        after an interruption reports on to the same study trial, judged by the same pruner state."""
+        if trial_id not in self.ids or not isinstance(value, int | float):
+            return False
+        trial = self._trial(trial_id)
+        if epoch not in trial._cached_frozen_trial.intermediate_values:
+            trial.report(float(value), epoch)
+        return trial.should_prune()
+
+    def tell(self, trial_id: str, status: str, value: float | None) -> None:
+        """Tell the study how a trial ended (interrupted trials stay open: they resume)."""
+        if trial_id not in self.ids or status not in ("completed", "pruned", "diverged", "failed"):
+            return
+        state = TrialState.COMPLETE if status == "completed" and value is not None and math.isfinite(value) else (
+            TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
+        trial = self._trial(trial_id)
+        trial.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+
+
+def _pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
+    prune = sweep.prune
+    if prune.method == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=prune.min_epochs,
+                                                      reduction_factor=prune.reduction)
+    if prune.method == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=prune.min_epochs)
+    return optuna.pruners.NopPruner()
