@@ -12,7 +12,7 @@ from dlrun.config import dump_config, load_config
 from dlrun.data import load_dataset
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
-from dlrun.store.rundir import create_run_dir
+from dlrun.store.rundir import RunDir, create_run_dir
 from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
 
 
@@ -33,14 +33,19 @@ class PruneAt:
         self.results.append(result)
 
 
-def test_a_pruned_trial_stops_at_the_epoch_and_keeps_its_records(tmp_path: Path) -> None:
-    config = write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": 3}}))
-    lc = load_config(config)
+def run_one_trial(tmp_path: Path, epochs: int, events: PruneAt) -> RunDir:
+    """One trial of a tiny MLP through the in-process executor, judged by `events`; its run directory."""
+    lc = load_config(write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": epochs}})))
     run = create_run_dir("001", explicit=tmp_path / "trials" / "001")
     files.write_text(run / names.CONFIG, dump_config(lc.config))
     data = load_dataset(lc.config.data, lc.config.task)
-    events = PruneAt(epoch=1)
     SequentialExecutor().run([TrialTask("001", run.path, "d")], {"d": data}, events, StopRequest())
+    return run
+
+
+def test_a_pruned_trial_stops_at_the_epoch_and_keeps_its_records(tmp_path: Path) -> None:
+    events = PruneAt(epoch=1)
+    run = run_one_trial(tmp_path, 3, events)
     [result] = events.results
     assert (result.status, result.summary["pruned_epoch"], result.summary["epochs_run"]) == ("pruned", 1, 1)
     assert [(t, e) for t, e, _ in events.reports] == [("001", 1)]
@@ -51,12 +56,7 @@ def test_a_pruned_trial_stops_at_the_epoch_and_keeps_its_records(tmp_path: Path)
 
 
 def test_the_last_epoch_is_never_judged(tmp_path: Path) -> None:
-    config = write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": 2}}))
-    lc = load_config(config)
-    run = create_run_dir("001", explicit=tmp_path / "trials" / "001")
-    files.write_text(run / names.CONFIG, dump_config(lc.config))
-    data = load_dataset(lc.config.data, lc.config.task)
     events = PruneAt(epoch=99)
-    SequentialExecutor().run([TrialTask("001", run.path, "d")], {"d": data}, events, StopRequest())
+    run_one_trial(tmp_path, 2, events)
     assert [e for _, e, _ in events.reports] == [1]
     assert events.results[0].status == "completed"
