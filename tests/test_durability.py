@@ -84,7 +84,12 @@ def _events(path: Path) -> None:
         pos = end
 
 
+def _json_record(path: Path) -> None:
+    assert isinstance(json.loads(path.read_text()), dict)
+
+
 CHECKERS = {
+    "classes.json": _json_record, "inputs.json": _json_record, "features.json": _json_record,
     "summary.json": _summary, "metrics.csv": _metrics, "config.yaml": lambda p: load_config(p),
     "state.npz": _npz, "best.npz": _npz, "weights.weights.h5": _h5, "model.keras": _keras,
     "history.png": _png, "model.txt": lambda p: p.read_text(encoding="utf-8").splitlines()[1],

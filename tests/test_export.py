@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_MLP, run_cli, write_config
 
 from dlrun import DlrunError, export, train
-from dlrun.commands.saved import load_model, open_target
+from dlrun.commands.saved import build_saved_model, open_target
 from dlrun.data import load_dataset
 
 
@@ -25,7 +25,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_dir = Path(train(config, runs_root=directory / "runs", use_cache=False)["run_dir"])
     saved = open_target(run_dir)
     x = load_dataset(saved.lc.config.data, use_cache=False).x_test[:5]
-    return {"dir": run_dir, "x": x, "expected": np.asarray(load_model(saved)(x))}
+    return {"dir": run_dir, "x": x, "expected": np.asarray(build_saved_model(saved)(x))}
 
 
 def test_keras_file_loads_in_keras3(run: dict[str, Any], tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import run_cli, write_config
 
 from dlrun import DataError, predict, train
-from dlrun.commands.saved import load_model, open_target
+from dlrun.commands.saved import build_saved_model, open_target
 from dlrun.data import load_dataset
 from dlrun.data.inputs import read_inputs
 from dlrun.engine.predictions import class_probabilities
@@ -55,7 +55,7 @@ def test_training_images_get_exactly_the_probabilities_of_evaluation(pets: dict[
     saved = open_target(pets["run"])
     cfg = saved.lc.config
     data = load_dataset(cfg.data, cfg.task, use_cache=False)  # the training data, prepared as training did
-    model = load_model(saved)
+    model = build_saved_model(saved)
     evaluation = class_probabilities(model, data.x_train, cfg)
     new = read_inputs(pets["picks"], saved.spec)
     result = predict(pets["run"], pets["picks"], top=3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlrun.commands.saved import load_model, open_target
+from dlrun.commands.saved import build_saved_model, open_target
 from dlrun.errors import DlrunError
 from dlrun.store import names
 from dlrun.store.rundir import find_run_dir
@@ -48,7 +48,7 @@ def export(run_dir: str | Path, fmt: str = "keras", out: str | Path | None = Non
         raise DlrunError(f"{path.parent}: no such folder for --out; create it first")
     with reporter.progress() as progress:
         saved = open_target(run, progress=progress)
-        model = load_model(saved, progress)
+        model = build_saved_model(saved, progress)
     from dlrun.engine.exporting import write_model
 
     write_model(model, fmt, path)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.commands.saved import load_model, open_target
+from dlrun.commands.saved import build_saved_model, open_target
 from dlrun.data.inputs import NewInputs, read_inputs
 from dlrun.errors import DataError, DlrunError
 from dlrun.store import files
@@ -58,7 +58,7 @@ def predict(target: str | Path, inputs: list[str | Path], config: str | Path | N
         new = read_inputs(list(inputs), saved.spec)  # every input checked before the model loads
         if grid is not None and saved.spec.kind != "images":
             raise DataError(f"--grid draws image inputs; {target} was trained on a table")
-        model = load_model(saved, progress)
+        model = build_saved_model(saved, progress)
     rows = _predictions(model, new, saved.lc.config, saved.spec.class_names, top)
     result = {"target": str(target), "task": saved.spec.task, "predictions": rows,
               "out": str(out) if out else None, "grid": str(grid) if grid else None}

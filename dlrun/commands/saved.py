@@ -56,7 +56,7 @@ def open_target(target: str | Path, config: str | Path | None = None, overrides:
     return Saved(lc, InputSpec.from_record(record), target, run)
 
 
-def load_model(saved: Saved, progress: Progress | None = None) -> Any:
+def build_saved_model(saved: Saved, progress: Progress | None = None) -> Any:
     """The model of `saved`, built from its config for its recorded input shape, with its weights."""
     from dlrun.engine.fit import seeded_model_for_shape
 
