@@ -19,6 +19,7 @@ from dlrun.commands.saved import build_saved_model, open_target
 from dlrun.data import load_dataset
 from dlrun.data.inputs import read_inputs
 from dlrun.engine.predictions import class_probabilities
+from dlrun.limits import BUDGET_ENV
 from dlrun.store import files
 
 CLASSES = ("cat", "dog", "fox")
@@ -147,6 +148,20 @@ def test_table_rows_from_csv_and_npy(tmp_path: Path) -> None:
     (tmp_path / "text.csv").write_text("x1,x2\n1,abc\n")
     with pytest.raises(DataError, match="line 2, column x2: 'abc' is not a finite number"):
         predict(run, [tmp_path / "text.csv"])
+
+
+def test_a_csv_too_big_for_the_memory_budget_is_refused_before_it_is_read(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [[x1, x2, x1 + x2] for x1, x2 in [(1, 1), (2, 1), (1, 2), (3, 2)]]
+    config = write_config(tmp_path, {
+        "name": "table", "task": "regression", "data": {"source": "table", "target": "y", "test_split": 0,
+                                                        "table": {"columns": ["x1", "x2", "y"], "rows": rows}},
+        "model": {"layers": [{"dense": {"units": 1}}]}, "train": {"epochs": 1, "batch_size": 4}})
+    run = train(config, runs_root=tmp_path / "runs")["run_dir"]
+    (tmp_path / "big.csv").write_text("x1,x2\n" + "1,2\n" * 100_000)  # 400 KB: about 6 MB as text
+    monkeypatch.setenv(BUDGET_ENV, "1M")
+    with pytest.raises(DataError, match="big.csv: a 390.6 KiB CSV needs about 6.1 MiB"):
+        predict(run, [tmp_path / "big.csv"])
 
 
 def test_a_weights_file_with_its_config_predicts_as_the_run(pets: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ run's training data was prepared (same decoding, colour, resize interpolation an
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 
 from dlrun.config.schema import DataConfig
 from dlrun.data import guard, images
-from dlrun.data.features import FeatureStats, apply_feature_stats
+from dlrun.data.features import FeatureStats, apply_feature_stats, read_csv_rows
 from dlrun.data.prepare import to_images
 from dlrun.errors import DataError
 
@@ -166,15 +165,11 @@ def _array(path: Path, spec: InputSpec) -> np.ndarray:
 
 def _csv_rows(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
     """Feature rows of a .csv with a header naming the run's features (other columns, the target among
-    them, are ignored); every cell a number."""
+    them, are ignored), read as training reads a csv (data.features.read_csv_rows: its size checked
+    against the memory budget first); every cell a number, but a one-hot column's."""
     if spec.kind != "table" or not spec.features:
         raise DataError(f"{path}: a table, but this run was trained on images; expected {spec.expected()}")
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            lines = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
-    header = [c.strip() for c in lines[0]] if lines else []
+    header, lines = read_csv_rows(path)  # the size checked against the memory budget before reading
     missing = [f for f in spec.features if f not in header]
     if missing:
         raise DataError(f"{path}: the header lacks the feature column(s) {', '.join(missing)}; expected a header "
@@ -182,11 +177,10 @@ def _csv_rows(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
     columns = [header.index(f) for f in spec.features]
     text = set(spec.feature_stats["categories"]) if spec.feature_stats else set()  # one-hot: kept as text
     rows, sources = [], []
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(lines, start=2):
         if not any(cell.strip() for cell in line):
             continue
-        rows.append([line[i].strip() if header[i] in text and i < len(line) else _number(line, i, path, number,
-                                                                                          header[i])
+        rows.append([line[i].strip() if header[i] in text else _number(line, i, path, number, header[i])
                      for i in columns])
         sources.append(f"{path}:{number}")
     if not rows:
