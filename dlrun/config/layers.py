@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer
 
+from dlrun.config.section import PosInt
+
 Activation = Literal[
     "relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "softplus", "swish", "leaky_relu"
 ]
 Padding = Literal["valid", "same"]
-PosInt = Annotated[int, Field(gt=0)]
 Size2 = PosInt | tuple[PosInt, PosInt]
 
 
