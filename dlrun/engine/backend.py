@@ -115,7 +115,33 @@ def setup(seed: int, threads: int | None = None, deterministic: bool = True) -> 
     if deterministic and not _configured.get("deterministic") and gpus():
         tensorflow.config.experimental.enable_op_determinism()
         _configured["deterministic"] = True
-    keras().utils.set_random_seed(seed)
+    seed_everything(seed)
+
+
+def seed_everything(seed: int) -> None:
+    """keras.utils.set_random_seed(seed): Python, NumPy, Keras and TensorFlow's global seed. When this
+    process' TensorFlow seed is `seed` already (the next sweep trial), TensorFlow's op-seed sequence is
+    reset as `tf.random.set_seed` resets it, without the flush of TensorFlow's kernel caches that comes
+    with it: that flush throws away every instantiated tf.function, and the compiled model a sweep lends
+    its next trial (engine/reuse.py) would instantiate its training step again (~0.15 s a trial). The
+    flush only matters to stateful random kernels; Keras 3 draws its random numbers with stateless ops
+    from its own seed generators (the tests compare such trials with fresh processes)."""
+    tensorflow, keras_ = tf(), keras()
+    if _configured.get("seed") != seed:
+        keras_.utils.set_random_seed(seed)
+        _configured["seed"] = seed
+        return
+    import random
+
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    set_seed = tensorflow.random.set_seed
+    tensorflow.random.set_seed = lambda value: setattr(ctx, "_rng", random.Random(value))
+    try:
+        keras_.utils.set_random_seed(seed)
+    finally:
+        tensorflow.random.set_seed = set_seed
 
 
 def setup_for(cfg: ExperimentConfig) -> None:

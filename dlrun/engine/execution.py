@@ -93,19 +93,21 @@ def exact_executions(model: Any, steps_per_epoch: int, steps: int) -> Any | None
     """
     if model.steps_per_execution != steps:
         model.steps_per_execution = steps
-        model.test_function = model.predict_function = None  # traced for the old value
+        model.train_function = model.test_function = model.predict_function = None  # traced for the old value
     if steps == 1:
         return None
     from dlrun.engine.callbacks import StepCounter
 
     callback = StepCounter(steps_per_epoch, steps)
-    model.train_function = _train_function(model, callback)
+    if model.train_function is None or getattr(model, "_dlrun_counter", None) is None:
+        model.train_function = _train_function(model)  # traced once per model (engine/reuse.py keeps models)
+    model._dlrun_counter = callback  # the fit about to run: its counter decides each call's steps
     return callback
 
 
-def _train_function(model: Any, counter: Any) -> Any:
-    """Keras' train step, `counter.due()` times per call, in one traced TensorFlow loop (the count is
-    a tensor argument, so a short last call reuses the same graph)."""
+def _train_function(model: Any) -> Any:
+    """Keras' train step, `model._dlrun_counter.due()` times per call, in one traced TensorFlow loop (the
+    count is a tensor argument, so a short last call, and the next fit, reuse the same graph)."""
     tf = backend.tf()
     strategy = model.distribute_strategy
 
@@ -132,6 +134,6 @@ def _train_function(model: Any, counter: Any) -> Any:
     run_steps = tf.function(run_steps, reduce_retracing=True)
 
     def train_function(iterator: Any) -> Any:
-        return run_steps(iterator, tf.constant(counter.due()))
+        return run_steps(iterator, tf.constant(model._dlrun_counter.due()))
 
     return train_function

@@ -204,7 +204,9 @@ def save_model(run: RunDir, model: Any) -> None:
     """Write the final weights and the full .keras model atomically."""
     with files.atomic_path(run / names.WEIGHTS) as tmp:
         model.save_weights(tmp)
-    with files.atomic_path(run / names.MODEL) as tmp:
+    from dlrun.engine.reuse import plain_penalties
+
+    with files.atomic_path(run / names.MODEL) as tmp, plain_penalties(model):
         model.save(tmp)
 
 

@@ -25,9 +25,24 @@ from dlrun.store.lock import run_lock
 from dlrun.store.rundir import RunDir
 from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
 
-# Keras keeps a few MiB per fit even after clear_session (keras-team/keras#17458); bounding the
-# trials any one process runs bounds the memory a sweep of any length needs.
 MAX_TRIALS_PER_PROCESS = 16
+"""A sequential sweep of at most this many trials runs in the sweep's own process; a longer one runs
+in a worker process, which can be replaced when its memory grows (WORKER_GROWTH_MIB)."""
+
+WORKER_GROWTH_MIB = 256
+"""A worker process is replaced once its peak resident memory has grown this much since its first trial:
+Keras keeps a few MiB per new model even after clear_session (keras-team/keras#17458), so a sweep of
+many architectures would grow without bound. Trials that share a compiled model (engine/reuse.py) stay
+flat, and their worker is kept (a fresh one pays TensorFlow's start-up and the first trace again)."""
+
+
+def peak_memory_mib() -> float:
+    """This process' peak resident memory so far, in MiB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ class TrialResult:
     status: str
     summary: dict[str, Any] = field(default_factory=dict)
     storage: str | None = None  # set when a full or read-only disk stopped the trial (resumable)
+    peak_mib: float | None = None  # a worker process' peak memory after the trial (see WORKER_GROWTH_MIB)
 
 
 class TrialEvents(Protocol):
@@ -81,11 +97,14 @@ class TrialExecutor(Protocol):
 
 
 def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
-                  judge: Callable[[int, dict[str, Any]], bool] | None = None) -> TrialResult:
+                  judge: Callable[[int, dict[str, Any]], bool] | None = None, models: Any = None) -> TrialResult:
     """Run one trial in this process: fresh, or from its last checkpoint; a trial that already
     ended (completed, diverged, pruned, failed) is returned as it is and never runs again. `judge`
     (epoch, row) -> keep going is asked after each complete epoch but the last (see
     `TrialEvents.epoch_ended`): the executor's line back to the sweep process.
+
+    `models` (an engine.reuse.TrialModels, kept by the executor for the trials of one process) lends a
+    fresh trial a compiled model of the same architecture, in the trial's exact initial state.
 
     Divergence is a result; any other exception marks the trial `failed` with its message, and its
     traceback is kept in the trial's error.txt.
@@ -105,8 +124,14 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
         checkpoint = run.checkpoint / names.CHECKPOINT_STATE
         try:
             lc = load_config(run / names.CONFIG)
-            summary = run_training(lc, run, data, Reporter(json_mode=True, live=False), stop,
-                                   checkpoint if checkpoint.exists() else None, judge=judge)
+            resume = checkpoint if checkpoint.exists() else None
+            model = None
+            if models is not None and resume is None:
+                model = models.model(lc, data)
+            elif models is not None:  # a resumed trial builds its own model, in a clear session
+                backend.clear_session()
+            summary = run_training(lc, run, data, Reporter(json_mode=True, live=False), stop, resume,
+                                   model=model, judge=judge)
             return TrialResult(task.trial_id, summary["status"], summary)
         except Interrupted:
             return TrialResult(task.trial_id, "interrupted", read_status(run)[1])
@@ -118,7 +143,8 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
             files.write_text(run / names.ERROR, traceback.format_exc())
             return TrialResult(task.trial_id, "failed", mark_failed(run, message))
         finally:
-            backend.clear_session()  # memory must not grow with the number of trials
+            if models is None:  # memory must not grow with the number of trials (`models` clears as it lends)
+                backend.clear_session()
 
 
 @contextlib.contextmanager

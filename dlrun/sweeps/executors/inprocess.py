@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
@@ -15,6 +16,9 @@ class SequentialExecutor:
 
     jobs = 1
 
+    def __init__(self) -> None:
+        self.models: Any = None  # the engine.reuse.TrialModels of the last run (how many trials borrowed)
+
     def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
         """Run `tasks` in order until done or a stop is requested. `tasks` may be lazy: the next one is
@@ -23,10 +27,14 @@ class SequentialExecutor:
         task = None if stop.requested else next(source, None)
         if task is None:
             return
+        from dlrun.engine.reuse import TrialModels
+
+        models = self.models = TrialModels()
         with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
             while task is not None:
                 events.started(task)
                 result = execute_trial(task, datasets[task.data_key], stop,
-                                       lambda epoch, row, trial=task.trial_id: events.epoch_ended(trial, epoch, row))
+                                       lambda epoch, row, trial=task.trial_id: events.epoch_ended(trial, epoch, row),
+                                       models)
                 events.finished(result)
                 task = None if stop.requested else next(source, None)

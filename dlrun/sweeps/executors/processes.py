@@ -28,12 +28,13 @@ from dlrun.store import files, names
 from dlrun.store.rundir import RunDir
 from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
 from dlrun.sweeps.executors.base import (
-    MAX_TRIALS_PER_PROCESS,
+    WORKER_GROWTH_MIB,
     TrialEvents,
     TrialResult,
     TrialTask,
     execute_trial,
     frozen_heap,
+    peak_memory_mib,
 )
 from dlrun.sweeps.executors.devices import cpu_count
 from dlrun.ui.plots import drawn_in_background
@@ -47,16 +48,18 @@ class _Worker:
     conn: Connection
     task: TrialTask | None = None
     done: int = 0
+    first_peak: float | None = None  # MiB, after its first trial
 
 
 class ProcessExecutor:
     """Up to `jobs` trials at once in worker processes, `threads` CPU threads each. A worker is
-    replaced after `max_trials` trials: Keras keeps a few MiB per fit even after clear_session
-    (keras-team/keras#17458), so a fresh process is what keeps memory flat in long sweeps."""
+    replaced once its peak memory grew `growth_mib` since its first trial (see WORKER_GROWTH_MIB), or
+    after `max_trials` trials when that is set: a fresh process is what keeps memory flat in long
+    sweeps of many architectures, and a kept one lends its compiled models to the next trials."""
 
     def __init__(self, jobs: int, threads: int | None = None, devices: list[str] | None = None,
-                 max_trials: int = MAX_TRIALS_PER_PROCESS):
-        self.jobs, self.max_trials = jobs, max_trials
+                 max_trials: int | None = None, growth_mib: float = WORKER_GROWTH_MIB):
+        self.jobs, self.max_trials, self.growth_mib = jobs, max_trials, growth_mib
         self.threads = threads or max(1, cpu_count() // jobs)
         self.devices = devices
         self._retired: list[_Worker] = []
@@ -144,12 +147,19 @@ class ProcessExecutor:
                 if more and not stopping:
                     workers[index] = self._start(index)
             worker.task, worker.done = None, worker.done + 1
-            if worker.process.is_alive() and worker.done >= self.max_trials and more and not stopping:
+            if worker.process.is_alive() and self._spent(worker, result) and more and not stopping:
                 with contextlib.suppress(OSError):
                     worker.conn.send(None)  # it exits; a fresh process takes its place
                 self._retired.append(worker)
                 workers[index] = self._start(index)
             events.finished(result)
+
+    def _spent(self, worker: _Worker, result: TrialResult) -> bool:
+        """Whether `worker` should make way for a fresh process (its memory grew, or max_trials)."""
+        if result.peak_mib is not None and worker.first_peak is None:
+            worker.first_peak = result.peak_mib
+        grown = (result.peak_mib or 0.0) - (worker.first_peak or 0.0)
+        return grown > self.growth_mib or (self.max_trials is not None and worker.done >= self.max_trials)
 
     def _signal(self, workers: list[_Worker], count: int) -> int:
         """SIGTERM every busy worker: the first asks for a stop after the batch, the second is immediate."""
@@ -259,6 +269,9 @@ def _judge(conn: Connection, trial_id: str, parent_pid: int) -> Callable[[int, d
 
 def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest, parent_pid: int) -> None:
     """Run each trial sent on `conn` and send back its result, until told to stop."""
+    from dlrun.engine.reuse import TrialModels
+
+    models = TrialModels()  # this worker's compiled models, lent to its next trials
     while not stop.requested:
         if not conn.poll(0.5):
             continue
@@ -269,9 +282,11 @@ def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest, pa
         if task is None:
             return
         try:
-            result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task.trial_id, parent_pid))
+            result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task.trial_id, parent_pid),
+                                   models)
         except KeyboardInterrupt:
             result = TrialResult(task.trial_id, "interrupted", read_status(RunDir(task.run_dir))[1])
+        result.peak_mib = peak_memory_mib()
         try:
             conn.send(result)
         except OSError:

@@ -1,0 +1,150 @@
+"""A sweep lends each trial a compiled model of the same architecture (engine/reuse.py); a trial trained on
+a lent model must be exactly the trial a fresh process trains: the same epochs, metrics, weights and saved
+model. Also: which configs share a model, and when a worker process makes way for a fresh one."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from conftest import TINY_MLP, deep_merge, run_cli, without_seconds, write_config
+
+from dlrun.config import dump_config, load_config
+from dlrun.data import load_dataset
+from dlrun.engine.reuse import reuse_key
+from dlrun.interrupts import StopRequest
+from dlrun.store import files, names
+from dlrun.store.rundir import create_run_dir
+from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
+from dlrun.sweeps.executors.processes import ProcessExecutor, _Worker
+
+# batch norm (non-trainable statistics), dropout (a random-generator state), L2 and Adam (slots): every
+# kind of state a lent model must take over from the trial's own initial model
+REUSED = deep_merge(TINY_MLP, {
+    "model": {"layers": [{"flatten": {}}, {"dense": {"units": 16, "activation": "relu"}}, {"batch_norm": {}},
+                         {"dropout": {"rate": 0.3}}, {"dense": {"units": 10, "activation": "softmax"}}],
+              "l2": 0.01},
+    "optimizer": {"name": "adam", "lr": 0.01},
+})
+# (lr, l2, units): the second and fourth trials borrow the first's model, the third is another architecture
+TRIALS = [(0.01, 0.01, 16), (0.003, 0.1, 16), (0.01, 0.01, 8), (0.02, 0.001, 16)]
+
+
+class Recorder:
+    """TrialEvents that keep the results."""
+
+    def __init__(self) -> None:
+        self.results: list[TrialResult] = []
+
+    def started(self, task: TrialTask) -> None:
+        pass
+
+    def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
+        return True
+
+    def finished(self, result: TrialResult) -> None:
+        self.results.append(result)
+
+
+@pytest.fixture(scope="module")
+def lent(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SequentialExecutor, Recorder]:
+    """The four TRIALS run one after another in this process, as a sweep runs them."""
+    tmp = tmp_path_factory.mktemp("reuse")
+    tasks = []
+    for i, (lr, l2, units) in enumerate(TRIALS):
+        layers = [dict(item) for item in REUSED["model"]["layers"]]
+        layers[1] = {"dense": {"units": units, "activation": "relu"}}
+        lc = load_config(write_config(tmp, deep_merge(REUSED, {"model": {"layers": layers, "l2": l2},
+                                                               "optimizer": {"lr": lr}}), name=f"{i}.yaml"))
+        run = create_run_dir(f"{i:03d}", explicit=tmp / "trials" / f"{i:03d}")
+        files.write_text(run / names.CONFIG, dump_config(lc.config))
+        tasks.append(TrialTask(f"{i:03d}", run.path, "d"))
+    data = load_dataset(lc.config.data, lc.config.task)
+    executor, events = SequentialExecutor(), Recorder()
+    executor.run(tasks, {"d": data}, events, StopRequest())
+    return tmp / "trials", executor, events
+
+
+def test_trials_of_one_architecture_borrow_the_kept_model(lent: tuple[Path, SequentialExecutor, Recorder]) -> None:
+    _, executor, events = lent
+    assert [r.status for r in events.results] == ["completed"] * 4
+    assert executor.models is not None and executor.models.reused == 2  # trials 001 and 003
+
+
+@pytest.mark.parametrize("trial", ["001", "003"])
+def test_a_trial_on_a_lent_model_is_the_trial_a_fresh_process_trains(
+        lent: tuple[Path, SequentialExecutor, Recorder], tmp_path: Path, trial: str) -> None:
+    trials, _, _ = lent
+    proc = run_cli("train", trials / trial / names.CONFIG, "--run-dir", tmp_path / "fresh", "--json")
+    assert proc.returncode == 0, proc.stderr
+    fresh, borrowed = tmp_path / "fresh", trials / trial
+    assert without_seconds(files.read_csv(borrowed / names.METRICS)) == \
+        without_seconds(files.read_csv(fresh / names.METRICS))
+    assert files.read_json(borrowed / names.SUMMARY)["metrics"] == files.read_json(fresh / names.SUMMARY)["metrics"]
+    assert _arrays(borrowed / names.WEIGHTS) == _arrays(fresh / names.WEIGHTS)
+    assert _keras_config(borrowed / names.MODEL) == _keras_config(fresh / names.MODEL)
+
+
+def _arrays(path: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: out.update({name: np.asarray(item).tobytes()})
+                     if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
+def _keras_config(path: Path) -> Any:
+    """The model's config.json, less `shared_object_id` (a Python object id: no two processes share one)."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "shared_object_id"}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    with zipfile.ZipFile(path) as z:
+        return strip(json.loads(z.read("config.json")))
+
+
+def test_the_saved_model_records_the_configured_lambda(lent: tuple[Path, SequentialExecutor, Recorder]) -> None:
+    config = _keras_config(lent[0] / "001" / names.MODEL)
+    penalties = [layer["config"]["kernel_regularizer"] for layer in config["config"]["layers"]
+                 if layer["class_name"] == "Dense" and layer["config"]["kernel_regularizer"]]
+    assert [p["config"]["l2"] for p in penalties] and {p["config"]["l2"] for p in penalties} == {0.1}
+
+
+def _key(tmp_path: Path, **changes: Any) -> str | None:
+    lc = load_config(write_config(tmp_path, deep_merge(REUSED, changes)))
+    return reuse_key(lc.config, load_dataset(lc.config.data, lc.config.task))
+
+
+def test_learning_rate_lambda_and_seed_do_not_change_the_model_a_trial_borrows(tmp_path: Path) -> None:
+    assert _key(tmp_path) == _key(tmp_path, optimizer={"lr": 0.5}, model={"l2": 3.0}, seed=7, name="other")
+
+
+@pytest.mark.parametrize("changes", [
+    {"model": {"l2": 0.0}},                                   # no penalty: another graph
+    {"optimizer": {"momentum": 0.0, "name": "sgd"}},          # another optimizer
+    {"optimizer": {"decay": 0.01}},                           # a schedule: its lr is part of it
+    {"train": {"batch_size": 64}},
+], ids=["no-l2", "optimizer", "schedule", "batch"])
+def test_a_different_graph_borrows_nothing(tmp_path: Path, changes: dict[str, Any]) -> None:
+    assert _key(tmp_path) != _key(tmp_path, **changes)
+
+
+def test_schedules_keep_their_learning_rate_in_the_key(tmp_path: Path) -> None:
+    assert _key(tmp_path, optimizer={"decay": 0.01}) != _key(tmp_path, optimizer={"decay": 0.01, "lr": 0.5})
+
+
+@pytest.mark.parametrize(("peaks", "replaced"), [([900.0, 950.0, 1000.0], [False, False, False]),
+                                                 ([900.0, 950.0, 1200.0], [False, False, True])])
+def test_a_worker_makes_way_once_its_memory_grew(peaks: list[float], replaced: list[bool]) -> None:
+    executor, worker = ProcessExecutor(1, growth_mib=256), _Worker(process=None, conn=None)  # type: ignore[arg-type]
+    decisions = []
+    for peak in peaks:
+        worker.done += 1
+        decisions.append(executor._spent(worker, TrialResult("t", "completed", peak_mib=peak)))
+    assert decisions == replaced
