@@ -22,7 +22,6 @@ the graph). Models with a base, a distribution strategy or a resumed checkpoint 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -70,8 +69,6 @@ class TrialModels:
         kept = self._models.get(key) if key is not None else None
         if kept is None:  # Keras' names and TensorFlow's caches start afresh, as in a new process
             backend.clear_session()
-        else:  # the last trial's objects go; the kept model's instantiated functions stay
-            gc.collect()
         fresh = seeded_model(lc, data)
         if key is None:
             return fresh

@@ -250,6 +250,7 @@ def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, de
     backend.setup(0, threads)
     with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
         _serve(conn, datasets, stop, parent_pid)
+    backend.exit_now(0)  # every trial's files are written (plots too): skip TensorFlow's ~1 s teardown
 
 
 def _judge(conn: Connection, trial_id: str, parent_pid: int) -> Callable[[int, dict[str, Any]], bool]:
