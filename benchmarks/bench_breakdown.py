@@ -1,7 +1,8 @@
 """Where the seconds of a sweep go: one sweep run in this process with timers around dlrun's own
 functions (exclusive time: a timed function nested in another counts once, in the inner one).
 
-Per trial: build (seeded_model: the model and its compile), trace (the first epoch's extra time over the
+Per trial: build (seeded_model: the model and its compile; with a lent model also copying the trial's initial
+state into it, engine/reuse.py), trace (the first epoch's extra time over the
 median epoch: tf.function tracing), epochs (fit_epochs minus the rest), evaluation (test_metrics), files
 (checkpoints, metrics.csv, summary.json, weights and .keras), plots (history.png), the pruner (the sweep
 process' judgement after each epoch). Per sweep: start-up (importing dlrun and TensorFlow), data
@@ -26,7 +27,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TIMED = {  # module, function -> bucket
-    ("dlrun.engine.run", "seeded_model"): "build",
+    ("dlrun.engine.fit", "seeded_model"): "build",
+    ("dlrun.engine.reuse", "_take_state"): "build",
+    ("dlrun.engine.reuse", "TrialModels.model"): "build",
     ("dlrun.engine.run", "fit_epochs"): "epochs",
     ("dlrun.engine.run", "test_metrics"): "evaluation",
     ("dlrun.engine.run", "save_checkpoint"): "files",
