@@ -19,7 +19,7 @@ run: setup
 
 # both cores: most of the suite's time is CLI subprocesses starting up and training tiny models
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2
 
 # ruff, then the import contracts in pyproject.toml (layers, no cycles, TensorFlow only in dlrun.engine)
 lint: setup

@@ -13,6 +13,7 @@ executor, results.csv after each trial, the search engine's asks).
 from __future__ import annotations
 
 import contextlib
+import csv
 import statistics
 import sys
 import tempfile
@@ -112,7 +113,8 @@ def breakdown(config: dict[str, Any], background_plots: bool = True) -> dict[str
         total = time.perf_counter() - start
         trace = 0.0
         for trial in sorted((Path(name) / "s" / "trials").iterdir()):
-            rows = [float(r.split(",")[-1]) for r in (trial / "metrics.csv").read_text().splitlines()[1:]]
+            with open(trial / "metrics.csv") as fh:
+                rows = [float(row["seconds"]) for row in csv.DictReader(fh)]
             if len(rows) > 1:
                 trace += max(0.0, rows[0] - statistics.median(rows[1:]))
     seconds = dict(timers.seconds)

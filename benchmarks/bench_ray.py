@@ -1,15 +1,15 @@
 """Benchmarks of scaling out: `dlrun sweep --backend ray` and `train.distribute`.
 
-9: a 16-trial grid sweep (4 lr x 4 lambda, MLP 64 on synthetic digits) with `--backend ray` (a local Ray
+12: a 16-trial grid sweep (4 lr x 4 lambda, MLP 64 on synthetic digits) with `--backend ray` (a local Ray
    instance started by the sweep, 1 CPU per trial: 2 trials at once on 2 cores) against `--backend local
    --jobs 2`, each a whole `dlrun sweep` process, alternating. Target: ray / local <= 1.15.
-10: Ray's start-up on its own: `ray.init(address="local")`, one trivial task, `ray.shutdown()` in a fresh
-   process (minus the same process doing nothing but import ray).
-11: `dlrun train` with `train.distribute: {strategy: mirrored, devices: 2}` on 2 logical CPU devices
+13: Ray's start-up on its own: `ray.init(address="local")`, one trivial task, `ray.shutdown()` in a fresh
+   process, timed from after `import ray`.
+14: `dlrun train` with `train.distribute: {strategy: mirrored, devices: 2}` on 2 logical CPU devices
    (DLRUN_CPU_DEVICES=2) against one device, same global batch: median epoch seconds (epochs 2..N). No gain
    is expected on a CPU (the replicas share its cores); the point is that it trains the same model.
 
-Standalone: python benchmarks/bench_ray.py [--repeats 3] [--quick]
+Standalone: python benchmarks/bench_ray.py [--repeats 3] [--quick] [--only 12,13,14]
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sweep import _env  # noqa: E402
+from bench_sweep import _env, run_measured  # noqa: E402
 
 TARGET_RATIO = 1.15
 NAMES = {"12": "sweep: 16 trials, --backend ray (local instance) vs --backend local --jobs 2",
@@ -38,15 +36,13 @@ NAMES = {"12": "sweep: 16 trials, --backend ray (local instance) vs --backend lo
          "14": "train.distribute mirrored on 2 logical CPU devices vs 1 device (epoch, same global batch)"}
 
 RAY_STARTUP = """
-import sys, time
-t0 = time.perf_counter()
+import time
 import ray
-t1 = time.perf_counter()
-if sys.argv[1] == "start":
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    ray.get(ray.remote(lambda: 1).remote())
-    ray.shutdown()
-print(time.perf_counter() - t1)
+start = time.perf_counter()
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+ray.get(ray.remote(lambda: 1).remote())
+ray.shutdown()
+print(time.perf_counter() - start)
 """
 
 
@@ -57,14 +53,6 @@ def _config(n_train: int, epochs: int, **train: Any) -> dict[str, Any]:
                                  {"dense": {"units": 10, "activation": "softmax"}}]},
             "optimizer": {"name": "sgd"}, "train": {"epochs": epochs, "batch_size": 32, **train},
             "sweep": {"mode": "grid", "params": {"optimizer.lr": lrs, "model.l2": [0.0, 0.0001, 0.001, 0.01]}}}
-
-
-def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({proc.returncode}): {proc.stderr[-1500:]}")
-    return time.perf_counter() - start, proc.stdout
 
 
 def _results(sweep_dir: Path) -> list[dict[str, str]]:
@@ -83,8 +71,9 @@ def ray_vs_local(repeats: int = 3, n_train: int = 2000, epochs: int = 3) -> dict
         base = [sys.executable, "-m", "dlrun", "sweep", str(config), "--json"]
         ray_s, local_s, same = [], [], True
         for r in range(repeats):  # alternating, so a change in machine load hits both sides
-            ray_s.append(_timed([*base, "--backend", "ray", "--sweep-dir", str(tmp / f"ray-{r}")])[0])
-            local_s.append(_timed([*base, "--backend", "local", "--jobs", "2", "--sweep-dir", str(tmp / f"l-{r}")])[0])
+            ray_s.append(run_measured([*base, "--backend", "ray", "--sweep-dir", str(tmp / f"ray-{r}")]).wall)
+            local_s.append(run_measured([*base, "--backend", "local", "--jobs", "2",
+                                         "--sweep-dir", str(tmp / f"l-{r}")]).wall)
             same = same and _results(tmp / f"ray-{r}") == _results(tmp / f"l-{r}")
     ray_m, local_m = statistics.median(ray_s), statistics.median(local_s)
     return {"ray_s": ray_m, "local_s": local_m, "ratio": ray_m / local_m, "target": TARGET_RATIO,
@@ -93,7 +82,7 @@ def ray_vs_local(repeats: int = 3, n_train: int = 2000, epochs: int = 3) -> dict
 
 def ray_startup(repeats: int = 3) -> dict[str, Any]:
     """Median seconds of starting a local Ray instance, running one task and shutting it down."""
-    runs = [float(_timed([sys.executable, "-c", RAY_STARTUP, "start"])[1].strip()) for _ in range(repeats)]
+    runs = [float(run_measured([sys.executable, "-c", RAY_STARTUP]).stdout.strip()) for _ in range(repeats)]
     return {"seconds": statistics.median(runs)}
 
 
@@ -113,8 +102,8 @@ def mirrored_vs_single(repeats: int = 3, n_train: int = 4000, epochs: int = 4) -
         for r in range(repeats):
             for side, extra in (("mirrored", []), ("single", ["--set", "train.distribute=null"])):
                 run = tmp / f"{side}-{r}"
-                _, stdout = _timed([sys.executable, "-m", "dlrun", "train", str(config), "--run-dir", str(run),
-                                    "--json", *extra], env)
+                stdout = run_measured([sys.executable, "-m", "dlrun", "train", str(config), "--run-dir", str(run),
+                                       "--json", *extra], env).stdout
                 with open(run / "metrics.csv") as fh:
                     out[side].append(statistics.median(float(row["seconds"]) for row in list(csv.DictReader(fh))[1:]))
                 accuracy[side] = json.loads(stdout)["metrics"]["test_accuracy"]
@@ -153,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer epochs")
-    parser.add_argument("--only", default="9,10,11")
+    parser.add_argument("--only", default="12,13,14")
     args = parser.parse_args()
     for row in ray_rows({n.strip() for n in args.only.split(",")}, args.repeats, args.quick):
         print(json.dumps(row.__dict__))

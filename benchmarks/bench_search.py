@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sweep import COURSE_VALUES, course_config, run_measured  # noqa: E402
+from bench_sweep import COURSE_VALUES, _env, course_config, run_measured  # noqa: E402
 
 # ../shared/data/mnist-t10k beside the main checkout (a worktree lies one folder deeper)
 DEFAULT_DATA = next((p / "shared" / "data" / "mnist-t10k" for p in Path(__file__).resolve().parents[1:4]
@@ -71,7 +71,7 @@ print(json.dumps({"best_val_accuracy": best.score, "best": best.hyperparameters.
 
 
 def configs(data: Path, quick: bool) -> dict[str, dict[str, Any]]:
-    """The four dlrun sides: grid, grid + asha, tpe (16 trials; 4 in quick mode)."""
+    """The three dlrun sides: grid, grid + asha, tpe (16 trials)."""
     values = COURSE_VALUES
     source: dict[str, Any] = {"source": "idx", "path": str(data)}
     if quick:
@@ -103,8 +103,7 @@ def best_value(summary: dict[str, Any]) -> float:
 
 def hyperband(config: dict[str, Any], tmp: Path, kt_path: Path) -> tuple[float, dict[str, Any]]:
     """Keras Tuner's Hyperband on the arrays dlrun trains on (its own train / validation split)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dlrun.config.schema import DataConfig
+    from dlrun.config.schema import DataConfig  # importing bench_sweep put the checkout on the path
     from dlrun.data import load_dataset
 
     ds = load_dataset(DataConfig.model_validate(config["data"]), "classification")
@@ -114,27 +113,31 @@ def hyperband(config: dict[str, Any], tmp: Path, kt_path: Path) -> tuple[float, 
     np.savez(arrays, x_train=ds.x_train, y_train=ds.y_train, x_val=ds.x_val, y_val=ds.y_val)
     script = tmp / "hyperband.py"
     script.write_text(HYPERBAND)
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = str(kt_path) + (os.pathsep + env_path if env_path else "")
-    try:
-        values = config["sweep"]["params"]["optimizer.lr"]
-        measured = run_measured([sys.executable, str(script), str(arrays), json.dumps(values),
-                                 str(config["train"]["epochs"]), str(tmp / "kt")])
-    finally:
-        os.environ["PYTHONPATH"] = env_path
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(kt_path), env.get("PYTHONPATH", "")) if p)
+    values = config["sweep"]["params"]["optimizer.lr"]
+    measured = run_measured([sys.executable, str(script), str(arrays), json.dumps(values),
+                             str(config["train"]["epochs"]), str(tmp / "kt")], env)
     return measured.wall, json.loads(measured.stdout.strip().splitlines()[-1])
 
 
-def search_rows(data: Path, quick: bool, kt_path: Path | None) -> list[dict[str, Any]]:
-    """Rows 9, 10, 11 as dicts (seconds, best validation accuracy, ratio, target, met)."""
+def search_rows(data: Path, quick: bool, kt_path: Path | None,
+                numbers: tuple[str, ...] = ("9", "10", "11")) -> list[dict[str, Any]]:
+    """Rows `numbers` of 9, 10, 11 as dicts (seconds, best validation accuracy, ratio, target, met); only the
+    sweeps those rows compare run (the grid for 9 and 10, asha for 9 and 11, tpe for 10). Row 11 needs
+    `kt_path` (a folder with keras-tuner); without it the row says so."""
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-search-") as name:
         tmp = Path(name)
         sides = configs(data, quick)
-        grid_s, grid = run_sweep(sides["grid"], tmp, "grid")
-        asha_s, asha = run_sweep(sides["asha"], tmp, "asha")
-        tpe_s, tpe = run_sweep(sides["tpe"], tmp, "tpe")
-        for number, (seconds, summary) in (("9", (asha_s, asha)), ("10", (tpe_s, tpe))):
+        runs: dict[str, tuple[float, dict[str, Any]]] = {}
+        for side, rows in (("grid", {"9", "10"}), ("asha", {"9", "11"}), ("tpe", {"10"})):
+            if rows & set(numbers):
+                runs[side] = run_sweep(sides[side], tmp, side)
+        for number, side in (("9", "asha"), ("10", "tpe")):
+            if number not in numbers:
+                continue
+            (seconds, summary), (grid_s, grid) = runs[side], runs["grid"]
             gap = best_value(grid) - best_value(summary)
             out.append({"number": number, "name": NAMES[number], "dlrun_s": round(seconds, 1),
                         "other_s": round(grid_s, 1), "ratio": round(seconds / grid_s, 3),
@@ -142,7 +145,11 @@ def search_rows(data: Path, quick: bool, kt_path: Path | None) -> list[dict[str,
                         "grid_best": round(best_value(grid), 4), "gap": round(gap, 4),
                         "met": seconds / grid_s <= TARGETS[number] and gap <= 0.01,
                         "counts": summary["counts"]})
-        if kt_path is not None:
+        if "11" in numbers and kt_path is None:
+            out.append({"number": "11", "name": NAMES["11"], "skipped": "needs --kt DIR (pip install --target DIR "
+                                                                      "keras-tuner kt-legacy)"})
+        elif "11" in numbers:
+            asha_s, asha = runs["asha"]
             hb_s, hb = hyperband(sides["asha"], tmp, kt_path)
             out.append({"number": "11", "name": NAMES["11"], "dlrun_s": round(asha_s, 1), "other_s": round(hb_s, 1),
                         "ratio": round(asha_s / hb_s, 3), "target": None, "best": round(best_value(asha), 4),

@@ -103,11 +103,12 @@ class Measured:
     stdout: str
 
 
-def run_measured(cmd: list[str]) -> Measured:
-    """Run `cmd` and reap it with os.wait4, so time and memory are its own, not the benchmark's."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run `cmd` (in `env`, default `_env()`) and reap it with os.wait4, so time and memory are its own,
+    not the benchmark's."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=_env(), stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, env=env or _env(), stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

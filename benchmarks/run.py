@@ -89,8 +89,9 @@ def search_bench_rows(wanted: set[str], data: Path | None, quick: bool, kt: Path
         return [Row(n, bench_search.NAMES[n], "—", "—", "—", "—", None, f"needs MNIST idx files ({found})")
                 for n in numbers]
     out = []
-    for r in bench_search.search_rows(found, quick, kt if "11" in numbers else None):
-        if r["number"] not in numbers:
+    for r in bench_search.search_rows(found, quick, kt, tuple(numbers)):
+        if "skipped" in r:
+            out.append(Row(r["number"], r["name"], "—", "—", "—", "—", None, r["skipped"]))
             continue
         other = "Hyperband" if r["number"] == "11" else "grid"
         best = f"best val_accuracy {r['best']} vs {other} {r.get('grid_best', r.get('other_best'))}"

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from dlrun import cli_tools
-from dlrun.cli_tools import complete_config, complete_run, complete_set, complete_target
+from dlrun.cli_tools import ConfigArg, JsonOpt, NoCacheOpt, SetOpt, complete_config, complete_run, complete_target
 from dlrun.errors import ConfigError, DlrunError, Interrupted
 from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
@@ -29,16 +29,6 @@ app = typer.Typer(
 
 EXIT_DIVERGED = 3
 EXIT_UNEXPECTED = 1
-
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False,
-    autocompletion=complete_set)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
-ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False,
-                                           autocompletion=complete_config)]
-NoCacheOpt = Annotated[bool, typer.Option(
-    "--no-cache", help="Read and preprocess the data from its source; do not use or update the data cache.")]
-
 
 def _fail(error: DlrunError) -> NoReturn:
     """Print a user error on stderr (config problems one per line, as FILE:LINE: key: message)."""

@@ -44,9 +44,7 @@ def sweep(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted sweep directory: "
                                                 "runs only the trials that have not ended.",
                                                 autocompletion=complete_sweep)] = None,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Read and preprocess the data from its source; do not use or update the data "
-        "cache.")] = False,
+    no_cache: NoCacheOpt = False,
     backend: Annotated[Literal["local", "ray"] | None, typer.Option(
         "--backend", help="Where trials run: local processes or Ray (default: sweep.backend.name, local).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray: the cluster to join: auto, HOST:PORT "
@@ -78,9 +76,7 @@ def predict(
     config: Annotated[Path | None, typer.Option(
         "--config", help="Config for the architecture and data (needed for a weights file).",
         autocompletion=complete_config)] = None,
-    sets: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.",
-        show_default=False)] = None,
+    sets: SetOpt = None,
     top: Annotated[int, typer.Option("--top", min=1, help="List the K most probable classes per input.")] = 3,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the predictions as CSV (a new file).")] = None,
     grid: Annotated[Path | None, typer.Option(
@@ -216,7 +212,12 @@ def complete_sweep(incomplete: str) -> list[str]:
     return sweep_dirs(incomplete)
 
 
-# after complete_set: the commands' signatures are read when cli.py registers them, by then it exists
+# after the complete_* functions: the commands' signatures are read when cli.py registers them, by then these
+# exist (cli.py takes them from here too)
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: KEY=VALUE (dotted key, YAML value). Repeatable.", show_default=False,
     autocompletion=complete_set)]
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False,
+                                           autocompletion=complete_config)]
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Read and preprocess the data from its source; do not use or update the data cache.")]

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,12 @@ import numpy as np
 import pytest
 import yaml
 
+from dlrun.config import dump_config, load_config
+from dlrun.data import Dataset, load_dataset
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
+from dlrun.store.rundir import create_run_dir
+from dlrun.sweeps.executors import TrialResult, TrialTask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +123,17 @@ NO_TF_PROBE = (
 )
 
 
+def modules_loaded(*args: str, families: tuple[str, ...] = ("tensorflow", "keras", "optuna", "ray")) -> set[str]:
+    """Which of `families` running `dlrun ARGS` in a fresh interpreter imported (NO_TF_PROBE, asked more)."""
+    probe = NO_TF_PROBE + f"print('LOADED=' + ','.join(f for f in {families!r} if any(m == f or m.startswith(f + '.') "\
+        "for m in sys.modules)))\n"
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                          env=cli_env(), cwd=ROOT, timeout=120)
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("LOADED="), proc.stdout + proc.stderr
+    return {f for f in line.removeprefix("LOADED=").split(",") if f}
+
+
 def tf_loaded(*args: str) -> str:
     """`TF_LOADED=True|False`: whether running `dlrun ARGS` in a fresh interpreter imported TensorFlow."""
     proc = subprocess.run([sys.executable, "-c", NO_TF_PROBE, *args], capture_output=True, text=True,
@@ -205,3 +221,44 @@ class StopAfter(StopRequest):
     @requested.setter
     def requested(self, value: bool) -> None:
         pass
+
+
+def trial_tasks(root: Path, configs: list[dict[str, Any]],
+                first: int = 0) -> tuple[list[TrialTask], dict[str, Dataset]]:
+    """A sweep's trials without the sweep: for each config, the run directory root/trials/NNN (ids from
+    `first`) with its config.yaml, and its task; and the data of the configs (all use the first's) as key "d"."""
+    tasks, lc = [], None
+    for i, config in enumerate(configs, start=first):
+        lc = load_config(write_config(root, config, name=f"trial-{i:03d}.yaml"))
+        run = create_run_dir(f"{i:03d}", explicit=root / "trials" / f"{i:03d}")
+        files.write_text(run / names.CONFIG, dump_config(lc.config))
+        tasks.append(TrialTask(f"{i:03d}", run.path, "d"))
+    assert lc is not None
+    return tasks, {"d": load_dataset(lc.config.data, lc.config.task)}
+
+
+class Recorder:
+    """TrialEvents that record what happened, in order (`log`; every epoch's row keys in `rows`; the results),
+    and prune at epoch `prune_at` (never: 0); `on_epoch(trial, epoch)` runs first."""
+
+    def __init__(self, prune_at: int = 0, on_epoch: Any = None):
+        self.prune_at, self.on_epoch = prune_at, on_epoch
+        self.log: list[tuple[Any, ...]] = []
+        self.rows: list[tuple[str, int, set[str]]] = []
+        self.results: list[TrialResult] = []
+        self.threads: set[int] = set()
+
+    def started(self, task: TrialTask) -> None:
+        self.log.append(("started", task.trial_id))
+
+    def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
+        self.threads.add(threading.get_ident())
+        self.log.append(("epoch", trial_id, epoch))
+        self.rows.append((trial_id, epoch, set(row)))
+        if self.on_epoch is not None:
+            self.on_epoch(trial_id, epoch)
+        return not self.prune_at or epoch < self.prune_at
+
+    def finished(self, result: TrialResult) -> None:
+        self.log.append(("finished", result.trial_id, result.status))
+        self.results.append(result)

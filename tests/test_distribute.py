@@ -7,9 +7,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import TINY_MLP, cli_env, deep_merge, run_cli, write_config
+from conftest import TINY_MLP, cli_env, deep_merge, run_cli, without_seconds, write_config
 
 import dlrun
 from dlrun import ConfigError
@@ -22,6 +23,7 @@ MIRRORED = {"train": {"epochs": 3, "distribute": {"strategy": "mirrored", "devic
 SCRIPT = """
 import json, sys
 from pathlib import Path
+from typing import Any
 import dlrun
 from dlrun.config import load_config
 from dlrun.data import load_dataset
@@ -58,23 +60,35 @@ print(json.dumps({"single": single, "mirrored": mirrored, "resumed": resumed, "s
 """
 
 
-def test_mirrored_on_two_logical_cpus_matches_one_device_and_resumes(tmp_path: Path) -> None:
-    config = write_config(tmp_path, deep_merge(TINY_MLP, MIRRORED))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(config), str(tmp_path / "runs")], capture_output=True,
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """SCRIPT's runs (under the returned folder) and what it printed."""
+    tmp = tmp_path_factory.mktemp("distribute")
+    config = write_config(tmp, deep_merge(TINY_MLP, MIRRORED))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(config), str(tmp / "runs")], capture_output=True,
                           text=True, env=cli_env(DLRUN_CPU_DEVICES="2"), timeout=300)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return tmp / "runs", json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_on_two_logical_cpus_matches_one_device_and_resumes(runs: tuple[Path, dict[str, Any]]) -> None:
+    out = runs[1]
     single, mirrored, resumed = out["single"], out["mirrored"], out["resumed"]
     assert "distribute" not in single
     assert mirrored["distribute"] == {"strategy": "mirrored", "replicas": 2, "devices": ["cpu:0", "cpu:1"],
                                       "global_batch_size": 32, "per_replica_batch_size": 16.0}
     assert abs(mirrored["metrics"]["test_accuracy"] - single["metrics"]["test_accuracy"]) <= 0.02
     assert out["stopped_rows"] == 1 and resumed["status"] == "completed" and resumed["distribute"]["replicas"] == 2
-    without_seconds = [[{k: v for k, v in r.items() if k != "seconds"} for r in out["rows"][name]]
-                       for name in ("mirrored", "stopped")]
-    assert without_seconds[0] == without_seconds[1]  # stopped and resumed under the strategy: the same epochs
+    # stopped and resumed under the strategy: the same epochs
+    assert without_seconds(out["rows"]["mirrored"]) == without_seconds(out["rows"]["stopped"])
     transferred = out["transferred"]  # weights loaded and stages recompiled under the strategy
     assert transferred["status"] == "completed" and transferred["distribute"]["replicas"] == 2
+
+
+def test_a_mirrored_run_is_evaluated_on_a_machine_with_one_device(runs: tuple[Path, dict[str, Any]]) -> None:
+    proc = run_cli("evaluate", runs[0] / "mirrored", "--json")  # no DLRUN_CPU_DEVICES: one CPU device
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["accuracy"] == runs[1]["mirrored"]["metrics"]["test_accuracy"]
 
 
 def test_more_devices_than_the_machine_has_is_refused_with_what_was_found(tmp_path: Path) -> None:

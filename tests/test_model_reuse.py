@@ -12,15 +12,14 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from conftest import TINY_MLP, deep_merge, run_cli, without_seconds, write_config
+from conftest import TINY_MLP, Recorder, deep_merge, run_cli, trial_tasks, without_seconds, write_config
 
-from dlrun.config import dump_config, load_config
+from dlrun.config import load_config
 from dlrun.data import load_dataset
 from dlrun.engine.reuse import reuse_key
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
-from dlrun.store.rundir import create_run_dir
-from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
+from dlrun.sweeps.executors import SequentialExecutor, TrialResult
 from dlrun.sweeps.executors.processes import ProcessExecutor, _Worker
 
 # batch norm (non-trainable statistics), dropout (a random-generator state), L2 and Adam (slots): every
@@ -35,38 +34,20 @@ REUSED = deep_merge(TINY_MLP, {
 TRIALS = [(0.01, 0.01, 16), (0.003, 0.1, 16), (0.01, 0.01, 8), (0.02, 0.001, 16)]
 
 
-class Recorder:
-    """TrialEvents that keep the results."""
-
-    def __init__(self) -> None:
-        self.results: list[TrialResult] = []
-
-    def started(self, task: TrialTask) -> None:
-        pass
-
-    def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
-        return True
-
-    def finished(self, result: TrialResult) -> None:
-        self.results.append(result)
-
+pytestmark = pytest.mark.xdist_group("model_reuse")  # its module fixture runs once, on one worker
 
 @pytest.fixture(scope="module")
 def lent(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SequentialExecutor, Recorder]:
     """The four TRIALS run one after another in this process, as a sweep runs them."""
     tmp = tmp_path_factory.mktemp("reuse")
-    tasks = []
-    for i, (lr, l2, units) in enumerate(TRIALS):
+    configs = []
+    for lr, l2, units in TRIALS:
         layers = [dict(item) for item in REUSED["model"]["layers"]]
         layers[1] = {"dense": {"units": units, "activation": "relu"}}
-        lc = load_config(write_config(tmp, deep_merge(REUSED, {"model": {"layers": layers, "l2": l2},
-                                                               "optimizer": {"lr": lr}}), name=f"{i}.yaml"))
-        run = create_run_dir(f"{i:03d}", explicit=tmp / "trials" / f"{i:03d}")
-        files.write_text(run / names.CONFIG, dump_config(lc.config))
-        tasks.append(TrialTask(f"{i:03d}", run.path, "d"))
-    data = load_dataset(lc.config.data, lc.config.task)
+        configs.append(deep_merge(REUSED, {"model": {"layers": layers, "l2": l2}, "optimizer": {"lr": lr}}))
+    tasks, datasets = trial_tasks(tmp, configs)
     executor, events = SequentialExecutor(), Recorder()
-    executor.run(tasks, {"d": data}, events, StopRequest())
+    executor.run(tasks, datasets, events, StopRequest())
     return tmp / "trials", executor, events
 
 
@@ -145,6 +126,5 @@ def test_a_worker_makes_way_once_its_memory_grew(peaks: list[float], replaced: l
     executor, worker = ProcessExecutor(1, growth_mib=256), _Worker(process=None, conn=None)  # type: ignore[arg-type]
     decisions = []
     for peak in peaks:
-        worker.done += 1
         decisions.append(executor._spent(worker, TrialResult("t", "completed", peak_mib=peak)))
     assert decisions == replaced

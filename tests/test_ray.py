@@ -2,7 +2,7 @@
 per-epoch line to the sweep process, trials pulled only when a slot is free, a killed worker retried from
 its checkpoint, Ctrl-C / SIGTERM and resume, and a cluster started with `ray start --head`. No mock of Ray.
 
-Every test here is in one xdist group (`make test` runs with --dist loadgroup): one worker runs them, so
+Every test here is in one xdist group (pyproject.toml sets --dist loadgroup): one worker runs them, so
 two Ray clusters never start at once on the 2-core CI machine."""
 
 from __future__ import annotations
@@ -19,25 +19,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_MLP, cli_env, deep_merge, finish, run_cli, start, wait_for_epochs, write_config
+from conftest import (
+    TINY_MLP,
+    Recorder,
+    cli_env,
+    deep_merge,
+    finish,
+    run_cli,
+    start,
+    trial_tasks,
+    wait_for_epochs,
+    without_seconds,
+    write_config,
+)
 
-from dlrun.config import dump_config, load_config
 from dlrun.config.scale import BackendConfig
-from dlrun.data import load_dataset
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
-from dlrun.store.rundir import create_run_dir
-from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
+from dlrun.sweeps.executors import SequentialExecutor, TrialTask
 from dlrun.sweeps.run import sweep
 
 pytestmark = pytest.mark.xdist_group("ray")
 
-ZIP = ("--lr", "0.02,0.05", "--lambda", "0,0.01", "--mode", "zip")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    """One real local Ray instance (2 CPUs) for the in-process tests of this session."""
+    """One real local Ray instance (2 CPUs) for the in-process tests at the end of this module (the tests
+    that start clusters of their own come first, so two never run at once; it stops with the module)."""
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -46,109 +53,18 @@ def ray_cluster() -> Iterator[Any]:
     ray.shutdown()
 
 
-class Recorder:
-    """Events that record what happened, in order, and prune at `prune_at` (never: 0); `on_epoch` runs first."""
-
-    def __init__(self, prune_at: int = 0, on_epoch: Any = None):
-        self.prune_at, self.on_epoch, self.log, self.results = prune_at, on_epoch, [], []
-        self.threads: set[int] = set()
-
-    def started(self, task: TrialTask) -> None:
-        self.log.append(("started", task.trial_id))
-
-    def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
-        self.threads.add(threading.get_ident())
-        self.log.append(("epoch", trial_id, epoch))
-        if self.on_epoch is not None:
-            self.on_epoch(trial_id, epoch)
-        return not self.prune_at or epoch < self.prune_at
-
-    def finished(self, result: TrialResult) -> None:
-        self.log.append(("finished", result.trial_id, result.status))
-        self.results.append(result)
-
-
 def _trials(tmp_path: Path, count: int, epochs: int) -> tuple[list[TrialTask], dict[str, Any]]:
-    lc = load_config(write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": epochs}})))
-    tasks = []
-    for i in range(count):
-        run = create_run_dir(f"{i:03d}", explicit=tmp_path / "trials" / f"{i:03d}")
-        files.write_text(run / names.CONFIG, dump_config(lc.config))
-        tasks.append(TrialTask(f"{i:03d}", run.path, "d"))
-    return tasks, {"d": load_dataset(lc.config.data, lc.config.task)}
+    return trial_tasks(tmp_path, [deep_merge(TINY_MLP, {"train": {"epochs": epochs}})] * count)
 
 
-def _ray_executor(ray_cluster: Any, jobs: int | None = None, **settings: Any) -> Any:
+def _ray_executor(jobs: int | None = None, **settings: Any) -> Any:
     from dlrun.sweeps.executors.raycluster import RayExecutor
 
     return RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
 
 
 def _results(sweep_dir: Path) -> list[dict[str, str]]:
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in files.read_csv(sweep_dir / "results.csv")]
-
-
-def test_ray_sweep_gives_the_results_of_a_local_sweep(ray_cluster: Any, tmp_path: Path) -> None:
-    config = write_config(tmp_path, TINY_MLP)
-    on_ray = sweep(config, None, "0.02,0.05", "0,0.01", "zip", sweep_dir=tmp_path / "ray", backend="ray")
-    local = sweep(config, None, "0.02,0.05", "0,0.01", "zip", sweep_dir=tmp_path / "local",
-                  executor=SequentialExecutor())
-    assert on_ray["status"] == local["status"] == "completed"
-    assert _results(tmp_path / "ray") == _results(tmp_path / "local")
-    assert on_ray["threads"]["threads"] == 1 and "Ray" in on_ray["threads"]["from"]
-    trial = tmp_path / "ray" / names.SWEEP_TRIALS / "000"
-    assert (trial / names.WEIGHTS).is_file() and (trial / names.METRICS).is_file()  # a full run directory
-    assert ray_cluster.is_initialized()  # a connection the sweep did not make is left open
-
-
-def test_the_sweep_process_judges_every_epoch_and_pulls_a_trial_only_when_a_slot_is_free(
-        ray_cluster: Any, tmp_path: Path) -> None:
-    tasks, datasets = _trials(tmp_path, 2, epochs=3)
-    events = Recorder(prune_at=2)
-
-    def lazy() -> Iterator[TrialTask]:
-        for task in tasks:
-            events.log.append(("pulled", task.trial_id))
-            yield task
-
-    _ray_executor(ray_cluster, jobs=1).run(lazy(), datasets, events, StopRequest())
-    assert events.threads == {threading.get_ident()}  # decided here, in the thread that called run
-    assert events.log == [("pulled", "000"), ("started", "000"), ("epoch", "000", 1), ("epoch", "000", 2),
-                          ("finished", "000", "pruned"), ("pulled", "001"), ("started", "001"),
-                          ("epoch", "001", 1), ("epoch", "001", 2), ("finished", "001", "pruned")]
-    assert [r.summary["pruned_epoch"] for r in events.results] == [2, 2]
-
-
-def _kill_worker(tmp_path: Path, trial_id: str, epoch: int, at: int) -> None:
-    """SIGKILL the Ray worker running the trial while it waits for the sweep's answer about epoch `at`."""
-    if epoch == at and not (tmp_path / f"killed-{trial_id}").exists():
-        (tmp_path / f"killed-{trial_id}").touch()
-        pid = files.read_json(tmp_path / "trials" / trial_id / names.SUMMARY)["pid"]
-        assert pid != os.getpid()
-        os.kill(pid, signal.SIGKILL)
-
-
-def test_a_killed_worker_is_retried_from_its_checkpoint_and_the_trial_ends_once(
-        ray_cluster: Any, tmp_path: Path) -> None:
-    tasks, datasets = _trials(tmp_path, 1, epochs=3)
-    events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor(ray_cluster).run(tasks, datasets, events, StopRequest())
-    [result] = events.results
-    assert result.status == "completed" and result.summary["epochs_run"] == 3
-    assert [e for e in events.log if e[0] == "finished"] == [("finished", "000", "completed")]
-    assert [e[2] for e in events.log if e[0] == "epoch"] == [1, 2]  # the retry resumed after epoch 1
-    assert len(files.read_csv(tasks[0].run_dir / names.METRICS)) == 3
-
-
-def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason(
-        ray_cluster: Any, tmp_path: Path) -> None:
-    tasks, datasets = _trials(tmp_path, 1, epochs=2)
-    events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor(ray_cluster, max_retries=0).run(tasks, datasets, events, StopRequest())
-    [result] = events.results
-    assert result.status == "failed"
-    assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
-    assert (tasks[0].run_dir / names.ERROR).is_file()
+    return without_seconds(files.read_csv(sweep_dir / names.SWEEP_RESULTS))
 
 
 def test_sigterm_stops_ray_trials_exit_130_and_resume_runs_locally(tmp_path: Path) -> None:
@@ -219,3 +135,65 @@ def test_help_validate_and_local_sweeps_never_import_ray(tmp_path: Path) -> None
     assert proc.stdout.strip().splitlines()[-1] == "RAY_LOADED=False", proc.stderr
     assert files.read_json(tmp_path / "s" / names.SUMMARY)["status"] == "completed"
 
+
+def test_ray_sweep_gives_the_results_of_a_local_sweep(ray_cluster: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path, TINY_MLP)
+    on_ray = sweep(config, None, "0.02,0.05", "0,0.01", "zip", sweep_dir=tmp_path / "ray", backend="ray")
+    local = sweep(config, None, "0.02,0.05", "0,0.01", "zip", sweep_dir=tmp_path / "local",
+                  executor=SequentialExecutor())
+    assert on_ray["status"] == local["status"] == "completed"
+    assert _results(tmp_path / "ray") == _results(tmp_path / "local")
+    assert on_ray["threads"]["threads"] == 1 and "Ray" in on_ray["threads"]["from"]
+    trial = tmp_path / "ray" / names.SWEEP_TRIALS / "000"
+    assert (trial / names.WEIGHTS).is_file() and (trial / names.METRICS).is_file()  # a full run directory
+    assert ray_cluster.is_initialized()  # a connection the sweep did not make is left open
+
+
+def test_the_sweep_process_judges_every_epoch_and_pulls_a_trial_only_when_a_slot_is_free(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    tasks, datasets = _trials(tmp_path, 2, epochs=3)
+    events = Recorder(prune_at=2)
+
+    def lazy() -> Iterator[TrialTask]:
+        for task in tasks:
+            events.log.append(("pulled", task.trial_id))
+            yield task
+
+    _ray_executor(jobs=1).run(lazy(), datasets, events, StopRequest())
+    assert events.threads == {threading.get_ident()}  # decided here, in the thread that called run
+    assert events.log == [("pulled", "000"), ("started", "000"), ("epoch", "000", 1), ("epoch", "000", 2),
+                          ("finished", "000", "pruned"), ("pulled", "001"), ("started", "001"),
+                          ("epoch", "001", 1), ("epoch", "001", 2), ("finished", "001", "pruned")]
+    assert [r.summary["pruned_epoch"] for r in events.results] == [2, 2]
+
+
+def _kill_worker(tmp_path: Path, trial_id: str, epoch: int, at: int) -> None:
+    """SIGKILL the Ray worker running the trial while it waits for the sweep's answer about epoch `at`."""
+    if epoch == at and not (tmp_path / f"killed-{trial_id}").exists():
+        (tmp_path / f"killed-{trial_id}").touch()
+        pid = files.read_json(tmp_path / "trials" / trial_id / names.SUMMARY)["pid"]
+        assert pid != os.getpid()
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_worker_is_retried_from_its_checkpoint_and_the_trial_ends_once(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    tasks, datasets = _trials(tmp_path, 1, epochs=3)
+    events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
+    _ray_executor().run(tasks, datasets, events, StopRequest())
+    [result] = events.results
+    assert result.status == "completed" and result.summary["epochs_run"] == 3
+    assert [e for e in events.log if e[0] == "finished"] == [("finished", "000", "completed")]
+    assert [e[2] for e in events.log if e[0] == "epoch"] == [1, 2]  # the retry resumed after epoch 1
+    assert len(files.read_csv(tasks[0].run_dir / names.METRICS)) == 3
+
+
+def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    tasks, datasets = _trials(tmp_path, 1, epochs=2)
+    events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
+    _ray_executor(max_retries=0).run(tasks, datasets, events, StopRequest())
+    [result] = events.results
+    assert result.status == "failed"
+    assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
+    assert (tasks[0].run_dir / names.ERROR).is_file()

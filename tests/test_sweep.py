@@ -105,10 +105,10 @@ def test_jobs_2_gives_the_same_results_as_jobs_1(grid_sweep: tuple[Path, Any], t
 
 
 @pytest.mark.slow
-def test_workers_are_replaced_after_max_trials(tmp_path: Path) -> None:
+def test_a_worker_whose_memory_grew_is_replaced(tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
     summary = sweep(config, [], "0.05,0.1", "0.01,0.02", "zip", None, tmp_path / "s",
-                    executor=ProcessExecutor(1, max_trials=1))
+                    executor=ProcessExecutor(1, growth_mib=-1))  # any peak "grew": a fresh worker each trial
     pids = {files.read_json(tmp_path / "s" / "trials" / t["trial"] / "summary.json")["pid"]
             for t in summary["trials"]}
     assert (summary["counts"], len(pids)) == ({"total": 2, "completed": 2}, 2)

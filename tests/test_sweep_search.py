@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-from conftest import ROOT, TINY_MLP, cli_env, deep_merge, run_cli, write_config
+from conftest import TINY_MLP, deep_merge, modules_loaded, run_cli, start, write_config
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -31,6 +30,8 @@ PRUNED_GRID = {"params": {"optimizer.lr": [1.0, 0.1, 0.01, 0.001], "model.l2": [
 COLUMNS = ["trial", "optimizer.lr", "model.l2", "status", "epochs_run", "pruned_epoch", "loss", "val_loss",
            "val_accuracy", "test_accuracy"]
 
+
+pytestmark = pytest.mark.xdist_group("sweep_search")  # its module fixture runs once, on one worker
 
 def study(sweep_dir: Path, name: str = names.SWEEP_STUDY_NAME) -> optuna.Study:
     """The sweep's Optuna study, loaded as optuna-dashboard or a user would."""
@@ -231,8 +232,7 @@ def test_a_pruned_sweep_killed_mid_epoch_resumes_each_trial_in_its_study_trial(t
     space = {**PRUNED_GRID, "params": {"optimizer.lr": [1.0, 0.1, 0.01, 0.001]}}
     config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 4, "batch_size": 8}}), sweep=space)
     out = tmp_path / "s"
-    proc = subprocess.Popen([sys.executable, "-m", "dlrun", "sweep", str(config), "--sweep-dir", str(out)],
-                            env=cli_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start("sweep", config, "--sweep-dir", out)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if len(ended(out) if (out / "trials").is_dir() else {}) >= 1 and _running_after_an_epoch(out):
@@ -266,9 +266,5 @@ def _running_after_an_epoch(out: Path) -> bool:
 def test_validate_and_help_load_no_optuna(tmp_path: Path) -> None:
     config = write_config(tmp_path, SMALL, sweep={"search": "tpe", "trials": 4,
                                                   "params": {"optimizer.lr": {"log_uniform": [1e-5, 10]}}})
-    probe = ("import sys, runpy\nsys.argv = ['dlrun'] + sys.argv[1:]\ntry:\n    runpy.run_module('dlrun', "
-             "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('OPTUNA', 'optuna' in sys.modules)")
-    loaded = [subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=cli_env(),
-                             cwd=ROOT, timeout=120).stdout.strip().splitlines()[-1]
-              for args in (["sweep", "--help"], ["validate", str(config)])]
-    assert loaded == ["OPTUNA False", "OPTUNA False"]
+    loaded = [modules_loaded(*args, families=("optuna",)) for args in (["sweep", "--help"], ["validate", str(config)])]
+    assert loaded == [set(), set()]

@@ -3,21 +3,20 @@ with per-class precision/recall/F1 and a confusion matrix."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dlrun.commands.saved import run_feature_stats, target_config
 from dlrun.config import load_config
 from dlrun.config.outputs import is_binary_output
 from dlrun.data import load_checked
 from dlrun.engine.fit import measure, seeded_model
 from dlrun.engine.predictions import class_probabilities
-from dlrun.errors import RunDirError, WeightsError
+from dlrun.errors import RunDirError
 from dlrun.metrics import binary_scores
 from dlrun.store import files, names
-from dlrun.store.rundir import find_run_dir
 from dlrun.ui.console import Reporter, metrics_table, rows_table
 from dlrun.weights import load_into, read_weights
 
@@ -37,16 +36,6 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: i
         label = names[k] if names and k < len(names) else str(k)
         per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual)}
     return {"per_class": per_class, "confusion_matrix": matrix.tolist()}
-
-
-def _target_config(target: Path, config: str | Path | None) -> tuple[Path, Path | None]:
-    """(config path, weights path or None for the run's own) for a run directory or a weights file."""
-    if target.is_dir():
-        run = find_run_dir(target)
-        return (Path(config) if config else run / names.CONFIG), None
-    if config is None:
-        raise WeightsError(f"{target}: a bare weights file needs --config CONFIG for the architecture and data")
-    return Path(config), target
 
 
 def evaluate(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
@@ -72,7 +61,8 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     """
     reporter = reporter or Reporter(live=False)
     target = Path(target)
-    config_path, weights_path = _target_config(target, config)
+    config_path, run = target_config(target, config)
+    weights_path = None if run is not None else target
     out_dir = Path(out) if out else (target if target.is_dir() else None)
     if out_dir is None:
         raise RunDirError(f"{target} is a weights file: give --out DIR for eval.json and confusion.png")
@@ -80,8 +70,8 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     cfg = lc.config
     read_weights(weights_path or target)  # a missing or damaged file fails here, before data and TensorFlow
     with reporter.progress() as progress:
-        data = load_checked(lc, use_cache, progress, _run_feature_stats(target))
-        model = seeded_model(lc, data)
+        data = load_checked(lc, use_cache, progress, run_feature_stats(run))
+        model = seeded_model(lc, data, distributed=False)
         source = load_into(model, weights_path or target, progress).path
     x, y = data.eval_split()
     result: dict[str, Any] = measure(model, x, y, cfg.train.batch_size, cfg.task)
@@ -104,12 +94,6 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         confusion_plot(result["confusion_matrix"], labels, out_dir / names.CONFUSION_PLOT, title)
     _report(reporter, result, out_dir)
     return result
-
-
-def _run_feature_stats(target: Path) -> dict[str, Any] | None:
-    """A run's table statistics (names.FEATURES), so its test rows are prepared as its training was."""
-    path = target / names.FEATURES if target.is_dir() else None
-    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:

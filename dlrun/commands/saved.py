@@ -27,7 +27,23 @@ class Saved:
     lc: LoadedConfig
     spec: InputSpec
     weights: Path
-    run: Path | None
+
+
+def target_config(target: Path, config: str | Path | None) -> tuple[Path, Path | None]:
+    """(config path, the run directory or None) for a run directory (its own config unless `config`) or a
+    weights file (`config` required: WeightsError without it). RunDirError for a folder that is no run."""
+    if target.is_dir():
+        run = find_run_dir(target).path
+        return (Path(config) if config else run / names.CONFIG), run
+    if config is None:
+        raise WeightsError(f"{target}: a bare weights file needs --config CONFIG for the architecture and data")
+    return Path(config), None
+
+
+def run_feature_stats(run: Path | None) -> dict[str, Any] | None:
+    """A run's table statistics (names.FEATURES), so new rows are prepared as its training rows were."""
+    path = run / names.FEATURES if run is not None else None
+    return files.read_json(path) if path is not None and path.is_file() else None
 
 
 def open_target(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
@@ -39,27 +55,22 @@ def open_target(target: str | Path, config: str | Path | None = None, overrides:
     Raises RunDirError, WeightsError, ConfigError or DataError.
     """
     target = Path(target)
-    run = find_run_dir(target).path if target.is_dir() else None
-    if run is None and config is None:
-        raise WeightsError(f"{target}: a bare weights file needs --config CONFIG for the architecture and data")
-    lc = load_config(Path(config) if config or run is None else run / names.CONFIG, overrides)
+    config_path, run = target_config(target, config)
+    lc = load_config(config_path, overrides)
     read_weights(target)  # a missing or damaged file fails here, before data and TensorFlow
     record = files.read_json(run / names.INPUTS) if run is not None and (run / names.INPUTS).exists() else None
     if record is None:  # a weights file, or a run from before inputs.json: the config's data tells
         data = load_checked(lc, use_cache, progress)
         record = {**inputs_record(lc.config.data, lc.config.task, data), "feature_stats": data.feature_stats}
-    elif run is not None:
-        if (run / names.CLASSES).exists():
-            record["class_names"] = files.read_json(run / names.CLASSES)["class_names"]
-        if (run / names.FEATURES).exists():  # a table's encoding and scaling, fitted on the run's training split
-            record["feature_stats"] = files.read_json(run / names.FEATURES)
-    return Saved(lc, InputSpec.from_record(record), target, run)
+    else:  # inputs.json has the class names; a table's encoding and scaling come from features.json
+        record["feature_stats"] = run_feature_stats(run)
+    return Saved(lc, InputSpec.from_record(record), target)
 
 
 def build_saved_model(saved: Saved, progress: Progress | None = None) -> Any:
     """The model of `saved`, built from its config for its recorded input shape, with its weights."""
     from dlrun.engine.fit import seeded_model_for_shape
 
-    model = seeded_model_for_shape(saved.lc, saved.spec.input_shape)
+    model = seeded_model_for_shape(saved.lc, saved.spec.input_shape, distributed=False)
     load_into(model, saved.weights, progress)
     return model

@@ -12,7 +12,13 @@ from dlrun.config import checks_train, sizes
 from dlrun.config.applications import APPLICATIONS, cached_imagenet, imagenet_message
 from dlrun.config.keys import is_config_key
 from dlrun.config.layers import FLATTENING, IMAGE_TYPES
-from dlrun.config.outputs import KNOWN_CLASS_COUNTS, binary_label_problems, check_binary_output, check_class_names
+from dlrun.config.outputs import (
+    KNOWN_CLASS_COUNTS,
+    LOGITS,
+    binary_label_problems,
+    check_binary_output,
+    check_class_names,
+)
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.config.sweep_checks import check_sweep_search
@@ -94,7 +100,7 @@ def check_output_layer(lc: LoadedConfig) -> list[Problem]:
     return []
 
 
-PROBABILITIES, LOGITS = ("softmax", "sigmoid"), (None, "linear")
+PROBABILITIES = ("softmax", "sigmoid")
 
 
 def check_output_activation(lc: LoadedConfig) -> list[Problem]:

@@ -36,11 +36,30 @@ def known_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(fields_at(loc))
 
 
+def _is_mapping(annotation: Any) -> bool:
+    """A `dict[...]` field (through Optional, Annotated): its keys are free, e.g. sweep.params."""
+    stack = [annotation]
+    while stack:
+        ann = stack.pop()
+        origin = typing.get_origin(ann)
+        if origin is dict:
+            return True
+        if origin is typing.Annotated:
+            stack.append(typing.get_args(ann)[0])
+        elif origin in (typing.Union, types.UnionType):
+            stack.extend(typing.get_args(ann))
+    return False
+
+
 def fields_at(loc: tuple[Any, ...]) -> dict[str, FieldInfo]:
-    """The fields allowed at the mapping `loc` of ExperimentConfig, by key (aliases such as `from`)."""
+    """The fields allowed at the mapping `loc` of ExperimentConfig, by key (aliases such as `from`). List
+    indices and the free keys of a mapping field (`sweep.params.optimizer.lr`) are stepped over: the
+    fields at `sweep.params.optimizer.lr` are a range's (log_uniform, uniform, int, choice)."""
     models: list[type[BaseModel]] = [ExperimentConfig]
+    free_key = False  # the next part is a key of the mapping field just entered
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or free_key:
+            free_key = False
             continue
         if part in ITEM_CLASSES and models and all(part not in m.model_fields for m in models):
             models = [ITEM_CLASSES[part]]
@@ -49,6 +68,7 @@ def fields_at(loc: tuple[Any, ...]) -> dict[str, FieldInfo]:
             for name, info in model.model_fields.items():
                 if part in (name, info.alias):
                     nxt.extend(unwrap_models(info.annotation))
+                    free_key = free_key or _is_mapping(info.annotation)
         models = nxt
     return {info.alias or name: info for model in models for name, info in model.model_fields.items()}
 

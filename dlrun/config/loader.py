@@ -137,9 +137,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: SourceMa
     return data
 
 
-RANGE_KINDS = ["log_uniform", "uniform", "int", "choice"]
-
-
 def _did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -159,7 +156,7 @@ def _message(err: dict[str, Any]) -> str:
     loc, kind, value = err["loc"], err["type"], err.get("input")
     if kind == "extra_forbidden":
         parent = loc[:-1]
-        options = RANGE_KINDS if _in_a_range(loc) else known_keys(parent)
+        options = known_keys(parent)
         hint = _did_you_mean(str(loc[-1]), options) or (f"; allowed: {', '.join(options)}" if options else "")
         return f"unknown key '{loc[-1]}'{hint}"
     if kind == "unknown_layer":
@@ -175,11 +172,6 @@ def _message(err: dict[str, Any]) -> str:
                 "or digit (it becomes a folder name, so no '/' or '..')")
     got = "" if isinstance(value, dict | list) else f" (got {value!r})"
     return f"{err['msg']}{got}"
-
-
-def _in_a_range(loc: tuple[Any, ...]) -> bool:
-    """`loc` lies inside a sweep range such as {log_uniform: [1e-5, 10]}."""
-    return len(loc) >= 4 and tuple(loc[:2]) == ("sweep", "params")
 
 
 def _untagged(err: Any) -> Any:

@@ -9,6 +9,15 @@ from dlrun.errors import Problem
 KNOWN_CLASS_COUNTS = {"synthetic_digits": 10, "mnist": 10, "fashion_mnist": 10}
 
 
+LOGITS = (None, "linear")  # output activations whose values are logits, not probabilities
+
+
+def from_logits(cfg: ExperimentConfig) -> bool:
+    """Whether the output layer gives logits (no activation, or linear): the loss and the predictions
+    apply the sigmoid or softmax themselves."""
+    return getattr(cfg.model.layers[-1].args, "activation", None) in LOGITS
+
+
 def is_binary_output(cfg: ExperimentConfig) -> bool:
     """True for the course's binary classifier: one output unit (sigmoid, or a logit) on labels 0/1,
     trained with binary cross-entropy."""

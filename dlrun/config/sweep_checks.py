@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlrun.config.sourcemap import LoadedConfig
-from dlrun.config.sweep_schema import Distribution, SweepConfig
+from dlrun.config.sweep_schema import Distribution, SweepConfig, samplable, value_list
 from dlrun.errors import Problem
 
 SAMPLED = ("random", "tpe")
@@ -22,9 +22,7 @@ def is_numeric_list(values: list[Any]) -> bool:
 def numeric_keys(sweep: SweepConfig) -> list[str]:
     """The swept keys a refinement can narrow: numeric ranges and lists of numbers."""
     return [key for key, values in sweep.params.items()
-            if (isinstance(values, Distribution) and values.kind() in ("log_uniform", "uniform", "int"))
-            or (isinstance(values, list) and is_numeric_list(values))
-            or (isinstance(values, Distribution) and values.choice is not None and is_numeric_list(values.choice))]
+            if (isinstance(values, Distribution) and values.choice is None) or is_numeric_list(value_list(values))]
 
 
 def _range_problems(lc: LoadedConfig, key: str, dist: Distribution) -> list[Problem]:
@@ -64,9 +62,7 @@ def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
                                           f"random or tpe (this sweep is {sweep.method}); or give a list of "
                                           "values"))
     for key, values in sweep.params.items():
-        choices = values if isinstance(values, list) else values.choice or []
-        if (sweep.method in SAMPLED or sweep.refine is not None) and not all(
-                v is None or isinstance(v, bool | int | float | str) for v in choices):
+        if (sweep.method in SAMPLED or sweep.refine is not None) and not samplable(value_list(values)):
             problems.append(where.problem(f"sweep.params.{key}", "the search engine samples numbers, text, booleans "
                                           "or null; lists and mappings can be swept by grid or zip only"))
     if sweep.method in SAMPLED and sweep.trials is None:

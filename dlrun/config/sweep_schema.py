@@ -36,6 +36,17 @@ class Distribution(Section):
                     "none").rstrip("_")
 
 
+def value_list(values: Any) -> list[Any]:
+    """A swept key's values as a list ({choice: [...]} is a list; a range has none)."""
+    return values if isinstance(values, list) else list(values.choice or [])
+
+
+def samplable(values: list[Any]) -> bool:
+    """Whether the search engine can sample these values: numbers, text, booleans or null (not lists or
+    mappings, which only a grid or zip can sweep)."""
+    return all(v is None or isinstance(v, bool | int | float | str) for v in values)
+
+
 SweepValues = Annotated[
     Annotated[list[Any], Tag("list")] | Annotated[Distribution, Tag("range")],
     Discriminator(lambda value: "list" if isinstance(value, list) else "range"),

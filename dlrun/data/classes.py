@@ -3,7 +3,6 @@ prepared (saved in the run directory for `dlrun predict`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from dlrun.config.schema import DataConfig
@@ -44,28 +43,13 @@ def name_classes(data: Dataset, cfg: DataConfig) -> Dataset:
     return data
 
 
-def table_features(cfg: DataConfig) -> list[str] | None:
-    """The feature columns of a csv/table source, in order (the columns but the target); None for
-    other sources (or a csv whose header cannot be read: training reports that)."""
-    if cfg.source == "table" and cfg.table is not None:
-        columns = list(cfg.table.columns)
-    elif cfg.source == "csv" and cfg.path:
-        try:
-            with open(Path(cfg.path), encoding="utf-8") as fh:
-                columns = [c.strip() for c in fh.readline().strip().split(",")]
-        except (OSError, UnicodeDecodeError):
-            return None
-    else:
-        return None
-    return [c for c in columns if c != cfg.target]
-
-
 def inputs_record(cfg: DataConfig, task: str, data: Dataset) -> dict[str, Any]:
     """What `dlrun predict` needs to prepare new inputs as this run's training data was prepared:
-    the kind (images or table), the prepared shape of one example, the data settings, the features of
-    a table and the class names (also in classes.json)."""
+    the kind (images or table), the prepared shape of one example, the data settings, the feature columns
+    of a table (as its training split was encoded: features.json) and the class names (also in classes.json)."""
     tabular = cfg.source in ("csv", "table")
     return {"kind": "table" if tabular else "images", "task": task, "input_shape": list(data.input_shape),
             "source": cfg.source, "color": cfg.color, "image_size": cfg.image_size and list(cfg.image_size),
-            "normalize": cfg.normalize, "features": table_features(cfg) if tabular else None,
+            "normalize": cfg.normalize,
+            "features": data.feature_stats["columns"] if tabular and data.feature_stats else None,
             "class_names": data.class_names}

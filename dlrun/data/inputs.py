@@ -14,6 +14,7 @@ from dlrun.config.schema import DataConfig
 from dlrun.data import guard, images
 from dlrun.data.features import FeatureStats, apply_feature_stats, read_csv_rows
 from dlrun.data.prepare import to_images
+from dlrun.data.sources import load_array
 from dlrun.errors import DataError
 
 ARRAY_SUFFIX, TABLE_SUFFIX = ".npy", ".csv"
@@ -141,10 +142,7 @@ def _images(files: list[Path], spec: InputSpec, root: Path) -> np.ndarray:
 def _array(path: Path, spec: InputSpec) -> np.ndarray:
     """A .npy of examples (or of one example), its header checked before it is read."""
     guard.check_npy(path)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc}); save it with numpy.save") from None
+    array = load_array(path)
     if array.dtype.kind not in "iufb":
         raise DataError(f"{path}: holds {array.dtype} values; expected numbers: {spec.expected()}")
     if spec.kind == "table":

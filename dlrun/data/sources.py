@@ -87,10 +87,11 @@ def load_npy(cfg: DataConfig) -> RawData:
     if x_shape[:1] != y_shape[:1]:
         n_x, n_y = (shape[0] if shape else 1 for shape in (x_shape, y_shape))
         raise DataError(f"{folder}: X has {n_x} examples but Y has {n_y} labels; they must match")
-    return RawData(_load_array(x_path), _load_array(y_path))
+    return RawData(load_array(x_path), load_array(y_path))
 
 
-def _load_array(path: Path) -> np.ndarray:
+def load_array(path: Path) -> np.ndarray:
+    """A .npy file's array (no pickles); DataError when it is not one. Check its header first (guard.check_npy)."""
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from dlrun.config.schema import ExperimentConfig
 
 _configured: dict[str, Any] = {}
+CPU_DEVICES_ENV = "DLRUN_CPU_DEVICES"  # N logical CPU devices (see _split_cpu)
 
 
 def _quiet_env() -> None:
@@ -45,9 +47,9 @@ def silence_native_logs() -> None:
 
 def tf() -> ModuleType:
     """The tensorflow module, imported on first use with its C++ logs quietened."""
-    if "tensorflow" not in sys.modules:
-        _quiet_env()
     first = "tensorflow" not in sys.modules
+    if first:
+        _quiet_env()
     import tensorflow
 
     tensorflow.get_logger().setLevel("ERROR")
@@ -59,9 +61,9 @@ def tf() -> ModuleType:
 def _split_cpu(tensorflow: ModuleType) -> None:
     """DLRUN_CPU_DEVICES=N: N logical CPU devices (train.distribute on a machine without GPUs; see
     engine/distribute.py). Only possible before TensorFlow's runtime starts, so done right at import."""
-    count = int(os.environ.get("DLRUN_CPU_DEVICES") or 0)
-    cpus = tensorflow.config.list_physical_devices("CPU")
-    if count > 1 and cpus:
+    count = int(os.environ.get(CPU_DEVICES_ENV) or 0)
+    cpus = tensorflow.config.list_physical_devices("CPU") if count > 1 else []
+    if cpus:
         with contextlib.suppress(RuntimeError):  # the runtime already started: keep its devices
             config = tensorflow.config.LogicalDeviceConfiguration
             tensorflow.config.set_logical_device_configuration(cpus[0], [config() for _ in range(count)])
@@ -115,27 +117,35 @@ def setup(seed: int, threads: int | None = None, deterministic: bool = True) -> 
     if deterministic and not _configured.get("deterministic") and gpus():
         tensorflow.config.experimental.enable_op_determinism()
         _configured["deterministic"] = True
-    seed_everything(seed)
+    _seed(seed)
 
 
-def seed_everything(seed: int) -> None:
-    """keras.utils.set_random_seed(seed): Python, NumPy, Keras and TensorFlow's global seed. When this
-    process' TensorFlow seed is `seed` already (the next sweep trial), TensorFlow's op-seed sequence is
-    reset as `tf.random.set_seed` resets it, without the flush of TensorFlow's kernel caches that comes
-    with it: that flush throws away every instantiated tf.function, and the compiled model a sweep lends
-    its next trial (engine/reuse.py) would instantiate its training step again (~0.15 s a trial). The
-    flush only matters to stateful random kernels; Keras 3 draws its random numbers with stateless ops
-    from its own seed generators (the tests compare such trials with fresh processes)."""
+@contextlib.contextmanager
+def kernels_kept() -> Iterator[None]:
+    """While open, seeding TensorFlow with the seed it has already resets its op-seed sequence as
+    `tf.random.set_seed` does, without the flush of TensorFlow's kernel caches that comes with it. That
+    flush throws away every instantiated tf.function: a compiled model lent to the next sweep trial
+    (engine/reuse.py) would instantiate its training step again (~0.15 s a trial). The flush only matters
+    to stateful random kernels; Keras 3 draws its random numbers with stateless ops from its own seed
+    generators (tests/test_model_reuse.py compares such trials with fresh processes)."""
+    _configured["kernels_kept"] = True
+    try:
+        yield
+    finally:
+        _configured.pop("kernels_kept", None)
+
+
+def _seed(seed: int) -> None:
+    """keras.utils.set_random_seed(seed): Python, NumPy, Keras and TensorFlow's global seed (see kernels_kept)."""
     tensorflow, keras_ = tf(), keras()
-    if _configured.get("seed") != seed:
-        keras_.utils.set_random_seed(seed)
-        _configured["seed"] = seed
-        return
-    import random
-
     from tensorflow.python.eager import context
 
     ctx = context.context()
+    if not _configured.get("kernels_kept") or ctx._seed != seed:
+        keras_.utils.set_random_seed(seed)
+        return
+    import random
+
     set_seed = tensorflow.random.set_seed
     tensorflow.random.set_seed = lambda value: setattr(ctx, "_rng", random.Random(value))
     try:

@@ -3,6 +3,7 @@ model, with `model.layers` stacked on top. Imported only on paths that build mod
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +34,15 @@ class Base:
     rows: dict[str, MapRow] = field(default_factory=dict)
 
 
-def build_with_base(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False) -> tuple[Any, Base | None]:
+def build_with_base(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False,
+                    distributed: bool = True) -> tuple[Any, Base | None]:
     """The config's compiled model, with its `model.base` built first when it has one (`unsafe`
-    allows code in a .keras base); returns (model, base or None). Under `train.distribute`, both are built
-    (and the base's weights loaded) in the strategy's scope."""
+    allows code in a .keras base); returns (model, base or None). Under `train.distribute` (unless
+    `distributed` is False: a model that only evaluates or predicts), both are built (and the base's
+    weights loaded) in the strategy's scope."""
     from dlrun.engine.distribute import strategy_scope
 
-    with strategy_scope(lc):
+    with strategy_scope(lc) if distributed else contextlib.nullcontext():
         base = build_base(lc, input_shape, unsafe) if lc.config.model.base is not None else None
         return build_model(lc, input_shape, base=base.model if base else None), base
 

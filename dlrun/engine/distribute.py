@@ -15,7 +15,7 @@ from typing import Any
 from dlrun.config import LoadedConfig
 from dlrun.engine import backend
 
-CPU_DEVICES_ENV = "DLRUN_CPU_DEVICES"
+CPU_DEVICES_ENV = backend.CPU_DEVICES_ENV
 
 
 def _short(name: str) -> str:

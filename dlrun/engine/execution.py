@@ -99,7 +99,7 @@ def exact_executions(model: Any, steps_per_epoch: int, steps: int) -> Any | None
     from dlrun.engine.callbacks import StepCounter
 
     callback = StepCounter(steps_per_epoch, steps)
-    if model.train_function is None or getattr(model, "_dlrun_counter", None) is None:
+    if model.train_function is None:  # else it is this function, for these steps (reset above or by compile)
         model.train_function = _train_function(model)  # traced once per model (engine/reuse.py keeps models)
     model._dlrun_counter = callback  # the fit about to run: its counter decides each call's steps
     return callback

@@ -26,20 +26,23 @@ class FitOutcome:
     diverged_epoch: int | None = None
 
 
-def seeded_model(lc: LoadedConfig, data: Dataset, unsafe: bool = False) -> Any:
+def seeded_model(lc: LoadedConfig, data: Dataset, unsafe: bool = False, distributed: bool = True) -> Any:
     """Seed everything, then build the model (its `model.base` too): the same initial state in every
-    process. A layer that cannot take the data's shape raises ConfigError."""
-    return seeded_model_for_shape(lc, data.input_shape, unsafe)
+    process. `distributed` False: never under `train.distribute`'s strategy (a model that only evaluates
+    or predicts needs none of the training machine's devices). A layer that cannot take the data's shape
+    raises ConfigError."""
+    return seeded_model_for_shape(lc, data.input_shape, unsafe, distributed)
 
 
-def seeded_model_for_shape(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False) -> Any:
+def seeded_model_for_shape(lc: LoadedConfig, input_shape: tuple[int, ...], unsafe: bool = False,
+                           distributed: bool = True) -> Any:
     """seeded_model for inputs of `input_shape` (a run's recorded shape: predict and export load no data)."""
     from dlrun.engine.base_model import build_with_base
     from dlrun.weights import check_model_sources
 
     check_model_sources(lc.config)  # a missing or hostile base file is refused before TensorFlow loads
     backend.setup_for(lc.config)
-    return build_with_base(lc, tuple(input_shape), unsafe)[0]
+    return build_with_base(lc, tuple(input_shape), unsafe, distributed)[0]
 
 
 def measure(model: Any, x: Any, y: Any, batch_size: int, task: str) -> dict[str, float]:

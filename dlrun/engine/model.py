@@ -7,7 +7,7 @@ from typing import Any
 
 from dlrun.config import LoadedConfig
 from dlrun.config.layers import L2_TYPES, LAYER_TYPES, LayerArgs, layer_names
-from dlrun.config.outputs import is_binary_output
+from dlrun.config.outputs import from_logits, is_binary_output
 from dlrun.config.schema import ExperimentConfig, OptimizerConfig
 from dlrun.engine import backend
 from dlrun.metrics import task_metric
@@ -107,19 +107,15 @@ def loss_for(cfg: ExperimentConfig) -> Any:
             return keras.losses.MeanSquaredError(reduction="sum", name="sse")  # reported over the whole split
         return keras.losses.MeanSquaredError(name="mse")
     if is_binary_output(cfg):  # one sigmoid unit (or logit) on labels 0/1
-        return keras.losses.BinaryCrossentropy(from_logits=_from_logits(cfg))
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=_from_logits(cfg))
-
-
-def _from_logits(cfg: ExperimentConfig) -> bool:
-    return getattr(cfg.model.layers[-1].args, "activation", None) in (None, "linear")
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits(cfg))
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits(cfg))
 
 
 def _task_metric(cfg: ExperimentConfig) -> Any:
     """The accuracy (or mae) metric; a one-unit output's accuracy thresholds its probability at 0.5
     (its logit at 0), under the same name, so every table, monitor and sweep reads it as accuracy."""
     if is_binary_output(cfg):
-        return backend.keras().metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if _from_logits(cfg) else 0.5)
+        return backend.keras().metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if from_logits(cfg) else 0.5)
     return task_metric(cfg.task)
 
 

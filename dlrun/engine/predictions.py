@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.config.outputs import is_binary_output
+from dlrun.config.outputs import from_logits, is_binary_output
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine.pipeline import eval_batch_size, eval_stream
@@ -23,7 +23,7 @@ def to_probabilities(outputs: np.ndarray, cfg: ExperimentConfig) -> np.ndarray:
     """N x classes probabilities from a classifier's outputs: a one-unit output becomes
     [P(0), P(1)]; logits (no output activation) go through sigmoid / softmax."""
     out = np.asarray(outputs, np.float64)
-    logits = getattr(cfg.model.layers[-1].args, "activation", None) in (None, "linear")
+    logits = from_logits(cfg)
     if is_binary_output(cfg):
         p = out.reshape(-1)
         p = 1.0 / (1.0 + np.exp(-p)) if logits else p

@@ -35,7 +35,7 @@ from dlrun.engine import backend
 MODELS_KEPT = 2
 """Architectures kept per process (least recently used dropped): a sweep of one architecture needs one."""
 
-_PENALTIES = "_dlrun_penalties"  # on a kept model: [(regularizer, its lambda variable, the lambda as configured)]
+_PENALTY = "_dlrun_penalty"  # on a kept model: (its lambda variable, its L2 regularizers, the lambda as configured)
 
 
 def reuse_key(cfg: ExperimentConfig, data: Dataset) -> str | None:
@@ -51,36 +51,39 @@ def reuse_key(cfg: ExperimentConfig, data: Dataset) -> str | None:
 
 
 class TrialModels:
-    """The compiled models of one process' trials, by `reuse_key`."""
+    """The compiled models of one process' trials, by `reuse_key` (`kept` 0: none, every trial builds its own)."""
 
     def __init__(self, kept: int = MODELS_KEPT):
         self._kept = kept
         self._models: OrderedDict[str, Any] = OrderedDict()
         self.reused = 0
 
-    def model(self, lc: LoadedConfig, data: Dataset) -> Any:
+    def model(self, lc: LoadedConfig, data: Dataset, reusable: bool = True) -> Any:
         """A compiled model in exactly the state `seeded_model(lc, data)` returns: a kept one with the
         trial's initial values when one of the same key trained before, else that fresh model (kept
-        for the next trial). Clears the Keras session first unless a kept model is lent (a trial that
-        borrows none starts as in a new process). Raises ConfigError as `seeded_model` does."""
+        for the next trial). `reusable` False (a trial about to load its checkpoint) always gets, and
+        keeps, nothing. Clears the Keras session first unless a kept model is lent, so a trial that
+        borrows none starts as in a new process. Raises ConfigError as `seeded_model` does."""
         from dlrun.engine.fit import seeded_model
 
-        key = reuse_key(lc.config, data)
+        key = reuse_key(lc.config, data) if reusable and self._kept else None
         kept = self._models.get(key) if key is not None else None
-        if kept is None:  # Keras' names and TensorFlow's caches start afresh, as in a new process
+        if kept is None:  # Keras' names and TensorFlow's caches start afresh; the last trial's model goes
             backend.clear_session()
-        fresh = seeded_model(lc, data)
-        if key is None:
-            return fresh
-        if kept is not None and _take_state(kept, fresh):
+            fresh = seeded_model(lc, data)
+        else:  # the kept model's instantiated functions stay (backend.kernels_kept)
+            with backend.kernels_kept():
+                fresh = seeded_model(lc, data)
+        if kept is not None and _take_state(kept, fresh, lc.config.model.l2):
             self._models.move_to_end(key)
             self.reused += 1
             return kept
-        _variable_penalties(fresh)
-        self._models[key] = fresh
-        self._models.move_to_end(key)
-        while len(self._models) > self._kept:
-            self._models.popitem(last=False)
+        if key is not None:
+            _variable_penalty(fresh, lc.config.model.l2)
+            self._models[key] = fresh
+            self._models.move_to_end(key)
+            while len(self._models) > self._kept:
+                self._models.popitem(last=False)
         return fresh
 
 
@@ -92,35 +95,33 @@ def _regularizers(model: Any) -> list[Any]:
             if name.endswith("_regularizer") and isinstance(reg, keras.regularizers.L2)]
 
 
-def _variable_penalties(model: Any) -> None:
-    """Make each L2 penalty of `model` read its lambda from a variable (before anything is traced)."""
-    tf = backend.tf()
-    penalties = []
-    for reg in _regularizers(model):
-        value = float(reg.l2)
-        reg.l2 = tf.Variable(value, dtype="float32", trainable=False)  # l2 * sum(x^2), as with the constant
-        penalties.append((reg, reg.l2, value))
-    setattr(model, _PENALTIES, penalties)
+def _variable_penalty(model: Any, l2: float) -> None:
+    """Make the L2 penalties of `model` (all `model.l2`) read their lambda from one variable (before anything
+    is traced): l2 * sum(x^2), the same float32 product as with the constant."""
+    variable = backend.tf().Variable(l2, dtype="float32", trainable=False)
+    regularizers = _regularizers(model)
+    for reg in regularizers:
+        reg.l2 = variable
+    setattr(model, _PENALTY, (variable, regularizers, l2))
 
 
-def _take_state(kept: Any, fresh: Any) -> bool:
-    """Copy `fresh`'s initial state into `kept` (False, copying nothing, when they do not match)."""
-    pairs = list(zip(kept.variables, fresh.variables, strict=False))
+def _take_state(kept: Any, fresh: Any, l2: float) -> bool:
+    """Copy `fresh`'s initial state into `kept`, and set its lambda to `l2` (False, copying nothing, when the
+    two do not match)."""
     fresh.optimizer.build(fresh.trainable_variables)  # as fit would: its slots at their initial values
     if not kept.optimizer.built:
         kept.optimizer.build(kept.trainable_variables)
-    slots = list(zip(kept.optimizer.variables, fresh.optimizer.variables, strict=False))
-    lambdas = [float(reg.l2) for reg in _regularizers(fresh)]
-    penalties = getattr(kept, _PENALTIES, [])
-    if (len(kept.variables) != len(fresh.variables) or len(kept.optimizer.variables) != len(fresh.optimizer.variables)
-            or len(penalties) != len(lambdas)
-            or any(tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in pairs + slots)):
+    targets, sources = [*kept.variables, *kept.optimizer.variables], [*fresh.variables, *fresh.optimizer.variables]
+    variable, regularizers, _ = getattr(kept, _PENALTY)
+    if len(targets) != len(sources) or len(regularizers) != len(_regularizers(fresh)):
         return False
-    for target, source in pairs + slots:
+    pairs = list(zip(targets, sources, strict=True))
+    if any(tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in pairs):
+        return False
+    for target, source in pairs:
         target.assign(source.value)
-    for i, ((reg, variable, _), value) in enumerate(zip(penalties, lambdas, strict=True)):
-        variable.assign(value)
-        penalties[i] = (reg, variable, value)
+    variable.assign(l2)
+    setattr(kept, _PENALTY, (variable, regularizers, l2))
     return True
 
 
@@ -128,11 +129,11 @@ def _take_state(kept: Any, fresh: Any) -> bool:
 def plain_penalties(model: Any) -> Iterator[None]:
     """While saving: each penalty of a kept model is its configured float again, so the saved config
     reads `l2: 0.001` (not the float32 variable's 0.0010000000474974513) and loads without dlrun."""
-    penalties = getattr(model, _PENALTIES, [])
-    for reg, _, value in penalties:
-        reg.l2 = value
+    variable, regularizers, l2 = getattr(model, _PENALTY, (None, [], None))
+    for reg in regularizers:
+        reg.l2 = l2
     try:
         yield
     finally:
-        for reg, variable, _ in penalties:
+        for reg in regularizers:
             reg.l2 = variable

@@ -19,7 +19,6 @@ FEATURES = "features.json"  # a table's columns, categories and scaling statisti
 CONFUSION_PLOT = "confusion.png"
 CLASSES = "classes.json"  # the class names, in label order (predict, evaluate)
 INPUTS = "inputs.json"  # how the training inputs were prepared: what `dlrun predict` applies to new inputs
-PREDICTIONS = "predictions.csv"  # `dlrun predict --out`'s default name
 # `dlrun export` into the run directory (or --out): a .keras file, a Keras-2 .h5, a SavedModel folder
 EXPORTS = {"keras": "export.keras", "h5": "export.h5", "savedmodel": "export_savedmodel"}
 TRANSFER = "transfer.json"

@@ -20,9 +20,10 @@ def sweep_started(plan: SweepPlan, root: Path, reporter: Reporter) -> None:
 
     if plan.base.config.train.tensorboard_settings() is None:
         return
-    types = hparams.kinds(_domains(plan))
+    domains = _domains(plan)
+    types = hparams.kinds(domains)
     try:
-        hparams.write_experiment(root / names.TENSORBOARD, _domains(plan), [plan.metric, "val_loss"])
+        hparams.write_experiment(root / names.TENSORBOARD, domains, [plan.metric, "val_loss"])
         for trial in plan.trials:
             folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
             hparams.write_trial(folder, trial.params, types, f"{root.name}/{trial.id}")
@@ -30,16 +31,19 @@ def sweep_started(plan: SweepPlan, root: Path, reporter: Reporter) -> None:
         reporter.warn(f"TensorBoard HParams records not written ({exc}); the sweep runs without them")
 
 
-def _domains(plan: SweepPlan) -> dict[str, list[Any]]:
-    """Each swept key's values: its list, or a range's ends (sampled trials fall between them)."""
+def _configured(plan: SweepPlan) -> dict[str, list[Any]]:
+    """Each swept key's configured values: its list, or a range's ends (sampled trials fall between them,
+    with the same type)."""
     sweep = plan.base.config.sweep
     assert sweep is not None
-    out: dict[str, list[Any]] = {}
-    for key, values in sweep.params.items():
-        ends = [] if isinstance(values, list) else list(values.choice or values.log_uniform or values.uniform
-                                                        or values.int_ or [])
-        out[key] = list(dict.fromkeys([*plan.values(key), *(values if isinstance(values, list) else ends)]))
-    return out
+    return {key: values if isinstance(values, list) else
+            list(values.choice or values.log_uniform or values.uniform or values.int_ or [])
+            for key, values in sweep.params.items()}
+
+
+def _domains(plan: SweepPlan) -> dict[str, list[Any]]:
+    """Each swept key's values: the trials' so far, then the configured ones."""
+    return {key: list(dict.fromkeys([*plan.values(key), *values])) for key, values in _configured(plan).items()}
 
 
 def trial_added(plan: SweepPlan, root: Path, trial: Trial) -> None:
@@ -50,7 +54,7 @@ def trial_added(plan: SweepPlan, root: Path, trial: Trial) -> None:
         return
     folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
     with contextlib.suppress(OSError):
-        hparams.write_trial(folder, trial.params, hparams.kinds(_domains(plan)), f"{root.name}/{trial.id}")
+        hparams.write_trial(folder, trial.params, hparams.kinds(_configured(plan)), f"{root.name}/{trial.id}")
 
 
 def trial_ended(root: Path, trial_id: str, status: str) -> None:

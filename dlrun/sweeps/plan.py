@@ -8,6 +8,7 @@ Flags override the file: `--lr` and `--lambda` are shorthands for `optimizer.lr`
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from dlrun.config import LoadedConfig, checks
 from dlrun.config.keys import get_dotted, set_dotted
 from dlrun.config.loader import apply_overrides, check_text, dump_config, read_config_file, validate_data
 from dlrun.config.sweep_checks import SAMPLED
+from dlrun.config.sweep_schema import value_list
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import direction, needs_validation, rankable_metrics, selection_problem
 from dlrun.sweeps.flags import SweepSourceMap, merge_flags
@@ -56,6 +58,20 @@ class SweepPlan:
         return self.base.config.sweep.method
 
     @property
+    def rounds(self) -> int:
+        """1 + the refinement rounds."""
+        assert self.base.config.sweep is not None
+        refine = self.base.config.sweep.refine
+        return 1 + (refine.rounds if refine else 0)
+
+    @property
+    def seed(self) -> int:
+        """The seed of the sweep's sampling and shuffling: sweep.seed, else the config's seed."""
+        sweep = self.base.config.sweep
+        assert sweep is not None
+        return sweep.seed if sweep.seed is not None else self.base.config.seed
+
+    @property
     def sampled(self) -> bool:
         """Trials are asked of the search engine one at a time (random, tpe, or refinement rounds follow)."""
         sweep = self.base.config.sweep
@@ -67,7 +83,7 @@ class SweepPlan:
         """How many trials the sweep runs in all, refinement rounds included."""
         sweep = self.base.config.sweep
         assert sweep is not None
-        first = sweep.trials or 0 if sweep.method in SAMPLED else len(expand(sweep.method, sweep.params))
+        first = sweep.trials or 0 if sweep.method in SAMPLED else grid_size(sweep.method, sweep.params)
         return first + (sweep.refine.rounds * sweep.refine.trials if sweep.refine else 0)
 
     @property
@@ -150,9 +166,10 @@ def check_space(base: LoadedConfig) -> list[Problem]:
     return [where.problem("sweep.metric", reason)] if reason else []
 
 
-def value_list(values: Any) -> list[Any]:
-    """A swept key's values as a list ({choice: [...]} is a list; a range has none)."""
-    return values if isinstance(values, list) else list(values.choice or [])
+def grid_size(mode: str, params: dict[str, Any]) -> int:
+    """How many trials `expand` gives (without building them)."""
+    sizes = [len(value_list(v)) for v in params.values()]
+    return math.prod(sizes) if mode == "grid" else min(sizes, default=0)
 
 
 def expand(mode: str, params: dict[str, Any]) -> list[dict[str, int]]:
@@ -207,7 +224,8 @@ def make_trial(base: LoadedConfig, trial_id: str, values: dict[str, Any], round_
     """A trial with these swept values (sampled, or a grid point): its validated config. Raises ConfigError."""
     origins = origins or {k: f"sweep.params.{k}" for k in values}
     loaded = _trial_config(base, trial_id, values, origins)
-    return Trial(trial_id, {k: get_dotted(loaded.config.to_dict(), k) for k in values}, loaded, round_)
+    resolved = loaded.config.to_dict()
+    return Trial(trial_id, {k: get_dotted(resolved, k) for k in values}, loaded, round_)
 
 
 def plan_sweep(path: str | Path, overrides: list[str] | None = None, lr: str | None = None,
@@ -223,7 +241,8 @@ def plan_sweep(path: str | Path, overrides: list[str] | None = None, lr: str | N
     params = {k: value_list(v) for k, v in sweep.params.items()}
     combos = expand(sweep.method, params)
     plan = SweepPlan(base, [])
-    plan.trials.extend(make_trial(base, f"{n:0{plan.width}d}", {k: params[k][i] for k, i in indices.items()},
+    width = plan.width
+    plan.trials.extend(make_trial(base, f"{n:0{width}d}", {k: params[k][i] for k, i in indices.items()},
                                   origins={k: f"sweep.params.{k}.{i}" for k, i in indices.items()})
                        for n, indices in enumerate(combos))
     _check_distinct(base, plan.trials, combos)

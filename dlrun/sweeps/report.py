@@ -122,14 +122,14 @@ def ranked(outcomes: list[Outcome], metric: str, goal: str) -> list[Outcome]:
     epochs first), then diverged, failed and unfinished ones."""
     order = {"completed": 1, "pruned": 2, "diverged": 3, "failed": 4}
 
-    def key(o: Outcome) -> tuple[int, float, str]:
+    def key(o: Outcome) -> tuple[int, float, float, str]:
         value = o.value(metric)
+        signed = 0.0 if value is None else -value if goal == "max" else value
         if o.status == "completed" and value is not None:
-            return 0, (-value if goal == "max" else value), o.trial.id
+            return 0, 0.0, signed, o.trial.id
         if o.status == "pruned" and value is not None:
-            return 2, -1000.0 * float(o.summary.get("pruned_epoch") or 0) + (-value if goal == "max" else value), \
-                o.trial.id
-        return order.get(o.status, 5), 0.0, o.trial.id
+            return 2, -float(o.summary.get("pruned_epoch") or 0), signed, o.trial.id
+        return order.get(o.status, 5), 0.0, 0.0, o.trial.id
 
     return sorted(outcomes, key=key)
 

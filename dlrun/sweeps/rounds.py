@@ -58,8 +58,7 @@ class TrialSource:
     @property
     def rounds(self) -> int:
         """1 + the refinement rounds."""
-        refine = self.plan.base.config.sweep.refine  # type: ignore[union-attr]
-        return 1 + (refine.rounds if refine else 0)
+        return self.plan.rounds
 
     def _task(self, trial: Trial) -> TrialTask:
         return TrialTask(trial.id, self.root / names.SWEEP_TRIALS / trial.id, self.key_of[trial.id], self.threads)
@@ -102,7 +101,7 @@ class TrialSource:
         if self.plan.mode in SAMPLED or sweep.prune.method == "none":
             return trials
         shuffled = list(trials)
-        random.Random(sweep.seed if sweep.seed is not None else self.plan.base.config.seed).shuffle(shuffled)
+        random.Random(self.plan.seed).shuffle(shuffled)
         return shuffled
 
     def _space(self, round_: int) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -21,9 +21,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from dlrun.config.sweep_checks import numeric_keys
-from dlrun.config.sweep_schema import Distribution, SweepConfig
+from dlrun.config.sweep_schema import Distribution, SweepConfig, samplable, value_list
 from dlrun.store import names
-from dlrun.sweeps.plan import SweepPlan, Trial, value_list
+from dlrun.sweeps.plan import SweepPlan, Trial
 
 TRIAL_ATTR, VALUES_ATTR = "dlrun_trial", "dlrun_values"  # user attributes: the trial id, values outside the space
 MEDIAN_STARTUP_TRIALS = 3  # the median pruner waits for this many trials before it prunes
@@ -45,7 +45,7 @@ def distribution(values: Any) -> BaseDistribution | None:
         assert values.int_ is not None
         return IntDistribution(*values.int_)
     choices = value_list(values)
-    if not all(v is None or isinstance(v, bool | int | float | str) for v in choices):
+    if not samplable(choices):
         return None
     return CategoricalDistribution(choices)
 
@@ -82,14 +82,14 @@ class Search:
         sweep = plan.base.config.sweep
         assert sweep is not None
         self.plan, self.sweep = plan, sweep
-        self.seed = sweep.seed if sweep.seed is not None else plan.base.config.seed
+        self.seed = plan.seed
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(str(root / names.SWEEP_STUDY)))
         # one study per round (the first: "dlrun"; refinements "dlrun-refine-1", ...), in one journal file
         self.studies = [optuna.create_study(storage=storage, study_name=study_name(r), load_if_exists=True,
                                             direction="maximize" if plan.goal == "max" else "minimize",
                                             pruner=_pruner(sweep))
-                        for r in range(1 + (sweep.refine.rounds if sweep.refine else 0))]
+                        for r in range(plan.rounds)]
         self.ids: dict[str, int] = {}  # dlrun trial id -> its study trial's id
         self.rounds: dict[str, int] = {}
         self.params: dict[str, dict[str, Any]] = {}

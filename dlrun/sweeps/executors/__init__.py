@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlrun.config.scale import BackendConfig
-from dlrun.sweeps.executors.base import MAX_TRIALS_PER_PROCESS, TrialExecutor, TrialResult, TrialTask
+from dlrun.sweeps.executors.base import IN_PROCESS_TRIALS, TrialExecutor, TrialResult, TrialTask
 from dlrun.sweeps.executors.devices import cpu_count, gpu_devices
 from dlrun.sweeps.executors.inprocess import SequentialExecutor
 
@@ -16,8 +16,8 @@ __all__ = ["SequentialExecutor", "TrialExecutor", "TrialResult", "TrialTask", "m
 def make_executor(jobs: int | None = None, trials: int = 0, backend: BackendConfig | None = None,
                   data_bytes: int = 0) -> TrialExecutor:
     """The executor for `--jobs` (default: one per GPU where there are GPUs, else 1) and `trials`
-    trials to run. No process runs more than MAX_TRIALS_PER_PROCESS trials, so memory stays flat:
-    a short sequential sweep runs in this process, anything longer or parallel in workers.
+    trials to run: a short sequential sweep (IN_PROCESS_TRIALS at most) runs in this process, anything
+    longer or parallel in worker processes, which make way for fresh ones when their memory grows.
     `backend` name ray: a `RayExecutor` (connected now; `data_bytes` sizes a local instance's object store)."""
     if backend is not None and backend.name == "ray":
         from dlrun.sweeps.executors.raycluster import RayExecutor
@@ -25,7 +25,7 @@ def make_executor(jobs: int | None = None, trials: int = 0, backend: BackendConf
         return RayExecutor(backend, data_bytes, jobs)
     devices = gpu_devices()
     jobs = jobs or max(1, len(devices))
-    if jobs == 1 and trials <= MAX_TRIALS_PER_PROCESS:
+    if jobs == 1 and trials <= IN_PROCESS_TRIALS:
         return SequentialExecutor()
     from dlrun.sweeps.executors.processes import ProcessExecutor
 

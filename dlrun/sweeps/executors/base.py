@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dlrun.data import Dataset
 from dlrun.errors import Interrupted
@@ -25,7 +25,10 @@ from dlrun.store.lock import run_lock
 from dlrun.store.rundir import RunDir
 from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
 
-MAX_TRIALS_PER_PROCESS = 16
+if TYPE_CHECKING:
+    from dlrun.engine.reuse import TrialModels
+
+IN_PROCESS_TRIALS = 16
 """A sequential sweep of at most this many trials runs in the sweep's own process; a longer one runs
 in a worker process, which can be replaced when its memory grows (WORKER_GROWTH_MIB)."""
 
@@ -97,20 +100,22 @@ class TrialExecutor(Protocol):
 
 
 def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
-                  judge: Callable[[int, dict[str, Any]], bool] | None = None, models: Any = None) -> TrialResult:
+                  judge: Callable[[int, dict[str, Any]], bool] | None = None,
+                  models: TrialModels | None = None) -> TrialResult:
     """Run one trial in this process: fresh, or from its last checkpoint; a trial that already
     ended (completed, diverged, pruned, failed) is returned as it is and never runs again. `judge`
     (epoch, row) -> keep going is asked after each complete epoch but the last (see
     `TrialEvents.epoch_ended`): the executor's line back to the sweep process.
 
     `models` (an engine.reuse.TrialModels, kept by the executor for the trials of one process) lends a
-    fresh trial a compiled model of the same architecture, in the trial's exact initial state.
+    fresh trial a compiled model of the same architecture, in the trial's exact initial state; without
+    it the trial builds its own.
 
     Divergence is a result; any other exception marks the trial `failed` with its message, and its
     traceback is kept in the trial's error.txt.
     """
     from dlrun.config import load_config
-    from dlrun.engine import backend
+    from dlrun.engine.reuse import TrialModels
     from dlrun.engine.run import run_training
     from dlrun.ui.console import Reporter
 
@@ -125,11 +130,7 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
         try:
             lc = load_config(run / names.CONFIG)
             resume = checkpoint if checkpoint.exists() else None
-            model = None
-            if models is not None and resume is None:
-                model = models.model(lc, data)
-            elif models is not None:  # a resumed trial builds its own model, in a clear session
-                backend.clear_session()
+            model = (models or TrialModels(kept=0)).model(lc, data, reusable=resume is None)
             summary = run_training(lc, run, data, Reporter(json_mode=True, live=False), stop, resume,
                                    model=model, judge=judge)
             return TrialResult(task.trial_id, summary["status"], summary)
@@ -142,9 +143,21 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
             files.write_text(run / names.ERROR, traceback.format_exc())
             return TrialResult(task.trial_id, "failed", mark_failed(run, message))
-        finally:
-            if models is None:  # memory must not grow with the number of trials (`models` clears as it lends)
-                backend.clear_session()
+
+
+def lost_trial(task: TrialTask, resumable: bool, message: str, detail: str) -> TrialResult:
+    """The result of a trial whose worker ended without reporting one, from what its run directory says:
+    the status it reached when that is final; `interrupted` when `resumable` (the sweep is stopping, or
+    the worker was killed: `--resume` continues from the last checkpoint); else `failed` with `message`,
+    and `message` and `detail` in its error.txt."""
+    run = RunDir(task.run_dir)
+    status, summary = read_status(run)
+    if status in FINAL_STATUSES:
+        return TrialResult(task.trial_id, str(status), summary)
+    if resumable:
+        return TrialResult(task.trial_id, "interrupted", summary)
+    files.write_text(run / names.ERROR, f"{message}{detail}\n")
+    return TrialResult(task.trial_id, "failed", mark_failed(run, message))
 
 
 @contextlib.contextmanager

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
 from dlrun.sweeps.executors.base import TrialEvents, TrialTask, execute_trial, frozen_heap
 from dlrun.ui.plots import drawn_in_background
 
+if TYPE_CHECKING:
+    from dlrun.engine.reuse import TrialModels
+
 
 class SequentialExecutor:
     """Trials one after another in this process (the Keras session is cleared between them)."""
 
     jobs = 1
-
-    def __init__(self) -> None:
-        self.models: Any = None  # the engine.reuse.TrialModels of the last run (how many trials borrowed)
+    models: TrialModels | None = None  # the compiled models its trials borrow, kept across a sweep's rounds
 
     def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
@@ -29,7 +30,7 @@ class SequentialExecutor:
             return
         from dlrun.engine.reuse import TrialModels
 
-        models = self.models = TrialModels()
+        models = self.models = self.models or TrialModels()  # kept across the rounds of a sweep
         with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
             while task is not None:
                 events.started(task)

@@ -24,9 +24,8 @@ from typing import Any
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
-from dlrun.store import files, names
 from dlrun.store.rundir import RunDir
-from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
+from dlrun.store.status import read_status
 from dlrun.sweeps.executors.base import (
     WORKER_GROWTH_MIB,
     TrialEvents,
@@ -34,6 +33,7 @@ from dlrun.sweeps.executors.base import (
     TrialTask,
     execute_trial,
     frozen_heap,
+    lost_trial,
     peak_memory_mib,
 )
 from dlrun.sweeps.executors.devices import cpu_count
@@ -47,19 +47,18 @@ class _Worker:
     process: Any  # multiprocessing.Process (spawn context)
     conn: Connection
     task: TrialTask | None = None
-    done: int = 0
     first_peak: float | None = None  # MiB, after its first trial
 
 
 class ProcessExecutor:
     """Up to `jobs` trials at once in worker processes, `threads` CPU threads each. A worker is
-    replaced once its peak memory grew `growth_mib` since its first trial (see WORKER_GROWTH_MIB), or
-    after `max_trials` trials when that is set: a fresh process is what keeps memory flat in long
-    sweeps of many architectures, and a kept one lends its compiled models to the next trials."""
+    replaced once its peak memory grew `growth_mib` since its first trial (see WORKER_GROWTH_MIB): a
+    fresh process is what keeps memory flat in long sweeps of many architectures, and a kept one lends
+    its compiled models to the next trials."""
 
     def __init__(self, jobs: int, threads: int | None = None, devices: list[str] | None = None,
-                 max_trials: int | None = None, growth_mib: float = WORKER_GROWTH_MIB):
-        self.jobs, self.max_trials, self.growth_mib = jobs, max_trials, growth_mib
+                 growth_mib: float = WORKER_GROWTH_MIB):
+        self.jobs, self.growth_mib = jobs, growth_mib
         self.threads = threads or max(1, cpu_count() // jobs)
         self.devices = devices
         self._retired: list[_Worker] = []
@@ -146,7 +145,7 @@ class ProcessExecutor:
                     worker.conn.close()
                 if more and not stopping:
                     workers[index] = self._start(index)
-            worker.task, worker.done = None, worker.done + 1
+            worker.task = None
             if worker.process.is_alive() and self._spent(worker, result) and more and not stopping:
                 with contextlib.suppress(OSError):
                     worker.conn.send(None)  # it exits; a fresh process takes its place
@@ -155,11 +154,11 @@ class ProcessExecutor:
             events.finished(result)
 
     def _spent(self, worker: _Worker, result: TrialResult) -> bool:
-        """Whether `worker` should make way for a fresh process (its memory grew, or max_trials)."""
+        """Whether `worker` should make way for a fresh process (its memory grew)."""
         if result.peak_mib is not None and worker.first_peak is None:
             worker.first_peak = result.peak_mib
         grown = (result.peak_mib or 0.0) - (worker.first_peak or 0.0)
-        return grown > self.growth_mib or (self.max_trials is not None and worker.done >= self.max_trials)
+        return grown > self.growth_mib
 
     def _signal(self, workers: list[_Worker], count: int) -> int:
         """SIGTERM every busy worker: the first asks for a stop after the batch, the second is immediate."""
@@ -210,16 +209,10 @@ def _lost(worker: _Worker, stopping: bool) -> TrialResult:
     a word is a bug: the trial is `failed`."""
     assert worker.task is not None
     worker.process.join(5)
-    run = RunDir(worker.task.run_dir)
-    status, summary = read_status(run)
     code = worker.process.exitcode
-    if status in FINAL_STATUSES:
-        return TrialResult(worker.task.trial_id, str(status), summary)
-    if stopping or (code is not None and code < 0):
-        return TrialResult(worker.task.trial_id, "interrupted", summary)
-    message = f"worker process died (exit code {code}) while running the trial"
-    files.write_text(run / names.ERROR, message + " (it exited without reporting: no traceback)\n")
-    return TrialResult(worker.task.trial_id, "failed", mark_failed(run, message))
+    return lost_trial(worker.task, stopping or (code is not None and code < 0),
+                      f"worker process died (exit code {code}) while running the trial",
+                      " (it exited without reporting: no traceback)")
 
 
 def _watch_parent(parent_pid: int, stop: StopRequest) -> None:

@@ -23,10 +23,7 @@ from dlrun.config.scale import BackendConfig
 from dlrun.data import Dataset
 from dlrun.errors import SweepError
 from dlrun.interrupts import StopRequest
-from dlrun.store import files, names
-from dlrun.store.rundir import RunDir
-from dlrun.store.status import FINAL_STATUSES, mark_failed, read_status
-from dlrun.sweeps.executors.base import TrialEvents, TrialResult, TrialTask
+from dlrun.sweeps.executors.base import TrialEvents, TrialResult, TrialTask, lost_trial
 from dlrun.sweeps.executors.devices import cpu_count
 
 MIN_OBJECT_STORE = 100 * 2**20  # Ray's own minimum is ~75 MiB; the data sets are put there once
@@ -116,6 +113,8 @@ class RayExecutor:
         self.settings, self.cpus = settings, settings.cpus_per_trial
         self.threads = self.cpus
         self._owned = connect(settings.address, data_bytes)
+        self._data: dict[str, Any] | None = None  # the sweep's data sets in the object store, put by the first round
+        self._relay: Any = None
         resources = _ray().cluster_resources()
         gpus = settings.gpus_per_trial
         self.gpus = float(gpus) if gpus is not None else (1.0 if resources.get("GPU", 0) >= 1 else 0.0)
@@ -135,6 +134,7 @@ class RayExecutor:
         if self._owned:
             _ray().shutdown()
             self._owned = False
+        self._data = None
 
     def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
@@ -146,10 +146,12 @@ class RayExecutor:
             first = next(pending, None)
             if first is None:
                 return
-            check_shared_storage(first.run_dir.parent)
+            if self._data is None:  # once per sweep: the storage probe, and the data in the object store
+                check_shared_storage(first.run_dir.parent)
+                self._data = {key: ray.put(d) for key, d in datasets.items()}
             from dlrun.sweeps.executors.raytasks import Relay
 
-            self._relay, self._data = Relay.remote(), {key: ray.put(d) for key, d in datasets.items()}
+            self._relay = Relay.remote()  # per round: no question of an earlier round's loop is left waiting
             self._loop(first, pending, events, stop)
         except BaseException:
             self.close()
@@ -205,14 +207,7 @@ class RayExecutor:
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
-            run = RunDir(task.run_dir)
-            status, summary = read_status(run)
-            if status in FINAL_STATUSES:
-                return TrialResult(task.trial_id, str(status), summary)
-            if stop.requested:
-                return TrialResult(task.trial_id, "interrupted", summary)
             reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             message = (f"the Ray worker running the trial died {self.settings.max_retries + 1} time(s) "
                        f"(sweep.backend.max_retries: {self.settings.max_retries}): {type(exc).__name__}: {reason}")
-            files.write_text(run / names.ERROR, f"{message}\n\n{exc}\n")
-            return TrialResult(task.trial_id, "failed", mark_failed(run, message))
+            return lost_trial(task, stop.requested, message, f"\n\n{exc}")
