@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TIMED = {  # module, function -> bucket
     ("dlrun.engine.fit", "seeded_model"): "build",
-    ("dlrun.engine.reuse", "_take_state"): "build",
+    ("dlrun.engine.reuse", "_lend"): "build",
     ("dlrun.engine.reuse", "TrialModels.model"): "build",
     ("dlrun.engine.run", "fit_epochs"): "epochs",
     ("dlrun.engine.run", "test_metrics"): "evaluation",

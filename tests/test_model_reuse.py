@@ -55,6 +55,7 @@ def test_trials_of_one_architecture_borrow_the_kept_model(lent: tuple[Path, Sequ
     _, executor, events = lent
     assert [r.status for r in events.results] == ["completed"] * 4
     assert executor.models is not None and executor.models.reused == 2  # trials 001 and 003
+    assert executor.models.rebuilt == 1  # 003 has 001's seed: it takes the initial state 001 built
 
 
 @pytest.mark.parametrize("trial", ["001", "003"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlrun.engine.pipeline import eval_stream, train_stream
+from dlrun.engine.pipeline import Streams, eval_stream, train_stream
 
 N, BATCH, EPOCHS = 103, 10, 3
 
@@ -62,3 +62,15 @@ def test_streams_do_not_autotune() -> None:
     x = np.zeros((N, 1), np.float32)
     streams = [train_stream(x, np.arange(N), BATCH, 0, 0, 1)[0], eval_stream(x, np.arange(N), BATCH)]
     assert [s.options().autotune.enabled for s in streams] == [False, False]
+
+
+def test_a_kept_stream_is_served_again_and_repeats_its_batches() -> None:
+    x, y = np.arange(N, dtype=np.float32).reshape(N, 1), np.arange(N)
+    streams = Streams(kept=2)
+    first = streams.train(x, y, BATCH, 5, 0, EPOCHS)
+    assert streams.train(x, y, BATCH, 5, 0, EPOCHS) is first  # the next trial with these arguments
+    assert streams.train(x, y, BATCH, 6, 0, EPOCHS) is not first  # another seed: another order
+    once, again = ([yb.numpy() for _, yb in first[0]] for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(once, again, strict=True))
+    streams.train(x, y, BATCH, 7, 0, EPOCHS)  # a third: the least recently used (seed 5) makes way
+    assert streams.train(x, y, BATCH, 5, 0, EPOCHS) is not first

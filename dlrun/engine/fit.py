@@ -12,7 +12,7 @@ from dlrun.config import LoadedConfig
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend
-from dlrun.engine.pipeline import eval_batch_size, eval_stream, train_stream
+from dlrun.engine.pipeline import Streams, eval_batch_size, eval_stream
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import final_prefix, task_metric
 from dlrun.ui.console import Reporter
@@ -79,13 +79,15 @@ def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: Exp
 
 def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
                start_epoch: int, end_epoch: int, on_row: Callable[[dict[str, Any]], bool],
-               callbacks: list[Any] | None = None, steps_per_call: int | None = None) -> FitOutcome:
+               callbacks: list[Any] | None = None, steps_per_call: int | None = None,
+               streams: Streams | None = None) -> FitOutcome:
     """Fit epochs `start_epoch`..`end_epoch - 1` (0-based; they key the deterministic batch order).
 
     `on_row` gets each complete epoch's row (epoch, metrics, lr, seconds) and returns True to stop early;
     `callbacks` are more Keras callbacks (e.g. the TensorBoard profiler).
     `steps_per_call`: training steps per call into TensorFlow (default: `execution.steps_per_execution`
     for the config); any value trains on the same batches with the same results.
+    `streams`: where the training stream is kept for the next trials of this process (else built for this fit).
     """
     from dlrun.engine.callbacks import EpochRecorder
     from dlrun.engine.execution import exact_executions, steps_per_execution
@@ -94,8 +96,8 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
         return on_row({"epoch": epoch + 1, **logs, "lr": recorder.epoch_lr,
                        "seconds": round(seconds, 4)})
 
-    stream, steps = train_stream(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed, start_epoch,
-                                 end_epoch, cfg.train.shuffle)
+    stream, steps = (streams or Streams(kept=0)).train(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed,
+                                                       start_epoch, end_epoch, cfg.train.shuffle)
     has_val = data.x_val is not None and data.y_val is not None
     validation = eval_stream(data.x_val, data.y_val, eval_batch_size(cfg.train.batch_size)) if has_val else None
     progress = reporter.epoch_progress(end_epoch, steps, start_epoch)

@@ -8,7 +8,10 @@ is the optimizer's own variable, and each L2 penalty reads a variable, so one co
 train every such trial:
 
 - the trial's model is built from its seed exactly as a fresh run builds it (`seeded_model`, the
-  same random draws, so the same initial weights), with its optimizer's state;
+  same random draws, so the same initial weights), with its optimizer's state; a trial with the seed
+  of an earlier one (a grid usually has one seed) takes the initial state that build produced instead
+  of building it again, and Python's random state as the build left it (building draws layer seeds
+  from it; nothing else it touches is random);
 - those values (weights, random-generator states, optimizer step, learning rate and slots) are
   copied into the kept model, and its penalties set to the trial's lambdas;
 - the kept model then trains with its traced functions: same values, same operations, so the
@@ -25,7 +28,10 @@ import contextlib
 import json
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from dlrun.config import LoadedConfig
 from dlrun.config.schema import ExperimentConfig
@@ -35,6 +41,9 @@ from dlrun.engine import backend
 MODELS_KEPT = 2
 """Architectures kept per process (least recently used dropped): a sweep of one architecture needs one."""
 
+SEEDS_KEPT = 4
+"""Initial states kept per kept model, by seed (least recently used dropped)."""
+
 _PENALTY = "_dlrun_penalty"  # on a kept model: (its lambda variable, its L2 regularizers, the lambda as configured)
 
 
@@ -43,20 +52,41 @@ def reuse_key(cfg: ExperimentConfig, data: Dataset) -> str | None:
     if cfg.model.base is not None or cfg.train.distribute is not None or cfg.transfer is not None:
         return None
     spec = cfg.model_dump(mode="json", by_alias=True, exclude={"name", "seed", "sweep"})
-    if cfg.optimizer.decay == 0 and cfg.optimizer.schedule is None:
-        spec["optimizer"].pop("lr")  # a constant: the optimizer's learning-rate variable
+    if _constant_lr(cfg):
+        spec["optimizer"].pop("lr")  # the optimizer's learning-rate variable
     spec["model"]["l2"] = cfg.model.l2 > 0  # its value: the penalties' variables
     spec["inputs"] = [list(data.input_shape), str(data.x_train.dtype), str(data.y_train.dtype)]
     return json.dumps(spec, sort_keys=True)
+
+
+def _constant_lr(cfg: ExperimentConfig) -> bool:
+    return cfg.optimizer.decay == 0 and cfg.optimizer.schedule is None
+
+
+@dataclass
+class _Initial:
+    """A trial's initial state as `seeded_model` built it: the values of the model's and its optimizer's
+    variables (in `_state_variables` order), the index of the learning-rate variable among them (None: the
+    learning rate is in the reuse key), its number of L2 penalties, and Python's random state after the build."""
+
+    values: list[np.ndarray]
+    lr_index: int | None
+    penalties: int
+    python_random: Any
 
 
 class TrialModels:
     """The compiled models of one process' trials, by `reuse_key` (`kept` 0: none, every trial builds its own)."""
 
     def __init__(self, kept: int = MODELS_KEPT):
+        from dlrun.engine.pipeline import Streams
+
         self._kept = kept
         self._models: OrderedDict[str, Any] = OrderedDict()
-        self.reused = 0
+        self._initial: dict[str, OrderedDict[int, _Initial]] = {}
+        self.streams = Streams() if kept else Streams(kept=0)  # the training streams of this process' trials
+        self.reused = 0  # trials that trained on a kept model
+        self.rebuilt = 0  # of those, trials whose initial model was built (not taken from an earlier trial)
 
     def model(self, lc: LoadedConfig, data: Dataset, reusable: bool = True) -> Any:
         """A compiled model in exactly the state `seeded_model(lc, data)` returns: a kept one with the
@@ -71,20 +101,34 @@ class TrialModels:
         if kept is None:  # Keras' names and TensorFlow's caches start afresh; the last trial's model goes
             backend.clear_session()
             fresh = seeded_model(lc, data)
-        else:  # the kept model's instantiated functions stay (backend.kernels_kept)
-            with backend.kernels_kept():
+        else:
+            assert key is not None
+            seeds = self._initial.setdefault(key, OrderedDict())
+            if lc.config.seed in seeds and _lend(kept, seeds[lc.config.seed], lc.config):
+                seeds.move_to_end(lc.config.seed)
+                return self._lent(key, kept)
+            with backend.kernels_kept():  # the kept model's instantiated functions stay (see there)
                 fresh = seeded_model(lc, data)
-        if kept is not None and _take_state(kept, fresh, lc.config.model.l2):
-            self._models.move_to_end(key)
-            self.reused += 1
-            return kept
+            initial = _initial_state(fresh, lc.config)
+            if _lend(kept, initial, lc.config):
+                seeds[lc.config.seed] = initial
+                while len(seeds) > SEEDS_KEPT:
+                    seeds.popitem(last=False)
+                self.rebuilt += 1
+                return self._lent(key, kept)
         if key is not None:
             _variable_penalty(fresh, lc.config.model.l2)
             self._models[key] = fresh
             self._models.move_to_end(key)
+            self._initial.pop(key, None)
             while len(self._models) > self._kept:
-                self._models.popitem(last=False)
+                self._initial.pop(self._models.popitem(last=False)[0], None)
         return fresh
+
+    def _lent(self, key: str, kept: Any) -> Any:
+        self._models.move_to_end(key)
+        self.reused += 1
+        return kept
 
 
 def _regularizers(model: Any) -> list[Any]:
@@ -105,23 +149,43 @@ def _variable_penalty(model: Any, l2: float) -> None:
     setattr(model, _PENALTY, (variable, regularizers, l2))
 
 
-def _take_state(kept: Any, fresh: Any, l2: float) -> bool:
-    """Copy `fresh`'s initial state into `kept`, and set its lambda to `l2` (False, copying nothing, when the
-    two do not match)."""
-    fresh.optimizer.build(fresh.trainable_variables)  # as fit would: its slots at their initial values
-    if not kept.optimizer.built:
-        kept.optimizer.build(kept.trainable_variables)
-    targets, sources = [*kept.variables, *kept.optimizer.variables], [*fresh.variables, *fresh.optimizer.variables]
+def _state_variables(model: Any) -> list[Any]:
+    """Every variable a trial's initial state consists of: the model's (weights, batch-norm statistics,
+    random-generator states) and its optimizer's, the optimizer built as fit would build it."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # its slots at their initial values
+    return [*model.variables, *model.optimizer.variables]
+
+
+def _initial_state(fresh: Any, cfg: ExperimentConfig) -> _Initial:
+    """`fresh`'s state, just built by `seeded_model` for `cfg`, as a reusable record (see _Initial)."""
+    import random
+
+    variables = _state_variables(fresh)
+    lr = getattr(fresh.optimizer, "_learning_rate", None)
+    lr_index = next((i for i, v in enumerate(variables) if v is lr), None) if _constant_lr(cfg) else None
+    return _Initial([v.numpy() for v in variables], lr_index, len(_regularizers(fresh)), random.getstate())
+
+
+def _lend(kept: Any, initial: _Initial, cfg: ExperimentConfig) -> bool:
+    """Put `kept` in the trial's initial state: seeded as `seeded_model` seeds (Python's random state then as
+    its build left it), `initial`'s values (the learning rate from `cfg` when constant), its lambdas those of
+    `cfg`. False, changing nothing, when `initial` does not fit `kept`."""
+    import random
+
+    targets = _state_variables(kept)
     variable, regularizers, _ = getattr(kept, _PENALTY)
-    if len(targets) != len(sources) or len(regularizers) != len(_regularizers(fresh)):
+    if len(targets) != len(initial.values) or len(regularizers) != initial.penalties:
         return False
-    pairs = list(zip(targets, sources, strict=True))
-    if any(tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in pairs):
+    if any(tuple(t.shape) != v.shape or t.dtype != v.dtype for t, v in zip(targets, initial.values, strict=True)):
         return False
-    for target, source in pairs:
-        target.assign(source.value)
-    variable.assign(l2)
-    setattr(kept, _PENALTY, (variable, regularizers, l2))
+    with backend.kernels_kept():
+        backend.setup_for(cfg)
+    random.setstate(initial.python_random)
+    for index, (target, value) in enumerate(zip(targets, initial.values, strict=True)):
+        target.assign(np.asarray(cfg.optimizer.lr, target.dtype) if index == initial.lr_index else value)
+    variable.assign(cfg.model.l2)
+    setattr(kept, _PENALTY, (variable, regularizers, cfg.model.l2))
     return True
 
 

@@ -16,6 +16,7 @@ from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta,
 from dlrun.engine.distribute import distribution
 from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
+from dlrun.engine.pipeline import Streams
 from dlrun.engine.schedules import plateau_lr, set_lr
 from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import RunBoard, open_board
@@ -91,11 +92,13 @@ EpochJudge = Callable[[int, dict[str, Any]], bool]
 
 def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter,
                  stop: StopRequest | None = None, resume_from: Path | None = None,
-                 model: Any | None = None, judge: EpochJudge | None = None) -> dict[str, Any]:
+                 model: Any | None = None, judge: EpochJudge | None = None,
+                 streams: Streams | None = None) -> dict[str, Any]:
     """Train into an existing run directory (fresh, or continuing from a checkpoint).
 
     `model`, when given, must come fresh from `seeded_model`. `judge`, when given, sees every complete
-    epoch before the last (after its checkpoint) and may prune the run there. Returns the summary; status
+    epoch before the last (after its checkpoint) and may prune the run there. `streams` keeps the training
+    stream for the next trials of this process (see engine/pipeline.py). Returns the summary; status
     is `completed`, `diverged` or `pruned`. Raises Interrupted after writing an `interrupted` summary when
     a stop was requested (or a second signal cut the run short).
     """
@@ -137,7 +140,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     outcome, start_epoch = FitOutcome(), len(rows)
     if start_epoch < cfg.train.epochs and not early_stop_due(rows, cfg.train.early_stopping):
         outcome = fit_epochs(model, data, cfg, reporter, stop, start_epoch, cfg.train.epochs, on_row,
-                             board.callbacks() if board is not None else None, per_call)
+                             board.callbacks() if board is not None else None, per_call, streams)
     if not outcome.interrupted:
         try:
             return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board,

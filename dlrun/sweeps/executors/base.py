@@ -108,8 +108,8 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
     `TrialEvents.epoch_ended`): the executor's line back to the sweep process.
 
     `models` (an engine.reuse.TrialModels, kept by the executor for the trials of one process) lends a
-    fresh trial a compiled model of the same architecture, in the trial's exact initial state; without
-    it the trial builds its own.
+    fresh trial a compiled model of the same architecture, in the trial's exact initial state, and the
+    training stream an earlier trial built; without it the trial builds its own.
 
     Divergence is a result; any other exception marks the trial `failed` with its message, and its
     traceback is kept in the trial's error.txt.
@@ -130,9 +130,10 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
         try:
             lc = load_config(run / names.CONFIG)
             resume = checkpoint if checkpoint.exists() else None
-            model = (models or TrialModels(kept=0)).model(lc, data, reusable=resume is None)
+            models = models or TrialModels(kept=0)
             summary = run_training(lc, run, data, Reporter(json_mode=True, live=False), stop, resume,
-                                   model=model, judge=judge)
+                                   model=models.model(lc, data, reusable=resume is None), judge=judge,
+                                   streams=models.streams)
             return TrialResult(task.trial_id, summary["status"], summary)
         except Interrupted:
             return TrialResult(task.trial_id, "interrupted", read_status(run)[1])
