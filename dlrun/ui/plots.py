@@ -24,10 +24,8 @@ class _Plotter:
         import subprocess
         import sys
 
-        import dlrun
-
         env = dict(os.environ)
-        home = str(Path(dlrun.__file__).resolve().parents[1])  # the same dlrun, installed or not
+        home = str(Path(__file__).resolve().parents[2])  # the same dlrun, installed or not
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
         self.sent: list[tuple[Any, ...]] = []
         self.process = subprocess.Popen([sys.executable, "-c", "from dlrun.ui.plots import serve_plots; serve_plots()"],
