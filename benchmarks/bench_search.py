@@ -13,7 +13,7 @@ Each side is a fresh process; the sides run one after another in one invocation,
 like with like. The output also breaks one pruned sweep's seconds down (per trial: build, epochs,
 evaluation, files, plots; per sweep: start-up, data, scheduling) from timers around dlrun's own functions.
 
-    python benchmarks/bench_search.py [--data /work/shared/data/mnist-t10k] [--quick] [--kt /tmp/kt]
+    python benchmarks/bench_search.py [--data /work/shared/data/mnist-t10k] [--quick] [--kt /tmp/kt] [--repeats N]
 
 --quick: the same grid and tpe budget with data.limit 2500 (2,500 training images, 800 validation),
 so the fixed cost of a trial weighs more than on the full set: every row for a loaded machine.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -122,18 +123,23 @@ def hyperband(config: dict[str, Any], tmp: Path, kt_path: Path) -> tuple[float, 
 
 
 def search_rows(data: Path, quick: bool, kt_path: Path | None,
-                numbers: tuple[str, ...] = ("9", "10", "11")) -> list[dict[str, Any]]:
+                numbers: tuple[str, ...] = ("9", "10", "11"), repeats: int = 1) -> list[dict[str, Any]]:
     """Rows `numbers` of 9, 10, 11 as dicts (seconds, best validation accuracy, ratio, target, met); only the
-    sweeps those rows compare run (the grid for 9 and 10, asha for 9 and 11, tpe for 10). Row 11 needs
-    `kt_path` (a folder with keras-tuner); without it the row says so."""
+    sweeps those rows compare run (the grid for 9 and 10, asha for 9 and 11, tpe for 10), `repeats` times in
+    turn, each side's median wall time counted (a shared machine's speed drifts by tens of percent within
+    minutes). Row 11 needs `kt_path` (a folder with keras-tuner); without it the row says so."""
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-search-") as name:
         tmp = Path(name)
         sides = configs(data, quick)
+        walls: dict[str, list[float]] = {}
         runs: dict[str, tuple[float, dict[str, Any]]] = {}
-        for side, rows in (("grid", {"9", "10"}), ("asha", {"9", "11"}), ("tpe", {"10"})):
-            if rows & set(numbers):
-                runs[side] = run_sweep(sides[side], tmp, side)
+        for attempt in range(repeats):
+            for side, rows in (("grid", {"9", "10"}), ("asha", {"9", "11"}), ("tpe", {"10"})):
+                if rows & set(numbers):
+                    seconds, summary = run_sweep(sides[side], tmp, f"{side}-{attempt}")
+                    walls.setdefault(side, []).append(seconds)
+                    runs[side] = statistics.median(walls[side]), summary
         for number, side in (("9", "asha"), ("10", "tpe")):
             if number not in numbers:
                 continue
@@ -141,6 +147,8 @@ def search_rows(data: Path, quick: bool, kt_path: Path | None,
             gap = best_value(grid) - best_value(summary)
             out.append({"number": number, "name": NAMES[number], "dlrun_s": round(seconds, 1),
                         "other_s": round(grid_s, 1), "ratio": round(seconds / grid_s, 3),
+                        "dlrun_runs_s": [round(w, 1) for w in walls[side]],
+                        "other_runs_s": [round(w, 1) for w in walls["grid"]],
                         "target": TARGETS[number], "best": round(best_value(summary), 4),
                         "grid_best": round(best_value(grid), 4), "gap": round(gap, 4),
                         "met": seconds / grid_s <= TARGETS[number] and gap <= 0.01,
@@ -165,10 +173,11 @@ def main() -> None:
     parser.add_argument("--kt", type=Path, help="a folder with keras-tuner installed (pip install --target)")
     parser.add_argument("--breakdown", action="store_true", help="only the seconds of one pruned sweep")
     parser.add_argument("--no-breakdown", action="store_true", help="only the rows")
+    parser.add_argument("--repeats", type=int, default=1, help="run the sides in turn N times; median wall times")
     args = parser.parse_args()
     started = time.time()
     if not args.breakdown:
-        for row in search_rows(args.data, args.quick, args.kt):
+        for row in search_rows(args.data, args.quick, args.kt, repeats=args.repeats):
             print(json.dumps(row))
     from bench_breakdown import breakdown
 
