@@ -35,8 +35,8 @@ def test_plots_drawn_in_the_background_are_the_plots_drawn_inline(tmp_path: Path
 def test_plots_survive_a_killed_plotter(tmp_path: Path) -> None:
     with plots.drawn_in_background():
         assert plots._later is not None
-        process = plots._later.process
         plots.history_plot(_rows(3), tmp_path / "before.png", "before")
+        process = plots._later.process
         process.send_signal(signal.SIGKILL)
         process.wait()
         plots.history_plot(_rows(3), tmp_path / "after.png", "after")  # drawn here: the plotter is gone

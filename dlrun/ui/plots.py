@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,29 +15,31 @@ _later: _Plotter | None = None  # set while history plots are drawn off the crit
 
 
 class _Plotter:
-    """A helper process that draws history plots in order, from their rows (sent pickled on its stdin).
+    """A helper process that draws history plots in order, from their rows (one JSON line each on its stdin).
     A process, not a thread: matplotlib holds the GIL while it renders (~0.1 s a plot), which would stall
     the trial's own Python as long; in its own process a plot takes the core a small trial leaves idle.
     Started as `python -c` (not multiprocessing's spawn, which would run the caller's main script again);
-    it ends when its stdin closes, so it never outlives the process that sent the plots."""
+    it ends when its stdin closes, so it never outlives the process that sent the plots. Started with the
+    first plot (a sweep whose trials all diverge in their first epoch draws none)."""
 
     def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.process: Any = None  # subprocess.Popen
+
+    def _start(self) -> Any:
         import subprocess
         import sys
 
         env = dict(os.environ)
         home = str(Path(__file__).resolve().parents[2])  # the same dlrun, installed or not
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
-        self.sent: list[tuple[Any, ...]] = []
-        self.process = subprocess.Popen([sys.executable, "-c", "from dlrun.ui.plots import serve_plots; serve_plots()"],
-                                        stdin=subprocess.PIPE, env=env)
+        return subprocess.Popen([sys.executable, "-c", "from dlrun.ui.plots import serve_plots; serve_plots()"],
+                                stdin=subprocess.PIPE, env=env)
 
     def draw(self, job: tuple[Any, ...]) -> None:
-        import pickle
-
-        assert self.process.stdin is not None
+        self.process = self.process or self._start()
         try:
-            pickle.dump(job, self.process.stdin)
+            self.process.stdin.write(json.dumps([job[0], str(job[1]), *job[2:]], default=float).encode() + b"\n")
             self.process.stdin.flush()
             self.sent.append(job)
         except OSError:  # it died (killed): draw here rather than lose the plot
@@ -44,7 +47,8 @@ class _Plotter:
 
     def close(self) -> None:
         """Wait until every plot is written; any the process could not write (it died) are drawn here."""
-        assert self.process.stdin is not None
+        if self.process is None:
+            return
         with contextlib.suppress(OSError):
             self.process.stdin.close()
         if self.process.wait() != 0:
@@ -56,21 +60,17 @@ class _Plotter:
 
 def serve_plots() -> None:
     """The plotter process (see _Plotter): draw each history plot read from stdin until it closes."""
-    import pickle
     import signal
     import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the sweep; this ends when its input does
     figure = None  # one figure for every plot: its axes and ticks are made once (half of a plot's time)
-    while True:
+    for line in sys.stdin.buffer:
         try:
-            rows, path, title, boundaries = pickle.load(sys.stdin.buffer)
-        except EOFError:
-            return
-        try:
+            rows, path, title, boundaries = json.loads(line)
             figure = figure or _history_figure()
             _draw_history(*figure, rows, title, boundaries)
-            _save(figure[0], path, keep=True)
+            _save(figure[0], Path(path), keep=True)
         except Exception:  # a plot that cannot be drawn must not stop the others; the next gets a new figure
             figure = None
 
