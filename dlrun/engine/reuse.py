@@ -111,7 +111,8 @@ class TrialModels:
                 fresh = seeded_model(lc, data)
             initial = _initial_state(fresh, lc.config)
             if _lend(kept, initial, lc.config):
-                seeds[lc.config.seed] = initial
+                if initial.lr_index is not None or not _constant_lr(lc.config):  # else its lr is this trial's
+                    seeds[lc.config.seed] = initial
                 while len(seeds) > SEEDS_KEPT:
                     seeds.popitem(last=False)
                 self.rebuilt += 1
