@@ -12,7 +12,7 @@ from dlrun.config import LoadedConfig
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend
-from dlrun.engine.pipeline import Streams, eval_batch_size, eval_stream
+from dlrun.engine.pipeline import Streams, eval_batch_size, eval_stream, train_stream
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import final_prefix, task_metric
 from dlrun.ui.console import Reporter
@@ -96,8 +96,8 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
         return on_row({"epoch": epoch + 1, **logs, "lr": recorder.epoch_lr,
                        "seconds": round(seconds, 4)})
 
-    stream, steps = (streams or Streams(kept=0)).train(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed,
-                                                       start_epoch, end_epoch, cfg.train.shuffle)
+    stream, steps = (streams.train if streams else train_stream)(data.x_train, data.y_train, cfg.train.batch_size,
+                                                                 cfg.seed, start_epoch, end_epoch, cfg.train.shuffle)
     has_val = data.x_val is not None and data.y_val is not None
     validation = eval_stream(data.x_val, data.y_val, eval_batch_size(cfg.train.batch_size)) if has_val else None
     progress = reporter.epoch_progress(end_epoch, steps, start_epoch)

@@ -79,12 +79,12 @@ class TrialModels:
     """The compiled models of one process' trials, by `reuse_key` (`kept` 0: none, every trial builds its own)."""
 
     def __init__(self, kept: int = MODELS_KEPT):
-        from dlrun.engine.pipeline import Streams
+        from dlrun.engine.pipeline import STREAMS_KEPT, Streams
 
         self._kept = kept
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._initial: dict[str, OrderedDict[int, _Initial]] = {}
-        self.streams = Streams() if kept else Streams(kept=0)  # the training streams of this process' trials
+        self.streams = Streams(kept=STREAMS_KEPT if kept else 0)  # the training streams of this process' trials
         self.reused = 0  # trials that trained on a kept model
         self.rebuilt = 0  # of those, trials whose initial model was built (not taken from an earlier trial)
 
@@ -110,7 +110,7 @@ class TrialModels:
             with backend.kernels_kept():  # the kept model's instantiated functions stay (see there)
                 fresh = seeded_model(lc, data)
             initial = _initial_state(fresh, lc.config)
-            if _lend(kept, initial, lc.config):
+            if _lend(kept, initial, lc.config, seeded=True):
                 if initial.lr_index is not None or not _constant_lr(lc.config):  # else its lr is this trial's
                     seeds[lc.config.seed] = initial
                 while len(seeds) > SEEDS_KEPT:
@@ -168,10 +168,11 @@ def _initial_state(fresh: Any, cfg: ExperimentConfig) -> _Initial:
     return _Initial([v.numpy() for v in variables], lr_index, len(_regularizers(fresh)), random.getstate())
 
 
-def _lend(kept: Any, initial: _Initial, cfg: ExperimentConfig) -> bool:
+def _lend(kept: Any, initial: _Initial, cfg: ExperimentConfig, seeded: bool = False) -> bool:
     """Put `kept` in the trial's initial state: seeded as `seeded_model` seeds (Python's random state then as
-    its build left it), `initial`'s values (the learning rate from `cfg` when constant), its lambdas those of
-    `cfg`. False, changing nothing, when `initial` does not fit `kept`."""
+    its build left it; `seeded`: `initial` was just built, and all of that is so already), `initial`'s values
+    (the learning rate from `cfg` when constant), its lambdas those of `cfg`. False, changing nothing, when
+    `initial` does not fit `kept`."""
     import random
 
     targets = _state_variables(kept)
@@ -180,9 +181,10 @@ def _lend(kept: Any, initial: _Initial, cfg: ExperimentConfig) -> bool:
         return False
     if any(tuple(t.shape) != v.shape or t.dtype != v.dtype for t, v in zip(targets, initial.values, strict=True)):
         return False
-    with backend.kernels_kept():
-        backend.setup_for(cfg)
-    random.setstate(initial.python_random)
+    if not seeded:
+        with backend.kernels_kept():
+            backend.setup_for(cfg)
+        random.setstate(initial.python_random)
     for index, (target, value) in enumerate(zip(targets, initial.values, strict=True)):
         target.assign(np.asarray(cfg.optimizer.lr, target.dtype) if index == initial.lr_index else value)
     variable.assign(cfg.model.l2)
