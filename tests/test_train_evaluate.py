@@ -65,6 +65,20 @@ def test_evaluate_keras_archive(trained: dict[str, Any], tmp_path: Path) -> None
     assert result["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"], abs=1e-6)
 
 
+def test_weights_file_loads_in_plain_keras(trained: dict[str, Any]) -> None:
+    """weights.weights.h5 (copied out of model.keras) is what Keras' own save_weights writes: a model
+    rebuilt from the archive's config takes it with load_weights, value for value."""
+    import keras
+
+    run = Path(trained["run_dir"])
+    saved = keras.saving.load_model(run / names.MODEL, compile=False)
+    fresh = keras.models.clone_model(saved)  # same architecture, freshly initialised weights
+    fresh.load_weights(run / names.WEIGHTS)
+    assert len(saved.weights) > 0
+    for a, b in zip(saved.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("full_model", [False, True], ids=["weights-only", "full-model"])
 def test_evaluate_legacy_keras2_h5(trained: dict[str, Any], tmp_path: Path, full_model: bool) -> None:
     from dlrun.weights import read_weights

@@ -27,6 +27,8 @@ from dlrun.weights.source import Source, SourceLayer
 
 Progress = Callable[[str, int, int], None]  # (what, done, total), e.g. a ui StepProgress
 Tick = Callable[..., None]  # (layers read[, layers in the file])
+ARCHIVE_CONFIG = "config.json"  # the members of a Keras 3 .keras archive (a zip)
+ARCHIVE_WEIGHTS = "model.weights.h5"  # in the layout of a .weights.h5 file
 
 
 def resolve(target: str | Path) -> tuple[Path, str]:
@@ -143,11 +145,11 @@ def check_archive(path: Path) -> None:
             infos = {info.filename: info for info in check_zip(archive, path, WeightsError)}
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise WeightsError(f"{path}: corrupt or truncated .keras file ({exc})") from None
-    missing = [name for name in ("config.json", "model.weights.h5") if name not in infos]
+    missing = [name for name in (ARCHIVE_CONFIG, ARCHIVE_WEIGHTS) if name not in infos]
     if missing:
         raise WeightsError(f"{path}: not a Keras 3 .keras archive (no {' or '.join(missing)})")
-    if infos["config.json"].file_size > MAX_JSON_BYTES:
-        raise WeightsError(f"{path}: its config.json claims {format_bytes(infos['config.json'].file_size)}; a model "
+    if (size := infos[ARCHIVE_CONFIG].file_size) > MAX_JSON_BYTES:
+        raise WeightsError(f"{path}: its {ARCHIVE_CONFIG} claims {format_bytes(size)}; a model "
                            f"config is kilobytes (at most {format_bytes(MAX_JSON_BYTES)})")
 
 
@@ -167,7 +169,7 @@ def check_model_sources(cfg: ExperimentConfig) -> None:
 def _read_keras_archive(path: Path, tick: Tick | None = None) -> list[SourceLayer]:
     check_archive(path)
     with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-        blob = archive.read("model.weights.h5")
-    with _h5(io.BytesIO(blob), f"{path} (member model.weights.h5)") as f:
+        config = json.loads(archive.read(ARCHIVE_CONFIG))
+        blob = archive.read(ARCHIVE_WEIGHTS)
+    with _h5(io.BytesIO(blob), f"{path} (member {ARCHIVE_WEIGHTS})") as f:
         return read_keras3_h5(f, config_entries(config) if isinstance(config, dict) else None, tick)
