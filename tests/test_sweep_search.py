@@ -5,6 +5,8 @@ trial run twice, and the Optuna study kept in the sweep directory. Tiny data thr
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import signal
 import subprocess
 import time
@@ -19,7 +21,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from dlrun import sweep
-from dlrun.errors import Interrupted
+from dlrun.errors import Interrupted, RunDirError
 from dlrun.store import files, names
 from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
 from dlrun.sweeps.executors.processes import ProcessExecutor
@@ -207,6 +209,26 @@ def test_refine_samples_around_the_best_point_and_resumes(tmp_path: Path) -> Non
     overall = max(rows(out), key=lambda r: (float(r["val_accuracy"]), -int(r["trial"])))
     assert summary["best"]["trial"] == overall["trial"] and (out / names.SWEEP_BEST).is_file()
 
+
+def test_one_worker_process_runs_every_round_and_ends_with_the_sweep(tmp_path: Path) -> None:
+    """The worker starts before the first trial (loading TensorFlow while the sweep sets up) and runs
+    the refined round too: one start-up per sweep, not per round; none is left running after it."""
+    space = {"mode": "zip", "params": {"optimizer.lr": [0.01, 0.3], "model.l2": [0.0, 0.0]},
+             "refine": {"rounds": 1, "trials": 1}}
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 1}}), sweep=space)
+    summary = sweep(config, sweep_dir=tmp_path / "s", executor=ProcessExecutor(1))
+    pids = {files.read_json(tmp_path / "s" / names.SWEEP_TRIALS / t["trial"] / names.SUMMARY)["pid"]
+            for t in summary["trials"]}
+    assert (len(summary["trials"]), len(pids)) == (3, 1) and os.getpid() not in pids
+    assert multiprocessing.active_children() == []
+
+def test_workers_started_ahead_end_when_the_sweep_directory_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, SMALL, sweep=PRUNED_GRID)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "kept.txt").write_text("an earlier result")
+    with pytest.raises(RunDirError, match="not empty"):
+        sweep(config, sweep_dir=tmp_path / "s", executor=ProcessExecutor(1))
+    assert multiprocessing.active_children() == []  # the worker started ahead is gone with the sweep
 
 # --- the pruner without training: median, and a trial resumed in the middle -----------------------------
 

@@ -172,10 +172,14 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
-    root = _create(plan, runs_root, sweep_dir)
-    with exclusive_lock(root, "being swept"):
-        executor = executor or _executor(plan, flags, jobs, datasets)
-        return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False)
+    executor = executor or _executor(plan, flags, jobs, datasets) or make_executor(jobs, plan.planned)
+    try:
+        _start(executor, datasets, plan)  # worker processes load TensorFlow while the directory is written
+        root = _create(plan, runs_root, sweep_dir)
+        with exclusive_lock(root, "being swept"):
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False)
+    finally:
+        _close(executor)
 
 
 def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialExecutor | None,
@@ -186,7 +190,23 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
         plan, engine = _reopen(root)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache)
         executor = executor or _executor(plan, flags, jobs, datasets)
-        return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
+        try:
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
+        finally:
+            _close(executor)
+
+
+def _start(executor: TrialExecutor, datasets: dict[str, Dataset], plan: SweepPlan) -> None:
+    """Start a local executor's worker processes ahead of the trials, kept for every round (see
+    ProcessExecutor.start); other executors start their own way."""
+    if callable(start := getattr(executor, "start", None)):
+        start(datasets, plan.base.config.train.threads)
+
+
+def _close(executor: TrialExecutor | None) -> None:
+    """End what an executor keeps across rounds: worker processes, a Ray connection."""
+    if callable(close := getattr(executor, "close", None)):
+        close()
 
 
 def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
@@ -215,7 +235,9 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first, search)
     threads = plan.base.config.train.threads
     ended = sum(o.final for o in session.outcomes.values())
-    executor = executor or make_executor(jobs, plan.planned - ended)
+    if executor is None:  # a resumed sweep: its executor fits the trials left
+        executor = make_executor(jobs, plan.planned - ended)
+        _start(executor, datasets, plan)
     session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
     pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
     reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
@@ -260,6 +282,5 @@ def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str,
         except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
             stop.requested = True
         finally:
-            if callable(close := getattr(executor, "close", None)):  # a Ray executor: disconnect after the last round
-                close()
+            _close(executor)  # after the last round: workers end, a Ray executor disconnects
     return session.finish(reporter)

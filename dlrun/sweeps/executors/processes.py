@@ -48,6 +48,14 @@ class _Worker:
     conn: Connection
     task: TrialTask | None = None
     first_peak: float | None = None  # MiB, after its first trial
+    sender: threading.Thread | None = None  # sends the data sets; done before the first task is sent
+
+    def send(self, message: Any) -> None:
+        """Send a message after the data sets (the worker reads them first)."""
+        if self.sender is not None:
+            self.sender.join()
+            self.sender = None
+        self.conn.send(message)
 
 
 class ProcessExecutor:
@@ -61,22 +69,50 @@ class ProcessExecutor:
         self.jobs, self.growth_mib = jobs, growth_mib
         self.threads = threads or max(1, cpu_count() // jobs)
         self.devices = devices
+        self._ctx = multiprocessing.get_context("spawn")
+        self._datasets: dict[str, Dataset] = {}
+        self._threads = self.threads
+        self._workers: list[_Worker] = []  # started ahead by start(): kept across run() calls until close()
         self._retired: list[_Worker] = []
+
+    def start(self, datasets: Mapping[str, Dataset], threads: int | None = None) -> None:
+        """Start the worker processes now, before the trials are ready: each imports TensorFlow (~3 s)
+        while the sweep writes its directory and opens its study, and the same workers run every later
+        `run` (a sweep's rounds) until `close`. `threads`: the config's train.threads, when set."""
+        self._adopt(datasets, threads)
+        while len(self._workers) < self.jobs:
+            self._workers.append(self._start(len(self._workers)))
+
+    def close(self) -> None:
+        """End the workers `start` started (they finish nothing: run() returns only when they are idle)."""
+        self._shutdown(self._workers)
+        self._workers = []
+
+    def _adopt(self, datasets: Mapping[str, Dataset], threads: int | None) -> None:
+        """Workers hold their data sets and thread count from their start: other ones need fresh workers."""
+        threads = threads or self.threads
+        same = datasets.keys() == self._datasets.keys() and all(datasets[k] is self._datasets[k] for k in datasets)
+        if self._workers and (not same or threads != self._threads):
+            self.close()
+        self._datasets, self._threads = dict(datasets), threads
 
     def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
         """Run `tasks` on worker processes until done or a stop is requested. `tasks` may be lazy: the
-        next one is pulled when a worker is free, after the results that came in were delivered."""
+        next one is pulled when a worker is free, after the results that came in were delivered.
+        Workers from `start` stay up for the next call (after a stop, they are ended); without it, the
+        workers this call starts end with it."""
         source = iter(tasks)
         first = None if stop.requested else next(source, None)
         if first is None:
             return
-        self._ctx, self._datasets = multiprocessing.get_context("spawn"), dict(datasets)
         # the config's train.threads, when set, is what every worker runs with (it cannot vary by trial)
-        self._threads = first.threads or self.threads
+        self._adopt(datasets, first.threads)
+        kept = bool(self._workers)
         self._source, self._ahead, self._exhausted = source, first, False
-        workers: list[_Worker] = []
+        workers = self._workers if kept else []
         signalled = 0
+        ended = False
         try:
             while not self._exhausted or any(w.task for w in workers):
                 try:
@@ -88,8 +124,13 @@ class ProcessExecutor:
                 except KeyboardInterrupt:  # a second Ctrl-C: workers stop at once
                     stop.requested = self._exhausted = True
                     signalled = self._signal(workers, max(signalled, 1))
+            ended = True
         finally:
-            self._shutdown(workers)
+            if kept and ended and not stop.requested:
+                self._workers = workers  # replaced ones included
+            else:
+                self._shutdown(workers)
+                self._workers = []
 
     def _pull(self) -> TrialTask | None:
         """The next task, or None (and no more) when the iterable is exhausted."""
@@ -103,14 +144,18 @@ class ProcessExecutor:
         parent_conn, child_conn = self._ctx.Pipe()
         device = self.devices[index % len(self.devices)] if self.devices else None
         process = self._ctx.Process(target=worker_main, name=f"dlrun-trial-worker-{index}", daemon=True,
-                                    args=(child_conn, self._datasets, self._threads, device, os.getpid()))
+                                    args=(child_conn, self._threads, device, os.getpid()))
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C goes to the sweep only
         try:
             process.start()
         finally:
             signal.signal(signal.SIGINT, previous)
         child_conn.close()
-        return _Worker(process, parent_conn)
+        # The worker reads its data sets once TensorFlow is loaded; until then a pipe takes 64 KiB, so
+        # a thread waits to send them and the sweep goes on (passed to Process, they would hold it up).
+        sender = threading.Thread(target=_send_data, args=(parent_conn, self._datasets), daemon=True)
+        sender.start()
+        return _Worker(process, parent_conn, sender=sender)
 
     def _dispatch(self, workers: list[_Worker], events: TrialEvents) -> None:
         for index in range(self.jobs):
@@ -123,7 +168,7 @@ class ProcessExecutor:
                 workers.append(self._start(index))
             elif not workers[index].process.is_alive():
                 workers[index] = self._start(index)
-            workers[index].conn.send(task)
+            workers[index].send(task)
             workers[index].task = task
             events.started(task)
 
@@ -148,7 +193,7 @@ class ProcessExecutor:
             worker.task = None
             if worker.process.is_alive() and self._spent(worker, result) and more and not stopping:
                 with contextlib.suppress(OSError):
-                    worker.conn.send(None)  # it exits; a fresh process takes its place
+                    worker.send(None)  # it exits; a fresh process takes its place
                 self._retired.append(worker)
                 workers[index] = self._start(index)
             events.finished(result)
@@ -170,8 +215,10 @@ class ProcessExecutor:
 
     def _shutdown(self, workers: list[_Worker]) -> None:
         for worker in workers:
+            if worker.sender is not None and worker.sender.is_alive():
+                worker.process.kill()  # still loading TensorFlow, no data yet: nothing of it to finish or keep
             with contextlib.suppress(OSError):
-                worker.conn.send(None)
+                worker.send(None)
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         for worker in [*self._retired, *workers]:
             worker.process.join(max(0.1, deadline - time.monotonic()))
@@ -189,6 +236,11 @@ class EpochReport:
     trial_id: str
     epoch: int
     row: dict[str, Any]
+
+
+def _send_data(conn: Connection, datasets: dict[str, Dataset]) -> None:
+    with contextlib.suppress(OSError):  # a worker that died before reading: its trial is reported lost
+        conn.send(datasets)
 
 
 def _receive(worker: _Worker) -> TrialResult | EpochReport | None:
@@ -221,9 +273,9 @@ def _watch_parent(parent_pid: int, stop: StopRequest) -> None:
     stop.requested = True  # the sweep is gone: stop after this batch, like a Ctrl-C
 
 
-def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, device: str | None,
-                parent_pid: int) -> None:
-    """A worker process: set up TensorFlow once, then run each trial it is sent until told to stop."""
+def worker_main(conn: Connection, threads: int, device: str | None, parent_pid: int) -> None:
+    """A worker process: set up TensorFlow once, read the data sets, then run each trial it is sent
+    until told to stop."""
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before TensorFlow is imported
     os.dup2(2, 1)  # the sweep's stdout is its own (--json prints one object there); workers use stderr
@@ -241,6 +293,10 @@ def worker_main(conn: Connection, datasets: dict[str, Dataset], threads: int, de
 
     backend.silence_native_logs()
     backend.setup(0, threads)
+    try:
+        datasets: dict[str, Dataset] = conn.recv()
+    except (EOFError, OSError):
+        backend.exit_now(0)  # the sweep ended before sending them (a config or disk error): nothing to run
     with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
         _serve(conn, datasets, stop, parent_pid)
     backend.exit_now(0)  # every trial's files are written (plots too): skip TensorFlow's ~1 s teardown
