@@ -129,3 +129,24 @@ def test_a_worker_makes_way_once_its_memory_grew(peaks: list[float], replaced: l
     for peak in peaks:
         decisions.append(executor._spent(worker, TrialResult("t", "completed", peak_mib=peak)))
     assert decisions == replaced
+
+
+def test_the_kept_layer_summary_follows_what_it_counts() -> None:
+    """model.txt of a lent model is rendered once and kept, but never outlives a change it shows: the
+    optimizer's variables once built, a layer frozen."""
+    import keras
+
+    from dlrun.engine import model as engine_model
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    before = engine_model.summary_text(model)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.fit(np.zeros((4, 4)), np.zeros((4, 2)), verbose=0)
+    trained = engine_model.summary_text(model)
+    model.layers[0].trainable = False
+    frozen = engine_model.summary_text(model)
+    assert "Optimizer params" in trained and "Optimizer params" not in before
+    assert "Non-trainable params: 15" in frozen and frozen != trained
+    assert engine_model.summary_text(model) is frozen  # kept while nothing it counts changed
+    engine_model._SUMMARIES.clear()
+    assert engine_model.summary_text(model) == frozen  # what Keras renders afresh

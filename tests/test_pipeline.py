@@ -74,3 +74,13 @@ def test_a_kept_stream_is_served_again_and_repeats_its_batches() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(once, again, strict=True))
     streams.train(x, y, BATCH, 7, 0, EPOCHS)  # a third: the least recently used (seed 5) makes way
     assert streams.train(x, y, BATCH, 5, 0, EPOCHS) is not first
+
+
+def test_a_kept_evaluation_stream_is_served_again_for_the_same_arrays() -> None:
+    x, y = np.arange(N, dtype=np.float32).reshape(N, 1), np.arange(N)
+    streams = Streams(kept=2)
+    first = streams.evaluation(x, y, 32)
+    assert streams.evaluation(x, y, 32) is first
+    assert streams.evaluation(x.copy(), y, 32) is not first  # other arrays (a trial's other split)
+    assert streams.evaluation(x, y, 64) is not first
+    assert [yb.numpy().tolist() for _, yb in first] == [yb.numpy().tolist() for _, yb in eval_stream(x, y, 32)]

@@ -45,27 +45,30 @@ def seeded_model_for_shape(lc: LoadedConfig, input_shape: tuple[int, ...], unsaf
     return build_with_base(lc, tuple(input_shape), unsafe, distributed)[0]
 
 
-def measure(model: Any, x: Any, y: Any, batch_size: int, task: str) -> dict[str, float]:
+def measure(model: Any, x: Any, y: Any, batch_size: int, task: str, streams: Streams | None = None) -> dict[str, float]:
     """Loss and accuracy (or mae) over the arrays as one whole split, in batches of
-    `eval_batch_size(batch_size)`; the numbers do not depend on that batch size."""
+    `eval_batch_size(batch_size)`; the numbers do not depend on that batch size. `streams`: where the
+    stream is kept for the next trials of this process."""
     from dlrun.engine.sse import fold, penalty
 
-    values = model.evaluate(eval_stream(x, y, eval_batch_size(batch_size)), verbose=0, return_dict=True)
+    stream = (streams.evaluation if streams else eval_stream)(x, y, eval_batch_size(batch_size))
+    values = model.evaluate(stream, verbose=0, return_dict=True)
     values = fold(values, penalty(model)) if "sse" in values else values
     key = task_metric(task)
     return {"loss": float(values["loss"]), key: float(values[key])}
 
 
-def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str) -> dict[str, float]:
+def evaluate_model(model: Any, data: Dataset, batch_size: int, task: str,
+                   streams: Streams | None = None) -> dict[str, float]:
     """Final metrics: loss and accuracy (or mae) on the test split as `test_*`, or, when the data has no
     test split, on the training data as `train_*` (never labelled as held-out numbers)."""
     x, y = data.eval_split()
     prefix = final_prefix(data.has_test)
-    return {prefix + name: value for name, value in measure(model, x, y, batch_size, task).items()}
+    return {prefix + name: value for name, value in measure(model, x, y, batch_size, task, streams).items()}
 
 
 def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: ExperimentConfig,
-                 weights_moved: bool) -> dict[str, float]:
+                 weights_moved: bool, streams: Streams | None = None) -> dict[str, float]:
     """The final metrics (evaluate_model). When validation ran on the test split itself and the weights
     are still those of the last epoch, that epoch's validation pass has already measured exactly this:
     reuse it instead of running the same pass again (same batches: `eval_batch_size`)."""
@@ -74,7 +77,7 @@ def test_metrics(model: Any, data: Dataset, rows: list[dict[str, Any]], cfg: Exp
     if data.has_test and data.val_is_test and not weights_moved \
             and all(last.get(k) not in (None, "") for k in ("val_loss", f"val_{key}")):
         return {"test_loss": float(last["val_loss"]), f"test_{key}": float(last[f"val_{key}"])}
-    return evaluate_model(model, data, cfg.train.batch_size, cfg.task)
+    return evaluate_model(model, data, cfg.train.batch_size, cfg.task, streams)
 
 
 def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Reporter, stop: StopRequest,
@@ -99,7 +102,9 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
     stream, steps = (streams.train if streams else train_stream)(data.x_train, data.y_train, cfg.train.batch_size,
                                                                  cfg.seed, start_epoch, end_epoch, cfg.train.shuffle)
     has_val = data.x_val is not None and data.y_val is not None
-    validation = eval_stream(data.x_val, data.y_val, eval_batch_size(cfg.train.batch_size)) if has_val else None
+    validation = ((streams.evaluation if streams else eval_stream)(data.x_val, data.y_val,
+                                                                   eval_batch_size(cfg.train.batch_size))
+                  if has_val else None)
     progress = reporter.epoch_progress(end_epoch, steps, start_epoch)
     recorder = EpochRecorder(on_epoch, stop, progress)
     if steps_per_call is None:

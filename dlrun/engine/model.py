@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any
 
 from dlrun.config import LoadedConfig
@@ -135,11 +136,23 @@ def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig 
         model.compile(optimizer=opt, loss=loss_for(cfg), metrics=metrics, jit_compile=cfg.train.jit_compile)
 
 
+_SUMMARIES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], str]] = weakref.WeakKeyDictionary()
+
+
 def summary_text(model: Any) -> str:
-    """The layer summary keras prints, as text."""
+    """The layer summary keras prints, as text. Kept per model object while what it counts stays the
+    same (the trials a kept model is lent to: Keras takes ~5 ms to render it)."""
+    optimizer = getattr(model, "optimizer", None)
+    key = (len(model.trainable_weights), len(model.non_trainable_weights),
+           len(optimizer.variables) if optimizer is not None and optimizer.built else -1)
+    kept = _SUMMARIES.get(model)
+    if kept is not None and kept[0] == key:
+        return kept[1]
     lines: list[str] = []
     model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=100)
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    _SUMMARIES[model] = key, text
+    return text
 
 
 def param_counts(model: Any) -> dict[str, int]:

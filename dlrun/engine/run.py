@@ -144,7 +144,7 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
     if not outcome.interrupted:
         try:
             return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board,
-                           pruned[0] if pruned else None)
+                           pruned[0] if pruned else None, streams)
         except KeyboardInterrupt:
             pass  # a second signal while saving: the last checkpoint stands
     return _interrupted(lc, run, rows, clock, base, stop)
@@ -174,7 +174,8 @@ def _interrupted(lc: LoadedConfig, run: RunDir, rows: list[dict[str, Any]], cloc
 
 def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list[dict[str, Any]],
             clock: RunClock, diverged_epoch: int | None, base: dict[str, Any],
-            board: RunBoard | None = None, pruned_epoch: int | None = None) -> dict[str, Any]:
+            board: RunBoard | None = None, pruned_epoch: int | None = None,
+            streams: Streams | None = None) -> dict[str, Any]:
     """Test metrics, final weights, plot and summary of a run that stopped on its own (or was pruned)."""
     cfg = lc.config
     status, extra = "completed", {}
@@ -187,7 +188,7 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
     elif restores_best(cfg) and (run.checkpoint / names.CHECKPOINT_BEST).exists():
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / names.CHECKPOINT_BEST, model)["epoch"]
     weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
-    test = test_metrics(model, data, rows, cfg, weights_moved) if rows else {}
+    test = test_metrics(model, data, rows, cfg, weights_moved, streams) if rows else {}
     if rows:
         from dlrun.engine.predictions import binary_final
 
