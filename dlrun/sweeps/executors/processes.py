@@ -48,14 +48,17 @@ class _Worker:
     conn: Connection
     task: TrialTask | None = None
     first_peak: float | None = None  # MiB, after its first trial
-    sender: threading.Thread | None = None  # sends the data sets; done before the first task is sent
+    sender: threading.Thread | None = None  # sends the data sets, then what was sent before they went
 
     def send(self, message: Any) -> None:
-        """Send a message after the data sets (the worker reads them first)."""
-        if self.sender is not None:
-            self.sender.join()
+        """Send a message after the data sets (the worker reads them first), without waiting for a worker
+        that is still loading: the sweep goes on serving the others meanwhile."""
+        if self.sender is None or not self.sender.is_alive():
             self.sender = None
-        self.conn.send(message)
+            self.conn.send(message)
+            return
+        self.sender = threading.Thread(target=_send_after, args=(self.sender, self.conn, message), daemon=True)
+        self.sender.start()
 
 
 class ProcessExecutor:
@@ -241,6 +244,12 @@ class EpochReport:
 def _send_data(conn: Connection, datasets: dict[str, Dataset]) -> None:
     with contextlib.suppress(OSError):  # a worker that died before reading: its trial is reported lost
         conn.send(datasets)
+
+
+def _send_after(previous: threading.Thread, conn: Connection, message: Any) -> None:
+    previous.join()
+    with contextlib.suppress(OSError):
+        conn.send(message)
 
 
 def _receive(worker: _Worker) -> TrialResult | EpochReport | None:
