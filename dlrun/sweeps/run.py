@@ -171,6 +171,12 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
     plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
+    return _new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache)
+
+
+def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, reporter: Reporter,
+         jobs: int | None, executor: TrialExecutor | None, flags: tuple[Any, ...], use_cache: bool) -> dict[str, Any]:
+    """Load the data, write a new sweep directory and run its trials."""
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     executor = executor or _executor(plan, flags, jobs, datasets) or make_executor(jobs, plan.planned)
     try:

@@ -1,11 +1,11 @@
 """`ProcessExecutor`: trials in local worker processes, N at a time, each worker with its CPU
 threads limited (cores // N) or pinned to one GPU, so the jobs do not fight over the machine.
 
-Workers are spawned (never forked: TensorFlow is not fork-safe), receive the data sets once when
-they start, and then run one trial per message. After each epoch a trial sends its metrics row back
-over the same pipe and waits for the sweep's answer (keep going, or prune). Ctrl-C reaches the sweep only; it forwards a
-SIGTERM, each worker stops its trial after the current batch, saves its state and reports. A worker
-whose sweep died stops on its own, so an orphan never races a resumed sweep.
+Workers are spawned (never forked: TensorFlow is not fork-safe; their side is worker.py), receive the
+data sets once when they start, and then run one trial per message. After each epoch a trial sends its
+metrics row back over the same pipe and waits for the sweep's answer (keep going, or prune). Ctrl-C
+reaches the sweep only; it forwards a SIGTERM, each worker stops its trial after the current batch,
+saves its state and reports.
 """
 
 from __future__ import annotations
@@ -16,28 +16,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from types import FrameType
 from typing import Any
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
-from dlrun.store.rundir import RunDir
-from dlrun.store.status import read_status
-from dlrun.sweeps.executors.base import (
-    WORKER_GROWTH_MIB,
-    TrialEvents,
-    TrialResult,
-    TrialTask,
-    execute_trial,
-    frozen_heap,
-    lost_trial,
-    peak_memory_mib,
-)
+from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB, TrialEvents, TrialResult, TrialTask, lost_trial
 from dlrun.sweeps.executors.devices import cpu_count
-from dlrun.ui.plots import drawn_in_background
+from dlrun.sweeps.executors.worker import EpochReport, worker_main
 
 SHUTDOWN_SECONDS = 30.0
 
@@ -59,6 +47,13 @@ class _Worker:
             return
         self.sender = threading.Thread(target=_send_after, args=(self.sender, self.conn, message), daemon=True)
         self.sender.start()
+
+    def close(self) -> None:
+        """Close the sweep's end of the pipe, once a send in flight has ended (the worker is gone)."""
+        if self.sender is not None:
+            self.sender.join(SHUTDOWN_SECONDS)
+        with contextlib.suppress(OSError):
+            self.conn.close()
 
 
 class ProcessExecutor:
@@ -189,8 +184,7 @@ class ProcessExecutor:
                 continue
             if result is None:  # the worker died in the middle of a trial (killed, out of memory)
                 result = _lost(worker, stopping)
-                with contextlib.suppress(OSError):
-                    worker.conn.close()
+                worker.close()
                 if more and not stopping:
                     workers[index] = self._start(index)
             worker.task = None
@@ -228,17 +222,7 @@ class ProcessExecutor:
             if worker.process.is_alive():
                 worker.process.terminate()
                 worker.process.join(5)
-            with contextlib.suppress(OSError):
-                worker.conn.close()
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """A worker's message after a trial's epoch: the sweep answers True (go on) or False (prune)."""
-
-    trial_id: str
-    epoch: int
-    row: dict[str, Any]
+            worker.close()
 
 
 def _send_data(conn: Connection, datasets: dict[str, Dataset]) -> None:
@@ -274,79 +258,3 @@ def _lost(worker: _Worker, stopping: bool) -> TrialResult:
     return lost_trial(worker.task, stopping or (code is not None and code < 0),
                       f"worker process died (exit code {code}) while running the trial",
                       " (it exited without reporting: no traceback)")
-
-
-def _watch_parent(parent_pid: int, stop: StopRequest) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(0.5)
-    stop.requested = True  # the sweep is gone: stop after this batch, like a Ctrl-C
-
-
-def worker_main(conn: Connection, threads: int, device: str | None, parent_pid: int) -> None:
-    """A worker process: set up TensorFlow once, read the data sets, then run each trial it is sent
-    until told to stop."""
-    if device is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = device  # before TensorFlow is imported
-    os.dup2(2, 1)  # the sweep's stdout is its own (--json prints one object there); workers use stderr
-    stop = StopRequest()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.requested, stop.signal_name = True, "SIGTERM"
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, on_term)
-    threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
-    from dlrun.engine import backend
-
-    backend.silence_native_logs()
-    backend.setup(0, threads)
-    try:
-        datasets: dict[str, Dataset] = conn.recv()
-    except (EOFError, OSError):
-        backend.exit_now(0)  # the sweep ended before sending them (a config or disk error): nothing to run
-    with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
-        _serve(conn, datasets, stop, parent_pid)
-    backend.exit_now(0)  # every trial's files are written (plots too): skip TensorFlow's ~1 s teardown
-
-
-def _judge(conn: Connection, trial_id: str, parent_pid: int) -> Callable[[int, dict[str, Any]], bool]:
-    """Ask the sweep process after each epoch; a sweep that is gone cannot prune (the trial goes on
-    and stops through the parent watch like after a Ctrl-C)."""
-    def judge(epoch: int, row: dict[str, Any]) -> bool:
-        try:
-            conn.send(EpochReport(trial_id, epoch, dict(row)))
-            while not conn.poll(0.5):
-                if os.getppid() != parent_pid:
-                    return True
-            return bool(conn.recv())
-        except (EOFError, OSError):
-            return True
-    return judge
-
-
-def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest, parent_pid: int) -> None:
-    """Run each trial sent on `conn` and send back its result, until told to stop."""
-    from dlrun.engine.reuse import TrialModels
-
-    models = TrialModels()  # this worker's compiled models, lent to its next trials
-    while not stop.requested:
-        if not conn.poll(0.5):
-            continue
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        try:
-            result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task.trial_id, parent_pid),
-                                   models)
-        except KeyboardInterrupt:
-            result = TrialResult(task.trial_id, "interrupted", read_status(RunDir(task.run_dir))[1])
-        result.peak_mib = peak_memory_mib()
-        try:
-            conn.send(result)
-        except OSError:
-            return
