@@ -4,7 +4,7 @@ SGD, batch 1000, 10 epochs; real MNIST digits from an idx folder, validation hel
 9.  the grid with `prune: asha` against the same grid without pruning: the same best trial or one within
     0.01 of its validation accuracy, in <= 0.4x the wall time;
 10. `search: tpe` with 16 trials over the same ranges (log-uniform) against the 64-point grid: best within
-    0.01, wall <= 0.3x;
+    0.01, wall <= 0.3x; 10b (not an issue row, no target): the same tpe sweep with `prune: asha`;
 11. the grid with `prune: asha` against Keras Tuner's Hyperband on the same model, data, validation split
     and epoch budget (keras-tuner lives in its own --target folder, never a dependency of dlrun): wall
     time and best validation accuracy side by side.
@@ -39,9 +39,10 @@ from bench_sweep import COURSE_VALUES, _env, course_config, run_measured  # noqa
 # ../shared/data/mnist-t10k beside the main checkout (a worktree lies one folder deeper)
 DEFAULT_DATA = next((p / "shared" / "data" / "mnist-t10k" for p in Path(__file__).resolve().parents[1:4]
                      if (p / "shared" / "data" / "mnist-t10k").is_dir()), Path("../shared/data/mnist-t10k"))
-TARGETS = {"9": 0.4, "10": 0.3}
+TARGETS: dict[str, float | None] = {"9": 0.4, "10": 0.3, "10b": None}
 NAMES = {"9": "sweep: 8x8 grid, prune asha vs no pruning",
          "10": "sweep: tpe 16 trials vs the 64-point grid",
+         "10b": "sweep: tpe 16 trials with asha vs the 64-point grid",
          "11": "sweep: 8x8 grid with asha vs Keras Tuner Hyperband"}
 
 HYPERBAND = r'''
@@ -72,7 +73,7 @@ print(json.dumps({"best_val_accuracy": best.score, "best": best.hyperparameters.
 
 
 def configs(data: Path, quick: bool) -> dict[str, dict[str, Any]]:
-    """The three dlrun sides: grid, grid + asha, tpe (16 trials)."""
+    """The dlrun sides: grid, grid + asha, tpe (16 trials), tpe + asha."""
     values = COURSE_VALUES
     source: dict[str, Any] = {"source": "idx", "path": str(data)}
     if quick:
@@ -86,7 +87,9 @@ def configs(data: Path, quick: bool) -> dict[str, dict[str, Any]]:
     low, high = min(values), max(values)
     tpe["sweep"] = {"search": "tpe", "trials": 16, "seed": 0,
                     "params": {"optimizer.lr": {"log_uniform": [low, high]}, "model.l2": {"log_uniform": [low, high]}}}
-    return {"grid": grid, "asha": asha, "tpe": tpe}
+    tpe_asha = json.loads(json.dumps(tpe))
+    tpe_asha["sweep"]["prune"] = asha["sweep"]["prune"]
+    return {"grid": grid, "asha": asha, "tpe": tpe, "tpe_asha": tpe_asha}
 
 
 def run_sweep(config: dict[str, Any], tmp: Path, name: str) -> tuple[float, dict[str, Any]]:
@@ -123,7 +126,7 @@ def hyperband(config: dict[str, Any], tmp: Path, kt_path: Path) -> tuple[float, 
 
 
 def search_rows(data: Path, quick: bool, kt_path: Path | None,
-                numbers: tuple[str, ...] = ("9", "10", "11"), repeats: int = 1) -> list[dict[str, Any]]:
+                numbers: tuple[str, ...] = ("9", "10", "10b", "11"), repeats: int = 1) -> list[dict[str, Any]]:
     """Rows `numbers` of 9, 10, 11 as dicts (seconds, best validation accuracy, ratio, target, met); only the
     sweeps those rows compare run (the grid for 9 and 10, asha for 9 and 11, tpe for 10), `repeats` times in
     turn, each side's median wall time counted (a shared machine's speed drifts by tens of percent within
@@ -135,23 +138,24 @@ def search_rows(data: Path, quick: bool, kt_path: Path | None,
         walls: dict[str, list[float]] = {}
         runs: dict[str, tuple[float, dict[str, Any]]] = {}
         for attempt in range(repeats):
-            for side, rows in (("grid", {"9", "10"}), ("asha", {"9", "11"}), ("tpe", {"10"})):
+            for side, rows in (("grid", {"9", "10", "10b"}), ("asha", {"9", "11"}), ("tpe", {"10"}),
+                               ("tpe_asha", {"10b"})):
                 if rows & set(numbers):
                     seconds, summary = run_sweep(sides[side], tmp, f"{side}-{attempt}")
                     walls.setdefault(side, []).append(seconds)
                     runs[side] = statistics.median(walls[side]), summary
-        for number, side in (("9", "asha"), ("10", "tpe")):
+        for number, side in (("9", "asha"), ("10", "tpe"), ("10b", "tpe_asha")):
             if number not in numbers:
                 continue
             (seconds, summary), (grid_s, grid) = runs[side], runs["grid"]
-            gap = best_value(grid) - best_value(summary)
+            gap, target = best_value(grid) - best_value(summary), TARGETS[number]
             out.append({"number": number, "name": NAMES[number], "dlrun_s": round(seconds, 1),
                         "other_s": round(grid_s, 1), "ratio": round(seconds / grid_s, 3),
                         "dlrun_runs_s": [round(w, 1) for w in walls[side]],
                         "other_runs_s": [round(w, 1) for w in walls["grid"]],
-                        "target": TARGETS[number], "best": round(best_value(summary), 4),
+                        "target": target, "best": round(best_value(summary), 4),
                         "grid_best": round(best_value(grid), 4), "gap": round(gap, 4),
-                        "met": seconds / grid_s <= TARGETS[number] and gap <= 0.01,
+                        "met": None if target is None else seconds / grid_s <= target and gap <= 0.01,
                         "counts": summary["counts"]})
         if "11" in numbers and kt_path is None:
             out.append({"number": "11", "name": NAMES["11"], "skipped": "needs --kt DIR (pip install --target DIR "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from dlrun.engine.pipeline import Streams, eval_stream, train_stream
 
@@ -12,7 +15,7 @@ N, BATCH, EPOCHS = 103, 10, 3
 def _epochs(start: int = 0, seed: int = 5, shuffle: bool = True) -> list[list[np.ndarray]]:
     x = np.arange(N, dtype=np.float32).reshape(N, 1)
     stream, steps = train_stream(x, np.arange(N), BATCH, seed, start, EPOCHS, shuffle)
-    labels = [yb.numpy() for _, yb in stream]
+    labels = [yb.numpy() for _, yb in stream.take((EPOCHS - start) * steps)]
     return [labels[i:i + steps] for i in range(0, len(labels), steps)]
 
 
@@ -26,8 +29,8 @@ def test_batches_are_full_except_the_last() -> None:
 
 def test_images_travel_with_their_labels() -> None:
     x = np.arange(N, dtype=np.float32).reshape(N, 1) * 2
-    stream, _ = train_stream(x, np.arange(N), BATCH, 0, 0, 1)
-    assert all(np.array_equal(xb.numpy()[:, 0], yb.numpy() * 2) for xb, yb in stream)
+    stream, steps = train_stream(x, np.arange(N), BATCH, 0, 0, 1)
+    assert all(np.array_equal(xb.numpy()[:, 0], yb.numpy() * 2) for xb, yb in stream.take(steps))
 
 
 def test_a_resumed_stream_repeats_the_same_epochs() -> None:
@@ -70,7 +73,7 @@ def test_a_kept_stream_is_served_again_and_repeats_its_batches() -> None:
     first = streams.train(x, y, BATCH, 5, 0, EPOCHS)
     assert streams.train(x, y, BATCH, 5, 0, EPOCHS) is first  # the next trial with these arguments
     assert streams.train(x, y, BATCH, 6, 0, EPOCHS) is not first  # another seed: another order
-    once, again = ([yb.numpy() for _, yb in first[0]] for _ in range(2))
+    once, again = ([yb.numpy() for _, yb in first[0].take(EPOCHS * first[1])] for _ in range(2))
     assert all(np.array_equal(a, b) for a, b in zip(once, again, strict=True))
     streams.train(x, y, BATCH, 7, 0, EPOCHS)  # a third: the least recently used (seed 5) makes way
     assert streams.train(x, y, BATCH, 5, 0, EPOCHS) is not first
@@ -84,3 +87,22 @@ def test_a_kept_evaluation_stream_is_served_again_for_the_same_arrays() -> None:
     assert streams.evaluation(x.copy(), y, 32) is not first  # other arrays (a trial's other split)
     assert streams.evaluation(x, y, 64) is not first
     assert [yb.numpy().tolist() for _, yb in first] == [yb.numpy().tolist() for _, yb in eval_stream(x, y, 32)]
+
+
+@pytest.mark.parametrize("start, shuffle", [(0, True), (1, True), (0, False)])
+def test_orders_computed_ahead_give_the_batches_computed_per_epoch(monkeypatch: pytest.MonkeyPatch, start: int,
+                                                                  shuffle: bool) -> None:
+    """A small run's orders are computed ahead (no function per iterator); a large one's as each epoch
+    starts: the same batches either way."""
+    from dlrun.engine import pipeline
+
+    x, y = np.arange(N, dtype=np.float32).reshape(N, 1), np.arange(N)
+
+    def labels() -> list[list[int]]:
+        stream, steps = train_stream(x, y, BATCH, 5, start, EPOCHS, shuffle)
+        assert stream.cardinality() < 0  # no length for Keras to count steps_per_execution calls against
+        return [yb.numpy().tolist() for _, yb in stream.take((EPOCHS - start) * steps)]
+
+    ahead = labels()
+    monkeypatch.setattr(pipeline, "PRECOMPUTED_ORDERS", 0)
+    assert labels() == ahead and len(ahead) == (EPOCHS - start) * math.ceil(N / BATCH)
