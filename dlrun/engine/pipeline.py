@@ -21,7 +21,7 @@ from dlrun.engine import backend
 
 PARALLEL_CALLS = 2
 PREFETCH = 2
-PRECOMPUTED_ORDERS = 1 << 22  # indices (int64) a training stream computes ahead: 32 MiB, 60,000 images x 69 epochs
+PRECOMPUTED_ORDERS = 1 << 21  # indices (int64) a training stream computes ahead: 16 MiB, 60,000 images x 34 epochs
 STREAMS_KEPT = 8  # streams a `Streams` keeps: training, validation and test, for a few seeds or batch sizes
 
 
