@@ -222,6 +222,19 @@ def test_one_worker_process_runs_every_round_and_ends_with_the_sweep(tmp_path: P
     assert (len(summary["trials"]), len(pids)) == (3, 1) and os.getpid() not in pids
     assert multiprocessing.active_children() == []
 
+
+def test_no_more_workers_start_than_there_are_trials(tmp_path: Path) -> None:
+    from dlrun.config import load_config
+    from dlrun.data import load_dataset
+
+    cfg = load_config(write_config(tmp_path, SMALL)).config
+    executor = ProcessExecutor(4)
+    executor.start({"d": load_dataset(cfg.data, cfg.task)}, trials=2)
+    assert len(multiprocessing.active_children()) == 2
+    executor.close()  # still loading TensorFlow: stopped at once
+    assert multiprocessing.active_children() == []
+
+
 def test_workers_started_ahead_end_when_the_sweep_directory_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, SMALL, sweep=PRUNED_GRID)
     (tmp_path / "s").mkdir()

@@ -90,7 +90,8 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
     `callbacks` are more Keras callbacks (e.g. the TensorBoard profiler).
     `steps_per_call`: training steps per call into TensorFlow (default: `execution.steps_per_execution`
     for the config); any value trains on the same batches with the same results.
-    `streams`: where the training stream is kept for the next trials of this process (else built for this fit).
+    `streams`: where the training and validation streams are kept for the next trials of this process
+    (else built for this fit).
     """
     from dlrun.engine.callbacks import EpochRecorder
     from dlrun.engine.execution import exact_executions, steps_per_execution

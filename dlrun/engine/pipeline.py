@@ -70,8 +70,8 @@ class Streams:
 
 def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start_epoch: int, epochs: int,
                  shuffle: bool = True) -> tuple[Any, int]:
-    """(dataset, steps_per_epoch) covering epochs start_epoch..epochs-1, prefetched; read
-    steps_per_epoch x (epochs - start_epoch) batches (it repeats after them, so it has no length).
+    """(dataset, steps_per_epoch) covering epochs start_epoch..epochs-1, prefetched, of no known length:
+    read steps_per_epoch x (epochs - start_epoch) batches (past them, the stream may start over).
 
     Built the way Keras' own array adapter is (what model.fit(x, y) uses), so it costs no more:
     the arrays are held once as one tensor (no per-epoch copy); an epoch's indices are cut into
@@ -115,12 +115,11 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
         orders = [epoch_order(tf.constant(e, tf.int64)) for e in range(start_epoch, epochs)]
         lengths = ([batch_size] * full + ([rest] if rest else [])) * (epochs - start_epoch)
         flat = tf.concat(orders, 0) if orders else tf.zeros([0], tf.int64)
-        indices = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(flat, lengths))
+        # repeated, so it has no length (as flat_map's stream has none): Keras, told a stream's length,
+        # counts each call of steps_per_execution steps as that many batches and would end the last epoch early
+        indices = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(flat, lengths)).repeat()
     else:
         indices = tf.data.Dataset.range(start_epoch, epochs).flat_map(epoch_batches)
-    # endless (what follows the last epoch is never read): Keras, told a stream's length, counts each call
-    # of steps_per_execution steps as that many batches and would end the last epoch early
-    indices = indices.repeat()
     arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
     batches = tf.data.Dataset.zip((indices, arrays)).map(gather, num_parallel_calls=PARALLEL_CALLS,
                                                          deterministic=True)

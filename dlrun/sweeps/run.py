@@ -180,7 +180,7 @@ def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, r
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     executor = executor or _executor(plan, flags, jobs, datasets) or make_executor(jobs, plan.planned)
     try:
-        _start(executor, datasets, plan)  # worker processes load TensorFlow while the directory is written
+        _start(executor, datasets, plan, plan.planned)  # workers load TensorFlow while the directory is written
         root = _create(plan, runs_root, sweep_dir)
         with exclusive_lock(root, "being swept"):
             return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False)
@@ -196,17 +196,14 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
         plan, engine = _reopen(root)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache)
         executor = executor or _executor(plan, flags, jobs, datasets)
-        try:
-            return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
-        finally:
-            _close(executor)
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
 
 
-def _start(executor: TrialExecutor, datasets: dict[str, Dataset], plan: SweepPlan) -> None:
+def _start(executor: TrialExecutor, datasets: dict[str, Dataset], plan: SweepPlan, trials: int) -> None:
     """Start a local executor's worker processes ahead of the trials, kept for every round (see
     ProcessExecutor.start); other executors start their own way."""
     if callable(start := getattr(executor, "start", None)):
-        start(datasets, plan.base.config.train.threads)
+        start(datasets, plan.base.config.train.threads, trials)
 
 
 def _close(executor: TrialExecutor | None) -> None:
@@ -243,21 +240,23 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     ended = sum(o.final for o in session.outcomes.values())
     if executor is None:  # a resumed sweep: its executor fits the trials left
         executor = make_executor(jobs, plan.planned - ended)
-        _start(executor, datasets, plan)
-    session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
-    pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
-    reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
-                  f"{', '.join(plan.keys)}{'' if pruning == 'none' else f', pruning: {pruning}'}; "
-                  f"{first.describe()}; jobs {executor.jobs}, "
-                  f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
-    if resumed:
-        reporter.info(f"resuming: {ended} of {plan.planned} trials ended before; {plan.planned - ended} to run")
+        _start(executor, datasets, plan, plan.planned - ended)
     try:
+        session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
+        pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
+                      f"{', '.join(plan.keys)}{'' if pruning == 'none' else f', pruning: {pruning}'}; "
+                      f"{first.describe()}; jobs {executor.jobs}, "
+                      f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
+        if resumed:
+            reporter.info(f"resuming: {ended} of {plan.planned} trials ended before; {plan.planned - ended} to run")
         summary = _execute(session, executor, datasets, key_of, reporter)
     except OSError as exc:  # results.csv or summary.json could not be written
         if storage_problem(exc) is None:
             raise
         session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
+    finally:
+        _close(executor)  # also when the sweep stops before its first round
     left = max(plan.planned, len(plan.trials)) - sum(o.final for o in session.outcomes.values())
     if session.failure is not None:
         raise SweepFailed(f"{session.failure}; the sweep stopped. Fix the cause, then run the remaining trials "

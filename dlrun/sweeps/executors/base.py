@@ -112,7 +112,7 @@ def execute_trial(task: TrialTask, data: Dataset, stop: StopRequest,
 
     `models` (an engine.reuse.TrialModels, kept by the executor for the trials of one process) lends a
     fresh trial a compiled model of the same architecture, in the trial's exact initial state, and the
-    training stream an earlier trial built; without it the trial builds its own.
+    training, validation and test streams an earlier trial built; without it the trial builds its own.
 
     Divergence is a result; any other exception marks the trial `failed` with its message, and its
     traceback is kept in the trial's error.txt.

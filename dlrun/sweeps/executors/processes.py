@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from dlrun.data import Dataset
@@ -73,13 +74,16 @@ class ProcessExecutor:
         self._workers: list[_Worker] = []  # started ahead by start(): kept across run() calls until close()
         self._retired: list[_Worker] = []
 
-    def start(self, datasets: Mapping[str, Dataset], threads: int | None = None) -> None:
+    def start(self, datasets: Mapping[str, Dataset], threads: int | None = None, trials: int | None = None) -> None:
         """Start the worker processes now, before the trials are ready: each imports TensorFlow (~3 s)
         while the sweep writes its directory and opens its study, and the same workers run every later
-        `run` (a sweep's rounds) until `close`. `threads`: the config's train.threads, when set."""
+        `run` (a sweep's rounds) until `close`. `threads`: the config's train.threads, when set;
+        `trials`: how many trials there are to run (no more workers than that are started)."""
         self._adopt(datasets, threads)
-        while len(self._workers) < self.jobs:
-            self._workers.append(self._start(len(self._workers)))
+        wanted = self.jobs if trials is None else min(self.jobs, max(1, trials))
+        payload = _pickled(self._datasets) if len(self._workers) < wanted else None  # one copy for all of them
+        while len(self._workers) < wanted:
+            self._workers.append(self._start(len(self._workers), payload))
 
     def close(self) -> None:
         """End the workers `start` started (they finish nothing: run() returns only when they are idle)."""
@@ -138,7 +142,8 @@ class ProcessExecutor:
         self._exhausted = task is None
         return task
 
-    def _start(self, index: int) -> _Worker:
+    def _start(self, index: int, payload: Any = None) -> _Worker:
+        """A fresh worker process; `payload`: the data sets already pickled (else pickled now)."""
         parent_conn, child_conn = self._ctx.Pipe()
         device = self.devices[index % len(self.devices)] if self.devices else None
         process = self._ctx.Process(target=worker_main, name=f"dlrun-trial-worker-{index}", daemon=True,
@@ -151,11 +156,14 @@ class ProcessExecutor:
         child_conn.close()
         # The worker reads its data sets once TensorFlow is loaded; until then a pipe takes 64 KiB, so
         # a thread waits to send them and the sweep goes on (passed to Process, they would hold it up).
-        sender = threading.Thread(target=_send_data, args=(parent_conn, self._datasets), daemon=True)
+        # The pickled copy lives as long as some thread still sends it.
+        payload = _pickled(self._datasets) if payload is None else payload
+        sender = threading.Thread(target=_send_data, args=(parent_conn, payload), daemon=True)
         sender.start()
         return _Worker(process, parent_conn, sender=sender)
 
     def _dispatch(self, workers: list[_Worker], events: TrialEvents) -> None:
+        self._reap()
         for index in range(self.jobs):
             if index < len(workers) and workers[index].task is not None:
                 continue
@@ -195,6 +203,14 @@ class ProcessExecutor:
                 workers[index] = self._start(index)
             events.finished(result)
 
+    def _reap(self) -> None:
+        """Release replaced workers that have exited (their process handle and pipe)."""
+        for worker in [w for w in self._retired if not w.process.is_alive()]:
+            worker.process.join(0)
+            worker.close()
+            worker.process.close()
+            self._retired.remove(worker)
+
     def _spent(self, worker: _Worker, result: TrialResult) -> bool:
         """Whether `worker` should make way for a fresh process (its memory grew)."""
         if result.peak_mib is not None and worker.first_peak is None:
@@ -223,11 +239,17 @@ class ProcessExecutor:
                 worker.process.terminate()
                 worker.process.join(5)
             worker.close()
+        self._retired = []
 
 
-def _send_data(conn: Connection, datasets: dict[str, Dataset]) -> None:
+def _pickled(datasets: dict[str, Dataset]) -> Any:
+    """The data sets as Connection.send would pickle them (the worker's recv() reads them back)."""
+    return ForkingPickler.dumps(datasets)
+
+
+def _send_data(conn: Connection, payload: Any) -> None:
     with contextlib.suppress(OSError):  # a worker that died before reading: its trial is reported lost
-        conn.send(datasets)
+        conn.send_bytes(payload)
 
 
 def _send_after(previous: threading.Thread, conn: Connection, message: Any) -> None:
