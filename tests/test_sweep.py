@@ -114,6 +114,24 @@ def test_a_worker_whose_memory_grew_is_replaced(tmp_path: Path) -> None:
     assert (summary["counts"], len(pids)) == ({"total": 2, "completed": 2}, 2)
 
 
+def test_results_are_rewritten_at_most_every_records_every_and_whole_at_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlrun.sweeps import session
+
+    writes: list[int] = []
+    write = session.SweepSession.write
+
+    def counted(self: session.SweepSession, status: str) -> dict[str, Any]:
+        writes.append(sum(o.final for o in self.outcomes.values()))  # trials ended at each rewrite
+        return write(self, status)
+
+    monkeypatch.setattr(session.SweepSession, "write", counted)
+    monkeypatch.setattr(session, "RECORDS_EVERY", 3600.0)
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
+    sweep(config, [], "0.05,0.1,0.2", None, None, None, tmp_path / "s")
+    assert writes == [0, 3] and len(results(tmp_path / "s")) == 3  # the sweep's start, then its end
+
+
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_CNN, train={"epochs": 1},
                           sweep={"params": {"model.layers.0.conv2d.kernel_size": [3, 40]}})

@@ -1,5 +1,6 @@
 """A running sweep's record: the outcome of every trial as events arrive, results.csv and
-summary.json rewritten after each, and at the end best.yaml, the heat map and the leaderboard."""
+summary.json rewritten as trials end (at most every RECORDS_EVERY seconds), and at the end
+best.yaml, the heat map and the leaderboard."""
 
 from __future__ import annotations
 
@@ -37,9 +38,15 @@ from dlrun.ui.console import Reporter
 if TYPE_CHECKING:
     from dlrun.sweeps.search import Search
 
+RECORDS_EVERY = 1.0
+"""While trials run, results.csv and summary.json are rewritten at most this often (seconds). Each rewrite
+holds every trial, so after each of thousands of short trials it would cost more than the trials' own
+records; the end of a sweep (completed, stopped, failed) writes them whole, and `--resume` rebuilds them
+from the trials' directories whatever a killed sweep left."""
+
 
 class SweepSession:
-    """Receives trial events: keeps the outcomes, rewrites results.csv and summary.json after each."""
+    """Receives trial events: keeps the outcomes, rewrites results.csv and summary.json as trials end."""
 
     def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float, data: Dataset,
                  search: Search | None = None):
@@ -55,6 +62,7 @@ class SweepSession:
         self.t0, self.seconds_before = time.monotonic(), seconds_before
         self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
         self.reported: set[str] = set()  # trials that reported an epoch to the pruner in this process
+        self.written = float("-inf")  # when results.csv and summary.json were last rewritten (monotonic)
         for outcome in self.outcomes.values():  # ended while the sweep process was gone: the study learns it now
             if outcome.final:
                 self._tell(outcome.trial.id)
@@ -85,7 +93,7 @@ class SweepSession:
             self.search.tell(trial_id, outcome.status, outcome.value(self.plan.metric))
 
     def finished(self, result: TrialResult) -> None:
-        """A trial ended (or stopped): record it, print a line, rewrite the results."""
+        """A trial ended (or stopped): record it, print a line, rewrite the results (see RECORDS_EVERY)."""
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
         board.trial_ended(self.root, result.trial_id, outcome.status)
@@ -102,7 +110,8 @@ class SweepSession:
                    + (f"  ({seconds:.1f}s)" if isinstance(seconds, int | float) else "")
                    + (f"  {outcome.note}" if outcome.note else ""))
         self._count_failure(result)
-        self.write("running")
+        if time.monotonic() - self.written >= RECORDS_EVERY or self.failure or result.storage:
+            self.write("running")
 
     def _count_failure(self, result: TrialResult) -> None:
         """Count failed trials in a row (a completed or diverged trial is a result and resets the count);
@@ -142,6 +151,7 @@ class SweepSession:
         if self.failure:
             summary["stopped"] = self.failure
         files.write_json(self.root / names.SUMMARY, summary)
+        self.written = time.monotonic()
         return summary
 
     def finish(self, reporter: Reporter) -> dict[str, Any]:
