@@ -93,7 +93,7 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
     def epoch_order(epoch: Any) -> Any:
         order = tf.range(n, dtype=tf.int64)
         if shuffle:
-            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+            key = tf.stack([tf.constant(seed, tf.int64), epoch])  # epoch: an int64 scalar
             order = tf.random.experimental.stateless_shuffle(order, seed=key)
         return order
 

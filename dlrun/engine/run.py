@@ -4,6 +4,8 @@ resume, and every sweep trial train through `run_training`."""
 
 from __future__ import annotations
 
+import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from dlrun.store import files, names
 from dlrun.store.rundir import RunDir
 from dlrun.store.summary import RunClock, write_summary
 from dlrun.ui.console import Reporter
+from dlrun.weights.read import ARCHIVE_WEIGHTS
 
 
 def summary_fields(lc: LoadedConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -214,16 +217,11 @@ def save_model(run: RunDir, model: Any) -> None:
     with files.atomic_path(run / names.MODEL) as archive, plain_penalties(model):
         model.save(archive)
         with files.atomic_path(run / names.WEIGHTS) as tmp:
-            copy_archive_weights(archive, tmp)
+            _copy_archive_weights(archive, tmp)
 
 
-def copy_archive_weights(archive: Path, target: Path) -> None:
+def _copy_archive_weights(archive: Path, target: Path) -> None:
     """Copy the weights member of a .keras archive Keras just wrote to `target` (.weights.h5)."""
-    import shutil
-    import zipfile
-
-    from dlrun.weights.read import ARCHIVE_WEIGHTS
-
     with zipfile.ZipFile(archive) as zf, zf.open(ARCHIVE_WEIGHTS) as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
 

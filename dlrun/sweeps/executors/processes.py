@@ -110,9 +110,9 @@ class ProcessExecutor:
             return
         # the config's train.threads, when set, is what every worker runs with (it cannot vary by trial)
         self._adopt(datasets, first.threads)
-        kept = bool(self._workers)
+        kept = bool(self._workers)  # started ahead: they stay for the next call
         self._source, self._ahead, self._exhausted = source, first, False
-        workers = self._workers if kept else []
+        workers = self._workers  # replaced and added in place
         signalled = 0
         ended = False
         try:
@@ -128,11 +128,8 @@ class ProcessExecutor:
                     signalled = self._signal(workers, max(signalled, 1))
             ended = True
         finally:
-            if kept and ended and not stop.requested:
-                self._workers = workers  # replaced ones included
-            else:
-                self._shutdown(workers)
-                self._workers = []
+            if not (kept and ended and not stop.requested):
+                self.close()
 
     def _pull(self) -> TrialTask | None:
         """The next task, or None (and no more) when the iterable is exhausted."""
