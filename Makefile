@@ -23,14 +23,15 @@ test: setup
 
 # ruff, then the import contracts in pyproject.toml (layers, no cycles, TensorFlow only in dlrun.engine),
 # then the documentation site, built strictly (a broken link or a page left out of the navigation fails)
+SITE_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 lint: setup
 	$(VENV)/bin/ruff check dlrun tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports
-	$(MAKE) docs-check
+	$(SITE_BUILD)
 
 # the site alone, from the pages as committed (no training): what CI builds
 docs-check: setup
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	$(SITE_BUILD)
 
 # everything generated, then the site: the config reference (docs/reference.md) and the editor schema
 # from the schema, the benchmark table from benchmarks/RESULTS.md, and the README's pictures from real
@@ -40,7 +41,7 @@ docs: setup
 	$(PY) -m dlrun schema --out dlrun.schema.json
 	$(PY) scripts/docs_performance.py docs/performance.md
 	$(PY) scripts/docs_pictures.py --out docs/img
-	$(MAKE) docs-check
+	$(SITE_BUILD)
 
 # Real MNIST (idx) next to the checkout when present, else built-in synthetic digits; BENCH_ARGS=--quick etc.
 BENCH_DATA ?= $(wildcard ../shared/data/mnist-t10k)
