@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint docs bench clean
+.PHONY: setup run test lint docs docs-check bench clean
 
 setup: $(STAMP)
 
@@ -21,15 +21,27 @@ run: setup
 test: setup
 	$(PY) -m pytest -q -n 2
 
-# ruff, then the import contracts in pyproject.toml (layers, no cycles, TensorFlow only in dlrun.engine)
+# ruff, then the import contracts in pyproject.toml (layers, no cycles, TensorFlow only in dlrun.engine),
+# then the documentation site, built strictly (a broken link or a page left out of the navigation fails)
+SITE_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 lint: setup
-	$(VENV)/bin/ruff check dlrun tests benchmarks
+	$(VENV)/bin/ruff check dlrun tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports
+	$(SITE_BUILD)
 
-# the README's config reference and the editor schema dlrun.schema.json, both generated from the schema
+# the site alone, from the pages as committed (no training): what CI builds
+docs-check: setup
+	$(SITE_BUILD)
+
+# everything generated, then the site: the config reference (docs/reference.md) and the editor schema
+# from the schema, the benchmark table from benchmarks/RESULTS.md, and the README's pictures from real
+# runs (a quickstart and the lr x lambda sweep: a few minutes), then mkdocs build --strict into site/
 docs: setup
-	$(PY) -m dlrun.config.reference README.md
+	$(PY) -m dlrun.config.reference docs/reference.md
 	$(PY) -m dlrun schema --out dlrun.schema.json
+	$(PY) scripts/docs_performance.py docs/performance.md
+	$(PY) scripts/docs_pictures.py --out docs/img
+	$(SITE_BUILD)
 
 # Real MNIST (idx) next to the checkout when present, else built-in synthetic digits; BENCH_ARGS=--quick etc.
 BENCH_DATA ?= $(wildcard ../shared/data/mnist-t10k)

@@ -1,9 +1,10 @@
-"""The layout stays what the README says: small modules and functions, a documented public API that
-loads nothing heavy, a described schema, and a README whose reference and tree match the code."""
+"""The layout stays what the docs say: small modules and functions, a documented public API that
+loads nothing heavy, a described schema, and docs whose reference, benchmark table and tree match the code."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import re
 import subprocess
@@ -84,13 +85,21 @@ def test_every_config_key_has_a_description() -> None:
     assert bare == []
 
 
-def test_readme_config_reference_is_the_generated_one() -> None:
-    assert reference.markdown() in (ROOT / "README.md").read_text(), "run `make docs` to regenerate it"
+def test_config_reference_page_is_the_generated_one() -> None:
+    assert reference.markdown() in (ROOT / "docs" / "reference.md").read_text(), "run `make docs` to regenerate it"
 
 
-def test_readme_design_tree_names_every_package() -> None:
-    readme = (ROOT / "README.md").read_text()
-    tree = readme[readme.index("## Design"):]
+def test_performance_page_holds_the_benchmark_results() -> None:
+    spec = importlib.util.spec_from_file_location("docs_performance", ROOT / "scripts" / "docs_performance.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert tables.markdown(results) in (ROOT / "docs" / "performance.md").read_text(), "run `make docs`"
+
+
+def test_design_page_tree_names_every_package() -> None:
+    page = (ROOT / "docs" / "design.md").read_text()
+    tree = page[page.index("## The layout"):]
     named = set(re.findall(r"^[├└]── (\w+)/", tree, flags=re.MULTILINE))
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     assert named == packages

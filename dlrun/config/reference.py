@@ -1,5 +1,5 @@
-"""The config reference as Markdown, generated from the schema's field descriptions: the README's
-reference table is this text (`make docs` writes it; a test checks the README holds it)."""
+"""The config reference as Markdown, generated from the schema's field descriptions: the tables of
+docs/reference.md are this text (`make docs` writes them; a test checks the page holds them)."""
 
 from __future__ import annotations
 
@@ -87,13 +87,20 @@ def layer_rows() -> list[str]:
 def markdown() -> str:
     """The whole generated block, markers included."""
     lines = [START, "", "| key | type | default | description |", "|---|---|---|---|",
-             *_rows(ExperimentConfig, ""), "", "Layer types (`model.layers` items; `?` marks optional "
-             "arguments):", "", "| type | Keras class | arguments |", "|---|---|---|", *layer_rows(), "", END]
+             *_rows(ExperimentConfig, ""), "", "## Layer types", "", "The items of `model.layers`; `?` marks "
+             "optional arguments.", "", "| type | Keras class | arguments |", "|---|---|---|", *layer_rows(), "", END]
     return "\n".join(lines)
 
 
-def update_readme(path: str) -> bool:
-    """Replace the generated block in the file at `path`; returns True when it changed."""
+def update_page(path: str) -> bool:
+    """Replace the generated block (between START and END) in the Markdown file at `path`.
+
+    Args:
+        path: the page holding the markers, docs/reference.md.
+
+    Returns:
+        True when the file changed.
+    """
     from pathlib import Path
 
     file = Path(path)
@@ -108,4 +115,5 @@ def update_readme(path: str) -> bool:
 if __name__ == "__main__":
     import sys
 
-    print("updated" if update_readme(sys.argv[1]) else "up to date", sys.argv[1])
+    page = sys.argv[1] if len(sys.argv) > 1 else "docs/reference.md"
+    print("updated" if update_page(page) else "up to date", page)

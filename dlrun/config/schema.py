@@ -1,7 +1,7 @@
 """The config contract: one pydantic model per YAML section. Key names are public; keep them.
 
 Only shapes, types, ranges and descriptions live here; rules that relate several fields are in
-`checks.py`. Every field's description is the text of the README's config reference and of the
+`checks.py`. Every field's description is the text of the config reference (docs/reference.md) and of the
 editor schema, so it is written for the person filling in the YAML.
 """
 
