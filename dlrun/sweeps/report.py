@@ -95,15 +95,16 @@ def outcomes_for(plan: SweepPlan, trials_dir: Path, classes: int | None = None) 
 
 
 def result_columns(plan: SweepPlan, final: str = "test_") -> list[str]:
-    """results.csv columns: trial, the swept keys, status, epochs and metrics (the final ones `test_`, or
-    `train_` when the data has no test split), seconds."""
+    """results.csv columns: trial, the swept keys, status, epochs, the epoch whose weights the trial kept,
+    and that epoch's metrics with the final ones of its weights (`test_`, or `train_` when the data has no
+    test split), seconds."""
     name = task_metric(plan.base.config.task)
     sweep = plan.base.config.sweep
     assert sweep is not None
     first = ["trial", "round"] if sweep.refine else ["trial"]
     pruned = ["pruned_epoch"] if sweep.prune.method != "none" else []
-    return [*first, *plan.keys, "status", "epochs_run", *pruned, "loss", name, "val_loss", f"val_{name}",
-            f"{final}loss", f"{final}{name}", "seconds"]
+    return [*first, *plan.keys, "status", "epochs_run", *pruned, "kept_epoch", "loss", name, "val_loss",
+            f"val_{name}", f"{final}loss", f"{final}{name}", "seconds"]
 
 
 def result_row(outcome: Outcome) -> dict[str, Any]:
@@ -111,7 +112,8 @@ def result_row(outcome: Outcome) -> dict[str, Any]:
     summary = outcome.summary
     row: dict[str, Any] = {"trial": outcome.trial.id, "round": outcome.trial.round, **outcome.trial.params,
                            "status": outcome.status, "epochs_run": summary.get("epochs_run"),
-                           "pruned_epoch": summary.get("pruned_epoch"), "seconds": summary.get("seconds")}
+                           "pruned_epoch": summary.get("pruned_epoch"), "kept_epoch": summary.get("kept_epoch"),
+                           "seconds": summary.get("seconds")}
     for key, value in summary.get("metrics", {}).items():
         row.setdefault(key, value)
     return row
@@ -219,6 +221,7 @@ def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], sta
                      "config": str(root / names.SWEEP_BEST)}
     trials = [{"trial": o.trial.id, "status": o.status, "params": o.trial.params, "seed": o.trial.seed,
                plan.metric: o.value(plan.metric), "epochs_run": o.summary.get("epochs_run"),
+               "kept_epoch": o.summary.get("kept_epoch"),
                **({"diverged_epoch": o.summary["diverged_epoch"]} if "diverged_epoch" in o.summary else {}),
                **({"pruned_epoch": o.summary["pruned_epoch"]} if "pruned_epoch" in o.summary else {}),
                **({"round": o.trial.round} if o.trial.round else {}),
