@@ -98,6 +98,21 @@ def rankable_metrics(task: str) -> list[str]:
     return [*epoch_metrics(task), f"best_{best_metric(task)}"]
 
 
+def measured_on(metric: str) -> str:
+    """The split a metric is measured on: `validation`, `test` or `train` (an epoch's own training metrics,
+    and the final metrics of a run without a test split)."""
+    name = metric.removeprefix("best_")
+    return "validation" if name.startswith("val_") else "test" if name.startswith("test_") else "train"
+
+
+def chance_accuracy(metric: str, class_counts: dict[str, list[int]] | None) -> float | None:
+    """The accuracy of always answering the most common class (the majority-class rate) of the split
+    `metric` is measured on: the accuracy a model reaches without learning anything from its inputs.
+    `class_counts` is a run summary's record ({split: examples of each class}); None when it has none."""
+    counts = (class_counts or {}).get(measured_on(metric))
+    return max(counts) / sum(counts) if counts and sum(counts) else None
+
+
 def on_test_split(metric: str) -> bool:
     """True for a number measured on the test split (`test_accuracy`, `best_test_loss`, ...)."""
     return metric.removeprefix("best_").startswith("test_")

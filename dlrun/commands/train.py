@@ -88,9 +88,14 @@ def train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Report
 
 
 def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
-    """Print the closing table of a run."""
-    shown = {"status": summary["status"], "epochs": summary["epochs_run"], **summary.get("metrics", {}),
-             "seconds": summary["seconds"]}
+    """Print how the run ended (early stopping, the weights it kept) and its closing table: the metrics of
+    the weights it kept."""
+    if summary.get("stopping"):
+        reporter.info(summary["stopping"])
+    shown = {"status": summary["status"], "epochs": summary["epochs_run"]}
+    if summary.get("kept_epoch") not in (None, summary["epochs_run"]):
+        shown["kept weights of epoch"] = summary["kept_epoch"]
+    shown.update({**summary.get("metrics", {}), "seconds": summary["seconds"]})
     if "diverged_epoch" in summary:
         shown["diverged at epoch"] = summary["diverged_epoch"]
     if summary.get("validation") == VALIDATION_ON_TEST:  # the val_* and best_* rows are the test split

@@ -70,9 +70,17 @@ class Dataset:
                 "training instead with data.validation: 0.1")
 
     def summary_fields(self) -> dict[str, Any]:
-        """What a run's summary records about its data: sizes, the splits and their origins, the cache."""
+        """What a run's summary records about its data: sizes, the splits and their origins, the cache, and
+        for classification the examples of each class in each split (`class_counts`: what chance is)."""
+        counts = {"class_counts": self.class_counts()} if self.num_classes is not None else {}
         return {"data": self.describe(), "splits": self.splits, "validation": self.validation(),
-                "data_cache": self.cache, "data_fingerprint": self.fingerprint()}
+                "data_cache": self.cache, "data_fingerprint": self.fingerprint(), **counts}
+
+    def class_counts(self) -> dict[str, list[int]]:
+        """{train|validation|test: examples of each class, in label order} for the splits there are."""
+        labels = {"train": self.y_train, "validation": self.y_val, "test": self.y_test}
+        return {split: np.bincount(y.reshape(-1).astype(np.int64), minlength=self.num_classes or 0).tolist()
+                for split, y in labels.items() if y is not None}
 
     def fingerprint(self) -> str:
         """A digest of every array (dtype, shape, CRC-32): equal for the same prepared data, different

@@ -20,7 +20,7 @@ from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
 from dlrun.engine.pipeline import Streams
 from dlrun.engine.schedules import plateau_lr, set_lr
-from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
+from dlrun.engine.stopping import best_epoch, early_stop_due, ending, restores_best
 from dlrun.engine.tensorboard import RunBoard, open_board
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
@@ -39,14 +39,17 @@ def summary_fields(lc: LoadedConfig, rows: list[dict[str, Any]]) -> dict[str, An
             "config_sha256": config_sha256(cfg)}
 
 
-def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str) -> dict[str, Any]:
-    """Summary metrics: test metrics, the last epoch's, and the best validation value."""
+def final_metrics(rows: list[dict[str, Any]], test: dict[str, float], task: str,
+                  kept_epoch: int | None = None) -> dict[str, Any]:
+    """Summary metrics: the final (test) metrics of the weights the run ends with, the epoch metrics of
+    the epoch whose weights those are (`kept_epoch`; default the last row), and the best validation value
+    (`best_*`, named as what it is: the best epoch's)."""
     out: dict[str, Any] = dict(test)
     if rows:
-        last = rows[-1]
+        kept = rows[-1] if kept_epoch is None else next(r for r in rows if int(r["epoch"]) == kept_epoch)
         for key in epoch_metrics(task):
-            if last.get(key) not in (None, ""):
-                out[key] = float(last[key])
+            if kept.get(key) not in (None, ""):
+                out[key] = float(kept[key])
         val_key = best_metric(task)
         pick = max if direction(val_key) == "max" else min
         values = [float(r[val_key]) for r in rows if r.get(val_key) not in (None, "")]
@@ -190,6 +193,9 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
             load_checkpoint(run.checkpoint / names.CHECKPOINT_STATE, model)
     elif restores_best(cfg) and (run.checkpoint / names.CHECKPOINT_BEST).exists():
         extra["restored_best_epoch"] = load_checkpoint(run.checkpoint / names.CHECKPOINT_BEST, model)["epoch"]
+    # every summary metric is of the weights the run ends with: the restored best epoch's, else the last's
+    kept_epoch = int(extra.get("restored_best_epoch", len(rows))) or None
+    extra.update(ending(rows, cfg, kept_epoch, ended_itself=status == "completed"))
     weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
     test = test_metrics(model, data, rows, cfg, weights_moved, streams) if rows else {}
     if rows:
@@ -201,7 +207,7 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
         save_model(run, model)
         extra.update(_coefficients(model, cfg))
     history_plot(run, rows, cfg.name)
-    metrics = final_metrics(rows, test, cfg.task)
+    metrics = final_metrics(rows, test, cfg.task, kept_epoch)
     if board is not None:
         board.finish(metrics, len(rows))
     return write_run_summary(run, lc, status, clock, rows, metrics=metrics, **extra, **base)

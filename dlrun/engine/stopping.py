@@ -47,3 +47,28 @@ def restores_best(cfg: ExperimentConfig) -> bool:
     """True when the run ends with its best epoch's weights (early_stopping.restore_best_weights)."""
     es = cfg.train.early_stopping
     return es is not None and es.restore_best_weights
+
+
+def ending(rows: list[dict[str, Any]], cfg: ExperimentConfig, kept_epoch: int | None,
+           ended_itself: bool = True) -> dict[str, Any]:
+    """How a run ended, for summary.json: `stopped_early` (and `stopped_epoch`, the last epoch it ran),
+    `kept_epoch` (whose weights the run ends with, and whose metrics the summary reports), and `stopping`:
+    the sentence that says so ("stopped early at epoch 10 of 15 (val_accuracy did not improve by 0.01 for
+    2 epochs); kept the weights of epoch 8 (val_accuracy 0.9712)"), None when it ran every epoch and kept
+    the last without early stopping. `ended_itself` is False for a pruned or diverged run (early stopping
+    did not end it)."""
+    es, epochs = cfg.train.early_stopping, cfg.train.epochs
+    stopped = es is not None and ended_itself and len(rows) < epochs and early_stop_due(rows, es)
+    parts = []
+    if stopped and es is not None:
+        waited = len(rows) - (best_epoch(rows, es) or 0)
+        by = f" by {es.min_delta:g}" if es.min_delta else ""
+        parts.append(f"stopped early at epoch {len(rows)} of {epochs} ({es.monitor} did not improve{by} for "
+                     f"{waited} epoch{'' if waited == 1 else 's'})")
+    if es is not None and kept_epoch is not None and (stopped or restores_best(cfg)):
+        kept = next((r for r in rows if int(r["epoch"]) == kept_epoch), {})
+        value = kept.get(es.monitor)
+        shown = f" ({es.monitor} {float(value):.4f})" if value not in (None, "") else ""
+        parts.append(f"kept the weights of epoch {kept_epoch}{shown}")
+    return {"stopped_early": stopped, "stopped_epoch": len(rows) if stopped else None, "kept_epoch": kept_epoch,
+            "stopping": "; ".join(parts) or None}

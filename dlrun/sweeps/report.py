@@ -11,14 +11,14 @@ from typing import Any
 from rich.table import Table
 
 from dlrun.errors import RunDirError
-from dlrun.metrics import task_metric
+from dlrun.metrics import chance_accuracy, task_metric
 from dlrun.store import files, names
 from dlrun.store.status import FINAL_STATUSES
 from dlrun.sweeps.plan import SweepPlan, Trial
 
 STALL_FRACTION = 0.02  # a loss that falls by less than this over the run has stalled
 HUGE_LOSS = 1e6  # no sensible model has a loss this large: the weights have blown up
-CHANCE_MARGIN = 1.5  # accuracy within 1.5x of guessing counts as not learning
+CHANCE_SHARE = 0.05  # accuracy that closes less than 5% of the gap from chance to 1 counts as not learning
 STYLES = {"diverged": "red", "failed": "magenta", "exploding": "red", "stalled": "yellow",
           "no learning": "yellow", "pruned": "blue", "pending": "dim", "running": "cyan", "interrupted": "yellow"}
 
@@ -32,7 +32,6 @@ class Outcome:
     status: str = "pending"
     summary: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-    classes: int | None = None
 
     @property
     def final(self) -> bool:
@@ -47,7 +46,7 @@ class Outcome:
     def refresh(self, status: str, summary: dict[str, Any]) -> None:
         """Take a new status and summary, and work out the note from the trial's metrics.csv."""
         self.status, self.summary = status, summary
-        self.note = trial_note(status, summary, files.read_csv(self.run_dir / names.METRICS), self.classes)
+        self.note = trial_note(status, summary, files.read_csv(self.run_dir / names.METRICS))
 
     def kind(self) -> str:
         """The status, or `exploding` / `stalled` / `no learning` for completed trials whose note says so."""
@@ -56,11 +55,10 @@ class Outcome:
         return self.status
 
 
-def trial_note(status: str, summary: dict[str, Any], rows: list[dict[str, str]],
-               classes: int | None = None) -> str:
+def trial_note(status: str, summary: dict[str, Any], rows: list[dict[str, str]]) -> str:
     """A short human reading of a trial: exploded (non-finite loss), exploding (the loss grew or is
-    huge), stalled (the loss barely moved: learning rate too small), no learning (accuracy at chance:
-    e.g. the penalty crushed the weights), or the failure."""
+    huge), stalled (the loss barely moved: learning rate too small), no learning (accuracy at chance, the
+    majority-class rate of the split it is measured on: e.g. the penalty crushed the weights), or the failure."""
     if status == "diverged":
         return f"exploded: non-finite loss in epoch {summary.get('diverged_epoch', '?')}"
     if status == "failed":
@@ -74,16 +72,17 @@ def trial_note(status: str, summary: dict[str, Any], rows: list[dict[str, str]],
     if len(losses) > 1 and first - last < STALL_FRACTION * abs(first):
         return f"stalled: loss {first:.3g} -> {last:.3g}"
     accuracy = summary.get("metrics", {}).get("accuracy")
-    if classes and isinstance(accuracy, int | float) and accuracy <= CHANCE_MARGIN / classes:
-        return f"no learning: accuracy {accuracy:.3f}, chance is {1 / classes:.3f}"
+    chance = chance_accuracy("accuracy", summary.get("class_counts"))
+    if chance is not None and isinstance(accuracy, int | float) and accuracy <= chance + CHANCE_SHARE * (1 - chance):
+        return f"no learning: accuracy {accuracy:.3f} (chance = majority rate {chance:.3f})"
     return ""
 
 
-def outcomes_for(plan: SweepPlan, trials_dir: Path, classes: int | None = None) -> dict[str, Outcome]:
+def outcomes_for(plan: SweepPlan, trials_dir: Path) -> dict[str, Outcome]:
     """The outcome of every planned trial as its directory says (pending when it has no summary)."""
     out = {}
     for trial in plan.trials:
-        outcome = Outcome(trial, trials_dir / trial.id, classes=classes)
+        outcome = Outcome(trial, trials_dir / trial.id)
         try:
             summary = files.read_json(outcome.run_dir / names.SUMMARY)
         except RunDirError:  # no summary yet: the trial has not started
@@ -95,15 +94,16 @@ def outcomes_for(plan: SweepPlan, trials_dir: Path, classes: int | None = None) 
 
 
 def result_columns(plan: SweepPlan, final: str = "test_") -> list[str]:
-    """results.csv columns: trial, the swept keys, status, epochs and metrics (the final ones `test_`, or
-    `train_` when the data has no test split), seconds."""
+    """results.csv columns: trial, the swept keys, status, epochs, the epoch whose weights the trial kept,
+    and that epoch's metrics with the final ones of its weights (`test_`, or `train_` when the data has no
+    test split), seconds."""
     name = task_metric(plan.base.config.task)
     sweep = plan.base.config.sweep
     assert sweep is not None
     first = ["trial", "round"] if sweep.refine else ["trial"]
     pruned = ["pruned_epoch"] if sweep.prune.method != "none" else []
-    return [*first, *plan.keys, "status", "epochs_run", *pruned, "loss", name, "val_loss", f"val_{name}",
-            f"{final}loss", f"{final}{name}", "seconds"]
+    return [*first, *plan.keys, "status", "epochs_run", *pruned, "kept_epoch", "loss", name, "val_loss",
+            f"val_{name}", f"{final}loss", f"{final}{name}", "seconds"]
 
 
 def result_row(outcome: Outcome) -> dict[str, Any]:
@@ -111,7 +111,8 @@ def result_row(outcome: Outcome) -> dict[str, Any]:
     summary = outcome.summary
     row: dict[str, Any] = {"trial": outcome.trial.id, "round": outcome.trial.round, **outcome.trial.params,
                            "status": outcome.status, "epochs_run": summary.get("epochs_run"),
-                           "pruned_epoch": summary.get("pruned_epoch"), "seconds": summary.get("seconds")}
+                           "pruned_epoch": summary.get("pruned_epoch"), "kept_epoch": summary.get("kept_epoch"),
+                           "seconds": summary.get("seconds")}
     for key, value in summary.get("metrics", {}).items():
         row.setdefault(key, value)
     return row
@@ -219,6 +220,7 @@ def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], sta
                      "config": str(root / names.SWEEP_BEST)}
     trials = [{"trial": o.trial.id, "status": o.status, "params": o.trial.params, "seed": o.trial.seed,
                plan.metric: o.value(plan.metric), "epochs_run": o.summary.get("epochs_run"),
+               "kept_epoch": o.summary.get("kept_epoch"),
                **({"diverged_epoch": o.summary["diverged_epoch"]} if "diverged_epoch" in o.summary else {}),
                **({"pruned_epoch": o.summary["pruned_epoch"]} if "pruned_epoch" in o.summary else {}),
                **({"round": o.trial.round} if o.trial.round else {}),

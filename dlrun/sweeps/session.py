@@ -51,13 +51,12 @@ class SweepSession:
     def __init__(self, plan: SweepPlan, root: Path, reporter: Reporter, seconds_before: float, data: Dataset,
                  search: Search | None = None):
         self.plan, self.root, self.jobs, self.reporter, self.search = plan, root, 1, reporter, search
-        self.outcomes = outcomes_for(plan, root / names.SWEEP_TRIALS, data.num_classes)
+        self.outcomes = outcomes_for(plan, root / names.SWEEP_TRIALS)
         self.validation, self.final = data.validation(), final_prefix(data.has_test)
         self.threads: dict[str, Any] = {}
         self.stop: StopRequest | None = None  # set while trials run: asked to stop after too many failures
         self.failure: str | None = None  # why the sweep stopped early, if it did
         self.failed_in_a_row = 0
-        self.classes = data.num_classes
         self.display = SweepDisplay(reporter, plan.planned, sum(o.final for o in self.outcomes.values()))
         self.t0, self.seconds_before = time.monotonic(), seconds_before
         self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
@@ -69,7 +68,7 @@ class SweepSession:
 
     def add(self, trial: Trial) -> None:
         """A trial the search engine just asked for (pending until it starts)."""
-        self.outcomes[trial.id] = Outcome(trial, self.root / names.SWEEP_TRIALS / trial.id, classes=self.classes)
+        self.outcomes[trial.id] = Outcome(trial, self.root / names.SWEEP_TRIALS / trial.id)
 
     def started(self, task: TrialTask) -> None:
         """A trial was handed to a worker."""

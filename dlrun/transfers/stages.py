@@ -18,7 +18,16 @@ from dlrun.engine.stopping import best_epoch, early_stop_due, restores_best
 from dlrun.engine.tensorboard import open_board
 from dlrun.errors import Interrupted
 from dlrun.interrupts import StopRequest
-from dlrun.metrics import FINAL_PREFIXES, direction, epoch_columns, final_names
+from dlrun.metrics import (
+    FINAL_PREFIXES,
+    base_name,
+    best_metric,
+    direction,
+    epoch_columns,
+    final_names,
+    final_prefix,
+    improves,
+)
 from dlrun.store import files, names
 from dlrun.store.rundir import RunDir
 from dlrun.store.summary import RunClock, write_summary
@@ -138,13 +147,15 @@ def run_stages(state: StageRun, compiled: int | None = None) -> dict[str, Any]:
             raise Interrupted(f"interrupted in stage {stage.name} after epoch {len(state.rows)}; "
                               f"resume with: dlrun transfer --resume {state.run.path}")
         if outcome.diverged_epoch is not None:
-            return _diverged(state, stage.name, len(state.rows) + 1)
+            return _diverged(state, stage.name, len(state.rows) + 1, _kept_epoch(state, stage_rows))
         restored = _restore_best(state, i, stage_rows)
         test = evaluate_model(state.model, state.data, cfg.train.batch_size, cfg.task)
         previous = state.results[-1] if state.results else state.before
+        kept = restored.get("restored_best_epoch", _kept_epoch(state, stage_rows))
         state.results.append({"name": stage.name, "epochs_run": len(stage_rows),
                               "trainable_params": param_counts(state.model)["trainable"], **test,
-                              "improved": _improved(test, previous, cfg.task, state.data.has_test), **restored})
+                              "improved": _improved(test, previous, compared_metric(cfg, state.data.has_test)),
+                              **restored, "kept_epoch": kept})
         save_checkpoint(state.run, state.model, state.meta(i))
         state.reporter.info(f"after {stage.name}: {_describe(test)}")
     return _finish(state, "completed")
@@ -194,9 +205,25 @@ def _restore_best(state: StageRun, i: int, stage_rows: list[dict[str, Any]]) -> 
     return {"restored_best_epoch": int(stage_rows[best - 1]["epoch"])}
 
 
-def _improved(now: dict[str, float], previous: dict[str, float], task: str, has_test: bool) -> bool:
-    key = final_names(task, has_test)[1]
-    return now[key] > previous[key] if direction(key) == "max" else now[key] < previous[key]
+def _kept_epoch(state: StageRun, stage_rows: list[dict[str, Any]]) -> int | None:
+    """The run's epoch whose weights the model holds at the end of a stage (without restoring its best): the
+    stage's last epoch, else the previous stage's kept epoch (None: still the loaded weights)."""
+    if stage_rows:
+        return int(stage_rows[-1]["epoch"])
+    return state.results[-1].get("kept_epoch") if state.results else None
+
+
+def compared_metric(cfg: ExperimentConfig, has_test: bool) -> str:
+    """The final metric by which a stage is said to improve on the one before (or on the loaded weights):
+    what early stopping monitors (accuracy or loss), else the task's (accuracy; loss for regression),
+    measured where the final metrics are (`test_`, or `train_` without a test split)."""
+    es = cfg.train.early_stopping
+    return final_prefix(has_test) + base_name(es.monitor if es is not None else best_metric(cfg.task))
+
+
+def _improved(now: dict[str, float], previous: dict[str, float], metric: str) -> bool:
+    """True when `metric` is better now than before (an equal value is no improvement)."""
+    return improves(now[metric], previous[metric], direction(metric))
 
 
 def _describe(results: dict[str, Any]) -> str:
@@ -204,13 +231,14 @@ def _describe(results: dict[str, Any]) -> str:
                      if k.startswith(FINAL_PREFIXES) and isinstance(v, float))
 
 
-def _diverged(state: StageRun, stage: str, epoch: int) -> dict[str, Any]:
-    """Keep the last finite checkpoint's weights and finish with status diverged."""
+def _diverged(state: StageRun, stage: str, epoch: int, kept_epoch: int | None) -> dict[str, Any]:
+    """Keep the last finite checkpoint's weights (those of `kept_epoch`) and finish with status diverged."""
     checkpoint = state.run.checkpoint / names.CHECKPOINT_STATE
     restored = checkpoint.exists()
     if restored:
         load_checkpoint(checkpoint, state.model, optimizer_state=False)
-    return _finish(state, "diverged", evaluate=restored, diverged_epoch=epoch, diverged_stage=stage)
+    return _finish(state, "diverged", evaluate=restored, diverged_epoch=epoch, diverged_stage=stage,
+                   kept_epoch=kept_epoch if restored else None)
 
 
 def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -> dict[str, Any]:
@@ -221,10 +249,12 @@ def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -
     final_test: dict[str, float] = {}
     if status == "completed" and state.results:
         final_test = {k: v for k, v in state.results[-1].items() if k.startswith(FINAL_PREFIXES)}
+        extra["kept_epoch"] = state.results[-1].get("kept_epoch")
     elif evaluate:
         final_test = evaluate_model(state.model, state.data, cfg.train.batch_size, cfg.task)
-    last = state.results[-1]["name"] if state.results else None
-    final_rows = [r for r in state.rows if r["stage"] == last]
+    kept = extra.setdefault("kept_epoch", None)  # every summary metric is of these weights
+    kept_stage = next((r["stage"] for r in state.rows if int(r["epoch"]) == kept), None)
+    final_rows = [r for r in state.rows if r["stage"] == kept_stage]  # best_*: the best of the kept's stage
     files.write_csv(run / names.METRICS, transfer_columns(cfg.task), state.rows)
     if evaluate:  # a transfer that diverged before its first checkpoint has no finite weights worth saving
         save_model(run, state.model)
@@ -233,14 +263,15 @@ def _finish(state: StageRun, status: str, evaluate: bool = True, **extra: Any) -
         starts.setdefault(row["stage"], k)
     history_plot(run, state.rows, f"{cfg.name} (transfer)", [(k, name) for name, k in starts.items()])
     if len(state.results) >= 2:
-        improved = state.results[-1]["improved"]
-        extra["fine_tune_improved"] = improved
+        improved, metric = state.results[-1]["improved"], compared_metric(cfg, state.data.has_test)
+        extra.update(fine_tune_improved=improved, fine_tune_compared=metric)
         if not improved:
             prev, last_result = state.results[-2], state.results[-1]
-            extra["fine_tune_note"] = (f"stage {last_result['name']} did not improve on {prev['name']} "
-                                       f"({_describe(prev)} -> {_describe(last_result)})")
+            extra["fine_tune_note"] = (f"stage {last_result['name']} did not improve {metric} on {prev['name']} "
+                                       f"({prev[metric]:.4f} -> {last_result[metric]:.4f}; {_describe(prev)} -> "
+                                       f"{_describe(last_result)})")
             state.reporter.warn(extra["fine_tune_note"])
-    metrics = final_metrics(final_rows, final_test, cfg.task)
+    metrics = final_metrics(final_rows, final_test, cfg.task, kept)
     if state.board is not None:
         state.board.finish(metrics, len(state.rows))
     summary = state.summary(status, metrics=metrics, **extra)
