@@ -51,6 +51,19 @@ def load_keras_dataset(cfg: DataConfig) -> RawData:
     return load_idx_folder(folder)
 
 
+def missing_keras_files(cfg: DataConfig) -> list[str]:
+    """The files of mnist / fashion_mnist (no data.path) missing from the keras cache, when
+    data.download will fetch them; DataError saying where to put them otherwise. Only stat."""
+    cache = keras_cache_dir()
+    target = cache / ("mnist.npz" if cfg.source == "mnist" else "fashion-mnist")
+    wanted = ("",) if cfg.source == "mnist" else FASHION_FILES
+    missing = [name for name in wanted if not (target / name if name else target).exists()]
+    if missing and not cfg.download:
+        base = KERAS_URLS[cfg.source]
+        _fetch_or_explain(cfg, target, [base + name for name in missing])
+    return missing
+
+
 def _fetch_or_explain(cfg: DataConfig, target: Path, urls: list[str]) -> None:
     if cfg.download:
         for url in urls:
