@@ -209,9 +209,9 @@ def _save(fig: Any, path: Path, keep: bool = False) -> None:
         _pyplot().close(fig)
 
 
-HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pruned": ("#8c8c8c", "xx"),
-              "pending": ("#f0f0f0", ""),
+HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pending": ("#f0f0f0", ""),
               "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
+PRUNED_HATCH = "xx"  # drawn over the colour of the pruned trial's last value
 
 
 def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols: list[Any],
@@ -219,7 +219,15 @@ def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols:
                   goal: str = "max") -> None:
     """A grid of trials coloured by `metric` (the better, the brighter); cells whose kind is diverged,
     failed or unfinished are drawn hatched in their own colour instead, so an exploding learning
-    rate stands out."""
+    rate stands out. A pruned cell keeps the colour of its last value, hatched, with its epoch."""
+    fig, _ = heatmap_figure(row_key, rows, col_key, cols, cells, metric, title, goal)
+    _save(fig, path)
+
+
+def heatmap_figure(row_key: str, rows: list[Any], col_key: str, cols: list[Any],
+                   cells: list[list[tuple[float | None, str, str]]], metric: str, title: str,
+                   goal: str = "max") -> tuple[Any, Any]:
+    """(figure, axes) of sweep_heatmap, drawn but not saved (cell (i, j) is at data point (j, i))."""
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -232,25 +240,27 @@ def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols:
     fig.colorbar(image, ax=ax, label=metric)
     for i, row in enumerate(cells):
         for j, (value, label, kind) in enumerate(row):
-            color, hatch = HEAT_MARKS.get(kind, ("none", ""))
-            if kind in HEAT_MARKS:
+            pruned = kind == "pruned"
+            color, hatch = HEAT_MARKS.get(kind, ("none", PRUNED_HATCH if pruned else ""))
+            if kind in HEAT_MARKS or (pruned and value is not None):
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color, hatch=hatch,
-                                       edgecolor="#ffffff66", lw=0.5))
-            marked = kind in ("diverged", "failed", "pruned")
+                                       edgecolor="#ffffffaa" if pruned else "#ffffff66", lw=0.5))
+            marked = kind in ("diverged", "failed") or (pruned and value is None)
             brightness = None if value is None or high == low else (value - low) / (high - low)
             if brightness is not None and goal != "max":
                 brightness = 1 - brightness
             dark = marked or (brightness is not None and brightness < 0.5)
-            box = {"boxstyle": "round,pad=0.15", "facecolor": color, "edgecolor": "none"} if marked else None
-            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark else "black",
-                    fontweight="bold" if marked else "normal", bbox=box)
+            box = ({"boxstyle": "round,pad=0.15", "facecolor": color if marked else "#00000099", "edgecolor": "none"}
+                   if marked or pruned else None)
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark or pruned else "black",
+                    fontweight="bold" if marked or pruned else "normal", bbox=box)
     ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
     ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
     ax.set_xlabel(col_key or "")
     ax.set_ylabel(row_key)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    return fig, ax
 
 
 def _tick(value: Any) -> str:
