@@ -1,5 +1,6 @@
 """What a user sees in the pictures, read back pixel by pixel: a pruned cell of the sweep heat map keeps
-the colour of its last value, hatched, with its epoch."""
+the colour of its last value, hatched, with its epoch; a confusion matrix's errors coloured by their
+share of the row; whole epoch ticks; the predict grid's titles name the files."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from conftest import TINY_MLP, write_config
+from conftest import ROOT, TINY_MLP, write_config
 
+from dlrun.commands.predict import grid_titles
 from dlrun.sweeps.plan import plan_sweep
 from dlrun.sweeps.report import Outcome, heat_cells
-from dlrun.ui.plots import heatmap_figure
+from dlrun.ui.plots import _draw_history, _history_figure, confusion_figure, heatmap_figure
 
 matplotlib.use("Agg")
 
@@ -58,3 +60,47 @@ def test_the_heat_grid_gives_a_pruned_trial_its_last_value(tmp_path: Path) -> No
                 for t, (status, summary) in zip(plan.trials, summaries, strict=True)}
     _, _, _, _, cells = heat_cells(plan, outcomes)
     assert cells[0][0] == (0.85, "0.850\npruned @3", "pruned")
+
+
+def test_confusion_errors_are_coloured_by_their_share_of_the_row_with_counts_kept() -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = confusion_figure([[1000, 0], [30, 10]], ["0", "1"], "t")
+    image = pixels(fig)
+    height = image.shape[0]
+    x, y = ax.transData.transform((0, 1))  # true 1, predicted 0: 30 of 40, three quarters of its row
+    error = image[int(height - y) - 12, int(x) - 12]
+    assert error.min() < 0.5, error  # a dark blue, where colouring by count made it nearly white (30/1000)
+    assert sorted(t.get_text() for t in ax.texts) == ["0", "10", "1000", "30"]
+    plt.close(fig)
+
+
+def test_epoch_axes_have_whole_ticks_only() -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = _history_figure()
+    _draw_history(fig, axes, [{"loss": 1.0 / e, "accuracy": 0.5 + e / 10} for e in (1, 2, 3)], "t", None)
+    fig.canvas.draw()
+    for ax in axes:
+        shown = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+    plt.close(fig)
+
+
+def test_predict_grid_titles_name_the_file() -> None:
+    rows = [{"source": "new/cat_001.png", "class": "cat", "probability": 0.91},
+            {"source": "x" * 40 + ".jpg", "class": "dog", "probability": 0.5}]
+    titles = grid_titles(rows)
+    assert titles[0] == "cat_001.png\ncat (0.91)"
+    name = titles[1].split("\n")[0]
+    assert name.startswith("…") and name.endswith("xxx.jpg") and len(name) == 24
+
+
+def test_model_txt_keeps_every_column_of_the_summary() -> None:
+    from dlrun.config import load_config
+    from dlrun.engine.model import build_model, summary_text
+
+    text = summary_text(build_model(load_config(ROOT / "configs" / "quickstart.yaml"), (28, 28, 1)))
+    assert "Param #" in text and "51,264" in text  # the last column, and the dense layer's count in it
+    table = [line.rstrip() for line in text.splitlines() if line.startswith(("┏", "┃", "┡", "│", "├", "└"))]
+    assert table and all(line.endswith(("┓", "┃", "┩", "┤", "┘", "│")) for line in table)  # no row cut short
