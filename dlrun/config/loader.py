@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from dlrun.config import checks
+from dlrun.config.keras_names import key_hint, value_hint
 from dlrun.config.keys import known_keys, set_dotted
 from dlrun.config.layers import ITEM_CLASSES
 from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, load_value
@@ -157,7 +158,9 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         parent = loc[:-1]
         options = known_keys(parent)
-        hint = _did_you_mean(str(loc[-1]), options) or (f"; allowed: {', '.join(options)}" if options else "")
+        allowed = f"; allowed: {', '.join(options)}" if options else ""
+        keras = key_hint(str(loc[-1]), options)
+        hint = keras or _did_you_mean(str(loc[-1]), options) or allowed
         return f"unknown key '{loc[-1]}'{hint}"
     if kind == "unknown_layer":
         names = sorted(ITEM_CLASSES)
@@ -171,7 +174,7 @@ def _message(err: dict[str, Any]) -> str:
         return (f"{value!r} is not a valid name: use letters, digits, '_', '-', '.', starting with a letter "
                 "or digit (it becomes a folder name, so no '/' or '..')")
     got = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"{err['msg']}{got}"
+    return f"{err['msg']}{got}{value_hint(str(loc[-1]), value) if loc else ''}"
 
 
 def _untagged(err: Any) -> Any:
