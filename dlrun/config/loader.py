@@ -10,6 +10,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from dlrun.config import checks
 from dlrun.config.keras_names import key_hint, value_hint
 from dlrun.config.keys import known_keys, set_dotted
 from dlrun.config.layers import ITEM_CLASSES
-from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, load_value
+from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, dump, load_value
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.sourcemap import LoadedConfig, SourceMap
 from dlrun.errors import ConfigError, Problem
@@ -143,10 +144,13 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+_WRAPPED = re.compile(r"^function-\w+\[\w+\(\), (.+)\]$")
+
+
 def _dotted(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for part in loc:
-        text = str(part)
+        text = _WRAPPED.sub(r"\1", str(part))  # a union member's label: `constrained-int`, not its wrapper
         if parts and parts[-1] == text and text in ITEM_CLASSES:
             continue  # the tagged union repeats the layer type in the location
         parts.append(text)
@@ -225,7 +229,7 @@ def config_sha256(config: ExperimentConfig) -> str:
 
 def dump_config(config: ExperimentConfig) -> str:
     """The resolved config as YAML text, loadable again by `load_config`."""
-    return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+    return dump(config.to_dict())
 
 
 def ensure_loaded(config: str | Path | LoadedConfig, overrides: list[str] | None = None) -> LoadedConfig:
