@@ -145,7 +145,7 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
     preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
     no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
-    image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted.
+    image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
     `progress` hears (what, done, total)."""
     root = require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
@@ -157,7 +157,7 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     files = []
     for label, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
-            reason = images.why_skip(file, root.resolve())
+            reason = images.why_skip(file)
             if reason:
                 skipped[reason] += 1
             else:
