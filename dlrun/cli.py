@@ -52,14 +52,21 @@ def run_command(action: Callable[[], Any]) -> Any:
 
 
 @app.command()
-def validate(config: ConfigArg, sets: SetOpt = None, json_out: JsonOpt = False) -> None:
-    """Parse and check a config without training (fast: does not load TensorFlow)."""
+def validate(config: ConfigArg, sets: SetOpt = None, json_out: JsonOpt = False,
+             no_data: Annotated[bool, typer.Option("--no-data", help="Check the config only: not the data "
+                                                   "path and labels.")] = False) -> None:
+    """Parse and check a config, its data path and label range, without training (fast: does not load
+    TensorFlow or decode images)."""
     from dlrun.commands.validate import validate as core_validate
 
-    result = run_command(lambda: core_validate(config, sets or []))
+    result = run_command(lambda: core_validate(config, sets or [], data=not no_data))
     reporter = Reporter(json_mode=json_out)
-    reporter.emit_json({k: result[k] for k in ("valid", "config", "name", "config_sha256")})
+    reporter.emit_json({k: result[k] for k in ("valid", "config", "name", "config_sha256", "checked")})
     reporter.info(f"{config}: valid ({result['name']}, {result['layers']} layers, data: {result['source']})")
+    for line in result["checked"]:
+        reporter.info(f"  data: {line}")
+    if not no_data:
+        reporter.info(f"  left to train: {'; '.join(result['train_only'])}")
 
 
 @app.command()

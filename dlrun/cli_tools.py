@@ -130,12 +130,16 @@ def env(runs_root: Annotated[Path, typer.Option("--runs", help="The folder that 
         = DEFAULT_RUNS_ROOT, json_out: JsonOpt = False) -> None:
     """Versions, devices, thread settings and where the data cache and runs are: one block to paste
     into a bug report."""
-    from dlrun.commands.environment import environment, report_lines
+    from dlrun.commands.environment import device_lines, devices, environment, report_lines
 
-    report = environment(runs_root)
     reporter = Reporter(json_mode=json_out)
-    reporter.emit_json(report)
-    for line in report_lines(report):
+    report = environment(runs_root, with_devices=json_out)
+    if json_out:
+        reporter.emit_json(report)
+        return
+    for line in report_lines(report):  # at once: only the device list waits for TensorFlow
+        reporter.info(line)
+    for line in device_lines(devices()):
         reporter.info(line)
 
 

@@ -317,16 +317,18 @@ def _(work: Path) -> tuple[str, ...]:
     return ("train", "c.yaml")
 
 
-@case("image_folder_of_symlinks_leaving_it", "no readable images", "3 a symlink pointing outside the folder",
-      "1 a symlink loop or a dangling symlink")
+@case("image_folder_of_links_that_cannot_be_images", "no readable images",
+      "2 not a regular file (a FIFO, a device or a folder)", "1 a symlink loop or a dangling symlink",
+      "1 a folder reached twice")
 def _(work: Path) -> tuple[str, ...]:
     outside = Path(tempfile.mkdtemp(dir=work.parent))
-    (outside / "secret.png").write_bytes(png_header(8, 8))
+    os.mkfifo(outside / "pipe.png")
     for label in ("a", "b"):
         (work / "imgs" / label).mkdir(parents=True)
-        (work / "imgs" / label / "x.png").symlink_to(outside / "secret.png")
+    (work / "imgs" / "a" / "x.png").symlink_to(outside / "pipe.png")  # never opened: the run would hang
+    (work / "imgs" / "b" / "x.png").symlink_to("/dev/zero")  # never read: it has no end
     (work / "imgs" / "a" / "loop.png").symlink_to(work / "imgs" / "a" / "loop.png")
-    (work / "imgs" / "c").symlink_to(outside)  # a class folder outside: not a class
+    (work / "imgs" / "c").symlink_to(work / "imgs")  # the folder itself: not a class
     return ("train", config(work, {"source": "folder", "path": "imgs", "image_size": [8, 8]}))
 
 

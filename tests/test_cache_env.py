@@ -153,8 +153,18 @@ def test_env_json_reports_versions_devices_threads_and_locations(data_cache: Pat
 
 def test_env_block_names_each_part_once_per_line() -> None:
     lines = report_lines(environment())
-    assert [line.split(":")[0] for line in lines] == ["dlrun", "python", "packages", "devices", "threads",
-                                                       "data cache", "runs", "keras datasets"]
+    assert [line.split(":")[0] for line in lines] == ["dlrun", "python", "packages", "threads",
+                                                       "data cache", "runs", "keras datasets", "devices"]
+
+
+def test_env_prints_the_versions_before_tensorflow_is_asked_for_devices() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "dlrun", "env"], env=cli_env(), cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    arrived = {line.split(":")[0]: (time.monotonic(), proc.poll() is None) for line in proc.stdout}
+    assert proc.wait(timeout=300) == 0
+    packages, devices = arrived["packages"], arrived["devices"]
+    assert packages[1] and devices[0] - packages[0] > 0.5  # loading TensorFlow takes seconds; versions do not wait
 
 
 class Recorder:

@@ -45,27 +45,32 @@ def test_gif_and_huge_png_sizes_come_from_the_header() -> None:
     assert (images.dimensions(gif), images.dimensions(png_header(40_000, 30_000))) == ((640, 480), (40_000, 30_000))
 
 
-def test_an_image_folder_skips_and_counts_bombs_symlinks_and_fifos(tmp_path: Path) -> None:
+def test_an_image_folder_skips_and_counts_what_cannot_be_an_image(tmp_path: Path) -> None:
     cv2 = images.cv2()
     root, outside = tmp_path / "imgs", tmp_path / "outside"
     outside.mkdir()
-    cv2.imwrite(str(outside / "secret.png"), np.full((8, 8), 255, np.uint8))
+    cv2.imwrite(str(outside / "elsewhere.png"), np.full((8, 8), 255, np.uint8))
+    os.mkfifo(outside / "pipe.png")
     for label in ("a", "b"):
         (root / label).mkdir(parents=True)
         for i in range(3):
             cv2.imwrite(str(root / label / f"{i}.png"), np.full((12, 12), 40 * i, np.uint8))
     (root / "a" / "bomb.png").write_bytes(png_header(100_000, 100_000))
-    (root / "a" / "leak.png").symlink_to(outside / "secret.png")
+    (root / "a" / "elsewhere.png").symlink_to(outside / "elsewhere.png")  # outside the folder: an image
+    (root / "a" / "zero.png").symlink_to("/dev/zero")
     (root / "b" / "loop.png").symlink_to(root / "b" / "loop.png")
     os.mkfifo(root / "b" / "pipe.png")
-    (root / "b" / "inside.png").symlink_to(root / "a" / "0.png")  # inside the folder: an ordinary image
+    (root / "b" / "far_pipe.png").symlink_to(outside / "pipe.png")
+    (root / "b" / "inside.png").symlink_to(root / "a" / "0.png")
+    (root / "c").symlink_to(root / "a")  # a class folder reached twice
+    (root / "d").symlink_to(root)  # the image folder itself
     data = load_dataset(DataConfig(source="folder", path=str(root), image_size=[8, 8], test_split=0.25),
                         use_cache=False)
-    note = data.notes[0]
-    assert (len(data.x_train) + len(data.x_test), note.startswith(f"skipped 4 file(s) under {root}:"),
-            "1 a decompression bomb (100000x100000 pixels" in note, "1 a symlink pointing outside the folder" in note,
-            "1 a symlink loop or a dangling symlink" in note, "1 not a regular file" in note) == (
-        7, True, True, True, True, True)
+    note, examples = data.notes[0], len(data.x_train) + len(data.x_val) + len(data.x_test)
+    assert (examples, data.class_names, note.startswith(f"skipped 7 file(s) under {root}:"),
+            "1 a decompression bomb (100000x100000 pixels" in note, "1 a symlink loop or a dangling symlink" in note,
+            "3 not a regular file (a FIFO, a device or a folder)" in note, "2 a folder reached twice" in note) == (
+        8, ["a", "b"], True, True, True, True, True)
 
 
 LAYER_STACKS = {

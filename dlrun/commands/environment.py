@@ -58,14 +58,14 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def environment(runs_root: str | Path = names.DEFAULT_RUNS_ROOT) -> dict[str, Any]:
-    """Everything `dlrun env` reports, as plain data."""
+def environment(runs_root: str | Path = names.DEFAULT_RUNS_ROOT, with_devices: bool = True) -> dict[str, Any]:
+    """Everything `dlrun env` reports, as plain data (`with_devices` False: nothing that loads TensorFlow)."""
     entries = cache_admin.entry_files()
     runs = Path(runs_root)
     return {
         "versions": versions(),
         "platform": platform.platform(),
-        "devices": devices(),
+        **({"devices": devices()} if with_devices else {}),
         "threads": {"cores": _cores(), **{v: os.environ.get(v) for v in THREAD_VARIABLES}},
         "data_cache": {"location": str(cache.cache_dir()), "entries": len(entries),
                        "size_bytes": sum(p.stat().st_size for p in entries if p.exists()),
@@ -76,21 +76,26 @@ def environment(runs_root: str | Path = names.DEFAULT_RUNS_ROOT) -> dict[str, An
 
 
 def report_lines(env: dict[str, Any]) -> list[str]:
-    """The `dlrun env` block, one `name: value` line each, to paste into a bug report."""
+    """The `dlrun env` block, one `name: value` line each, to paste into a bug report: the lines that need
+    no TensorFlow, then the devices (when `env` has them: device_lines)."""
     from dlrun.ui.console import format_bytes
 
-    v, d, t, c = env["versions"], env["devices"], env["threads"], env["data_cache"]
+    v, t, c = env["versions"], env["threads"], env["data_cache"]
     packages = ", ".join(f"{k} {val}" for k, val in v.items() if k not in ("dlrun", "python"))
-    gpus = ", ".join(d["gpus"]) or "none"
-    cuda = f"built with CUDA {d['cuda']}, cuDNN {d['cudnn']}" if d["built_with_cuda"] else "CPU-only build"
     threads = ", ".join(f"{k}={val}" for k, val in t.items() if k != "cores" and val is not None) or "none set"
-    auto = "auto" if not d["intra_op_threads"] else d["intra_op_threads"]
     cap = f"cap {c['max']}" if c["max"] else f"no cap ({cache_admin.MAX_ENV} unset)"
     return [f"dlrun: {v['dlrun']}", f"python: {v['python']} on {env['platform']}", f"packages: {packages}",
-            f"devices: cpu; GPUs: {gpus} (TensorFlow {cuda})",
-            f"threads: {t['cores']} cores available; TensorFlow intra-op {auto}, inter-op "
-            f"{d['inter_op_threads'] or 'auto'}; variables: {threads}",
+            f"threads: {t['cores']} cores available; variables: {threads}",
             f"data cache: {c['location']} ({c['entries']} {'entry' if c['entries'] == 1 else 'entries'}, "
             f"{format_bytes(c['size_bytes'])}, {cap})",
             f"runs: {env['runs']['location']}{'' if env['runs']['exists'] else ' (not created yet)'}",
-            f"keras datasets: {env['keras_datasets']}"]
+            f"keras datasets: {env['keras_datasets']}", *(device_lines(env["devices"]) if "devices" in env else [])]
+
+
+def device_lines(d: dict[str, Any]) -> list[str]:
+    """The devices TensorFlow finds and its thread pools (devices())."""
+    gpus = ", ".join(d["gpus"]) or "none"
+    cuda = f"built with CUDA {d['cuda']}, cuDNN {d['cudnn']}" if d["built_with_cuda"] else "CPU-only build"
+    auto = "auto" if not d["intra_op_threads"] else d["intra_op_threads"]
+    return [f"devices: cpu; GPUs: {gpus} (TensorFlow {cuda}); TensorFlow threads: intra-op {auto}, "
+            f"inter-op {d['inter_op_threads'] or 'auto'}"]

@@ -68,10 +68,20 @@ def predict(target: str | Path, inputs: list[str | Path], config: str | Path | N
     if grid is not None:
         from dlrun.ui.plots import prediction_grid
 
-        titles = [f"{r['class']} ({r['probability']:.2f})" if "class" in r else f"{r['value']:.3g}" for r in rows]
-        prediction_grid(new.x[:GRID_MAX], titles[:GRID_MAX], Path(grid), f"{Path(target).name}: predictions")
+        titles = grid_titles(rows[:GRID_MAX])
+        prediction_grid(new.x[:GRID_MAX], titles, Path(grid), f"{Path(target).name}: predictions")
     _report(reporter, rows, result)
     return result
+
+
+def grid_titles(rows: list[dict[str, Any]], width: int = 24) -> list[str]:
+    """A grid image's title: its file name (its end, when long), then the prediction."""
+    titles = []
+    for r in rows:
+        name = Path(r["source"]).name
+        name = name if len(name) <= width else "…" + name[-(width - 1):]
+        titles.append(f"{name}\n" + (f"{r['class']} ({r['probability']:.2f})" if "class" in r else f"{r['value']:.3g}"))
+    return titles
 
 
 def _predictions(model: Any, new: NewInputs, cfg: Any, class_names: list[str] | None, top: int) -> list[dict[str, Any]]:

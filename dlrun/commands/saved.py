@@ -3,6 +3,7 @@ inputs.json and final weights), or a weights file with the config it was trained
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from dlrun.data.classes import inputs_record
 from dlrun.data.inputs import InputSpec
 from dlrun.errors import WeightsError
 from dlrun.store import files, names
-from dlrun.store.rundir import find_run_dir
+from dlrun.store.rundir import find_run_dir, missing_target
 from dlrun.weights import load_into, read_weights
 
 Progress = Callable[[str, int, int], None]
@@ -31,7 +32,10 @@ class Saved:
 
 def target_config(target: Path, config: str | Path | None) -> tuple[Path, Path | None]:
     """(config path, the run directory or None) for a run directory (its own config unless `config`) or a
-    weights file (`config` required: WeightsError without it). RunDirError for a folder that is no run."""
+    weights file (`config` required: WeightsError without it). RunDirError for a folder that is no run;
+    WeightsError naming the closest run directories for a path that does not exist."""
+    if not os.path.lexists(target):
+        raise WeightsError(missing_target(target))
     if target.is_dir():
         run = find_run_dir(target).path
         return (Path(config) if config else run / names.CONFIG), run

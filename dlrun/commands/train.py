@@ -101,3 +101,21 @@ def report_summary(reporter: Reporter, summary: dict[str, Any]) -> None:
     if summary.get("validation") == VALIDATION_ON_TEST:  # the val_* and best_* rows are the test split
         shown["validation"] = VALIDATION_ON_TEST
     reporter.table(metrics_table(f"{summary['name']} — {summary['run_dir']}", shown))
+    for line in coefficient_lines(summary.get("coefficients")):
+        reporter.info(line)
+
+
+def coefficient_lines(coefficients: dict[str, Any] | None) -> list[str]:
+    """A linear regression's final weights and bias, and the least-squares optimum beside them:
+    `weights 0.265 0.497 -0.446  bias -0.191  SSE 1.99`, then `least squares: weights ...`."""
+    def line(fit: dict[str, Any]) -> str:
+        text = "weights " + " ".join(f"{w:.4g}" for w in fit["weights"])
+        text += f"  bias {fit['bias']:.4g}" if "bias" in fit else ""
+        return text + (f"  SSE {fit['sse']:.4g}" if "sse" in fit else "")
+
+    if not coefficients:
+        return []
+    lines = [f"final:         {line(coefficients)}"]
+    if "optimum" in coefficients:
+        lines.append(f"least squares: {line(coefficients['optimum'])}")
+    return lines

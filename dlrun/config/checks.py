@@ -256,23 +256,32 @@ def run_static_checks(lc: LoadedConfig, checks: list[Check] | None = None) -> No
         raise ConfigError(problems)
 
 
+def label_problems(lc: LoadedConfig, num_classes: int | None) -> list[Problem]:
+    """A classification's label range (`num_classes`: the largest label + 1) against the output layer:
+    at least two classes, one unit a class (or one sigmoid unit on labels 0/1). Used by train on the
+    loaded labels and by validate on labels read cheaply (data/peek.py)."""
+    layers = lc.config.model.layers
+    if lc.config.task != "classification" or num_classes is None or layers[-1].type != "dense":
+        return []
+    if num_classes < 2:
+        data = lc.config.data
+        return [lc.source.problem("data", f"the labels in {data.path or data.source} hold one class only; "
+                                  "classification needs at least two (or use task: regression)")]
+    units = layers[-1].args.units  # type: ignore[attr-defined]
+    if units == 1:
+        return binary_label_problems(lc, num_classes)
+    if units != num_classes:
+        return [lc.source.problem(f"model.layers.{len(layers) - 1}.dense.units",
+                                  data_units_message(units, num_classes, lc))]
+    return []
+
+
 def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_classes: int | None,
                        n_train: int | None = None) -> None:
     """Checks that need the loaded data: output units vs classes, image layers vs flat input, and (given
     the number of training examples) that training fits the memory budget."""
-    problems: list[Problem] = []
+    problems = label_problems(lc, num_classes)
     layers = lc.config.model.layers
-    if lc.config.task == "classification" and num_classes is not None and num_classes < 2:
-        data = lc.config.data
-        problems.append(lc.source.problem("data", f"the labels in {data.path or data.source} hold one class only; "
-                                          "classification needs at least two (or use task: regression)"))
-    elif lc.config.task == "classification" and num_classes is not None:
-        units = layers[-1].args.units  # type: ignore[attr-defined]
-        if units == 1:
-            problems += binary_label_problems(lc, num_classes)
-        elif units != num_classes:
-            key = f"model.layers.{len(layers) - 1}.dense.units"
-            problems.append(lc.source.problem(key, data_units_message(units, num_classes, lc)))
     if len(input_shape) != 3:
         for i, item in enumerate(layers):
             if item.type in IMAGE_TYPES:

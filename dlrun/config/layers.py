@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer
 
-from dlrun.config.section import PosInt
+from dlrun.config.section import Float, PosInt
 
 Activation = Literal[
     "relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "softplus", "swish", "leaky_relu"
@@ -61,14 +61,14 @@ class PoolArgs(LayerArgs):
 class DropoutArgs(LayerArgs):
     """Dropout while training."""
 
-    rate: float = Field(ge=0.0, lt=1.0, description="Fraction of inputs dropped, in [0, 1).")
+    rate: Float = Field(ge=0.0, lt=1.0, description="Fraction of inputs dropped, in [0, 1).")
 
 
 class BatchNormArgs(LayerArgs):
     """Batch normalisation."""
 
-    momentum: float = Field(default=0.99, gt=0.0, lt=1.0, description="Momentum of the moving statistics.")
-    epsilon: float = Field(default=0.001, gt=0.0, description="Added to the variance for stability.")
+    momentum: Float = Field(default=0.99, gt=0.0, lt=1.0, description="Momentum of the moving statistics.")
+    epsilon: Float = Field(default=0.001, gt=0.0, description="Added to the variance for stability.")
 
 
 class ActivationArgs(LayerArgs):

@@ -10,6 +10,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import yaml
 from pydantic import ValidationError
 
 from dlrun.config import checks
+from dlrun.config.keras_names import key_hint, value_hint
 from dlrun.config.keys import known_keys, set_dotted
 from dlrun.config.layers import ITEM_CLASSES
-from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, load_value
+from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, dump, load_value
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.sourcemap import LoadedConfig, SourceMap
 from dlrun.errors import ConfigError, Problem
@@ -142,10 +144,13 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+_WRAPPED = re.compile(r"^function-\w+\[\w+\(\), (.+)\]$")
+
+
 def _dotted(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for part in loc:
-        text = str(part)
+        text = _WRAPPED.sub(r"\1", str(part))  # a union member's label: `constrained-int`, not its wrapper
         if parts and parts[-1] == text and text in ITEM_CLASSES:
             continue  # the tagged union repeats the layer type in the location
         parts.append(text)
@@ -157,7 +162,9 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         parent = loc[:-1]
         options = known_keys(parent)
-        hint = _did_you_mean(str(loc[-1]), options) or (f"; allowed: {', '.join(options)}" if options else "")
+        allowed = f"; allowed: {', '.join(options)}" if options else ""
+        keras = key_hint(str(loc[-1]), options)
+        hint = keras or _did_you_mean(str(loc[-1]), options) or allowed
         return f"unknown key '{loc[-1]}'{hint}"
     if kind == "unknown_layer":
         names = sorted(ITEM_CLASSES)
@@ -171,7 +178,7 @@ def _message(err: dict[str, Any]) -> str:
         return (f"{value!r} is not a valid name: use letters, digits, '_', '-', '.', starting with a letter "
                 "or digit (it becomes a folder name, so no '/' or '..')")
     got = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"{err['msg']}{got}"
+    return f"{err['msg']}{got}{value_hint(str(loc[-1]), value) if loc else ''}"
 
 
 def _untagged(err: Any) -> Any:
@@ -222,7 +229,7 @@ def config_sha256(config: ExperimentConfig) -> str:
 
 def dump_config(config: ExperimentConfig) -> str:
     """The resolved config as YAML text, loadable again by `load_config`."""
-    return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+    return dump(config.to_dict())
 
 
 def ensure_loaded(config: str | Path | LoadedConfig, overrides: list[str] | None = None) -> LoadedConfig:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from dlrun.config.section import Fraction, PosFloat, PosInt, Section
+from dlrun.config.section import Float, Fraction, Int, PosFloat, PosInt, Section
 
 OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam"]
 ScheduleName = Literal["exponential", "cosine", "piecewise", "inverse_time"]
@@ -23,8 +23,8 @@ class ScheduleConfig(Section):
                                        "(batches) one decay period lasts.")
     decay_rate: PosFloat | None = Field(default=None, description="exponential, inverse_time: the decay rate.")
     staircase: bool = Field(default=False, description="exponential, inverse_time: decay in whole periods.")
-    alpha: float = Field(default=0.0, ge=0, le=1, description="cosine: the final lr as a fraction of optimizer.lr.")
-    warmup_steps: int = Field(default=0, ge=0, description="cosine: linear warm-up steps before the decay.")
+    alpha: Float = Field(default=0.0, ge=0, le=1, description="cosine: the final lr as a fraction of optimizer.lr.")
+    warmup_steps: Int = Field(default=0, ge=0, description="cosine: linear warm-up steps before the decay.")
     warmup_target: PosFloat | None = Field(default=None, description="cosine: the lr the warm-up reaches "
                                            "(the decay starts from it).")
     boundaries: list[PosInt] | None = Field(default=None, description="piecewise: the steps where the lr changes, "
@@ -38,10 +38,10 @@ class OptimizerConfig(Section):
 
     name: OptimizerName = Field(default="sgd", description="The Keras optimizer.")
     lr: PosFloat = Field(default=0.01, description="Learning rate.")
-    momentum: float = Field(default=0.0, ge=0, lt=1, description="sgd/rmsprop momentum.")
+    momentum: Float = Field(default=0.0, ge=0, lt=1, description="sgd/rmsprop momentum.")
     nesterov: bool = Field(default=False, description="sgd: Nesterov momentum.")
     clipnorm: PosFloat | None = Field(default=None, description="Clip each gradient to this norm.")
-    decay: float = Field(default=0.0, ge=0, description="Keras-2 decay: lr / (1 + decay * step), the course's "
+    decay: Float = Field(default=0.0, ge=0, description="Keras-2 decay: lr / (1 + decay * step), the course's "
                          "SGD(lr, decay=1e-6) (0: none).")
     schedule: ScheduleConfig | None = Field(default=None, description="A learning-rate schedule, e.g. "
                                             "{name: exponential, decay_steps: 100, decay_rate: 0.9}.")
@@ -61,6 +61,6 @@ class ReduceLROnPlateau(Section):
     monitor: str = Field(default="val_loss", description="The validation metric to watch (val_loss, "
                          "val_accuracy, val_mae).")
     factor: Fraction = Field(default=0.1, description="Multiply the lr by this at a plateau.")
-    patience: int = Field(default=5, ge=0, description="Epochs without improvement before the lr is cut.")
-    min_delta: float = Field(default=1e-4, ge=0, description="The least change that counts as improvement.")
-    min_lr: float = Field(default=0.0, ge=0, description="The lr is never cut below this.")
+    patience: Int = Field(default=5, ge=0, description="Epochs without improvement before the lr is cut.")
+    min_delta: Float = Field(default=1e-4, ge=0, description="The least change that counts as improvement.")
+    min_lr: Float = Field(default=0.0, ge=0, description="The lr is never cut below this.")

@@ -6,10 +6,15 @@ loader counts every node as if aliases were expanded, and the nesting depth, whi
 document, and stops at MAX_YAML_NODES / MAX_YAML_DEPTH (dlrun.limits) before anything is built.
 Strings that are not text (lone surrogates, from `\\ud800` escapes or non-UTF-8 bytes in argv) and
 control characters are refused too: they cannot be written back as a UTF-8 config.yaml.
+
+Numbers with an exponent and no dot (`1e-3`, `5E4`) are numbers, as in YAML 1.2 and the editors that
+check a config against dlrun.schema.json (YAML 1.1 reads them as text); `dump` quotes text that would
+read back as such a number, so a dumped config loads again unchanged.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -57,6 +62,24 @@ class BoundedLoader(yaml.SafeLoader):
                                "expanded (an alias bomb?); write the values out, or use a csv file for big tables",
                                node.start_mark)
         return node
+
+
+FLOAT_TAG = "tag:yaml.org,2002:float"
+# YAML 1.2's floats that YAML 1.1 (PyYAML) reads as text: an exponent, with no dot or no exponent sign.
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+BoundedLoader.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, list("-+0123456789."))
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes text which BoundedLoader would read as a number."""
+
+
+_Dumper.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, list("-+0123456789."))
+
+
+def dump(data: Any) -> str:
+    """YAML text of plain data (keys in their order, lists in flow style) that compose_and_load reads back equal."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
 def compose_and_load(text: str) -> tuple[yaml.Node | None, Any]:

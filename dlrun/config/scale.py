@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from dlrun.config.section import PosInt, Section
+from dlrun.config.section import Int, NonNegFloat, PosInt, Section
 
 # Keras 3 trains under tf.distribute.MirroredStrategy (one machine) but not MultiWorkerMirroredStrategy.
 MULTI_WORKER_REASON = (
@@ -27,9 +27,9 @@ class BackendConfig(Section):
                                 "sized to this machine.")
     cpus_per_trial: PosInt = Field(default=1, description="ray: CPUs each trial reserves (its TensorFlow threads "
                                    "are capped to them).")
-    gpus_per_trial: float | None = Field(default=None, ge=0, description="ray: GPUs each trial reserves (Ray "
+    gpus_per_trial: NonNegFloat | None = Field(default=None, description="ray: GPUs each trial reserves (Ray "
                                          "sets CUDA_VISIBLE_DEVICES); unset: 1 when the cluster has GPUs, else 0.")
-    max_retries: int = Field(default=2, ge=0, description="ray: times a trial whose worker process or node died "
+    max_retries: Int = Field(default=2, ge=0, description="ray: times a trial whose worker process or node died "
                              "is run again (from its last checkpoint) before it is marked failed; a diverged "
                              "trial is a result and never retried.")
 

@@ -15,7 +15,7 @@ from dlrun.config.applications import APPLICATIONS
 from dlrun.config.layers import LayerItem
 from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, ReduceLROnPlateau
 from dlrun.config.scale import DistributeConfig
-from dlrun.config.section import FractionOrNone, PosFloat, PosInt, Section
+from dlrun.config.section import Float, FractionOrNone, Int, PosFloat, PosInt, Section
 from dlrun.config.sweep_schema import SweepConfig
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
@@ -36,7 +36,7 @@ class TableData(Section):
     """An inline table: `columns` names, `rows` of numbers; `data.target` names the label column."""
 
     columns: list[str] = Field(min_length=2, description="Column names, the target column included.")
-    rows: list[list[float]] = Field(min_length=2, description="Rows of numbers, one value per column.")
+    rows: list[list[Float]] = Field(min_length=2, description="Rows of numbers, one value per column.")
 
 
 class DataConfig(Section):
@@ -59,7 +59,7 @@ class DataConfig(Section):
         "in the run directory; true/false leave table features as they are.")
     categorical: list[str] = Field(default_factory=list, description="csv: string columns to one-hot encode "
                                    "(categories from the training split).")
-    test_split: float = Field(default=0.2, ge=0, lt=1, description="Fraction held out as the test split when "
+    test_split: Float = Field(default=0.2, ge=0, lt=1, description="Fraction held out as the test split when "
                               "the source has none; stratified and seeded (0: no test split).")
     validation: Literal["test"] | FractionOrNone = Field(
         default=0.1, description="A fraction of the training data held out for validation (stratified, seeded; "
@@ -69,7 +69,7 @@ class DataConfig(Section):
                                               "(MNIST-like) or street (house-number-like, harder).")
     n_train: PosInt = Field(default=2000, description="synthetic_digits: training images.")
     n_test: PosInt = Field(default=500, description="synthetic_digits: test images.")
-    seed: int = Field(default=0, description="Data seed (synthetic images, splits), independent of the "
+    seed: Int = Field(default=0, description="Data seed (synthetic images, splits), independent of the "
                       "training seed.")
     table: TableData | None = Field(default=None, description="table source: {columns: [...], rows: [[...]]}.")
     target: str | None = Field(default=None, description="csv/table: the label column.")
@@ -102,7 +102,7 @@ class ModelConfig(Section):
 
     layers: list[LayerItem] = Field(min_length=1, description="The layers in order, one-key mappings such as "
                                     "`- dense: {units: 10, activation: softmax}`.")
-    l2: float = Field(default=0.0, ge=0, description="lambda: L2 kernel penalty (lambda * sum(w^2)).")
+    l2: Float = Field(default=0.0, ge=0, description="lambda: L2 kernel penalty (lambda * sum(w^2)).")
     l2_layers: Literal["output", "dense", "all"] = Field(
         default="output", description="Which layers get the penalty: the output layer, every dense layer, or "
         "every dense and convolution layer.")
@@ -114,9 +114,9 @@ class EarlyStopping(Section):
     """Stop when a validation metric stops improving (Keras' EarlyStopping rule)."""
 
     monitor: str = Field(default="val_accuracy", description="The epoch metric to watch.")
-    patience: int = Field(default=2, ge=0, description="Epochs without improvement before stopping (0 stops "
+    patience: Int = Field(default=2, ge=0, description="Epochs without improvement before stopping (0 stops "
                           "at the first epoch that does not improve, as in Keras).")
-    min_delta: float = Field(default=0.0, ge=0, description="The least change that counts as improvement.")
+    min_delta: Float = Field(default=0.0, ge=0, description="The least change that counts as improvement.")
     mode: Literal["auto", "min", "max"] = Field(
         default="auto", description="auto: lower is better for losses and errors, higher for accuracy.")
     restore_best_weights: bool = Field(default=False, description="End with the weights of the best epoch.")
@@ -127,7 +127,7 @@ class TensorBoardConfig(Section):
 
     enabled: bool = Field(default=True, description="Write RUN/tb: the per-epoch scalars (train, validation) "
                           "and the final metrics; `tensorboard: false` is short for enabled: false.")
-    histograms: int = Field(default=0, ge=0, description="Write a histogram of every weight every N epochs "
+    histograms: Int = Field(default=0, ge=0, description="Write a histogram of every weight every N epochs "
                             "(0: none).")
     profile_batch: PosInt | tuple[PosInt, PosInt] | None = Field(
         default=None, description="Profile this training batch, or the batches [first, last] (counted from 1 "
@@ -187,7 +187,7 @@ class StageOptimizer(Section):
 
     name: OptimizerName | None = Field(default=None, description="The stage's optimizer.")
     lr: PosFloat | None = Field(default=None, description="The stage's learning rate.")
-    momentum: float | None = Field(default=None, ge=0, lt=1, description="The stage's momentum.")
+    momentum: FractionOrNone | None = Field(default=None, description="The stage's momentum.")
 
 
 class StageConfig(Section):
@@ -224,7 +224,7 @@ class ExperimentConfig(Section):
 
     name: str = Field(default="experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80,
                       description="Run name: letters, digits, _ - . (the run directory's name).")
-    seed: int = Field(default=0, ge=0, lt=2**31, description="Seeds Python, NumPy and TensorFlow (and op "
+    seed: Int = Field(default=0, ge=0, lt=2**31, description="Seeds Python, NumPy and TensorFlow (and op "
                       "determinism on a GPU).")
     task: Literal["classification", "regression"] = Field(
         default="classification", description="What the model predicts: a class (classification) or a number "

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_serializer
 
 from dlrun.config.scale import BackendConfig
-from dlrun.config.section import PosInt, Section
+from dlrun.config.section import Float, Int, PosInt, Section
 
 
 class Distribution(Section):
@@ -18,10 +18,10 @@ class Distribution(Section):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
-    log_uniform: tuple[float, float] | None = Field(default=None, description="[low, high], both > 0: sampled "
+    log_uniform: tuple[Float, Float] | None = Field(default=None, description="[low, high], both > 0: sampled "
                                                     "uniformly in log space, e.g. a learning rate [1e-5, 10].")
-    uniform: tuple[float, float] | None = Field(default=None, description="[low, high]: sampled uniformly.")
-    int_: tuple[int, int] | None = Field(default=None, alias="int", description="[low, high]: an integer from "
+    uniform: tuple[Float, Float] | None = Field(default=None, description="[low, high]: sampled uniformly.")
+    int_: tuple[Int, Int] | None = Field(default=None, alias="int", description="[low, high]: an integer from "
                                          "low to high, both included.")
     choice: list[Any] | None = Field(default=None, min_length=1, description="One of these values (a plain "
                                      "list in sweep.params means the same).")
@@ -62,7 +62,7 @@ class PruneConfig(Section):
                                                       "the median of earlier trials at the same epoch.")
     min_epochs: PosInt = Field(default=1, description="Epochs every trial runs before it can be pruned (must "
                                "be below train.epochs).")
-    reduction: int = Field(default=3, ge=2, description="asha: keep the best 1/reduction of the trials at each "
+    reduction: Int = Field(default=3, ge=2, description="asha: keep the best 1/reduction of the trials at each "
                            "rung (epochs min_epochs, min_epochs*reduction, ...).")
 
 
@@ -88,7 +88,7 @@ class SweepConfig(Section):
                                            "or {choice: [...]}.")
     trials: PosInt | None = Field(default=None, description="random / tpe: how many trials to sample (required "
                                   "there).")
-    seed: int | None = Field(default=None, description="The sampler's seed (default: the config's seed): the "
+    seed: Int | None = Field(default=None, description="The sampler's seed (default: the config's seed): the "
                              "same seed samples the same trials.")
     prune: PruneConfig = Field(default_factory=PruneConfig, description="Stop hopeless trials early (default: "
                                "none).")
@@ -97,7 +97,7 @@ class SweepConfig(Section):
     metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials: a validation "
                         "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
     goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
-    max_failures: int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
+    max_failures: Int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
                               "in a row (0: never); diverged trials are results and do not count.")
     backend: BackendConfig = Field(default_factory=BackendConfig, description="Where the trials run: "
                                    "{name: local} or {name: ray, address: auto, cpus_per_trial: 1} (see Scaling out).")

@@ -132,7 +132,11 @@ def folder_prints(root: Path) -> list[list[Any]]:
         prints.append([name, "dir"])
         with os.scandir(root / name) as it:
             for entry in sorted(it, key=lambda e: e.name):
-                st = entry.stat()
+                try:
+                    st = entry.stat()  # a link's target: retargeting a link is a change
+                except OSError:  # a link loop or a dangling link, skipped when the folder is read
+                    prints.append([f"{name}/{entry.name}", "broken"])
+                    continue
                 prints.append([f"{name}/{entry.name}", "dir" if entry.is_dir() else st.st_size, st.st_mtime_ns])
     return prints
 

@@ -6,8 +6,11 @@ pixels decodes to 1.6 GB). dlrun reads the width and height from the header (PNG
 WebP, PNM, TIFF) and never decodes an image of more than OPENCV_IO_MAX_IMAGE_PIXELS pixels; dlrun
 sets that variable (to 2^26, e.g. 8192x8192) before OpenCV is first imported, unless it is set
 already, so OpenCV itself refuses what the header reader cannot size. In a folder, such files are
-skipped and counted, as are symlinks that point outside the folder or nowhere, and anything that is
-not a regular file (a FIFO is never opened).
+skipped and counted. Symlinks are followed wherever they point (a subset of a data set made with
+`ln -s ../all/0/img.png subset/zero/` is an image folder like any other), each target checked as a file
+is: what cannot be an image is skipped and counted, from a stat and never opened: a link loop or a
+dangling link, a FIFO, a device, a folder, and a class folder reached twice (a link to the image
+folder itself or to another class folder).
 """
 
 from __future__ import annotations
@@ -139,19 +142,23 @@ def dimensions(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def why_skip(file: Path, root: Path) -> str | None:
-    """Why an entry of an image folder is not decoded (None: decode it). `root` is resolved."""
+LOOP = "a symlink loop or a dangling symlink"
+NOT_A_FILE = "not a regular file (a FIFO, a device or a folder)"
+FOLDER_TWICE = "a folder reached twice (a link to the image folder or to another class folder)"
+
+
+def why_skip(file: Path) -> str | None:
+    """Why an entry of an image folder is not decoded (None: decode it). A symlink is followed wherever it
+    points; its target must be a regular image file within the size bound, as any file must."""
     if file.suffix.lower() not in IMAGE_SUFFIXES:
         return "not an image"
     try:
         target = file.resolve(strict=True)
         st = target.stat()
     except (OSError, RuntimeError):
-        return "a symlink loop or a dangling symlink" if file.is_symlink() else "unreadable"
-    if not target.is_relative_to(root):
-        return "a symlink pointing outside the folder"
+        return LOOP if file.is_symlink() else "unreadable"
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file (a FIFO, a device or a folder)"
+        return NOT_A_FILE
     try:
         with open(target, "rb") as fh:
             size = dimensions(fh.read(HEADER_BYTES))
@@ -163,27 +170,29 @@ def why_skip(file: Path, root: Path) -> str | None:
 
 
 def class_folders(root: Path, skipped: Counter[str]) -> list[str]:
-    """The class sub-folders of an image folder, sorted; symlinked ones that leave it are skipped and counted."""
-    resolved = root.resolve()
-    classes = []
+    """The class sub-folders of an image folder, sorted. Linked ones are followed wherever they point,
+    unless they reach a folder already read (the image folder itself, another class folder: skipped and
+    counted, real folders kept before links), as are link loops and dangling links."""
+    targets: dict[str, Path] = {}
     for entry in sorted(root.iterdir()):
         try:
-            is_dir = entry.is_dir()
-            target = entry.resolve(strict=True) if is_dir else None
+            if entry.is_dir():
+                targets[entry.name] = entry.resolve(strict=True)
         except (OSError, RuntimeError):
-            skipped["a symlink loop or a dangling symlink"] += 1
-            continue
-        if target is None:
-            continue
-        if target != resolved and target.is_relative_to(resolved) or not entry.is_symlink():
-            classes.append(entry.name)
+            skipped[LOOP] += 1
+    reached = {root.resolve()}
+    classes = []
+    for name in sorted(targets, key=lambda n: ((root / n).is_symlink(), n)):
+        if targets[name] in reached:
+            skipped[FOLDER_TWICE] += 1
         else:
-            skipped["a symlink pointing outside the folder"] += 1
-    return classes
+            reached.add(targets[name])
+            classes.append(name)
+    return sorted(classes)
 
 
 def describe_skipped(skipped: Counter[str], root: Path) -> str:
-    """`skipped 3 file(s) under ROOT: 2 not an image or unreadable, 1 a symlink pointing outside the folder`."""
+    """`skipped 3 file(s) under ROOT: 2 not an image or unreadable, 1 a symlink loop or a dangling symlink`."""
     total = sum(skipped.values())
     reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"skipped {total} file(s) under {root}: {reasons}"

@@ -123,15 +123,15 @@ def _read_one(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
 
 def _images(files: list[Path], spec: InputSpec, root: Path) -> np.ndarray:
     """Image files decoded as an image folder's training images are (images.decode), 0-255 float32;
-    each checked first as a folder's files are (images.why_skip: a decompression bomb, a FIFO, a
-    symlink leaving `root`), but refused instead of skipped."""
+    each checked first as a folder's files are (images.why_skip: a decompression bomb, a FIFO, a device,
+    a link loop), but refused instead of skipped. `root` names the input in a memory-budget refusal."""
     if spec.kind == "table":
         raise DataError(f"{files[0]}: an image, but this run was trained on a table; expected {spec.expected()}")
     h, w, c = spec.input_shape
     guard.check_prepared(str(root), len(files), spec.input_shape)
     out = np.empty((len(files), h, w, c), np.float32)
     for i, file in enumerate(files):
-        reason = images.why_skip(file, root)
+        reason = images.why_skip(file)
         decoded = images.decode(file, (h, w), c == 3) if reason is None else None
         if decoded is None:
             raise DataError(f"{file}: {reason or 'not an image or unreadable'}; expected {spec.expected()}")

@@ -51,6 +51,19 @@ def load_keras_dataset(cfg: DataConfig) -> RawData:
     return load_idx_folder(folder)
 
 
+def missing_keras_files(cfg: DataConfig) -> list[str]:
+    """The files of mnist / fashion_mnist (no data.path) missing from the keras cache, when
+    data.download will fetch them; DataError saying where to put them otherwise. Only stat."""
+    cache = keras_cache_dir()
+    target = cache / ("mnist.npz" if cfg.source == "mnist" else "fashion-mnist")
+    wanted = ("",) if cfg.source == "mnist" else FASHION_FILES
+    missing = [name for name in wanted if not (target / name if name else target).exists()]
+    if missing and not cfg.download:
+        base = KERAS_URLS[cfg.source]
+        _fetch_or_explain(cfg, target, [base + name for name in missing])
+    return missing
+
+
 def _fetch_or_explain(cfg: DataConfig, target: Path, urls: list[str]) -> None:
     if cfg.download:
         for url in urls:
@@ -132,7 +145,7 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
     preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
     no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
-    image, a decompression bomb, a symlink leaving the folder, a FIFO) is skipped and counted.
+    image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
     `progress` hears (what, done, total)."""
     root = require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
@@ -144,7 +157,7 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     files = []
     for label, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
-            reason = images.why_skip(file, root.resolve())
+            reason = images.why_skip(file)
             if reason:
                 skipped[reason] += 1
             else:

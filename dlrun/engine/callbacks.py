@@ -13,7 +13,7 @@ from dlrun.engine import backend
 from dlrun.engine.schedules import current_lr
 from dlrun.engine.sse import SSE, fold, penalty
 from dlrun.interrupts import StopRequest
-from dlrun.ui.console import EpochProgress
+from dlrun.ui.console import EpochLines, EpochProgress
 
 keras = backend.keras()
 
@@ -41,7 +41,7 @@ class EpochRecorder(keras.callbacks.Callback):
     reports is the epoch's running mean, so a NaN in any step of the call shows in it."""
 
     def __init__(self, on_complete_epoch: Callable[[int, dict[str, float], float], bool],
-                 stop: StopRequest, progress: EpochProgress | None = None):
+                 stop: StopRequest, progress: EpochProgress | EpochLines | None = None):
         super().__init__()
         self.on_complete_epoch = on_complete_epoch
         self.stop, self.progress = stop, progress
@@ -59,7 +59,8 @@ class EpochRecorder(keras.callbacks.Callback):
         self._started = time.perf_counter()
         self.epoch_lr = current_lr(self.model.optimizer)
         if self.progress:
-            self._penalty = penalty(self.model)  # for the live display of an sse loss
+            if isinstance(self.progress, EpochProgress):
+                self._penalty = penalty(self.model)  # for the live display of an sse loss
             self.progress.epoch_begin(epoch)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -70,7 +71,7 @@ class EpochRecorder(keras.callbacks.Callback):
         elif self.stop.requested:
             self.interrupted = True
             self._halt()
-        elif self.progress:
+        elif isinstance(self.progress, EpochProgress):
             self.progress.batch_end(batch, fold(logs or {}, self._penalty))
 
     def _weights_finite(self) -> bool:

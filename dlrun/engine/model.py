@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import weakref
 from typing import Any
 
@@ -139,6 +140,24 @@ def compile_model(model: Any, cfg: ExperimentConfig, optimizer: OptimizerConfig 
 _SUMMARIES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], str]] = weakref.WeakKeyDictionary()
 
 
+SUMMARY_WIDTH = 110  # every column of Keras' table, Param # included, with room for long layer names
+
+
+@contextlib.contextmanager
+def _console_width(width: int) -> Any:
+    """Keras renders the summary on a rich console as wide as the terminal (80 columns without one,
+    which cuts the table's last column); rich takes COLUMNS when it is set."""
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = before
+
+
 def summary_text(model: Any) -> str:
     """The layer summary keras prints, as text. Kept per model object while what it counts stays the
     same (the trials a kept model is lent to: Keras takes ~5 ms to render it)."""
@@ -149,7 +168,8 @@ def summary_text(model: Any) -> str:
     if kept is not None and kept[0] == key:
         return kept[1]
     lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=100)
+    with _console_width(SUMMARY_WIDTH):
+        model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=SUMMARY_WIDTH)
     text = "\n".join(lines) + "\n"
     _SUMMARIES[model] = key, text
     return text

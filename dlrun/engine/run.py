@@ -18,6 +18,7 @@ from dlrun.engine.checkpoint import check_same_data, load_checkpoint, read_meta,
 from dlrun.engine.distribute import distribution
 from dlrun.engine.execution import execution_line, steps_per_execution
 from dlrun.engine.fit import FitOutcome, fit_epochs, seeded_model, test_metrics
+from dlrun.engine.linear import coefficients
 from dlrun.engine.pipeline import Streams
 from dlrun.engine.schedules import plateau_lr, set_lr
 from dlrun.engine.stopping import best_epoch, early_stop_due, ending, restores_best
@@ -205,7 +206,7 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
     write_metrics(run, rows, cfg.task)
     if rows:  # a run that diverged in its first epoch has no finite weights worth saving
         save_model(run, model)
-        extra.update(_coefficients(model, cfg))
+        extra.update(coefficients(model, cfg, data.x_train, data.y_train))
     history_plot(run, rows, cfg.name)
     metrics = final_metrics(rows, test, cfg.task, kept_epoch)
     if board is not None:
@@ -239,14 +240,3 @@ def history_plot(run: RunDir, rows: list[dict[str, Any]], title: str,
         from dlrun.ui.plots import history_plot as draw
 
         draw(rows, run / names.HISTORY_PLOT, title, boundaries)
-
-
-def _coefficients(model: Any, cfg: ExperimentConfig) -> dict[str, Any]:
-    """For a one-layer linear regression, the fitted coefficients (the course's table fit)."""
-    if cfg.task != "regression" or len(model.layers) != 1:
-        return {}
-    weights = model.layers[0].get_weights()
-    out = {"weights": weights[0].reshape(-1).tolist()}
-    if len(weights) > 1:
-        out["bias"] = float(weights[1].reshape(-1)[0])
-    return {"coefficients": out}

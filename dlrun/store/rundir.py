@@ -133,3 +133,24 @@ def find_run_dir(target: Path | str) -> RunDir:
     if not (path / CONFIG).is_file():
         raise RunDirError(f"{path}: not a run directory (no {CONFIG}); expected one written by `dlrun train`")
     return RunDir(path)
+
+
+def missing_target(target: Path | str, what: str = "run directory or weights file",
+                   root: Path | str = DEFAULT_RUNS_ROOT) -> str:
+    """`PATH does not exist` and the closest run directories by name (in the folder PATH names, and in
+    the runs root), for an error on a target that is not there."""
+    import difflib
+
+    path = Path(target)
+    names: dict[str, Path] = {}
+    for folder in dict.fromkeys([path.parent, Path(root)]):
+        try:
+            entries = sorted(folder.iterdir()) if folder.is_dir() else []
+        except OSError:
+            entries = []
+        for entry in entries:
+            if entry.is_dir() and (entry / CONFIG).is_file():
+                names.setdefault(entry.name, entry)
+    close = difflib.get_close_matches(path.name, list(names), n=3, cutoff=0.5)
+    hint = f"; the closest run directories: {', '.join(str(names[n]) for n in close)}" if close else ""
+    return f"{path}: no such {what} (the path does not exist){hint}"

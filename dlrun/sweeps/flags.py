@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +55,6 @@ def parse_values(flag: str, text: str) -> list[Any] | dict[str, list[float]]:
             value = load_value(item)
         except yaml.YAMLError:
             value = item
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)  # YAML 1.1 reads 1e-4 as text
         values.append(value)
     return values
 

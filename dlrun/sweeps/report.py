@@ -194,7 +194,7 @@ def heat_cells(plan: SweepPlan, outcomes: dict[str, Outcome]) -> HeatGrid:
             label = f"{value:.3f}" + (f"\n{kind}" if kind != "completed" else "")
         else:
             label = o.status
-        cells[i][j] = (value if o.status == "completed" else None, label, kind)
+        cells[i][j] = (value if o.status == "completed" or kind == "pruned" else None, label, kind)
     return row_key, rows, col_key, cols, cells
 
 

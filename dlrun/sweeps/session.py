@@ -177,7 +177,8 @@ class SweepSession:
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)
             title = (f"{self.plan.base.config.name}: {self.plan.metric} by trial ({status})\n"
                      "red, hatched: diverged (loss became NaN/inf)"
-                     + ("; grey, crossed: pruned (value at that epoch)" if summary["counts"].get("pruned") else ""))
+                     + ("; crossed: pruned (coloured by its value at that epoch)" if summary["counts"].get("pruned")
+                        else ""))
             sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
                           self.plan.metric, title, self.plan.goal)
             summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)

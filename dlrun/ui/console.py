@@ -1,7 +1,9 @@
 """Console output: rich progress while training, closing tables, and quiet modes.
 
-Live displays appear only when stdout is a terminal and --json is off. With --json nothing but
-the JSON object goes to stdout. Nothing here imports TensorFlow.
+Live displays appear only when stdout is a terminal and --json is off. When stdout is not a terminal
+(a pipe, a file, a `!dlrun` cell in Jupyter or Colab) each finished epoch is one plain line, flushed
+at once. With --json nothing but the JSON object goes to stdout and no epoch lines are printed
+anywhere. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ class Reporter:
             sys.stdout.write(json.dumps(data, default=str) + "\n")
             sys.stdout.flush()
 
-    def epoch_progress(self, epochs: int, steps: int, start_epoch: int = 0) -> EpochProgress | None:
-        """A live per-epoch progress display, or None when not live."""
-        return EpochProgress(self.out, epochs, steps, start_epoch) if self.live else None
+    def epoch_progress(self, epochs: int, steps: int, start_epoch: int = 0) -> EpochProgress | EpochLines | None:
+        """A live per-epoch progress display on a terminal, one plain line per epoch elsewhere, or
+        None with --json."""
+        if self.live:
+            return EpochProgress(self.out, epochs, steps, start_epoch)
+        return None if self.json_mode else EpochLines(self.out, epochs)
 
     def progress(self) -> StepProgress:
         """Progress of long steps other than training (decoding an image folder, writing the data cache,
@@ -126,7 +131,35 @@ class EpochProgress:
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.monotonic() - self.started
-        self.progress.console.print(f"epoch {epoch + 1}/{self.epochs}  {format_metrics(logs)}  ({seconds:.1f}s)")
+        self.progress.console.print(epoch_line(epoch, self.epochs, logs, seconds))
+
+
+class EpochLines:
+    """Without a terminal: one line per finished epoch (rich flushes each print), no bars."""
+
+    def __init__(self, console: Console, epochs: int):
+        self.console, self.epochs = console, epochs
+        self.started = time.monotonic()
+
+    def __enter__(self) -> EpochLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def epoch_begin(self, epoch: int) -> None:
+        self.started = time.monotonic()
+
+    def batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        return None
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.console.print(epoch_line(epoch, self.epochs, logs, time.monotonic() - self.started), markup=False)
+
+
+def epoch_line(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) -> str:
+    """`epoch 3/10  loss 0.1234  accuracy 0.9876  (1.2s)` for the 0-based `epoch`."""
+    return f"epoch {epoch + 1}/{epochs}  {format_metrics(logs)}  ({seconds:.1f}s)"
 
 
 def format_metrics(logs: dict[str, Any]) -> str:

@@ -135,6 +135,8 @@ def _history_figure() -> tuple[Any, Any]:
 def _draw_history(fig: Any, axes: Any, rows: list[dict[str, Any]], title: str,
                   boundaries: list[tuple[int, str]] | None) -> None:
     """Draw a history plot on `fig`, fresh from _history_figure or holding an earlier plot (which goes)."""
+    from matplotlib.ticker import MaxNLocator
+
     metric = "accuracy" if any(_num(r.get("accuracy")) is not None for r in rows) else "mae"
     x = list(range(1, len(rows) + 1))
     for ax, key in zip(axes, ("loss", metric), strict=True):
@@ -150,6 +152,7 @@ def _draw_history(fig: Any, axes: Any, rows: list[dict[str, Any]], title: str,
         for epoch, label in boundaries or []:
             ax.axvline(epoch + 0.5, color="grey", lw=1, ls=":")
             ax.text(epoch + 0.6, ax.get_ylim()[1], label, fontsize=7, va="top", color="grey")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5, 2.5
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
@@ -158,24 +161,37 @@ def _draw_history(fig: Any, axes: Any, rows: list[dict[str, Any]], title: str,
 
 
 def confusion_plot(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
-    """A confusion matrix heat map with counts."""
+    """A confusion matrix heat map with counts, coloured by each row's share (so a class's errors show
+    however many examples it has)."""
+    fig, _ = confusion_figure(matrix, labels, title)
+    _save(fig, path)
+
+
+def confusion_figure(matrix: list[list[int]], labels: list[str], title: str) -> tuple[Any, Any]:
+    """(figure, axes) of confusion_plot, drawn but not saved: cell (true i, predicted j) at (j, i),
+    its colour the share of row i, its text the count."""
+    import numpy as np
+
     plt = _pyplot()
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 1 + 0.5 * n))
-    ax.imshow(matrix, cmap="Blues")
+    counts = np.asarray(matrix, dtype=float).reshape(n, n)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.5 * n, 1 + 0.5 * n))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, label="share of the true class", fraction=0.046, pad=0.04)
     long = any(len(str(label)) > 3 for label in labels)  # class names, not digits: slanted so they do not collide
     ax.set_xticks(range(n), labels, rotation=45 if long else 0, ha="right" if long else "center")
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    top = max((max(r) for r in matrix), default=0)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, matrix[i][j], ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i][j] > top / 2 else "black")
+            ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if shares[i, j] > 0.5 else "black")
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    return fig, ax
 
 
 def prediction_grid(images: Any, titles: list[str], path: Path, title: str) -> None:
@@ -209,9 +225,9 @@ def _save(fig: Any, path: Path, keep: bool = False) -> None:
         _pyplot().close(fig)
 
 
-HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pruned": ("#8c8c8c", "xx"),
-              "pending": ("#f0f0f0", ""),
+HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pending": ("#f0f0f0", ""),
               "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
+PRUNED_HATCH = "xx"  # drawn over the colour of the pruned trial's last value
 
 
 def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols: list[Any],
@@ -219,7 +235,15 @@ def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols:
                   goal: str = "max") -> None:
     """A grid of trials coloured by `metric` (the better, the brighter); cells whose kind is diverged,
     failed or unfinished are drawn hatched in their own colour instead, so an exploding learning
-    rate stands out."""
+    rate stands out. A pruned cell keeps the colour of its last value, hatched, with its epoch."""
+    fig, _ = heatmap_figure(row_key, rows, col_key, cols, cells, metric, title, goal)
+    _save(fig, path)
+
+
+def heatmap_figure(row_key: str, rows: list[Any], col_key: str, cols: list[Any],
+                   cells: list[list[tuple[float | None, str, str]]], metric: str, title: str,
+                   goal: str = "max") -> tuple[Any, Any]:
+    """(figure, axes) of sweep_heatmap, drawn but not saved (cell (i, j) is at data point (j, i))."""
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -232,25 +256,27 @@ def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols:
     fig.colorbar(image, ax=ax, label=metric)
     for i, row in enumerate(cells):
         for j, (value, label, kind) in enumerate(row):
-            color, hatch = HEAT_MARKS.get(kind, ("none", ""))
-            if kind in HEAT_MARKS:
+            pruned = kind == "pruned"
+            color, hatch = HEAT_MARKS.get(kind, ("none", PRUNED_HATCH if pruned else ""))
+            if kind in HEAT_MARKS or (pruned and value is not None):
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color, hatch=hatch,
-                                       edgecolor="#ffffff66", lw=0.5))
-            marked = kind in ("diverged", "failed", "pruned")
+                                       edgecolor="#ffffffaa" if pruned else "#ffffff66", lw=0.5))
+            marked = kind in ("diverged", "failed") or (pruned and value is None)
             brightness = None if value is None or high == low else (value - low) / (high - low)
             if brightness is not None and goal != "max":
                 brightness = 1 - brightness
             dark = marked or (brightness is not None and brightness < 0.5)
-            box = {"boxstyle": "round,pad=0.15", "facecolor": color, "edgecolor": "none"} if marked else None
-            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark else "black",
-                    fontweight="bold" if marked else "normal", bbox=box)
+            box = ({"boxstyle": "round,pad=0.15", "facecolor": color if marked else "#00000099", "edgecolor": "none"}
+                   if marked or pruned else None)
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark or pruned else "black",
+                    fontweight="bold" if marked or pruned else "normal", bbox=box)
     ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
     ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
     ax.set_xlabel(col_key or "")
     ax.set_ylabel(row_key)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    return fig, ax
 
 
 def _tick(value: Any) -> str:

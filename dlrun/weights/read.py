@@ -22,6 +22,7 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import WeightsError
 from dlrun.limits import MAX_JSON_BYTES, check_zip, file_kind, format_bytes, h5_problem, memory_budget
 from dlrun.store.names import WEIGHTS
+from dlrun.store.rundir import missing_target
 from dlrun.weights.keras3 import config_entries, model_entries, order_hint, read_keras3_h5
 from dlrun.weights.source import Source, SourceLayer
 
@@ -42,8 +43,10 @@ def resolve(target: str | Path) -> tuple[Path, str]:
         return weights, "run"
     try:
         mode = path.stat().st_mode
-    except OSError:
-        raise WeightsError(f"{path}: no such weights file or run directory") from None
+    except FileNotFoundError:
+        raise WeightsError(missing_target(path, "weights file or run directory")) from None
+    except OSError as exc:  # a symlink loop, a path through a file, permissions
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):  # a FIFO is never opened
         raise WeightsError(f"{path}: is {file_kind(mode)}, not a weights file or run directory")
     name = path.name.lower()
