@@ -123,7 +123,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           executor: TrialExecutor | None = None, use_cache: bool = True, search: str | None = None,
           trials: int | None = None, refine: bool = False, backend: str | None = None,
           address: str | None = None, cpus_per_trial: int | None = None,
-          gpus_per_trial: float | None = None) -> dict[str, Any]:
+          gpus_per_trial: float | None = None, repeats: int | None = None) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -147,6 +147,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         address: The Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT), replacing sweep.backend.address.
         cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
         gpus_per_trial: GPUs a Ray trial reserves, replacing sweep.backend.gpus_per_trial.
+        repeats: Seeds per point, replacing sweep.repeats (points ranked on their seeds' mean).
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -163,13 +164,15 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     reporter = reporter or Reporter(live=False)
     flags = (backend, address, cpus_per_trial, gpus_per_trial)
     if resume is not None:
-        if config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine:
+        if (config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine
+                or repeats is not None):
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
-                             "--lambda, --mode, --search, --trials, --refine and --sweep-dir")
+                             "--lambda, --mode, --search, --trials, --refine, --repeats and --sweep-dir")
         return _resume(Path(resume), reporter, jobs, executor, flags, use_cache)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
-    plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
+    plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine,
+                      repeats=repeats)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
     return _new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache)
 
@@ -243,9 +246,8 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         _start(executor, datasets, plan, plan.planned - ended)
     try:
         session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
-        pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
-        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
-                      f"{', '.join(plan.keys)}{'' if pruning == 'none' else f', pruning: {pruning}'}; "
+        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({_size(plan)}, {plan.mode} over "
+                      f"{', '.join(plan.keys)}{_pruning(plan)}; "
                       f"{first.describe()}; jobs {executor.jobs}, "
                       f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
         if resumed:
@@ -269,6 +271,22 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
                           f"resume with: dlrun sweep --resume {root}")
     return summary
+
+
+def _size(plan: SweepPlan) -> str:
+    """`12 trials`, or with sweep.repeats `4 points x 3 seeds = 12 trials`."""
+    if plan.repeats == 1:
+        return f"{plan.planned} trials"
+    return f"{plan.points_planned} points x {plan.repeats} seeds = {plan.planned} trials"
+
+
+def _pruning(plan: SweepPlan) -> str:
+    """What the pruner judges, for the sweep's first line: `, pruning: asha on val_accuracy (running best)`."""
+    method = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+    if method == "none":
+        return ""
+    seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
+    return f", pruning: {method} on {plan.scoring.describe()}{seeds}"
 
 
 def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str, Dataset], key_of: dict[str, str],
