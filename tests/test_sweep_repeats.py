@@ -157,6 +157,6 @@ def test_best_yaml_of_a_jobs_2_cnn_sweep_reproduces_its_trial_exactly(tmp_path: 
     assert (row["threads"], row["inter_op_threads"]) == (str(trial["threads"]), str(trial["inter_op_threads"]))
     proc = run_cli("train", tmp_path / "s" / names.SWEEP_BEST, "--runs", tmp_path / "runs", "--json")
     again = json.loads(proc.stdout)
-    assert again["metrics"] == trial["metrics"] and again["threads"] == trial["threads"]
     assert epochs_without_seconds(Path(again["run_dir"])) == epochs_without_seconds(tmp_path / "s" / "trials" /
                                                                                      best["trial"])
+    assert again["metrics"] == trial["metrics"] and again["threads"] == trial["threads"]
