@@ -15,7 +15,7 @@ from dlrun.metrics import task_metric
 from dlrun.store import files, names
 from dlrun.store.status import FINAL_STATUSES
 from dlrun.sweeps.plan import SweepPlan, Trial
-from dlrun.sweeps.points import Point
+from dlrun.sweeps.ranking import Entry, Point, best_of, entries, ranked
 from dlrun.sweeps.scoring import Scoring, standard_error
 
 STALL_FRACTION = 0.02  # a loss that falls by less than this over the run has stalled
@@ -130,27 +130,7 @@ def outcomes_for(plan: SweepPlan, trials_dir: Path, classes: int | None = None) 
     return out
 
 
-Entry = Outcome | Point  # what is ranked: a trial, or a point of several seeds (sweep.repeats)
 METRIC_COLUMNS = ("loss", "{name}", "val_loss", "val_{name}", "{final}loss", "{final}{name}")
-
-
-def entries(plan: SweepPlan, outcomes: dict[str, Outcome], ids: list[str] | None = None) -> list[Entry]:
-    """What the sweep ranks: each trial when every point runs one seed, else each point (its seeds
-    grouped); `ids`: only the entries of these trials. Points within one standard error of the best's
-    are marked (`within`)."""
-    chosen = [outcomes[i] for i in ids] if ids is not None else list(outcomes.values())
-    if plan.repeats == 1:
-        return list(chosen)
-    groups: dict[str, list[Outcome]] = {}
-    for o in chosen:
-        groups.setdefault(o.trial.point_id, []).append(o)
-    points = [Point(sorted(group, key=lambda o: o.trial.rep)) for group in groups.values()]
-    best = best_of(points, plan.goal)
-    margin = standard_error(best.std, best.seeds) if best is not None else None
-    for point in points:
-        point.within = (best is not None and margin is not None and point.score is not None
-                        and abs(point.score - best.score) <= margin)  # type: ignore[operator]
-    return points
 
 
 def result_columns(plan: SweepPlan, final: str = "test_") -> list[str]:
@@ -190,25 +170,6 @@ def result_row(entry: Entry) -> dict[str, Any]:
     for key, value in summary.get("metrics", {}).items():
         row.setdefault(key, value)
     return row
-
-
-def ranked(items: list[Entry], goal: str) -> list[Entry]:
-    """Best first by score, whatever the status (a pruned trial's score is its value when pruned; on a
-    tie a completed one first), then diverged, failed and unfinished ones."""
-    order = {"diverged": 1, "failed": 2}
-
-    def key(e: Entry) -> tuple[int, float, int, str]:
-        value = e.score
-        if value is not None:
-            return 0, -value if goal == "max" else value, e.status != "completed", e.id
-        return order.get(e.status, 3), 0.0, 0, e.id
-
-    return sorted(items, key=key)
-
-
-def best_of(items: list[Entry], goal: str) -> Entry | None:
-    """The best completed trial (or point), or None."""
-    return next((e for e in ranked(items, goal) if e.status == "completed" and e.score is not None), None)
 
 
 def shown_status(entry: Entry) -> str:
@@ -312,8 +273,8 @@ def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], sta
     if best is not None:
         first = best.members[0] if isinstance(best, Point) else best
         best_info = {"trial": first.trial.id, "params": best.trial.params, "metric": plan.metric,
-                     "score": plan.scoring.how, "value": best.score, "run_dir": str(first.run_dir),
-                     "config": str(root / names.SWEEP_BEST), "seed": first.trial.seed}
+                     "value": best.score, "run_dir": str(first.run_dir), "config": str(root / names.SWEEP_BEST),
+                     "seed": first.trial.seed}
         if isinstance(best, Point):
             best_info.update(point=best.id, std=best.std, seeds=best.seeds)
     trials = [{"trial": o.trial.id, "status": o.status, "params": o.trial.params, "seed": o.trial.seed,

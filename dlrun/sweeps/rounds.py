@@ -21,7 +21,7 @@ from dlrun.store.rundir import create_run_dir
 from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialTask
 from dlrun.sweeps.plan import SweepPlan, Trial, make_trial
-from dlrun.sweeps.report import best_of
+from dlrun.sweeps.ranking import best_of
 
 if TYPE_CHECKING:
     from dlrun.sweeps.search import Search

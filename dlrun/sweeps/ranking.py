@@ -1,6 +1,7 @@
-"""A point of a sweep run with several seeds (`sweep.repeats`): its trials (one run directory per seed)
-seen as one entry of the ranking, with the mean and standard deviation of their scores. It answers
-what the ranking, the leaderboard, results.csv and the heat map ask of a single trial's outcome.
+"""What a sweep ranks, and how: its trials, or with `sweep.repeats` its points (a point's trials, one
+run directory per seed, seen as one entry with the mean and standard deviation of their scores; it
+answers what the ranking, the leaderboard, results.csv and the heat map ask of a single trial's
+outcome), best first by score whatever the status.
 
 A point's status: failed or diverged when any seed is; pruned when the pruner stopped it (its score is
 then the mean of its seeds' running scores at the epoch it was pruned, the value the pruner judged);
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dlrun.store.status import FINAL_STATUSES
-from dlrun.sweeps.plan import Trial
-from dlrun.sweeps.scoring import mean_std
+from dlrun.sweeps.plan import SweepPlan, Trial
+from dlrun.sweeps.scoring import mean_std, standard_error
 
 
 class Seed(Protocol):
-    """What a point reads of each seed's trial (report.Outcome)."""
+    """A trial's outcome as the ranking reads it (report.Outcome): also an entry of its own."""
 
     trial: Trial
     run_dir: Path
@@ -27,6 +28,14 @@ class Seed(Protocol):
     summary: dict[str, Any]
     note: str
     rows: list[dict[str, str]]
+    std: float | None
+    within: bool
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def final(self) -> bool: ...
 
     @property
     def score(self) -> float | None: ...
@@ -152,3 +161,44 @@ class Point:
             kinds = {m.kind() for m in self.members}
             return kinds.pop() if len(kinds) == 1 else "completed"
         return self.status
+
+
+Entry = Seed | Point  # what is ranked: a trial (report.Outcome), or a point of several seeds
+
+
+def entries(plan: SweepPlan, outcomes: dict[str, Seed], ids: list[str] | None = None) -> list[Entry]:
+    """What the sweep ranks: each trial when every point runs one seed, else each point (its seeds
+    grouped); `ids`: only the entries of these trials. Points within one standard error of the best's
+    are marked (`within`)."""
+    chosen = [outcomes[i] for i in ids] if ids is not None else list(outcomes.values())
+    if plan.repeats == 1:
+        return list(chosen)
+    groups: dict[str, list[Seed]] = {}
+    for o in chosen:
+        groups.setdefault(o.trial.point_id, []).append(o)
+    points = [Point(sorted(group, key=lambda o: o.trial.rep)) for group in groups.values()]
+    best = best_of(points, plan.goal)
+    margin = standard_error(best.std, best.seeds) if best is not None else None
+    for point in points:
+        point.within = (best is not None and margin is not None and point.score is not None
+                        and abs(point.score - best.score) <= margin)  # type: ignore[operator]
+    return points
+
+
+def ranked(items: list[Entry], goal: str) -> list[Entry]:
+    """Best first by score, whatever the status (a pruned trial's score is its value when pruned; on a
+    tie a completed one first), then diverged, failed and unfinished ones."""
+    order = {"diverged": 1, "failed": 2}
+
+    def key(e: Entry) -> tuple[int, float, int, str]:
+        value = e.score
+        if value is not None:
+            return 0, -value if goal == "max" else value, e.status != "completed", e.id
+        return order.get(e.status, 3), 0.0, 0, e.id
+
+    return sorted(items, key=key)
+
+
+def best_of(items: list[Entry], goal: str) -> Entry | None:
+    """The best completed trial (or point), or None."""
+    return next((e for e in ranked(items, goal) if e.status == "completed" and e.score is not None), None)
