@@ -124,9 +124,14 @@ class SweepPlan:
         """The trials (one per seed) of point `point`, in seed order."""
         return [t for t in self.trials if t.point_id == point]
 
-    def add_point(self, trial: Trial) -> list[Trial]:
-        """Append the trials of the point whose first seed's values `trial` holds (see `seeded`); returns them."""
-        seeds = seeded(self, trial)
+    def add_point(self, point: Trial) -> list[Trial]:
+        """Append the trials of `point` (its values with the base seed) and return them: `point` itself when
+        sweep.repeats is 1, else one trial per seed, `ID-R` with seed + R for R = 0 .. repeats-1."""
+        cfg, lc = point.config.config, point.config
+        seeds = [point] if self.repeats == 1 else [
+            Trial(f"{point.id}-{r}", point.params, LoadedConfig(cfg.model_copy(update={"seed": cfg.seed + r}),
+                                                                lc.source, lc.path), point.round, point.id, r)
+            for r in range(self.repeats)]
         self.trials.extend(seeds)
         return seeds
 
@@ -269,19 +274,6 @@ def make_trial(base: LoadedConfig, trial_id: str, values: dict[str, Any], round_
     loaded = _trial_config(base, trial_id, values, origins)
     resolved = loaded.config.to_dict()
     return Trial(trial_id, {k: get_dotted(resolved, k) for k in values}, loaded, round_)
-
-
-def seeded(plan: SweepPlan, point: Trial) -> list[Trial]:
-    """The trials of a point (`point`: its values, with the base seed, under the point's id): the point
-    itself when sweep.repeats is 1; else one trial per seed, `ID-R` with seed + R for R = 0 .. repeats-1."""
-    if plan.repeats == 1:
-        return [point]
-    cfg = point.config.config
-    out = []
-    for rep in range(plan.repeats):
-        loaded = LoadedConfig(cfg.model_copy(update={"seed": cfg.seed + rep}), point.config.source, point.config.path)
-        out.append(Trial(f"{point.id}-{rep}", point.params, loaded, point.round, point=point.id, rep=rep))
-    return out
 
 
 def plan_sweep(path: str | Path, overrides: list[str] | None = None, lr: str | None = None,

@@ -31,7 +31,7 @@ from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
-from dlrun.sweeps.session import SweepSession
+from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
 from dlrun.ui.console import Reporter
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
@@ -246,8 +246,8 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         _start(executor, datasets, plan, plan.planned - ended)
     try:
         session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
-        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({_size(plan)}, {plan.mode} over "
-                      f"{', '.join(plan.keys)}{_pruning(plan)}; "
+        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({sweep_size(plan)}, {plan.mode} over "
+                      f"{', '.join(plan.keys)}{pruning_said(plan)}; "
                       f"{first.describe()}; jobs {executor.jobs}, "
                       f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
         if resumed:
@@ -271,22 +271,6 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
                           f"resume with: dlrun sweep --resume {root}")
     return summary
-
-
-def _size(plan: SweepPlan) -> str:
-    """`12 trials`, or with sweep.repeats `4 points x 3 seeds = 12 trials`."""
-    if plan.repeats == 1:
-        return f"{plan.planned} trials"
-    return f"{plan.points_planned} points x {plan.repeats} seeds = {plan.planned} trials"
-
-
-def _pruning(plan: SweepPlan) -> str:
-    """What the pruner judges, for the sweep's first line: `, pruning: asha on val_accuracy (running best)`."""
-    method = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
-    if method == "none":
-        return ""
-    seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
-    return f", pruning: {method} on {plan.scoring.describe()}{seeds}"
 
 
 def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str, Dataset], key_of: dict[str, str],

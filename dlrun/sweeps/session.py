@@ -262,3 +262,19 @@ def _mean_at(seeds: list[Outcome], epoch: int) -> float | None:
     """The mean of the seeds' running scores after `epoch` (None when one has none)."""
     values = [s.score_at(epoch) for s in seeds]
     return mean_std([v for v in values if v is not None])[0] if None not in values else None
+
+
+def sweep_size(plan: SweepPlan) -> str:
+    """`12 trials`, or with sweep.repeats `4 points x 3 seeds = 12 trials`."""
+    if plan.repeats == 1:
+        return f"{plan.planned} trials"
+    return f"{plan.points_planned} points x {plan.repeats} seeds = {plan.planned} trials"
+
+
+def pruning_said(plan: SweepPlan) -> str:
+    """What the pruner judges, for the sweep's first line: `, pruning: asha on val_accuracy (running best)`."""
+    method = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+    if method == "none":
+        return ""
+    seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
+    return f", pruning: {method} on {plan.scoring.describe()}{seeds}"
