@@ -100,7 +100,7 @@ class SweepConfig(Section):
     score: Literal["last", "best"] = Field(default="last", description="What a trial scores, from its epoch rows "
                                            "(metrics.csv): last: the metric of its last epoch (of the kept epoch "
                                            "under restore_best_weights); best: its best epoch's. The pruner judges "
-                                           "the same value as it runs (the best so far).")
+                                           "the same value while it runs (each epoch's, or the best so far).")
     repeats: PosInt = Field(default=1, description="Seeds per point: each point trains with seeds seed, seed+1, "
                             "..., seed+repeats-1, and points are ranked on the mean of their seeds' scores "
                             "(mean ± std in the leaderboard, results.csv and heat map).")
