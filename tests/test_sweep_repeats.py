@@ -18,7 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from dlrun.store import files, names
 from dlrun.sweeps.plan import plan_sweep
-from dlrun.sweeps.report import Outcome, leaderboard, ranked
+from dlrun.sweeps.report import Outcome, entries, leaderboard, ranked
 from dlrun.sweeps.scoring import Scoring
 
 SMALL = deep_merge(TINY_MLP, {"data": {"image_size": [8, 8]}, "train": {"epochs": 3, "batch_size": 32}})
@@ -74,6 +74,18 @@ def test_a_pruned_trial_ranks_by_its_value_above_a_worse_completed_one(tmp_path:
     console.print(leaderboard(plan, items, "t"))
     lines = [line for line in console.export_text().splitlines() if "│ 1 " in line]
     assert "pruned @3" in lines[0] and "0.8500" in lines[0]
+
+
+def test_points_within_one_standard_error_of_the_best_are_marked(tmp_path: Path) -> None:
+    config = write_config(tmp_path, SMALL, sweep={"params": {"optimizer.lr": [0.1, 0.2, 0.3]}, "repeats": 3})
+    plan = plan_sweep(config)
+    finals = {"000": [0.8, 0.9, 0.85], "001": [0.83, 0.84, 0.85], "002": [0.5, 0.6, 0.55]}
+    outcomes = {t.id: _outcome(plan, t, "completed", [finals[t.point_id][t.rep]]) for t in plan.trials}
+    points = {p.id: p for p in entries(plan, outcomes)}
+    assert [t.seed for t in plan.trials[:3]] == [0, 1, 2] and points["000"].score == pytest.approx(0.85)
+    assert points["000"].std == pytest.approx(0.05)  # the best: its standard error 0.05 / sqrt(3) = 0.029
+    assert [points[k].within for k in ("000", "001", "002")] == [False, True, False]
+    assert [e.id for e in ranked(list(points.values()), "max")] == ["000", "001", "002"]
 
 
 @pytest.fixture(scope="module")

@@ -180,7 +180,7 @@ def entries(plan: SweepPlan, outcomes: dict[str, Seed], ids: list[str] | None = 
     best = best_of(points, plan.goal)
     margin = standard_error(best.std, best.seeds) if best is not None else None
     for point in points:
-        point.within = (best is not None and margin is not None and point.score is not None
+        point.within = (best is not None and point is not best and margin is not None and point.score is not None
                         and abs(point.score - best.score) <= margin)  # type: ignore[operator]
     return points
 

@@ -228,9 +228,11 @@ class SweepSession:
             from dlrun.ui.plots import sweep_heatmap
 
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)
-            title = (f"{self.plan.base.config.name}: {self.plan.metric} by trial ({status})\n"
+            by = f"mean ± std of {self.plan.repeats} seeds by point" if self.plan.repeats > 1 else "by trial"
+            title = (f"{self.plan.base.config.name}: {self.plan.metric} {by} ({status})\n"
                      "red, hatched: diverged (loss became NaN/inf)"
-                     + ("; grey, crossed: pruned (value at that epoch)" if summary["counts"].get("pruned") else ""))
+                     + ("; grey, crossed: pruned (value at that epoch)" if summary["counts"].get("pruned") else "")
+                     + ("; ≈ best: within one standard error of the best mean" if self.plan.repeats > 1 else ""))
             sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
                           self.plan.metric, title, self.plan.goal)
             summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)
