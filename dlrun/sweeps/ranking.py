@@ -134,7 +134,7 @@ class Point:
         out: dict[str, Any] = {}
         seconds = [m.summary["seconds"] for m in self.members if isinstance(m.summary.get("seconds"), int | float)]
         if seconds:
-            out["seconds"] = sum(seconds)
+            out["seconds"] = round(sum(seconds), 3)
         runs = [m.summary["epochs_run"] for m in self.members if isinstance(m.summary.get("epochs_run"), int)]
         if runs:
             out["epochs_run"] = max(runs)
