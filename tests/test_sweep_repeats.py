@@ -97,6 +97,7 @@ def repeated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return tmp / "s", run_cli("sweep", config, "--repeats", "3", "--sweep-dir", tmp / "s")
 
 
+@pytest.mark.xdist_group("sweep_repeats")  # the module fixture runs once, on one worker
 def test_repeats_rank_points_on_the_mean_of_their_seeds(repeated: tuple[Path, Any]) -> None:
     out, proc = repeated
     assert proc.returncode == 0, proc.stderr
@@ -113,6 +114,7 @@ def test_repeats_rank_points_on_the_mean_of_their_seeds(repeated: tuple[Path, An
     assert seeds == [0, 1, 2]
 
 
+@pytest.mark.xdist_group("sweep_repeats")  # the module fixture runs once, on one worker
 def test_best_yaml_of_a_repeated_sweep_reproduces_its_first_seed(repeated: tuple[Path, Any], tmp_path: Path) -> None:
     out = repeated[0]
     best = files.read_json(out / names.SUMMARY)["best"]
@@ -122,6 +124,7 @@ def test_best_yaml_of_a_repeated_sweep_reproduces_its_first_seed(repeated: tuple
     assert epochs_without_seconds(run) == epochs_without_seconds(out / "trials" / best["trial"])
 
 
+@pytest.mark.xdist_group("sweep_repeats")  # the module fixture runs once, on one worker
 def test_resume_of_a_repeated_sweep_reruns_no_seed(repeated: tuple[Path, Any]) -> None:
     out = repeated[0]
     before = {p.name: (p / names.SUMMARY).read_bytes() for p in (out / "trials").iterdir()}
@@ -130,6 +133,7 @@ def test_resume_of_a_repeated_sweep_reruns_no_seed(repeated: tuple[Path, Any]) -
     assert {p.name: (p / names.SUMMARY).read_bytes() for p in (out / "trials").iterdir()} == before
 
 
+@pytest.mark.slow
 def test_tpe_with_repeats_and_asha_tells_optuna_each_points_mean(tmp_path: Path) -> None:
     space = {"search": "tpe", "trials": 3, "repeats": 2, "prune": ASHA,
              "params": {"optimizer.lr": {"log_uniform": [0.01, 1.0]}}}
@@ -158,6 +162,7 @@ def test_repeats_below_one_exit_2_with_key_and_line(tmp_path: Path, where: str, 
     assert "Traceback" not in proc.stderr and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_best_yaml_of_a_jobs_2_cnn_sweep_reproduces_its_trial_exactly(tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_CNN)
     sweep = run_cli("sweep", config, "--lr", "0.005,0.01", "--jobs", "2", "--sweep-dir", tmp_path / "s", "--json")
