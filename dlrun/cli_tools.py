@@ -36,6 +36,9 @@ def sweep(
                                                "sweep.trials.")] = None,
     refine: Annotated[bool, typer.Option("--refine", help="Then a refinement round: 8 trials around the best "
                                          "point (sweep.refine, when the config has none).")] = False,
+    repeats: Annotated[int | None, typer.Option("--repeats", help="Seeds per point: each point trains with "
+                                                "seeds seed, seed+1, ...; points ranked on the mean. Overrides "
+                                                "sweep.repeats.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Trials at once, in worker processes "
                                              "(default: 1 on CPU, one per GPU).")] = None,
     sweep_dir: Annotated[Path | None, typer.Option("--sweep-dir", help="Write into this (new or empty) "
@@ -63,7 +66,8 @@ def sweep(
     reporter = Reporter(json_mode=json_out)
     summary = core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume, reporter, runs_root=runs_root,
                          use_cache=not no_cache, search=search, trials=trials, refine=refine, backend=backend,
-                         address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+                         address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                         repeats=repeats)
     reporter.emit_json(summary)
 
 

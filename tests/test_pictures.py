@@ -56,8 +56,10 @@ def test_the_heat_grid_gives_a_pruned_trial_its_last_value(tmp_path: Path) -> No
     plan = plan_sweep(config)
     summaries = [("pruned", {"metrics": {"val_accuracy": 0.85}, "pruned_epoch": 3}),
                  ("completed", {"metrics": {"val_accuracy": 0.9}})]
-    outcomes = {t.id: Outcome(t, tmp_path / t.id, status, summary)
-                for t, (status, summary) in zip(plan.trials, summaries, strict=True)}
+    rows = [[{"epoch": str(e), "val_accuracy": str(v)} for e, v in enumerate(values, 1)]
+            for values in ([0.5, 0.7, 0.85], [0.6, 0.9])]  # a trial is scored from its epoch rows
+    outcomes = {t.id: Outcome(t, tmp_path / t.id, status, summary, scoring=plan.scoring, rows=r)
+                for t, (status, summary), r in zip(plan.trials, summaries, rows, strict=True)}
     _, _, _, _, cells = heat_cells(plan, outcomes)
     assert cells[0][0] == (0.85, "0.850\npruned @3", "pruned")
 

@@ -66,8 +66,8 @@ def test_diverged_trial_records_its_epoch(grid_sweep: tuple[Path, Any]) -> None:
 
 def test_results_csv_has_the_documented_columns(grid_sweep: tuple[Path, Any]) -> None:
     header = (grid_sweep[0] / names.SWEEP_RESULTS).read_text().splitlines()[0]
-    assert header == ("trial,optimizer.lr,model.l2,status,epochs_run,kept_epoch,loss,accuracy,val_loss,val_accuracy,"
-                      "test_loss,test_accuracy,seconds")
+    assert header == ("trial,optimizer.lr,model.l2,status,epochs_run,kept_epoch,score,loss,accuracy,val_loss,"
+                      "val_accuracy,test_loss,test_accuracy,seconds,threads,inter_op_threads")
 
 
 def test_sweep_writes_every_artifact(grid_sweep: tuple[Path, Any]) -> None:

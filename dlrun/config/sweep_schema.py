@@ -97,6 +97,13 @@ class SweepConfig(Section):
     metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials: a validation "
                         "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
     goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
+    score: Literal["last", "best"] = Field(default="last", description="What a trial scores, from its epoch rows "
+                                           "(metrics.csv): last: the metric of its last epoch (of the kept epoch "
+                                           "under restore_best_weights); best: its best epoch's. The pruner judges "
+                                           "the same value while it runs (each epoch's, or the best so far).")
+    repeats: PosInt = Field(default=1, description="Seeds per point: each point trains with seeds seed, seed+1, "
+                            "..., seed+repeats-1, and points are ranked on the mean of their seeds' scores "
+                            "(mean ± std in the leaderboard, results.csv and heat map).")
     max_failures: Int = Field(default=3, ge=0, description="Stop the sweep (exit 1) after this many failed trials "
                               "in a row (0: never); diverged trials are results and do not count.")
     backend: BackendConfig = Field(default_factory=BackendConfig, description="Where the trials run: "

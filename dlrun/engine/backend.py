@@ -160,10 +160,19 @@ def setup_for(cfg: ExperimentConfig) -> None:
 
 
 def threads() -> int:
-    """The CPU threads TensorFlow runs ops with in this process: the cap set first (`train.threads`, or a
-    sweep worker's share of the cores), else all cores (TensorFlow's default)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return int(tf().config.threading.get_intra_op_parallelism_threads()) or cores
+    """The CPU threads TensorFlow runs ops with in this process (intra-op): the cap set first
+    (`train.threads`, or a sweep worker's share of the cores), else all cores (TensorFlow's default)."""
+    return int(tf().config.threading.get_intra_op_parallelism_threads()) or _cores()
+
+
+def inter_op_threads() -> int:
+    """The threads TensorFlow runs independent ops on at once (inter-op): min(threads, 2) under a cap,
+    else all cores (TensorFlow's default). They schedule ops, never split one: no number depends on them."""
+    return int(tf().config.threading.get_inter_op_parallelism_threads()) or _cores()
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def clear_session() -> None:

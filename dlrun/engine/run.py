@@ -90,7 +90,8 @@ def run_base(model: Any, data: Dataset) -> dict[str, Any]:
     from dlrun.engine.model import param_counts
 
     return {"params": param_counts(model), "versions": backend.versions(), **data.summary_fields(),
-            "notes": data.notes, "devices": backend.gpus() or ["cpu"], "threads": backend.threads()}
+            "notes": data.notes, "devices": backend.gpus() or ["cpu"], "threads": backend.threads(),
+            "inter_op_threads": backend.inter_op_threads()}
 
 
 # A sweep's judge of a trial: (epoch, that epoch's metrics.csv row) -> keep training (True) or prune (False)

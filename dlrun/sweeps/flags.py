@@ -80,7 +80,7 @@ def merge_flags(data: dict[str, Any], source: SweepSourceMap, flags: dict[str, s
         sweep["params"] = params
         if len(given) == len(params):
             source.flags["sweep.params"] = " ".join(given)
-    for key, value in settings.items():  # --mode, --search, --trials, --refine
+    for key, value in settings.items():  # --mode, --search, --trials, --refine, --repeats
         if value is None or value is False:
             continue
         if key == "refine":

@@ -21,6 +21,7 @@ from dlrun.config.sweep_schema import value_list
 from dlrun.errors import ConfigError, Problem
 from dlrun.metrics import direction, needs_validation, rankable_metrics, selection_problem
 from dlrun.sweeps.flags import SweepSourceMap, merge_flags
+from dlrun.sweeps.scoring import Scoring
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class Trial:
     params: dict[str, Any]
     config: LoadedConfig
     round: int = 0  # 0: the grid, zip or sampled round; 1, 2, ...: refinement rounds
+    point: str = ""  # the point this trial is a seed of (sweep.repeats > 1); "": the trial is its own point
+    rep: int = 0  # which of the point's seeds: its seed is the point's + rep
+
+    @property
+    def point_id(self) -> str:
+        """The id of the point this trial belongs to (its own id when every point runs one seed)."""
+        return self.point or self.id
 
     @property
     def seed(self) -> int:
@@ -79,17 +87,53 @@ class SweepPlan:
         return sweep.method in SAMPLED or sweep.refine is not None or sweep.prune.method != "none"
 
     @property
-    def planned(self) -> int:
-        """How many trials the sweep runs in all, refinement rounds included."""
+    def points_planned(self) -> int:
+        """How many points the sweep tries in all, refinement rounds included."""
         sweep = self.base.config.sweep
         assert sweep is not None
         first = sweep.trials or 0 if sweep.method in SAMPLED else grid_size(sweep.method, sweep.params)
         return first + (sweep.refine.rounds * sweep.refine.trials if sweep.refine else 0)
 
     @property
+    def planned(self) -> int:
+        """How many trials (run directories) the sweep runs in all: each point once per seed."""
+        return self.points_planned * self.repeats
+
+    @property
+    def repeats(self) -> int:
+        """Seeds per point (sweep.repeats)."""
+        assert self.base.config.sweep is not None
+        return self.base.config.sweep.repeats
+
+    @property
     def width(self) -> int:
-        """Digits of a trial id (000, 001, ...)."""
-        return max(3, len(str(self.planned - 1)))
+        """Digits of a point id (000, 001, ...)."""
+        return max(3, len(str(self.points_planned - 1)))
+
+    @property
+    def scoring(self) -> Scoring:
+        """How trials are scored: sweep.metric, sweep.goal, sweep.score."""
+        assert self.base.config.sweep is not None
+        return Scoring(self.metric, self.goal, self.base.config.sweep.score)
+
+    def point_ids(self) -> list[str]:
+        """The points so far, in the order of their trials."""
+        return list(dict.fromkeys(t.point_id for t in self.trials))
+
+    def seeds_of(self, point: str) -> list[Trial]:
+        """The trials (one per seed) of point `point`, in seed order."""
+        return [t for t in self.trials if t.point_id == point]
+
+    def add_point(self, point: Trial) -> list[Trial]:
+        """Append the trials of `point` (its values with the base seed) and return them: `point` itself when
+        sweep.repeats is 1, else one trial per seed, `ID-R` with seed + R for R = 0 .. repeats-1."""
+        cfg, lc = point.config.config, point.config
+        seeds = [point] if self.repeats == 1 else [
+            Trial(f"{point.id}-{r}", point.params, LoadedConfig(cfg.model_copy(update={"seed": cfg.seed + r}),
+                                                                lc.source, lc.path), point.round, point.id, r)
+            for r in range(self.repeats)]
+        self.trials.extend(seeds)
+        return seeds
 
     @property
     def metric(self) -> str:
@@ -111,7 +155,8 @@ class SweepPlan:
 
     def spec_yaml(self) -> str:
         """sweep.yaml: the resolved base config with its parameter space; `dlrun sweep` runs it again."""
-        head = (f"# dlrun sweep: {self.planned} trials ({self.mode} over {', '.join(self.keys)}).\n"
+        seeds = f", {self.repeats} seeds each" if self.repeats > 1 else ""
+        head = (f"# dlrun sweep: {self.points_planned} points{seeds} ({self.mode} over {', '.join(self.keys)}).\n"
                 "# The resolved base config and the parameter space; resume with dlrun sweep --resume DIR.\n")
         return head + dump_config(self.base.config)
 
@@ -156,6 +201,9 @@ def check_space(base: LoadedConfig) -> list[Problem]:
     if "train.threads" in sweep.params:
         return [where.problem("sweep.params.train.threads", "train.threads cannot be swept: TensorFlow fixes a "
                               "process's thread pools when it starts; set train.threads once for every trial")]
+    if "seed" in sweep.params and sweep.repeats > 1:
+        return [where.problem("sweep.params.seed", f"seed cannot be swept with sweep.repeats {sweep.repeats}: "
+                              "the repeats derive each point's seeds from it (seed, seed+1, ...); drop one")]
     allowed = rankable_metrics(base.config.task)
     reason = selection_problem(sweep.metric)
     if reason is None and sweep.metric not in allowed:
@@ -242,9 +290,11 @@ def plan_sweep(path: str | Path, overrides: list[str] | None = None, lr: str | N
     combos = expand(sweep.method, params)
     plan = SweepPlan(base, [])
     width = plan.width
-    plan.trials.extend(make_trial(base, f"{n:0{width}d}", {k: params[k][i] for k, i in indices.items()},
-                                  origins={k: f"sweep.params.{k}.{i}" for k, i in indices.items()})
-                       for n, indices in enumerate(combos))
-    _check_distinct(base, plan.trials, combos)
+    points = [make_trial(base, f"{n:0{width}d}", {k: params[k][i] for k, i in indices.items()},
+                         origins={k: f"sweep.params.{k}.{i}" for k, i in indices.items()})
+              for n, indices in enumerate(combos)]
+    _check_distinct(base, points, combos)
+    for point in points:
+        plan.add_point(point)
     return plan
 

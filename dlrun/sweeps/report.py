@@ -15,6 +15,8 @@ from dlrun.metrics import chance_accuracy, task_metric
 from dlrun.store import files, names
 from dlrun.store.status import FINAL_STATUSES
 from dlrun.sweeps.plan import SweepPlan, Trial
+from dlrun.sweeps.ranking import Entry, Point, best_of, entries, ranked
+from dlrun.sweeps.scoring import Scoring, standard_error
 
 STALL_FRACTION = 0.02  # a loss that falls by less than this over the run has stalled
 HUGE_LOSS = 1e6  # no sensible model has a loss this large: the weights have blown up
@@ -25,28 +27,62 @@ STYLES = {"diverged": "red", "failed": "magenta", "exploding": "red", "stalled":
 
 @dataclass
 class Outcome:
-    """A trial and what is known of it: status (pending until it starts) and its run summary."""
+    """A trial and what is known of it: status (pending until it starts), its run summary and epoch rows."""
 
     trial: Trial
     run_dir: Path
     status: str = "pending"
     summary: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    scoring: Scoring | None = None
+    rows: list[dict[str, str]] = field(default_factory=list)
+    std: float | None = None  # one seed: no spread (a Point has one)
+    within: bool = False  # a point within one standard error of the best's (points only)
+
+    @property
+    def id(self) -> str:
+        """The trial's id."""
+        return self.trial.id
+
+    @property
+    def seeds(self) -> int:
+        """How many seeds this entry's score averages: one."""
+        return 1
 
     @property
     def final(self) -> bool:
         """True once the trial completed, diverged, was pruned or failed (it never runs again)."""
         return self.status in FINAL_STATUSES
 
+    @property
+    def kept_epoch(self) -> int | None:
+        """The epoch whose weights the run kept, when the summary names one (restore_best_weights)."""
+        kept = self.summary.get("kept_epoch", self.summary.get("restored_best_epoch"))
+        return kept if isinstance(kept, int) else None
+
+    @property
+    def score(self) -> float | None:
+        """What the trial is ranked on (see scoring.py): None unless it completed or was pruned."""
+        if self.status not in ("completed", "pruned") or self.scoring is None:
+            return None
+        return self.scoring.score(self.rows, kept_epoch=self.kept_epoch)
+
+    def score_at(self, epoch: int) -> float | None:
+        """The trial's running score after `epoch` (None before it reached that epoch)."""
+        if self.scoring is None or len(self.rows) < epoch:
+            return None
+        return self.scoring.score(self.rows, upto=epoch)
+
     def value(self, metric: str) -> float | None:
-        """The trial's value of `metric`, when it has a finite one."""
+        """The trial's summary value of `metric`, when it has a finite one."""
         value = self.summary.get("metrics", {}).get(metric)
         return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
     def refresh(self, status: str, summary: dict[str, Any]) -> None:
-        """Take a new status and summary, and work out the note from the trial's metrics.csv."""
+        """Take a new status and summary, read the trial's metrics.csv and work out the note from it."""
         self.status, self.summary = status, summary
-        self.note = trial_note(status, summary, files.read_csv(self.run_dir / names.METRICS))
+        self.rows = files.read_csv(self.run_dir / names.METRICS)
+        self.note = trial_note(status, summary, self.rows)
 
     def kind(self) -> str:
         """The status, or `exploding` / `stalled` / `no learning` for completed trials whose note says so."""
@@ -82,7 +118,7 @@ def outcomes_for(plan: SweepPlan, trials_dir: Path) -> dict[str, Outcome]:
     """The outcome of every planned trial as its directory says (pending when it has no summary)."""
     out = {}
     for trial in plan.trials:
-        outcome = Outcome(trial, trials_dir / trial.id)
+        outcome = Outcome(trial, trials_dir / trial.id, scoring=plan.scoring)
         try:
             summary = files.read_json(outcome.run_dir / names.SUMMARY)
         except RunDirError:  # no summary yet: the trial has not started
@@ -93,72 +129,89 @@ def outcomes_for(plan: SweepPlan, trials_dir: Path) -> dict[str, Outcome]:
     return out
 
 
+METRIC_COLUMNS = ("loss", "{name}", "val_loss", "val_{name}", "{final}loss", "{final}{name}")
+
+
 def result_columns(plan: SweepPlan, final: str = "test_") -> list[str]:
-    """results.csv columns: trial, the swept keys, status, epochs, the epoch whose weights the trial kept,
-    and that epoch's metrics with the final ones of its weights (`test_`, or `train_` when the data has no
-    test split), seconds."""
+    """results.csv columns: trial (a point, with sweep.repeats), the swept keys, status, epochs, the epoch
+    whose weights the trial kept, the score ranked on (mean and std over a point's seeds), that epoch's
+    metrics with the final ones of its weights (`test_`, or `train_` when the data has no test split),
+    seconds and the threads each trial ran with."""
     name = task_metric(plan.base.config.task)
     sweep = plan.base.config.sweep
     assert sweep is not None
     first = ["trial", "round"] if sweep.refine else ["trial"]
     pruned = ["pruned_epoch"] if sweep.prune.method != "none" else []
-    return [*first, *plan.keys, "status", "epochs_run", *pruned, "kept_epoch", "loss", name, "val_loss",
-            f"val_{name}", f"{final}loss", f"{final}{name}", "seconds"]
+    metrics = [m.format(name=name, final=final) for m in METRIC_COLUMNS]
+    if plan.repeats == 1:
+        return [*first, *plan.keys, "status", "epochs_run", *pruned, "kept_epoch", "score", *metrics, "seconds",
+                "threads", "inter_op_threads"]
+    spread = [f"{m}_{part}" for m in metrics for part in ("mean", "std")]
+    first[0] = "point"
+    return [*first, *plan.keys, "status", "seeds", "seed", "epochs_run", *pruned, "score_mean", "score_std",
+            "within_1se", *spread, "seconds", "threads", "inter_op_threads"]
 
 
-def result_row(outcome: Outcome) -> dict[str, Any]:
-    """One results.csv row."""
-    summary = outcome.summary
-    row: dict[str, Any] = {"trial": outcome.trial.id, "round": outcome.trial.round, **outcome.trial.params,
-                           "status": outcome.status, "epochs_run": summary.get("epochs_run"),
+def result_row(entry: Entry) -> dict[str, Any]:
+    """One results.csv row: a trial's, or a point's (means and standard deviations of its seeds)."""
+    summary = entry.summary
+    row: dict[str, Any] = {"trial": entry.trial.id, "round": entry.trial.round, **entry.trial.params,
+                           "status": entry.status, "epochs_run": summary.get("epochs_run"),
                            "pruned_epoch": summary.get("pruned_epoch"), "kept_epoch": summary.get("kept_epoch"),
                            "seconds": summary.get("seconds")}
+    if isinstance(entry, Point):
+        row.update(point=entry.id, seeds=entry.seeds, seed=entry.trial.seed, score_mean=entry.score,
+                   score_std=entry.std, within_1se=entry.within)
+        first = entry.members[0].summary
+        row.update(threads=first.get("threads"), inter_op_threads=first.get("inter_op_threads"))
+        for key in {k for m in entry.members for k in m.summary.get("metrics", {})}:
+            row[f"{key}_mean"], row[f"{key}_std"] = entry.value(key), entry.spread(key)
+        return row
+    row.update(score=entry.score, threads=summary.get("threads"), inter_op_threads=summary.get("inter_op_threads"))
     for key, value in summary.get("metrics", {}).items():
         row.setdefault(key, value)
     return row
 
 
-def ranked(outcomes: list[Outcome], metric: str, goal: str) -> list[Outcome]:
-    """Completed trials best first by `metric`, then pruned ones (by their value when pruned: later
-    epochs first), then diverged, failed and unfinished ones."""
-    order = {"completed": 1, "pruned": 2, "diverged": 3, "failed": 4}
-
-    def key(o: Outcome) -> tuple[int, float, float, str]:
-        value = o.value(metric)
-        signed = 0.0 if value is None else -value if goal == "max" else value
-        if o.status == "completed" and value is not None:
-            return 0, 0.0, signed, o.trial.id
-        if o.status == "pruned" and value is not None:
-            return 2, -float(o.summary.get("pruned_epoch") or 0), signed, o.trial.id
-        return order.get(o.status, 5), 0.0, 0.0, o.trial.id
-
-    return sorted(outcomes, key=key)
+def shown_status(entry: Entry) -> str:
+    """The status as the tables show it: a pruned entry with its epoch (`pruned @3`)."""
+    return f"pruned @{entry.summary.get('pruned_epoch', '?')}" if entry.status == "pruned" else entry.status
 
 
-def best_of(outcomes: list[Outcome], metric: str, goal: str) -> Outcome | None:
-    """The best completed trial, or None."""
-    top = ranked(outcomes, metric, goal)
-    return top[0] if top and top[0].status == "completed" and top[0].value(metric) is not None else None
+def shown_score(entry: Entry, value: float | None = None, std: float | None = None) -> str:
+    """A score for a table: `0.9120`, with its seeds' spread `0.9120 ± 0.0040`, or — without one."""
+    if value is None:
+        return "—"
+    return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
-def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str, beside: str | None = None) -> Table:
-    """The ranked table: rank, trial, swept values, status, the ranking metric, `beside` it the final
-    metric it stands for (reported, never ranked on), epochs, seconds, note."""
+def leaderboard(plan: SweepPlan, items: list[Entry], title: str, beside: str | None = None) -> Table:
+    """The ranked table: rank, trial (or point, with its seeds), swept values, status, the score ranked on
+    (mean ± std over a point's seeds; ≈ marks a point within one standard error of the best's), `beside`
+    it the final metric it stands for (reported, never ranked on), epochs, seconds, note."""
     metric = plan.metric
+    points = plan.repeats > 1
     table = Table(title=title, header_style="bold")
     extra = [beside] if beside else []
-    for column in ["#", "trial", *plan.keys, "status", metric, *extra, "epochs", "seconds", "note"]:
-        table.add_column(column, justify="right" if column not in ("trial", "status", "note") else "left")
-    best = best_of(outcomes, metric, plan.goal)
-    for rank, o in enumerate(ranked(outcomes, metric, plan.goal), start=1):
-        value = o.value(metric)
-        shown = [("—" if o.status not in ("completed", "pruned") or v is None else f"{v:.4f}")
-                 for v in (value, *(o.value(b) for b in extra))]
-        style = "bold green" if o is best else STYLES.get(o.kind())
-        params = [format_value(o.trial.params[k]) for k in plan.keys]
-        status = f"pruned @{o.summary.get('pruned_epoch', '?')}" if o.status == "pruned" else o.status
-        table.add_row(str(rank), o.trial.id, *params, status, *shown, str(o.summary.get("epochs_run", "")),
-                      f"{o.summary['seconds']:.1f}" if "seconds" in o.summary else "", o.note, style=style)
+    shown = f"{metric} (mean ± std of {plan.repeats} seeds)" if points else metric
+    columns = ["#", "point" if points else "trial", *plan.keys, "status", shown, *extra, "epochs", "seconds", "note"]
+    for column in columns:
+        table.add_column(column, justify="right" if column not in ("point", "trial", "status", "note") else "left")
+    best = best_of(items, plan.goal)
+    for rank, e in enumerate(ranked(items, plan.goal), start=1):
+        scored = e.status in ("completed", "pruned")
+        values = [shown_score(e, e.score if scored else None, e.std)]
+        values += [shown_score(e, e.value(b) if scored else None, e.spread(b) if isinstance(e, Point) else None)
+                   for b in extra]
+        style = "bold green" if e is best else STYLES.get(e.kind())
+        params = [format_value(e.trial.params[k]) for k in plan.keys]
+        mark = " ≈" if e.within and e is not best else ""
+        table.add_row(f"{rank}{mark}", e.id, *params, shown_status(e), *values, str(e.summary.get("epochs_run", "")),
+                      f"{e.summary['seconds']:.1f}" if "seconds" in e.summary else "", e.note, style=style)
+    if points and best is not None:
+        margin = standard_error(best.std, best.seeds)
+        table.caption = ("≈: mean within one standard error of the best's" + (f" ({margin:.4f})" if margin else "")
+                         + "; a difference that small is noise between seeds")
     return table
 
 
@@ -175,26 +228,28 @@ HeatGrid = tuple[str, list[Any], str, list[Any], list[list[Cell]]]
 
 def heat_cells(plan: SweepPlan, outcomes: dict[str, Outcome]) -> HeatGrid:
     """(row key, row values, column key, column values, cells) of the grid's heat map; each cell is
-    (value or None, label, kind). Rows are the learning rate when it is swept."""
+    (value or None, label, kind), a point of several seeds labelled mean ± std. Rows are the learning
+    rate when it is swept."""
     keys = plan.keys
     row_key = "optimizer.lr" if "optimizer.lr" in keys else keys[0]
     col_key = next((k for k in keys if k != row_key), "")
     rows, cols = _axis(plan, row_key), _axis(plan, col_key) if col_key else [""]
     refined = any(t.round for t in plan.trials)  # refined points make their own rows and columns
     cells: list[list[Cell]] = [[(None, "", "" if refined else "pending") for _ in cols] for _ in rows]
-    for o in outcomes.values():
-        i = rows.index(o.trial.params[row_key])
-        j = cols.index(o.trial.params[col_key]) if col_key else 0
-        value, kind = o.value(plan.metric), o.kind()
+    for e in entries(plan, outcomes):
+        i = rows.index(e.trial.params[row_key])
+        j = cols.index(e.trial.params[col_key]) if col_key else 0
+        value, kind = e.score, e.kind()
+        shown = "" if value is None else f"{value:.3f}" + (f"\n± {e.std:.3f}" if e.std is not None else "")
         if kind == "diverged":
-            label = f"diverged\nepoch {o.summary.get('diverged_epoch', '?')}"
+            label = f"diverged\nepoch {e.summary.get('diverged_epoch', '?')}"
         elif kind == "pruned":
-            label = (f"{value:.3f}\n" if value is not None else "") + f"pruned @{o.summary.get('pruned_epoch', '?')}"
-        elif o.status == "completed" and value is not None:
-            label = f"{value:.3f}" + (f"\n{kind}" if kind != "completed" else "")
+            label = (f"{shown}\n" if shown else "") + shown_status(e)
+        elif e.status == "completed" and value is not None:
+            label = shown + (f"\n{kind}" if kind != "completed" else "") + ("\n≈ best" if e.within else "")
         else:
-            label = o.status
-        cells[i][j] = (value if o.status == "completed" or kind == "pruned" else None, label, kind)
+            label = e.status
+        cells[i][j] = (value if e.status == "completed" or kind == "pruned" else None, label, kind)
     return row_key, rows, col_key, cols, cells
 
 
@@ -207,25 +262,35 @@ def _axis(plan: SweepPlan, key: str) -> list[Any]:
 
 def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], status: str, seconds: float,
                   jobs: int) -> dict[str, Any]:
-    """summary.json: status counts, the best trial (id, params, metric), total seconds, every trial."""
+    """summary.json: status counts, the best trial (id, params, score; with sweep.repeats the best point's
+    mean, std and first seed), total seconds, every trial (and every point)."""
     items = list(outcomes.values())
     counts = {"total": len(items)}
     for o in items:
         counts[o.status] = counts.get(o.status, 0) + 1
-    best = best_of(items, plan.metric, plan.goal)
+    ranked_entries = entries(plan, outcomes)
+    best = best_of(ranked_entries, plan.goal)
     best_info = None
     if best is not None:
-        best_info = {"trial": best.trial.id, "params": best.trial.params, "metric": plan.metric,
-                     "value": best.value(plan.metric), "run_dir": str(best.run_dir),
-                     "config": str(root / names.SWEEP_BEST)}
+        first = best.members[0] if isinstance(best, Point) else best
+        best_info = {"trial": first.trial.id, "params": best.trial.params, "metric": plan.metric,
+                     "value": best.score, "run_dir": str(first.run_dir), "config": str(root / names.SWEEP_BEST),
+                     "seed": first.trial.seed}
+        if isinstance(best, Point):
+            best_info.update(point=best.id, std=best.std, seeds=best.seeds)
     trials = [{"trial": o.trial.id, "status": o.status, "params": o.trial.params, "seed": o.trial.seed,
-               plan.metric: o.value(plan.metric), "epochs_run": o.summary.get("epochs_run"),
+               plan.metric: o.score, "epochs_run": o.summary.get("epochs_run"),
                "kept_epoch": o.summary.get("kept_epoch"),
+               **({"point": o.trial.point} if o.trial.point else {}),
                **({"diverged_epoch": o.summary["diverged_epoch"]} if "diverged_epoch" in o.summary else {}),
                **({"pruned_epoch": o.summary["pruned_epoch"]} if "pruned_epoch" in o.summary else {}),
                **({"round": o.trial.round} if o.trial.round else {}),
                **({"note": o.note} if o.note else {})} for o in items]
-    return {"status": status, "sweep_dir": str(root), "name": plan.base.config.name, "mode": plan.mode,
-            "params": {k: plan.values(k) for k in plan.keys}, "metric": plan.metric, "goal": plan.goal,
-            "counts": counts, "best": best_info, "seconds": round(seconds, 3), "jobs": jobs,
-            "results": str(root / names.SWEEP_RESULTS), "trials": trials}
+    out = {"status": status, "sweep_dir": str(root), "name": plan.base.config.name, "mode": plan.mode,
+           "params": {k: plan.values(k) for k in plan.keys}, "metric": plan.metric, "goal": plan.goal,
+           "score": plan.scoring.how, "repeats": plan.repeats, "counts": counts, "best": best_info,
+           "seconds": round(seconds, 3), "jobs": jobs, "results": str(root / names.SWEEP_RESULTS), "trials": trials}
+    if plan.repeats > 1:
+        out["points"] = [{"point": p.id, "status": p.status, "params": p.trial.params, "mean": p.score, "std": p.std,
+                          "seeds": p.seeds, "within_1se": p.within} for p in ranked_entries if isinstance(p, Point)]
+    return out

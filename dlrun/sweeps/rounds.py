@@ -21,7 +21,7 @@ from dlrun.store.rundir import create_run_dir
 from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialTask
 from dlrun.sweeps.plan import SweepPlan, Trial, make_trial
-from dlrun.sweeps.report import best_of
+from dlrun.sweeps.ranking import best_of
 
 if TYPE_CHECKING:
     from dlrun.sweeps.search import Search
@@ -38,12 +38,13 @@ def write_trial(root: Path, trial: Trial) -> Path:
 
 
 def add_asked_trials(plan: SweepPlan, search: Search) -> None:
-    """Put the trials the study asked for (sampled or refined) into `plan`, in id order (a resumed sweep)."""
-    known = {t.id for t in plan.trials}
+    """Put the points the study asked for (sampled or refined), each with its seeds, into `plan`, in id
+    order (a resumed sweep)."""
+    known = set(plan.point_ids())
     for name in sorted(search.ids):
         if name not in known:
-            plan.trials.append(make_trial(plan.base, name, search.params[name], search.rounds[name]))
-    plan.trials.sort(key=lambda t: t.id)
+            plan.add_point(make_trial(plan.base, name, search.params[name], search.rounds[name]))
+    plan.trials.sort(key=lambda t: (t.point_id, t.rep))
 
 
 class TrialSource:
@@ -69,8 +70,8 @@ class TrialSource:
         for trial in self._order([t for t in self.plan.trials if t.round == round_]):
             if outcomes[trial.id].final:
                 continue
-            if self.search is not None and trial.id not in self.search.ids:  # a grid point: fixed values
-                self.search.ask(trial.id, round_, {}, fixed=trial.params)
+            if self.search is not None and trial.point_id not in self.search.ids:  # a grid point: fixed values
+                self.search.ask(trial.point_id, round_, {}, fixed=trial.params)
             yield self._task(trial)
         if self.search is None or (round_ == 0 and self.plan.mode not in SAMPLED):
             return
@@ -82,16 +83,18 @@ class TrialSource:
         assert sweep is not None
         target = sweep.trials if round_ == 0 else sweep.refine.trials  # type: ignore[union-attr]
         while len(self.search.asked(round_)) < (target or 0) and not self.stop.requested:
-            trial_id = f"{len(self.plan.trials):0{self.plan.width}d}"
-            trial = make_trial(self.plan.base, trial_id, self.search.ask(trial_id, round_, space, fixed), round_)
+            point_id = f"{len(self.plan.point_ids()):0{self.plan.width}d}"
+            point = make_trial(self.plan.base, point_id, self.search.ask(point_id, round_, space, fixed), round_)
             data = self.datasets[next(iter(self.datasets))]
-            check_against_data(trial.config, data.input_shape, data.num_classes, len(data.x_train))
-            write_trial(self.root, trial)
-            self.plan.trials.append(trial)
-            self.key_of[trial_id] = next(iter(self.datasets))
-            self.session.add(trial)
-            board.trial_added(self.plan, self.root, trial)
-            yield self._task(trial)
+            check_against_data(point.config, data.input_shape, data.num_classes, len(data.x_train))
+            seeds = self.plan.add_point(point)
+            for trial in seeds:  # every seed's directory first: the point's seeds may run at once
+                write_trial(self.root, trial)
+                self.key_of[trial.id] = next(iter(self.datasets))
+                self.session.add(trial)
+                board.trial_added(self.plan, self.root, trial)
+            for trial in seeds:
+                yield self._task(trial)
 
     def _order(self, trials: list[Trial]) -> list[Trial]:
         """A pruned grid or zip runs its points in a seeded shuffled order: in the order of the space, the
@@ -100,9 +103,10 @@ class TrialSource:
         assert sweep is not None
         if self.plan.mode in SAMPLED or sweep.prune.method == "none":
             return trials
-        shuffled = list(trials)
-        random.Random(self.plan.seed).shuffle(shuffled)
-        return shuffled
+        points = list(dict.fromkeys(t.point_id for t in trials))  # a point's seeds stay together, in order
+        random.Random(self.plan.seed).shuffle(points)
+        place = {p: i for i, p in enumerate(points)}
+        return sorted(trials, key=lambda t: (place[t.point_id], t.rep))
 
     def _space(self, round_: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Where round `round_` samples: (distributions, values fixed outside them)."""
@@ -112,7 +116,7 @@ class TrialSource:
             params = self.plan.base.config.sweep.params  # type: ignore[union-attr]
             return {k: distribution(v) for k, v in params.items()}, {}
         earlier = [t for t in self.plan.trials if t.round < round_]
-        best = best_of([self.session.outcomes[t.id] for t in earlier], self.plan.metric, self.plan.goal)
+        best = best_of(self.session.entries([t.id for t in earlier]), self.plan.goal)
         if best is None:
             self.session.reporter.warn(f"refinement round {round_}: no trial completed, so there is no best point "
                                        "to refine around; skipped")

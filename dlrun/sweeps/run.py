@@ -31,7 +31,7 @@ from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
-from dlrun.sweeps.session import SweepSession
+from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
 from dlrun.ui.console import Reporter
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
@@ -123,7 +123,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           executor: TrialExecutor | None = None, use_cache: bool = True, search: str | None = None,
           trials: int | None = None, refine: bool = False, backend: str | None = None,
           address: str | None = None, cpus_per_trial: int | None = None,
-          gpus_per_trial: float | None = None) -> dict[str, Any]:
+          gpus_per_trial: float | None = None, repeats: int | None = None) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -147,6 +147,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         address: The Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT), replacing sweep.backend.address.
         cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
         gpus_per_trial: GPUs a Ray trial reserves, replacing sweep.backend.gpus_per_trial.
+        repeats: Seeds per point, replacing sweep.repeats (points ranked on their seeds' mean).
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -163,13 +164,15 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     reporter = reporter or Reporter(live=False)
     flags = (backend, address, cpus_per_trial, gpus_per_trial)
     if resume is not None:
-        if config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine:
+        if (config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine
+                or repeats is not None):
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
-                             "--lambda, --mode, --search, --trials, --refine and --sweep-dir")
+                             "--lambda, --mode, --search, --trials, --refine, --repeats and --sweep-dir")
         return _resume(Path(resume), reporter, jobs, executor, flags, use_cache)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
-    plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
+    plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine,
+                      repeats=repeats)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
     return _new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache)
 
@@ -243,9 +246,8 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         _start(executor, datasets, plan, plan.planned - ended)
     try:
         session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
-        pruning = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
-        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({plan.planned} trials, {plan.mode} over "
-                      f"{', '.join(plan.keys)}{'' if pruning == 'none' else f', pruning: {pruning}'}; "
+        reporter.info(f"sweep directory: [bold]{root}[/bold]  ({sweep_size(plan)}, {plan.mode} over "
+                      f"{', '.join(plan.keys)}{pruning_said(plan)}; "
                       f"{first.describe()}; jobs {executor.jobs}, "
                       f"threads per trial: {session.threads['threads']} ({session.threads['from']}))")
         if resumed:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from dlrun.config import dump_config
+from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.data.splits import VALIDATION_ON_TEST
 from dlrun.interrupts import StopRequest
@@ -23,16 +24,21 @@ from dlrun.sweeps.executors import TrialResult, TrialTask
 from dlrun.sweeps.live import SweepDisplay
 from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import (
+    Entry,
     Outcome,
+    Point,
     best_of,
+    entries,
     format_value,
     heat_cells,
     leaderboard,
     outcomes_for,
     result_columns,
     result_row,
+    shown_score,
     sweep_summary,
 )
+from dlrun.sweeps.scoring import mean_std
 from dlrun.ui.console import Reporter
 
 if TYPE_CHECKING:
@@ -61,14 +67,22 @@ class SweepSession:
         self.t0, self.seconds_before = time.monotonic(), seconds_before
         self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
         self.reported: set[str] = set()  # trials that reported an epoch to the pruner in this process
+        self.verdicts: dict[tuple[str, int], bool] = {}  # (point, epoch) -> the pruner said go on
         self.written = float("-inf")  # when results.csv and summary.json were last rewritten (monotonic)
-        for outcome in self.outcomes.values():  # ended while the sweep process was gone: the study learns it now
-            if outcome.final:
-                self._tell(outcome.trial.id)
+        for point in plan.point_ids():  # ended while the sweep process was gone: the study learns it now
+            self._tell(point)
 
     def add(self, trial: Trial) -> None:
         """A trial the search engine just asked for (pending until it starts)."""
-        self.outcomes[trial.id] = Outcome(trial, self.root / names.SWEEP_TRIALS / trial.id)
+        self.outcomes[trial.id] = Outcome(trial, self.root / names.SWEEP_TRIALS / trial.id, scoring=self.plan.scoring)
+
+    def entries(self, ids: list[str] | None = None) -> list[Entry]:
+        """What is ranked (trials, or points of several seeds), of the trials `ids` or all."""
+        return entries(self.plan, self.outcomes, ids)
+
+    def _point(self, point: str) -> Entry:
+        [entry] = entries(self.plan, self.outcomes, [t.id for t in self.plan.seeds_of(point)])
+        return entry
 
     def started(self, task: TrialTask) -> None:
         """A trial was handed to a worker."""
@@ -77,29 +91,49 @@ class SweepSession:
 
     def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
         """A trial completed an epoch: keep it going (True) or prune it (False), as the sweep's pruner
-        (sweep.prune) judges its sweep.metric against the other trials' at the same epoch."""
+        (sweep.prune) judges its running score (scoring.py: the value of this epoch, or the best so far)
+        against the other trials' at the same epoch. With sweep.repeats, the pruner judges a point: the
+        mean of its seeds' running scores at an epoch, once every seed reached it (the last seed there
+        asks); a seed reaching an epoch first goes on, and every seed of a pruned point stops at its next
+        epoch (seeds that ended before keep their result)."""
         if self.search is None or self.plan.base.config.sweep.prune.method == "none":  # type: ignore[union-attr]
             return True
+        outcome = self.outcomes[trial_id]
+        outcome.rows = [*files.read_csv(outcome.run_dir / names.METRICS)[:epoch - 1], row]
+        point = outcome.trial.point_id
+        seeds = [self.outcomes[t.id] for t in self.plan.seeds_of(point)]
+        if any(s.status == "pruned" for s in seeds) or self.verdicts.get((point, epoch)) is False:
+            return False  # the point was pruned (at an earlier epoch, or at this one for another seed)
+        if (point, epoch) in self.verdicts:
+            return True
+        for seed in seeds:
+            if seed is not outcome and len(seed.rows) < epoch:  # a running seed's rows so far (its own file)
+                seed.rows = files.read_csv(seed.run_dir / names.METRICS)
+        if any(s.status in ("diverged", "failed") for s in seeds) or any(len(s.rows) < epoch for s in seeds):
+            return True  # not every seed is here yet (or the point has no mean): go on
         if trial_id not in self.reported and epoch > 1:  # resumed: epochs a kill kept from the study go in first
-            for earlier in files.read_csv(self.root / names.SWEEP_TRIALS / trial_id / names.METRICS)[:epoch - 1]:
-                self.search.report(trial_id, int(earlier["epoch"]), _number(earlier.get(self.plan.metric)))
+            for earlier in range(1, epoch):
+                self.search.report(point, earlier, _mean_at(seeds, earlier))
         self.reported.add(trial_id)
-        return not self.search.report(trial_id, epoch, row.get(self.plan.metric))
+        value = _mean_at(seeds, epoch)
+        self.verdicts[(point, epoch)] = not self.search.report(point, epoch, value)
+        return self.verdicts[(point, epoch)]
 
-    def _tell(self, trial_id: str) -> None:
+    def _tell(self, point: str) -> None:
         if self.search is not None:
-            outcome = self.outcomes[trial_id]
-            self.search.tell(trial_id, outcome.status, outcome.value(self.plan.metric))
+            entry = self._point(point)
+            if entry.final:
+                self.search.tell(point, entry.status, entry.score)
 
     def finished(self, result: TrialResult) -> None:
         """A trial ended (or stopped): record it, print a line, rewrite the results (see RECORDS_EVERY)."""
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
         board.trial_ended(self.root, result.trial_id, outcome.status)
-        self._tell(result.trial_id)
+        self._tell(outcome.trial.point_id)
         if result.storage and self.stop is not None:  # every later write would fail too: stop, keep what is done
             self.storage, self.stop.requested = result.storage, True
-        value = outcome.value(self.plan.metric) if outcome.status in ("completed", "pruned") else None
+        value = outcome.score
         shown = f"{self.plan.metric} {value:.4f}" if value is not None else ""
         if outcome.status == "pruned":
             shown += f" @{outcome.summary.get('pruned_epoch', '?')}"
@@ -133,8 +167,8 @@ class SweepSession:
     def _show(self, line: str | None) -> None:
         items = list(self.outcomes.values())
         done = sum(o.final for o in items)
-        best = best_of(items, self.plan.metric, self.plan.goal)
-        best_text = f"{best.trial.id} ({best.value(self.plan.metric):.4f})" if best else "—"
+        best = best_of(self.entries(), self.plan.goal)
+        best_text = f"{best.id} ({shown_score(best, best.score, best.std)})" if best else "—"
         self.display.update(done, sum(o.status == "running" for o in items), best_text, line)
 
     def seconds(self) -> float:
@@ -142,9 +176,8 @@ class SweepSession:
 
     def write(self, status: str) -> dict[str, Any]:
         """Rewrite results.csv and summary.json (atomically) with what is known now."""
-        items = list(self.outcomes.values())
         files.write_csv(self.root / names.SWEEP_RESULTS, result_columns(self.plan, self.final),
-                         [result_row(o) for o in items])
+                        [result_row(e) for e in self.entries()])
         summary = sweep_summary(self.plan, self.root, self.outcomes, status, self.seconds(), self.jobs)
         summary.update(validation=self.validation, threads=self.threads, pid=os.getpid(), host=socket.gethostname())
         if self.failure:
@@ -152,6 +185,30 @@ class SweepSession:
         files.write_json(self.root / names.SUMMARY, summary)
         self.written = time.monotonic()
         return summary
+
+    def _scored_by(self) -> str:
+        """How a trial is scored, for the leaderboard's header."""
+        scoring = self.plan.scoring
+        if scoring.metric.startswith("best_"):
+            return f"the best epoch's {scoring.column}"
+        return "the best epoch" if scoring.how == "best" else "the last epoch"
+
+    def _write_best(self, best: Entry | None) -> None:
+        """best.yaml: the config of the best trial (of the best point's first seed), its thread count pinned."""
+        if best is None:
+            return
+        first = best.members[0] if isinstance(best, Point) else best
+        cfg = _threads_pinned(first.trial.config.config, first.summary)
+        what = (f"point {best.id} (mean ± std of {best.seeds} seeds; this is its first seed, trial {first.trial.id}, "
+                f"seed {first.trial.seed})" if isinstance(best, Point) else f"trial {best.id}")
+        pinned = (f"# train.threads {cfg.train.threads}: the CPU threads the trial ran with (its share of the cores "
+                  "under --jobs); the same count reproduces its numbers exactly.\n"
+                  if cfg is not first.trial.config.config else "")
+        head = (f"# Best of sweep {self.root}: {what} "
+                f"({', '.join(f'{k}={format_value(v)}' for k, v in best.trial.params.items())}), "
+                f"{self.plan.metric} {shown_score(best, best.score, best.std)}.\n{pinned}"
+                f"# Reproduce it with: dlrun train {self.root / names.SWEEP_BEST}\n")
+        files.write_text(self.root / names.SWEEP_BEST, head + dump_config(cfg))
 
     def finish(self, reporter: Reporter) -> dict[str, Any]:
         """Final results, best.yaml, heat map and the leaderboard; returns the summary."""
@@ -163,31 +220,29 @@ class SweepSession:
         cut_short = self.stop is not None and self.stop.requested and len(items) < self.plan.planned
         status = "failed" if self.failure else "completed" if all(o.final for o in items) and not cut_short \
             else "interrupted"
-        best = best_of(items, self.plan.metric, self.plan.goal)
-        if best is not None:
-            head = (f"# Best trial of sweep {self.root}: trial {best.trial.id} "
-                    f"({', '.join(f'{k}={format_value(v)}' for k, v in best.trial.params.items())}), "
-                    f"{self.plan.metric} {best.value(self.plan.metric):.4f}.\n"
-                    f"# Reproduce it with: dlrun train {self.root / names.SWEEP_BEST}\n")
-            files.write_text(self.root / names.SWEEP_BEST, head + dump_config(best.trial.config.config))
+        self._write_best(best_of(self.entries(), self.plan.goal))
         summary = self.write(status)
         if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
             from dlrun.ui.plots import sweep_heatmap
 
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)
-            title = (f"{self.plan.base.config.name}: {self.plan.metric} by trial ({status})\n"
+            by = f"mean ± std of {self.plan.repeats} seeds by point" if self.plan.repeats > 1 else "by trial"
+            title = (f"{self.plan.base.config.name}: {self.plan.metric} {by} ({status})\n"
                      "red, hatched: diverged (loss became NaN/inf)"
                      + ("; crossed: pruned (coloured by its value at that epoch)" if summary["counts"].get("pruned")
-                        else ""))
+                        else "")
+                     + ("; ≈ best: within one standard error of the best mean" if self.plan.repeats > 1 else ""))
             sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
                           self.plan.metric, title, self.plan.goal)
             summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)
             files.write_json(self.root / names.SUMMARY, summary)
         if not reporter.json_mode:
+            seeds = f", mean of {self.plan.repeats} seeds" if self.plan.repeats > 1 else ""
             on = (f"ranked on {self.plan.metric}" + (", measured on the test split (data.validation: test)"
-                                                     if self.validation == VALIDATION_ON_TEST else ""))
+                                                     if self.validation == VALIDATION_ON_TEST else "")
+                  + f", scored by {self._scored_by()}{seeds}")
             beside = self.final + base_name(self.plan.metric)
-            table = leaderboard(self.plan, items, f"{self.plan.base.config.name} sweep — {on} — {self.root}",
+            table = leaderboard(self.plan, self.entries(), f"{self.plan.base.config.name} sweep — {on} — {self.root}",
                                 beside if beside != self.plan.metric else None)
             # A terminal has its own width; a file or a pipe gets one wide enough for the notes.
             out = reporter.out if reporter.out.is_terminal else Console(highlight=False, width=160)
@@ -195,8 +250,32 @@ class SweepSession:
         return summary
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
+def _threads_pinned(cfg: ExperimentConfig, summary: dict[str, Any]) -> ExperimentConfig:
+    """`cfg` with train.threads set to the thread count the trial ran with (its summary's `threads`), so
+    `dlrun train best.yaml` runs its arithmetic as the trial did whatever --jobs shared the cores."""
+    threads = summary.get("threads")
+    if cfg.train.threads is not None or not isinstance(threads, int) or threads < 1:
+        return cfg
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
+
+
+def _mean_at(seeds: list[Outcome], epoch: int) -> float | None:
+    """The mean of the seeds' running scores after `epoch` (None when one has none)."""
+    values = [s.score_at(epoch) for s in seeds]
+    return mean_std([v for v in values if v is not None])[0] if None not in values else None
+
+
+def sweep_size(plan: SweepPlan) -> str:
+    """`12 trials`, or with sweep.repeats `4 points x 3 seeds = 12 trials`."""
+    if plan.repeats == 1:
+        return f"{plan.planned} trials"
+    return f"{plan.points_planned} points x {plan.repeats} seeds = {plan.planned} trials"
+
+
+def pruning_said(plan: SweepPlan) -> str:
+    """What the pruner judges, for the sweep's first line: `, pruning: asha on val_accuracy (running best)`."""
+    method = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+    if method == "none":
+        return ""
+    seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
+    return f", pruning: {method} on {plan.scoring.describe()}{seeds}"
