@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from written_configs import unreadable_written_configs
 
 from dlrun.config import dump_config, load_config
 from dlrun.data import Dataset, load_dataset
@@ -89,6 +91,14 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 600,
     """Run `python -m dlrun ARGS` and capture stdout/stderr as text."""
     return subprocess.run([sys.executable, "-m", "dlrun", *map(str, args)], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def written_configs_read_back(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """When the session ends, every config.yaml and best.yaml dlrun wrote reads back equal (issue 23)."""
+    yield
+    bad = unreadable_written_configs(tmp_path_factory.getbasetemp())
+    assert not bad, "configs dlrun wrote that do not read back:\n" + "\n".join(bad)
 
 
 @pytest.fixture(autouse=True)
