@@ -3,6 +3,7 @@ helpers for tests that signal or kill a real `dlrun` process, and writers of leg
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -209,6 +210,23 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str,
     """Wait for the process; (returncode, stdout, stderr)."""
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
+
+
+HOLD_LOCK = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+             "print('locked', flush=True)\nsys.stdin.read()\n")
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path: Path) -> Iterator[int]:
+    """Another live process holds the run lock on the directory `path` (as a training dlrun does) for
+    the block; yields its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc.pid
+    finally:
+        proc.communicate(timeout=30)  # closing its stdin ends it, and the lock with it
 
 
 def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
