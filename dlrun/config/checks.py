@@ -18,6 +18,7 @@ from dlrun.config.outputs import (
     binary_label_problems,
     check_binary_output,
     check_class_names,
+    check_probability_output,
 )
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
@@ -231,6 +232,7 @@ STATIC_CHECKS: list[Check] = [
     check_output_layer,
     check_output_activation,
     check_binary_output,
+    check_probability_output,
     check_class_names,
     check_flatten_before_dense,
     check_images_for_conv,
@@ -260,7 +262,7 @@ def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_class
                        n_train: int | None = None) -> None:
     """Checks that need the loaded data: output units vs classes, image layers vs flat input, and (given
     the number of training examples) that training fits the memory budget."""
-    problems: list[Problem] = []
+    problems: list[Problem] = check_probability_output(lc)  # also for a config that skipped the static checks
     layers = lc.config.model.layers
     if lc.config.task == "classification" and num_classes is not None and num_classes < 2:
         data = lc.config.data
