@@ -1,7 +1,8 @@
 """Every config dlrun writes reads back to an equal config (issue 23, item 1): a property over the whole
 schema (strategies generated from its JSON Schema: every section, layer type, schedule kind, sweep and
-transfer setting) validated -> written by dump_config -> read by the loader -> equal, with the same
-cross-field verdict; and the schedules the course uses, end to end through load_config."""
+transfer setting) validated -> written by dump_config -> read by the loader -> equal, writing adding no
+problem to the cross-field checks' verdict; and every schedule kind, a sweep and a transfer end to end
+through load_config. (conftest also reads back every config.yaml and best.yaml the suite writes.)"""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ STRATEGIES = config_strategies({
     "SweepConfig.params.*key": lambda keys: st.sampled_from(SWEPT_KEYS) | keys,
     "ModelConfig.layers": _with_output_layer,
     "DataConfig.source": lambda sources: st.just("synthetic_digits") | sources,
-    # the deepest sections (a transfer stage's optimizer, a sweep's refine) are reached more often
+    # the optional sections, the deepest among them, are drawn more often than their default null
     "root.transfer": _present,
     "root.sweep": _present,
     "StageConfig.optimizer": _present,
