@@ -144,8 +144,10 @@ class SchemaStrategies:
         high = node.get("maximum", node.get("exclusiveMaximum", 1e6))
         floats = st.floats(low, high, exclude_min="exclusiveMinimum" in node, exclude_max="exclusiveMaximum" in node,
                            allow_nan=False, allow_infinity=False)
-        return floats | st.integers(math.ceil(low), math.floor(high)).filter(
+        ints = st.integers(math.ceil(low), math.floor(high)).filter(
             lambda n: ("exclusiveMinimum" not in node or n > low) and ("exclusiveMaximum" not in node or n < high))
+        unbounded = "maximum" not in node and "exclusiveMaximum" not in node
+        return floats | ints | st.just(math.inf) if unbounded else floats | ints  # YAML's .inf, where allowed
 
 
 def config_strategies(overrides: dict[str, Strategy] | None = None) -> SchemaStrategies:
