@@ -3,6 +3,7 @@ helpers for tests that signal or kill a real `dlrun` process, and writers of leg
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from written_configs import unreadable_written_configs
 
 from dlrun.config import dump_config, load_config
 from dlrun.data import Dataset, load_dataset
@@ -89,6 +92,14 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 600,
     """Run `python -m dlrun ARGS` and capture stdout/stderr as text."""
     return subprocess.run([sys.executable, "-m", "dlrun", *map(str, args)], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def written_configs_read_back(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """When the session ends, every config.yaml and best.yaml dlrun wrote reads back equal (issue 23)."""
+    yield
+    bad = unreadable_written_configs(tmp_path_factory.getbasetemp())
+    assert not bad, "configs dlrun wrote that do not read back:\n" + "\n".join(bad)
 
 
 @pytest.fixture(autouse=True)
@@ -199,6 +210,23 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str,
     """Wait for the process; (returncode, stdout, stderr)."""
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
+
+
+HOLD_LOCK = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+             "print('locked', flush=True)\nsys.stdin.read()\n")
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path: Path) -> Iterator[int]:
+    """Another live process holds the run lock on the directory `path` (as a training dlrun does) for
+    the block; yields its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc.pid
+    finally:
+        proc.communicate(timeout=30)  # closing its stdin ends it, and the lock with it
 
 
 def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -1,5 +1,6 @@
 """Binary classification the course's way: one sigmoid unit on labels 0/1 (binary cross-entropy,
-accuracy at 0.5, AUC/precision/recall recorded), two-unit softmax still working, and the refusals."""
+accuracy at 0.5, AUC/precision/recall recorded), two-unit softmax still working, and the refusals (sigmoid
+over several units, whose outputs are no class probabilities, among them)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import write_config
+from conftest import run_cli, write_config
 
 from dlrun import evaluate, train, validate
+from dlrun.config import LoadedConfig
+from dlrun.config.loader import read_config_file, validate_data
 from dlrun.errors import ConfigError
 from dlrun.metrics import binary_scores
 from dlrun.store import files, names
@@ -74,6 +77,25 @@ def test_one_unit_on_three_classes_is_refused_with_the_fix(tmp_path: Path) -> No
 def test_one_softmax_unit_is_refused_by_validate(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="activation: sigmoid"):
         validate(binary_config(tmp_path, activation="softmax"))
+
+
+def test_several_sigmoid_units_are_refused_by_validate_with_the_fix(tmp_path: Path) -> None:
+    config = binary_config(tmp_path, units=2, activation="sigmoid")
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "activation: sigmoid" in text)
+    proc = run_cli("validate", config)
+    assert proc.returncode == 2, proc.stdout
+    assert (f"{config}:{line}: model.layers.1.dense.activation: dlrun trains single-label classification"
+            in proc.stderr), proc.stderr
+    assert "use activation: softmax" in proc.stderr
+
+
+def test_several_sigmoid_units_are_refused_by_train_without_the_static_checks(tmp_path: Path) -> None:
+    config = binary_config(tmp_path, units=2, activation="sigmoid")
+    data, source = read_config_file(config)
+    unchecked = LoadedConfig(validate_data(data, source), source, config)  # as an API caller may build one
+    with pytest.raises(ConfigError, match="single-label classification.*use activation: softmax"):
+        train(unchecked, runs_root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_class_names_must_name_every_class(tmp_path: Path) -> None:

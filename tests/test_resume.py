@@ -9,18 +9,37 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LIVE_CNN, finish, metric_rows, run_cli, start, wait_for_epochs, without_seconds, write_config
+from conftest import (
+    LIVE_CNN,
+    TINY_MLP,
+    StopAfter,
+    finish,
+    lock_held_by_another_process,
+    metric_rows,
+    run_cli,
+    start,
+    wait_for_epochs,
+    without_seconds,
+    write_config,
+)
 
-from dlrun import resume
+from dlrun import list_runs, load_config, resume
+from dlrun.config import dump_config
+from dlrun.data import load_checked
 from dlrun.engine.checkpoint import read_meta
-from dlrun.errors import RunDirError
-from dlrun.store import files
+from dlrun.engine.run import run_training, write_run_summary
+from dlrun.errors import Interrupted, RunDirError
+from dlrun.store import files, names
+from dlrun.store.rundir import create_run_dir
+from dlrun.store.summary import RunClock
+from dlrun.ui.console import Reporter
 
 pytestmark = pytest.mark.slow  # real training processes, signalled and resumed
 
@@ -113,13 +132,26 @@ def test_resume_of_a_completed_run_is_refused(work: Path, baseline: dict[str, An
         resume(work / "baseline")
 
 
-def test_resume_of_a_run_that_is_still_running_is_refused(work: Path, baseline: dict[str, Any]) -> None:
-    run_dir = work / "alive"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text((work / "baseline" / "config.yaml").read_text())
-    files.write_json(run_dir / "summary.json", {"status": "running", "pid": os.getpid()})
-    with pytest.raises(RunDirError, match="still running"):
+def test_resume_of_a_run_that_is_still_running_is_refused(tmp_path: Path) -> None:
+    run_dir = write_config(tmp_path, TINY_MLP).parent
+    files.write_json(run_dir / "summary.json", {"status": "running", "pid": os.getpid(), "host": socket.gethostname()})
+    with lock_held_by_another_process(run_dir) as pid, pytest.raises(RunDirError) as error:
         resume(run_dir)
+    assert f"being trained by another dlrun process (pid {pid} on host" in str(error.value)
+
+
+def test_a_crashed_run_whose_pid_was_reused_resumes(tmp_path: Path) -> None:
+    # a run killed after epoch 1 whose pid a live, unrelated process has since (pid 1: after a restart)
+    lc = load_config(write_config(tmp_path, TINY_MLP, data={"n_train": 100, "n_test": 50}))
+    run = create_run_dir(lc.config.name, explicit=tmp_path / "run")
+    files.write_text(run / names.CONFIG, dump_config(lc.config))
+    write_run_summary(run, lc, "running", RunClock(), [])
+    with pytest.raises(Interrupted):
+        run_training(lc, run, load_checked(lc), Reporter(live=False), StopAfter(run.path, 1))
+    killed = {**files.read_json(run / names.SUMMARY), "status": "running", "pid": 1}
+    files.write_json(run / names.SUMMARY, killed)
+    listed = [info.status for info in list_runs(tmp_path)]
+    assert (listed, resume(run.path)["status"]) == (["crashed"], "completed")
 
 
 @pytest.fixture(scope="module")

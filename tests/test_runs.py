@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TINY_MLP, deep_merge, run_cli, tf_loaded
+from conftest import TINY_MLP, deep_merge, lock_held_by_another_process, run_cli, tf_loaded
 
 from dlrun import compare_runs, list_runs
 from dlrun.errors import RunDirError
@@ -28,15 +28,28 @@ def dead_pid() -> int:
 
 
 @pytest.mark.parametrize(("summary", "expected"), [
-    ({"status": "running", "pid": os.getpid(), "host": socket.gethostname()}, "running"),
     ({"status": "running", "pid": dead_pid(), "host": socket.gethostname()}, "crashed"),
     ({"status": "running", "pid": dead_pid(), "host": "another-machine"}, "running"),
     ({}, "crashed"),
     ({"status": "interrupted", "pid": dead_pid()}, "interrupted"),
     ({"status": "running"}, "running"),
-], ids=["alive", "dead-pid", "other-host", "no-summary", "interrupted", "no-pid"])
-def test_effective_status(summary: dict[str, Any], expected: str) -> None:
-    assert effective_status(summary) == expected
+], ids=["dead-pid", "other-host", "no-summary", "interrupted", "no-pid"])
+def test_effective_status(tmp_path: Path, summary: dict[str, Any], expected: str) -> None:
+    assert effective_status(summary, tmp_path) == expected
+
+
+@pytest.mark.parametrize("pid", [os.getpid(), 1], ids=["this-test", "init"])
+def test_a_running_run_whose_pid_was_reused_is_crashed(tmp_path: Path, pid: int) -> None:
+    # the pid belongs to a live, unrelated process (a restart reuses pids), but no process holds the lock
+    summary = {"status": "running", "pid": pid, "host": socket.gethostname()}
+    assert effective_status(summary, tmp_path) == "crashed"
+
+
+def test_a_run_whose_lock_another_process_holds_is_running(tmp_path: Path) -> None:
+    summary = {"status": "running", "pid": dead_pid(), "host": socket.gethostname()}
+    with lock_held_by_another_process(tmp_path):
+        assert effective_status(summary, tmp_path) == "running"
+    assert effective_status(summary, tmp_path) == "crashed"
 
 
 def make_run(root: Path, name: str, started: str, status: str = "completed", config: dict[str, Any] | None = None,

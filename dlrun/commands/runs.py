@@ -127,7 +127,7 @@ def read_run(path: Path) -> RunInfo | None:
     if kind is None:
         return None
     # train writes its summary first thing; other commands may write theirs only at the end
-    status = effective_status(summary) if summary or kind == "run" else "unknown"
+    status = effective_status(summary, path) if summary or kind == "run" else "unknown"
     if problem is not None:
         status = DAMAGED
     started = summary.get("started")

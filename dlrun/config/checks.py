@@ -18,6 +18,7 @@ from dlrun.config.outputs import (
     binary_label_problems,
     check_binary_output,
     check_class_names,
+    check_probability_output,
 )
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
@@ -231,6 +232,7 @@ STATIC_CHECKS: list[Check] = [
     check_output_layer,
     check_output_activation,
     check_binary_output,
+    check_probability_output,
     check_class_names,
     check_flatten_before_dense,
     check_images_for_conv,
@@ -280,7 +282,8 @@ def check_against_data(lc: LoadedConfig, input_shape: tuple[int, ...], num_class
                        n_train: int | None = None) -> None:
     """Checks that need the loaded data: output units vs classes, image layers vs flat input, and (given
     the number of training examples) that training fits the memory budget."""
-    problems = label_problems(lc, num_classes)
+    # the output's probabilities also for a config that skipped the static checks
+    problems = check_probability_output(lc) + label_problems(lc, num_classes)
     layers = lc.config.model.layers
     if len(input_shape) != 3:
         for i, item in enumerate(layers):

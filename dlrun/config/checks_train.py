@@ -7,17 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlrun.config.applications import SAVED_MODEL_FILE
+from dlrun.config.optimizer_schema import SCHEDULE_PARAMS
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.errors import Problem
 from dlrun.metrics import epoch_metrics, selection_problem
 
-# the parameters each schedule takes besides its name (optimizer.lr is where every one starts)
-SCHEDULE_PARAMS = {
-    "exponential": ({"decay_steps", "decay_rate"}, {"staircase"}),
-    "inverse_time": ({"decay_steps", "decay_rate"}, {"staircase"}),
-    "cosine": ({"decay_steps"}, {"alpha", "warmup_steps", "warmup_target"}),
-    "piecewise": ({"boundaries", "values"}, set()),
-}
 TABULAR_SOURCES = ("csv", "table")
 
 
@@ -32,9 +26,9 @@ def check_schedule(lc: LoadedConfig) -> list[Problem]:
         return [lc.source.problem("optimizer.decay", "decay is the Keras-2 inverse_time schedule; set either "
                                   "optimizer.decay or optimizer.schedule, not both")]
     required, optional = SCHEDULE_PARAMS[s.name]
-    given = {k for k in s.model_fields_set if k != "name"}
+    given = {k for k in s.model_fields_set if k != "name"}  # what the file says: a key of another kind is a mistake
     problems = [lc.source.problem(f"optimizer.schedule.{k}", f"{s.name} needs {k}")
-                for k in sorted(required - given)]
+                for k in sorted(required) if getattr(s, k) is None]
     takes = ", ".join(sorted(required | optional))
     problems += [lc.source.problem(f"optimizer.schedule.{k}", f"{s.name} does not take {k} (it takes {takes})")
                  for k in sorted(given - required - optional)]

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_serializer
 
 from dlrun.config.section import Float, Fraction, Int, PosFloat, PosInt, Section
 
 OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam"]
 ScheduleName = Literal["exponential", "cosine", "piecewise", "inverse_time"]
+# the parameters each schedule takes besides its name, (required, optional); optimizer.lr is where every one starts
+SCHEDULE_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "exponential": (frozenset({"decay_steps", "decay_rate"}), frozenset({"staircase"})),
+    "inverse_time": (frozenset({"decay_steps", "decay_rate"}), frozenset({"staircase"})),
+    "cosine": (frozenset({"decay_steps"}), frozenset({"alpha", "warmup_steps", "warmup_target"})),
+    "piecewise": (frozenset({"boundaries", "values"}), frozenset()),
+}
 
 
 class ScheduleConfig(Section):
@@ -31,6 +38,13 @@ class ScheduleConfig(Section):
                                             "increasing.")
     values: list[PosFloat] | None = Field(default=None, description="piecewise: the lr before the first boundary "
                                           "(= optimizer.lr), between boundaries, and after the last.")
+
+    @model_serializer(mode="wrap")
+    def _only_what_the_schedule_takes(self, handler: Any) -> Any:
+        # the other kinds' defaults are not part of this schedule: written, they would read back as given
+        # (checks_train.check_schedule refuses them), so a written config would not load again
+        required, optional = SCHEDULE_PARAMS[self.name]
+        return {key: value for key, value in handler(self).items() if key in {"name", *required, *optional}}
 
 
 class OptimizerConfig(Section):

@@ -1,4 +1,5 @@
-"""The one-unit binary output (the course's sigmoid neuron): what it is and what it needs."""
+"""The classification output: the one-unit binary output (the course's sigmoid neuron), what it is and what
+it needs, and which outputs give class probabilities."""
 
 from __future__ import annotations
 
@@ -33,6 +34,24 @@ def check_binary_output(lc: LoadedConfig) -> list[Problem]:
                                   "softmax over one unit is always 1.0; a one-unit binary output takes "
                                   "activation: sigmoid (labels 0/1), or use units: 2 with softmax")]
     return []
+
+
+def check_probability_output(lc: LoadedConfig) -> list[Problem]:
+    """Sigmoid over several units gives each class its own probability (a multi-label output): they do not
+    sum to 1, so they are not the probabilities of one class per example that dlrun's cross-entropy,
+    accuracy and `predict --top` read; one sigmoid unit (binary) is fine."""
+    cfg, layers = lc.config, lc.config.model.layers
+    last = layers[-1]
+    if cfg.task != "classification" or last.type != "dense" or getattr(last.args, "activation", None) != "sigmoid":
+        return []
+    units = last.args.units  # type: ignore[attr-defined]
+    if units == 1:
+        return []
+    return [lc.source.problem(f"model.layers.{len(layers) - 1}.dense.activation",
+                              f"dlrun trains single-label classification (one class per example, cross-entropy "
+                              f"over the classes), but sigmoid over {units} units scores each class on its own: "
+                              f"the {units} outputs do not sum to 1 and are no class probabilities; use "
+                              "activation: softmax (or units: 1 with sigmoid for two classes)")]
 
 
 def binary_label_problems(lc: LoadedConfig, num_classes: int) -> list[Problem]:

@@ -38,4 +38,6 @@ FractionOrNone = Annotated[float, Field(ge=0, lt=1), _IS_NUMBER]
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, values are re-validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # ser_json_inf_nan: a section with its own serializer (a schedule, a sweep range) would otherwise write an
+    # infinite number (YAML .inf) as null, which does not read back
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, ser_json_inf_nan="constants")

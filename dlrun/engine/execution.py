@@ -10,6 +10,9 @@ batches of `steps_per_execution: 1`, in the same order, with identical results o
 per-epoch checkpoints and metrics come from the epoch's end; a NaN loss stays NaN in the epoch's
 running mean, so divergence is still caught in the epoch it happens; the live progress bar and a
 stop request (Ctrl-C) are seen once per call, which `auto` keeps short.
+
+The train function is Keras' private hook (see keras_hooks.py): where a Keras release changed it, every
+setting runs one step per call, Keras' own exact loop.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dlrun.engine import backend
+from dlrun.engine import backend, keras_hooks
 from dlrun.weights.walk import leaf_layers
 
 AUTO_MAX = 32
@@ -71,9 +74,11 @@ def choose(setting: int | str, steps_per_epoch: int, flops_per_step: float) -> i
 
 
 def steps_per_execution(model: Any, setting: int | str, n_train: int, batch_size: int) -> int:
-    """`choose` for this model and training set (the value a run records in summary.json)."""
+    """`choose` for this model and training set (the value a run records in summary.json); 1 when this
+    Keras lacks the hooks several steps per call need (keras_hooks.train_function_hook warns once)."""
     steps = max(1, math.ceil(n_train / batch_size))
-    return choose(setting, steps, flops_per_example(model)[0] * min(batch_size, n_train))
+    chosen = choose(setting, steps, flops_per_example(model)[0] * min(batch_size, n_train))
+    return chosen if chosen == 1 or keras_hooks.train_function_hook() else 1
 
 
 def execution_line(setting: int | str, steps: int, n_train: int, batch_size: int) -> str:
@@ -91,6 +96,8 @@ def exact_executions(model: Any, steps_per_epoch: int, steps: int) -> Any | None
     step, and the function runs min(steps, steps_per_epoch - it) steps in one TensorFlow loop.
     Validation and evaluation then also run `steps` batches per call (they stop at their data's end).
     """
+    if steps > 1 and not keras_hooks.train_function_hook():
+        steps = 1  # Keras' own loop, exact at one step per call
     if model.steps_per_execution != steps:
         model.steps_per_execution = steps
         model.train_function = model.test_function = model.predict_function = None  # traced for the old value

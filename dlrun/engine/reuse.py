@@ -19,7 +19,8 @@ train every such trial:
 
 A model is only kept for what it can train exactly: the key is the whole config but the name, the
 seed, the sweep section, a constant learning rate and the lambda's value (its being 0 or not changes
-the graph). Models with a base, a distribution strategy or a resumed checkpoint are never reused.
+the graph). Models with a base, a distribution strategy or a resumed checkpoint are never reused, nor
+any model where this Keras' penalties or learning rate do not work as keras_hooks.py checks.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 from dlrun.config import LoadedConfig
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
-from dlrun.engine import backend
+from dlrun.engine import backend, keras_hooks
 
 MODELS_KEPT = 2
 """Architectures kept per process (least recently used dropped): a sweep of one architecture needs one."""
@@ -50,6 +51,8 @@ _PENALTY = "_dlrun_penalty"  # on a kept model: (its lambda variable, its L2 reg
 def reuse_key(cfg: ExperimentConfig, data: Dataset) -> str | None:
     """What two trials must share to train on one compiled model (None: this one never reuses)."""
     if cfg.model.base is not None or cfg.train.distribute is not None or cfg.transfer is not None:
+        return None
+    if not keras_hooks.variable_hooks():  # this Keras' penalties or learning rate differ: build every trial
         return None
     spec = cfg.model_dump(mode="json", by_alias=True, exclude={"name", "seed", "sweep"})
     if _constant_lr(cfg):

@@ -39,6 +39,26 @@ def run_lock(path: Path, give_up: Callable[[], bool]) -> Iterator[bool]:
         os.close(fd)
 
 
+def lock_held(path: Path) -> bool:
+    """True when a process holds the run lock on the directory `path` (a run trains, a sweep runs in it).
+
+    This is how dlrun tells a live run from a crashed one: the lock ends with its process, however it
+    ends, while the pid in summary.json may belong to an unrelated process by now (pids are reused,
+    e.g. after a restart). Asked from a process that holds the lock itself, the answer is True too.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # no directory: nothing can hold it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock just taken
+    return False
+
+
 def lock_holder(path: Path) -> str | None:
     """`pid 1234 on host NAME` for the process holding the run lock on `path` (read from /proc/locks,
     Linux), or None when it cannot be told."""

@@ -5,7 +5,6 @@ to mark a run `failed` (also when the disk is full)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import zipfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from dlrun.errors import RunDirError, StorageError
 from dlrun.store.files import read_json, storage_problem, write_json
+from dlrun.store.lock import lock_held
 from dlrun.store.names import CHECKPOINT_DIR, CHECKPOINT_STATE, SUMMARY
 from dlrun.store.rundir import RunDir
 
@@ -23,44 +23,40 @@ RESUMABLE = ("interrupted", "crashed", "failed")
 DAMAGED = "damaged"  # shown, never written: summary.json (or a resumable run's checkpoint) cannot be read
 
 
-def pid_alive(pid: Any) -> bool:
-    """True when a process with this pid exists on this machine."""
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, TypeError, OverflowError):
-        return False
-    except PermissionError:
-        return True  # it exists, it is just not ours
-    return True
-
-
-def effective_status(summary: dict[str, Any]) -> str:
-    """The summary's status, with `running` whose process is gone reported as `crashed`.
+def effective_status(summary: dict[str, Any], path: Path) -> str:
+    """The status of the run directory `path` whose summary.json holds `summary`, with a `running` run that
+    no process holds the run lock on (store/lock.py) reported as `crashed`: its process is gone, whatever
+    process has its pid now.
 
     A directory with no summary at all is `crashed` too (the process died while creating it).
-    A run started on another host, or a summary without a pid, cannot be checked and keeps `running`.
+    A run started on another host (whose lock this host may not see), or a summary without a pid (a
+    sweep's), keeps `running`.
     """
     status = str(summary.get("status") or "crashed")
     if status != "running" or summary.get("pid") is None:
-        return status  # without a pid (e.g. a sweep's summary) there is nothing to check
+        return status  # without a pid (e.g. a sweep's summary) it is not a run's record
     host = summary.get("host")
     if host and host != socket.gethostname():
         return status
-    return status if pid_alive(summary.get("pid")) else "crashed"
+    return status if lock_held(path) else "crashed"
 
 
 def check_resumable(run: RunDir) -> str:
     """The run's status when it can be resumed; RunDirError saying why not otherwise (a damaged
-    summary.json: how to resume anyway)."""
+    summary.json: how to resume anyway). The caller holds the run lock (lock.exclusive_lock), so no
+    other process on this host trains in the run: a `running` run of this host has crashed."""
     try:
         summary = run.read_summary() if run.exists(SUMMARY) else {}
     except RunDirError as exc:
         raise RunDirError(f"{exc}; this record of the run is damaged. Delete it to resume from the last "
                           "checkpoint (dlrun rebuilds it), or start a new run") from None
-    status = effective_status(summary)
+    status = str(summary.get("status") or "crashed")
+    host = summary.get("host")
+    if status == "running" and host and host != socket.gethostname():
+        raise RunDirError(f"{run.path} is still running on host {host} (pid {summary.get('pid')}); stop it "
+                          "(Ctrl-C) before resuming it, or wait for it to finish")
     if status == "running":
-        raise RunDirError(f"{run.path} is still running (pid {summary.get('pid')}); stop it (Ctrl-C) before "
-                          "resuming it, or wait for it to finish")
+        status = "crashed"  # we hold its lock, so the process that wrote `running` is gone
     if status not in RESUMABLE:
         raise RunDirError(f"{run.path} is {status}; there is nothing to resume. Start a new run instead.")
     return status
@@ -95,7 +91,7 @@ def damage(path: Path) -> str | None:
     except RunDirError as exc:
         return str(exc)
     checkpoint = path / CHECKPOINT_DIR / CHECKPOINT_STATE
-    if effective_status(summary) in RESUMABLE and checkpoint.exists():
+    if effective_status(summary, path) in RESUMABLE and checkpoint.exists():
         try:
             with zipfile.ZipFile(checkpoint) as archive:
                 archive.getinfo("__meta__.npy")
