@@ -148,3 +148,23 @@ def test_a_written_sweep_and_transfer_config_loads_again(tmp_path: Path) -> None
     written = tmp_path / "written.yaml"
     written.write_text(dump_config(loaded.config), encoding="utf-8")
     assert load_config(written).config == loaded.config
+
+
+@pytest.mark.parametrize(("task_changes", "metric", "goal"), [
+    ({}, "val_loss", "min"),  # classification ranked on a loss: the goal follows the metric
+    ({"task": "regression", "loss": "mse", "model": {"layers": [{"flatten": {}}, {"dense": {"units": 1}}]}},
+     "val_loss", "min"),  # regression: the default metric is val_loss
+])
+def test_a_written_sweep_config_ranks_as_the_one_it_was_written_from(tmp_path: Path, task_changes: dict[str, Any],
+                                                                     metric: str, goal: str) -> None:
+    """A sweep section without goal (or metric) is written without them, so the config read back resolves
+    them again from its metric and task (a written default `goal: max` would maximise a loss)."""
+    from dlrun.sweeps.plan import plan_sweep
+
+    sweep = {"params": {"optimizer.lr": [0.1, 0.01]}} | ({} if task_changes else {"metric": "val_loss"})
+    source = write_config(tmp_path, deep_merge(TINY_MLP, task_changes), sweep=sweep)
+    written = tmp_path / "written.yaml"
+    written.write_text(dump_config(load_config(source).config))
+    for path in (source, written):
+        plan = plan_sweep(path)
+        assert (plan.metric, plan.goal) == (metric, goal), path.name

@@ -175,7 +175,7 @@ def check_early_stopping_monitor(lc: LoadedConfig) -> list[Problem]:
 def check_sweep_metric(lc: LoadedConfig) -> list[Problem]:
     """A sweep ranks on validation (or training) numbers, never on the test split."""
     sweep = lc.config.sweep
-    reason = selection_problem(sweep.metric) if sweep is not None else None
+    reason = selection_problem(sweep.metric) if sweep is not None and sweep.metric is not None else None
     return [lc.source.problem("sweep.metric", reason)] if reason else []
 
 

@@ -94,9 +94,10 @@ class SweepConfig(Section):
                                "none).")
     refine: RefineConfig | None = Field(default=None, description="Coarse-to-fine rounds after the first "
                                         "(default: none; `dlrun sweep --refine`: one round of 8).")
-    metric: str = Field(default="val_accuracy", description="The summary metric that ranks trials: a validation "
-                        "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
-    goal: Literal["max", "min"] = Field(default="max", description="max or min (default: from the metric).")
+    metric: str | None = Field(default=None, description="The summary metric that ranks trials: a validation "
+                               "or training metric, never test_* (default: val_accuracy; regression: val_loss).")
+    goal: Literal["max", "min"] | None = Field(default=None, description="max or min (default: the metric's "
+                                               "direction: min for a loss, max otherwise).")
     score: Literal["last", "best"] = Field(default="last", description="What a trial scores, from its epoch rows "
                                            "(metrics.csv): last: the metric of its last epoch (of the kept epoch "
                                            "under restore_best_weights); best: its best epoch's. The pruner judges "

@@ -185,9 +185,9 @@ def _resolve_ranking(base: LoadedConfig) -> None:
     sweep = base.config.sweep
     if sweep is None:
         return
-    if "metric" not in sweep.model_fields_set and base.config.task == "regression":
-        sweep.metric = "val_loss"
-    if "goal" not in sweep.model_fields_set and sweep.metric in rankable_metrics(base.config.task):
+    if sweep.metric is None:
+        sweep.metric = "val_loss" if base.config.task == "regression" else "val_accuracy"
+    if sweep.goal is None and sweep.metric in rankable_metrics(base.config.task):
         sweep.goal = direction(sweep.metric)
 
 
