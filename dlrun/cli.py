@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from dlrun import cli_tools
+from dlrun import cli_runs, cli_tools
 from dlrun.cli_tools import ConfigArg, JsonOpt, NoCacheOpt, SetOpt, complete_config, complete_run, complete_target
 from dlrun.errors import ConfigError, DlrunError, Interrupted
 from dlrun.store.names import DEFAULT_RUNS_ROOT
@@ -100,38 +100,6 @@ def train(
 
 
 @app.command()
-def runs(
-    runs_root: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = DEFAULT_RUNS_ROOT,
-    compare: Annotated[tuple[Path, Path] | None, typer.Option(
-        "--compare", help="Compare two run directories: config and metric differences.", show_default=False,
-        metavar="RUN_A RUN_B", autocompletion=complete_run)] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """List runs and sweeps, newest first (status, key metrics, start, duration); or compare two runs."""
-    from dlrun.commands import runs as core
-    from dlrun.commands.runs_tables import compare_tables, runs_table
-
-    reporter = Reporter(json_mode=json_out)
-    if not reporter.out.is_terminal:  # piped or redirected: no need to squeeze the tables into 80 columns
-        reporter.out.width = max(reporter.out.width, 160)
-    if compare:
-        result = run_command(lambda: core.compare_runs(*compare))
-        reporter.emit_json(result)
-        for table in compare_tables(result):
-            reporter.table(table)
-        return
-    infos = run_command(lambda: core.list_runs(runs_root))
-    reporter.emit_json({"runs_root": str(runs_root), "runs": [info.to_dict() for info in infos]})
-    if infos:
-        reporter.table(runs_table(infos, runs_root))
-        if any(info.tensorboard for info in infos):
-            reporter.info(f"TensorBoard: tensorboard --logdir {runs_root}  (a sweep's HParams table: "
-                          "tensorboard --logdir SWEEP_DIR)")
-    else:
-        reporter.info(f"no runs in {runs_root}")
-
-
-@app.command()
 def evaluate(
     target: Annotated[Path, typer.Argument(
         help="A run directory, or a weights file (.weights.h5, .keras, legacy .h5).", autocompletion=complete_target)],
@@ -195,6 +163,8 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
 
 
 app.command()(_guarded(cli_tools.sweep))
+app.command()(_guarded(cli_runs.runs))
+app.command()(_guarded(cli_runs.compare))
 app.command()(_guarded(cli_tools.predict))
 app.command()(_guarded(cli_tools.export))
 app.command()(_guarded(cli_tools.schema))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_RUNS_ROOT = Path("runs")
+# in a folder of runs (and a sweep's trials/): the flattened configs `dlrun runs` read, by config.yaml mtime
+RUNS_INDEX = ".dlrun-index.json"
 
 # a run directory
 CONFIG = "config.yaml"
