@@ -14,7 +14,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from dlrun import cli_runs, cli_tools
-from dlrun.cli_tools import ConfigArg, JsonOpt, NoCacheOpt, SetOpt, complete_config, complete_run, complete_target
+from dlrun.cli_tools import (
+    ConfigArg,
+    JsonOpt,
+    NoCacheOpt,
+    SetOpt,
+    TrackOpt,
+    complete_config,
+    complete_run,
+    complete_target,
+)
 from dlrun.errors import ConfigError, DlrunError, Interrupted
 from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
@@ -72,6 +81,7 @@ def train(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.",
                                                 autocompletion=complete_run)] = None,
     no_cache: NoCacheOpt = False,
+    track: TrackOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run; writes metrics, plots, weights and the resolved config into a run directory."""
@@ -82,14 +92,14 @@ def train(
         if sets or run_dir:
             _fail(DlrunError(f"{'--set' if sets else '--run-dir'} cannot be used with --resume: a resumed run "
                              "keeps its own config and directory"))
-        summary = run_command(lambda: core_resume(resume, config, reporter, use_cache=not no_cache))
+        summary = run_command(lambda: core_resume(resume, config, reporter, use_cache=not no_cache, track=track))
     elif config is None:
         _fail(DlrunError("give a CONFIG to train, or --resume RUN_DIR"))
     else:
         from dlrun.commands.train import train as core_train
 
         summary = run_command(lambda: core_train(config, sets or [], run_dir, runs_root, reporter,
-                                                 use_cache=not no_cache))
+                                                 use_cache=not no_cache, track=track))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         epoch = summary.get("diverged_epoch")
@@ -165,6 +175,7 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
 app.command()(_guarded(cli_tools.sweep))
 app.command()(_guarded(cli_runs.runs))
 app.command()(_guarded(cli_runs.compare))
+app.command()(_guarded(cli_runs.track))
 app.command()(_guarded(cli_tools.predict))
 app.command()(_guarded(cli_tools.export))
 app.command()(_guarded(cli_tools.schema))

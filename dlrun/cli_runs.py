@@ -123,3 +123,26 @@ def _compare(runs: list[Path], top: int | None, plot: Path | None, json_out: boo
         reporter.table(table)
     if plot is not None:
         reporter.info(f"learning curves: {plot}")
+
+
+def track(
+    tracker: Annotated[str, typer.Argument(help="The tracker: mlflow.", metavar="mlflow")],
+    runs_root: Annotated[Path, typer.Argument(help="A folder of runs, or one run or sweep directory.")]
+    = DEFAULT_RUNS_ROOT,
+    uri: Annotated[str | None, typer.Option("--uri", help="The tracking URI (default: sqlite:///RUNS/mlflow.db "
+                                            "beside the runs).", show_default=False)] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="The MLflow experiment (default: each "
+                                                   "run's config name).", show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send existing runs and sweeps to MLflow (a sweep as a parent run with nested trials), or what a run
+    sent live missed. Idempotent: what was sent before is not sent again."""
+    from dlrun.tracking.backfill import backfill
+
+    if tracker != "mlflow":
+        raise DlrunError(f"unknown tracker {tracker!r}: dlrun tracks to mlflow")
+    reporter = Reporter(json_mode=json_out)
+    result = backfill(runs_root, uri, experiment, reporter.warn)
+    reporter.emit_json(result)
+    reporter.info(f"MLflow ({result['uri']}): {result['sent']} run(s) and sweep(s) sent, {result['already']} "
+                  f"already there" + (f", {result['failed']} failed" if result["failed"] else ""))

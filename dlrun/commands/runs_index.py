@@ -12,10 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dlrun.config.flat import flatten_config
-from dlrun.config.safe_yaml import load_value
+from dlrun.config.flat import flatten_config, read_config_file
 from dlrun.errors import RunDirError
 from dlrun.store import files, names
 
@@ -26,14 +23,9 @@ def read_config(path: Path) -> dict[str, Any]:
     """A run directory's config.yaml as plain data ({} when it has none).
 
     Raises:
-        RunDirError: the file exists but is not a readable YAML mapping.
+        RunDirError: the file exists but is not readable YAML.
     """
-    config = path / names.CONFIG
-    try:
-        data = load_value(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunDirError(f"{config}: unreadable config ({exc})") from None
-    return data if isinstance(data, dict) else {}
+    return read_config_file(path / names.CONFIG)
 
 
 def _stamp(path: Path) -> list[int] | None:

@@ -7,9 +7,14 @@ TensorFlow, no validation.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from dlrun.config.layers import LAYER_TYPES
+from dlrun.config.safe_yaml import load_value
+from dlrun.errors import RunDirError
 
 # data.<key> -> the sources it applies to (every other key of `data:` applies to every source)
 _IMAGE_FILES = frozenset({"npy", "npz", "h5", "idx", "folder", "mnist", "fashion_mnist"})
@@ -108,3 +113,16 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
         else:
             out[str(section)] = value
     return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A run's config.yaml as plain data ({} when there is none or it is not a mapping).
+
+    Raises:
+        RunDirError: the file exists but cannot be read or parsed.
+    """
+    try:
+        data = load_value(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{path}: unreadable config ({exc})") from None
+    return data if isinstance(data, dict) else {}

@@ -32,6 +32,9 @@ from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
 from dlrun.sweeps.session import SweepSession
+from dlrun.tracking.live import resolve as resolve_tracking
+from dlrun.tracking.live import track_sweep
+from dlrun.tracking.mlflow_store import MlflowTarget
 from dlrun.ui.console import Reporter
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
@@ -123,7 +126,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           executor: TrialExecutor | None = None, use_cache: bool = True, search: str | None = None,
           trials: int | None = None, refine: bool = False, backend: str | None = None,
           address: str | None = None, cpus_per_trial: int | None = None,
-          gpus_per_trial: float | None = None) -> dict[str, Any]:
+          gpus_per_trial: float | None = None, track: str | None = None) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -147,6 +150,8 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         address: The Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT), replacing sweep.backend.address.
         cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
         gpus_per_trial: GPUs a Ray trial reserves, replacing sweep.backend.gpus_per_trial.
+        track: `mlflow` or `mlflow=URI`: when the sweep ends, mirror it to MLflow as a parent run with a
+            nested run per trial (default: the config's `tracking:`, or the store a resumed sweep used).
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -166,12 +171,20 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         if config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine:
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
                              "--lambda, --mode, --search, --trials, --refine and --sweep-dir")
-        return _resume(Path(resume), reporter, jobs, executor, flags, use_cache)
+        where = resolve_tracking(None, track, Path(resume).parent, resumed=Path(resume))
+        return _mirrored(_resume(Path(resume), reporter, jobs, executor, flags, use_cache), where, reporter)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
     plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
-    return _new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache)
+    where = resolve_tracking(plan.base.config.tracking, track, runs_root)
+    return _mirrored(_new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache), where, reporter)
+
+
+def _mirrored(summary: dict[str, Any], where: MlflowTarget | None, reporter: Reporter) -> dict[str, Any]:
+    """The sweep's summary, after mirroring the sweep to MLflow when tracked."""
+    track_sweep(where, Path(summary["sweep_dir"]), reporter.warn)
+    return summary
 
 
 def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, reporter: Reporter,

@@ -1,0 +1,164 @@
+"""MLflow tracking against a real tracking server (a subprocess on 127.0.0.1 with an sqlite store in a
+temporary folder), read back with MlflowClient and its REST API; nothing mocked. A trained run with
+its epochs, params, tags, artifacts and Keras model; a pruned sweep as a parent with nested trials; a
+server killed mid-run (the run completes, one warning) and the backfill that completes MLflow's copy."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import LIVE_CNN, TINY_MLP, deep_merge, finish, run_cli, start, wait_for_epochs, write_config
+
+mlflow = pytest.importorskip("mlflow")
+
+pytestmark = pytest.mark.xdist_group("mlflow")  # one server for the module, on one worker
+
+SMALL = deep_merge(TINY_MLP, {"data": {"image_size": [8, 8]}, "train": {"epochs": 3, "batch_size": 32}})
+PRUNED_GRID = {"params": {"optimizer.lr": [1.0, 0.1, 0.01, 0.001]},
+               "prune": {"method": "asha", "min_epochs": 1, "reduction": 2}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """`mlflow server` on 127.0.0.1:port with its sqlite store and artifacts in `folder`, once it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "ab"),  # noqa: SIM115
+        start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            break
+    stop_server(proc)
+    raise AssertionError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the server and its workers (its own process group)."""
+    import os
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    proc = start_server(tmp_path_factory.mktemp("mlflow-server"), port)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(proc)
+
+
+def rest(uri: str, endpoint: str, **query: str) -> dict:
+    """GET an MLflow REST API endpoint, as any client would."""
+    params = "&".join(f"{k}={v}" for k, v in query.items())
+    with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/{endpoint}?{params}", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def run_id_of(run_dir: Path, uri: str) -> str:
+    return json.loads((run_dir / "mlflow.json").read_text())["stores"][uri]["run_id"]
+
+
+@pytest.fixture(scope="module")
+def tracked_run(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    tmp = tmp_path_factory.mktemp("tracked")
+    config = write_config(tmp, SMALL, tracking={"mlflow": {"experiment": "course"}})
+    proc = run_cli("train", config, "--run-dir", tmp / "run", "--track", f"mlflow={server}", "--json")
+    return tmp / "run", proc
+
+
+def test_a_tracked_run_is_an_mlflow_run_with_its_epochs(server: str, tracked_run: tuple) -> None:
+    run_dir, proc = tracked_run
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)  # stdout stays one JSON document
+    run = rest(server, "runs/get", run_id=run_id_of(run_dir, server))["run"]
+    history = rest(server, "metrics/get-history", run_id=run["info"]["run_id"], metric_key="val_accuracy")
+    assert run["info"]["status"] == "FINISHED"
+    assert [m["step"] for m in history["metrics"]] == [1, 2, 3]
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert (params["optimizer.lr"], params["model.layers.dense.units"], "data.path" in params) == ("0.05", "16", False)
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (tags["dlrun.run_dir"], tags["dlrun.data_fingerprint"], tags["dlrun.status"]) == (
+        str(run_dir.resolve()), summary["data_fingerprint"], "completed")
+    final = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert final["test_accuracy"] == pytest.approx(summary["metrics"]["test_accuracy"])
+
+
+def test_a_tracked_run_has_its_artifacts_and_a_keras_model(server: str, tracked_run: tuple) -> None:
+    import numpy as np
+
+    run_dir, _ = tracked_run
+    client = mlflow.MlflowClient(server)
+    run_id = run_id_of(run_dir, server)
+    assert {"config.yaml", "summary.json", "history.png", "metrics.csv"} <= {a.path for a in client.list_artifacts(
+        run_id)}
+    assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == "course"
+    mlflow.set_tracking_uri(server)
+    model = mlflow.keras.load_model(f"runs:/{run_id}/model")
+    assert model.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0).shape == (2, 10)
+
+
+def test_a_pruned_sweep_is_a_parent_run_with_nested_trials(server: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, SMALL, sweep=PRUNED_GRID)
+    proc = run_cli("sweep", config, "--sweep-dir", tmp_path / "s", "--track", f"mlflow={server}")
+    assert proc.returncode == 0, proc.stderr
+    client = mlflow.MlflowClient(server)
+    parent = client.get_run(run_id_of(tmp_path / "s", server))
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    statuses = {r.data.tags["dlrun.status"]: r.info.status for r in children}
+    assert (parent.data.tags["dlrun.kind"], len(children)) == ("sweep", 4)
+    assert statuses == {"completed": "FINISHED", "pruned": "KILLED"}
+    assert all(r.data.params["optimizer.lr"] for r in children)
+
+
+def test_a_server_killed_mid_run_and_the_backfill(tmp_path: Path) -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = start_server(tmp_path / "server", port)
+    config = write_config(tmp_path, deep_merge(LIVE_CNN, {"train": {"epochs": 8}}))
+    run_dir = tmp_path / "runs" / "run"
+    proc = start("train", config, "--run-dir", run_dir, "--track", f"mlflow={uri}")
+    try:
+        wait_for_epochs(proc, run_dir, 2)
+    finally:
+        stop_server(server)
+    code, _, err = finish(proc)
+    assert (code, err.count("MLflow at")) == (0, 1), err
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    server = start_server(tmp_path / "server", port)
+    try:
+        first = run_cli("track", "mlflow", run_dir.parent, "--uri", uri, "--json")
+        again = run_cli("track", "mlflow", run_dir.parent, "--uri", uri, "--json")
+        run_id = run_id_of(run_dir, uri)
+        history = mlflow.MlflowClient(uri).get_metric_history(run_id, "val_accuracy")
+        status = mlflow.MlflowClient(uri).get_run(run_id).info.status
+    finally:
+        stop_server(server)
+    assert (json.loads(first.stdout)["sent"], json.loads(again.stdout)["already"]) == (1, 1), first.stderr
+    assert ([m.step for m in history], status) == (list(range(1, 9)), "FINISHED")
