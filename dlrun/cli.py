@@ -147,6 +147,7 @@ def transfer(
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
     no_cache: NoCacheOpt = False,
+    track: TrackOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
@@ -154,7 +155,7 @@ def transfer(
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
-                                                resume, unsafe, use_cache=not no_cache))
+                                                resume, unsafe, use_cache=not no_cache, track=track))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         kept = (f"kept the last finite checkpoint in {summary['run_dir']}" if summary["epochs_run"]
