@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlrun.engine import exporting
 from dlrun.errors import DlrunError
 from dlrun.store import names
 from dlrun.tracking import records
@@ -196,17 +197,15 @@ class Mirror:
 
 
 def log_keras_model(uri: str, run_id: str, model_file: Path) -> None:
-    """Log the saved model with MLflow's Keras flavour (mlflow.keras.load_model and pyfunc serve it)."""
-    import keras
-    import tensorflow as tf
-
+    """Log the saved model with MLflow's Keras flavour (mlflow.keras.load_model and pyfunc serve it);
+    the engine loads it (the one door to Keras)."""
     mlflow = _mlflow()
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # "no model signature": the flavour serves it as it is
-    model = keras.saving.load_model(model_file, compile=False)
+    model, versions = exporting.load_for_logging(model_file)
+    requirements = [f"{package}=={version}" for package, version in versions.items()]
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # ended by set_terminated afterwards
-        mlflow.keras.log_model(model, name="model", pip_requirements=[
-            f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}", f"mlflow=={mlflow.__version__}"])
+        mlflow.keras.log_model(model, name="model", pip_requirements=[*requirements, f"mlflow=={mlflow.__version__}"])
 
 
 def _started_ms(summary: dict[str, Any]) -> int | None:
