@@ -151,18 +151,33 @@ def test_a_tracked_run_has_its_artifacts_and_a_keras_model(server: str, tracked_
     assert model.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0).shape == (2, 10)
 
 
-def test_a_pruned_sweep_is_a_parent_run_with_nested_trials(server: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path, SMALL, sweep=PRUNED_GRID)
-    proc = run_cli("sweep", config, "--sweep-dir", tmp_path / "s", "--track", f"mlflow={server}")
+@pytest.fixture(scope="module")
+def tracked_sweep(mlflow_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("sweep")
+    config = write_config(tmp, SMALL, sweep=PRUNED_GRID)
+    proc = run_cli("sweep", config, "--sweep-dir", tmp / "s", "--track", f"mlflow={mlflow_server.uri}")
     assert proc.returncode == 0, proc.stderr
+    return tmp / "s"
+
+
+def test_a_pruned_sweep_is_a_parent_run_with_nested_trials(server: str, tracked_sweep: Path) -> None:
     client = mlflow.MlflowClient(server)
-    parent = client.get_run(run_id_of(tmp_path / "s", server))
+    parent = client.get_run(run_id_of(tracked_sweep, server))
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     statuses = {r.data.tags["dlrun.status"]: r.info.status for r in children}
-    assert (parent.data.tags["dlrun.kind"], len(children)) == ("sweep", 4)
+    assert (parent.data.tags["dlrun.kind"], parent.info.status, len(children)) == ("sweep", "FINISHED", 4)
     assert statuses == {"completed": "FINISHED", "pruned": "KILLED"}
     assert all(r.data.params["optimizer.lr"] for r in children)
+
+
+def test_each_trial_is_sent_when_it_ends_not_at_the_sweeps_end(tracked_sweep: Path) -> None:
+    # the trials run one after another; the first sent (its mlflow.json written) went before the last
+    # trial's final epoch was written: sent as it ended. Sent at the sweep's end, it would come after every epoch.
+    trials = sorted((tracked_sweep / "trials").iterdir())
+    sent = min((t / "mlflow.json").stat().st_mtime_ns for t in trials)
+    last_epoch = max((t / "metrics.csv").stat().st_mtime_ns for t in trials)
+    assert sent < last_epoch
 
 
 def test_a_server_killed_mid_run_and_the_backfill(mlflow_server: Server, server: str, tmp_path: Path) -> None:

@@ -95,7 +95,27 @@ def tracked_run(where: MlflowTarget | None, run_dir: Path, warn: Callable[[str],
         mirror.failure = mirror.failure or failed
 
 
+class SweepMirror:
+    """A sweep mirrored while it runs: its parent run once it starts (`open`), each trial's nested run
+    (metrics, artifacts, model, status) as the trial ends. A store that fails is left alone until the
+    sweep ends, when `track_sweep` sends whatever is missing and the parent's end."""
+
+    def __init__(self, where: MlflowTarget, sweep_dir: Path, warn: Callable[[str], None]):
+        self.mirror, self.sweep_dir = Mirror(where, warn), Path(sweep_dir)
+        self.parent: str | None = None
+
+    def open(self) -> None:
+        """Create (or, on resume, find) the sweep's parent run; call once summary.json exists."""
+        self.parent = self.mirror.open_sweep(self.sweep_dir)
+
+    def trial_ended(self, trial_dir: Path) -> None:
+        """Send an ended trial as a nested run of the sweep's."""
+        if self.parent is not None and self.mirror.failure is None:
+            self.mirror.sync_run(trial_dir, final=True, parent=self.parent, kind="trial")
+
+
 def track_sweep(where: MlflowTarget | None, sweep_dir: Path, warn: Callable[[str], None]) -> None:
-    """Mirror a finished (or stopped) sweep: the parent run and a nested run per trial."""
+    """Mirror a finished (or stopped) sweep: the parent run and a nested run per trial (those a
+    SweepMirror sent as they ended are not sent again)."""
     if where is not None:
         Mirror(where, warn).sync_sweep(sweep_dir)

@@ -168,12 +168,24 @@ class Mirror:
             summary = records.summary_of(path)
             state = records.read_state(path, self.target.uri) or self._start(path, summary, None, "sweep")
             run_id = state["run_id"]
-            for trial in records.trial_dirs(path):
+            for trial in records.trial_dirs(path):  # trials sent as they ended are skipped (their state says so)
                 self.sync_run(trial, final=True, parent=run_id, kind="trial")
             if self.failure is None and not state.get("finished") and records.status_of(path) in records.FINAL:
                 self._finish_sweep(path, run_id, summary, state)
             records.write_state(path, self.target.uri, state)
             return run_id
+        except Exception as exc:
+            self._failed(f"{path}", exc)
+            return None
+
+    def open_sweep(self, path: Path) -> str | None:
+        """The sweep's parent run (created on the first call, with the sweep's tags), for trials to nest
+        under as they end. Returns its MLflow run id, None when the store failed."""
+        path = Path(path)
+        try:
+            state = records.read_state(path, self.target.uri) or self._start(
+                path, records.summary_of(path), None, "sweep")
+            return str(state["run_id"])
         except Exception as exc:
             self._failed(f"{path}", exc)
             return None
