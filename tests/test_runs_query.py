@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pty
+import shutil
 import struct
 import subprocess
 import sys
@@ -110,6 +111,15 @@ def test_the_index_follows_a_changed_config(root: Path) -> None:
     files.write_text(config, config.read_text().replace("lr: 0.05", "lr: 0.5"))
     os.utime(config, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert names_of(query_runs(root, ["optimizer.lr=0.5"])) == ["sgd"]
+
+
+def test_the_index_drops_a_deleted_run(root: Path) -> None:
+    query_runs(root, ["optimizer.lr>0"])
+    deleted = next(root.glob("adam-b*"))
+    shutil.rmtree(deleted)
+    query_runs(root, ["optimizer.lr>0"])
+    index = json.loads((root / names.RUNS_INDEX).read_text())["runs"]
+    assert sorted(index) == sorted(p.name for p in root.iterdir() if p.is_dir()) and deleted.name not in index
 
 
 def test_a_thousand_runs_are_queried_within_a_second(tmp_path: Path) -> None:

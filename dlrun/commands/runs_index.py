@@ -1,8 +1,9 @@
 """The flattened configs of a folder of runs, kept in an index file beside them (names.RUNS_INDEX).
 
 Parsing a thousand config.yaml files takes seconds; reading one JSON file takes milliseconds. An
-entry is reparsed when its config.yaml's modification time or size changed, the index rewritten only
-when an entry changed; a folder that cannot be written to is simply read every time.
+entry is reparsed when its config.yaml's modification time or size changed, an entry of a deleted run
+dropped, the index rewritten only when an entry changed; a folder that cannot be written to is simply
+read every time.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def flat_configs(run_dirs: list[Path]) -> dict[Path, dict[str, Any]]:
                 entry = index[path.name] = {"stamp": stamp, "config": json.loads(json.dumps(flat, default=str))}
                 changed = True
             out[path] = entry["config"]
+        listed = {path.name for path in paths}
+        for gone in [name for name in index if name not in listed and not (folder / name).is_dir()]:
+            del index[gone]  # a deleted run: the index does not grow with every run ever made
+            changed = True
         if changed:
             with contextlib.suppress(OSError):  # a read-only folder of runs: no index, just slower
                 files.write_text(folder / names.RUNS_INDEX, json.dumps({"version": INDEX_VERSION, "runs": index}),
