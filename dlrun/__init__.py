@@ -32,11 +32,12 @@ from dlrun.errors import (
 )
 
 if TYPE_CHECKING:
+    from dlrun.commands.compare import compare_runs
     from dlrun.commands.evaluate import evaluate
     from dlrun.commands.export import export
     from dlrun.commands.predict import predict
     from dlrun.commands.resume import resume
-    from dlrun.commands.runs import compare_runs, list_runs
+    from dlrun.commands.runs import list_runs, query_runs
     from dlrun.commands.train import train
     from dlrun.commands.validate import validate
     from dlrun.config import LoadedConfig, load_config
@@ -51,7 +52,8 @@ _LAZY = {
     "export": "dlrun.commands.export",
     "validate": "dlrun.commands.validate",
     "list_runs": "dlrun.commands.runs",
-    "compare_runs": "dlrun.commands.runs",
+    "compare_runs": "dlrun.commands.compare",
+    "query_runs": "dlrun.commands.runs",
     "sweep": "dlrun.sweeps.run",
     "transfer": "dlrun.transfers.run",
     "load_config": "dlrun.config",
@@ -61,7 +63,7 @@ _LAZY = {
 __all__ = [
     "ConfigError", "DataError", "DlrunError", "Interrupted", "LoadedConfig", "RunDirError", "StorageError",
     "SweepError", "SweepFailed", "TransferError", "WeightsError", "__version__", "compare_runs", "evaluate",
-    "export", "list_runs", "load_config", "predict", "resume", "sweep", "train", "transfer", "validate",
+    "export", "list_runs", "load_config", "predict", "query_runs", "resume", "sweep", "train", "transfer", "validate",
 ]
 
 

@@ -13,8 +13,17 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from dlrun import cli_tools
-from dlrun.cli_tools import ConfigArg, JsonOpt, NoCacheOpt, SetOpt, complete_config, complete_run, complete_target
+from dlrun import cli_runs, cli_tools
+from dlrun.cli_tools import (
+    ConfigArg,
+    JsonOpt,
+    NoCacheOpt,
+    SetOpt,
+    TrackOpt,
+    complete_config,
+    complete_run,
+    complete_target,
+)
 from dlrun.errors import ConfigError, DlrunError, Interrupted
 from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
@@ -79,6 +88,7 @@ def train(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.",
                                                 autocompletion=complete_run)] = None,
     no_cache: NoCacheOpt = False,
+    track: TrackOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run; writes metrics, plots, weights and the resolved config into a run directory."""
@@ -89,14 +99,14 @@ def train(
         if sets or run_dir:
             _fail(DlrunError(f"{'--set' if sets else '--run-dir'} cannot be used with --resume: a resumed run "
                              "keeps its own config and directory"))
-        summary = run_command(lambda: core_resume(resume, config, reporter, use_cache=not no_cache))
+        summary = run_command(lambda: core_resume(resume, config, reporter, use_cache=not no_cache, track=track))
     elif config is None:
         _fail(DlrunError("give a CONFIG to train, or --resume RUN_DIR"))
     else:
         from dlrun.commands.train import train as core_train
 
         summary = run_command(lambda: core_train(config, sets or [], run_dir, runs_root, reporter,
-                                                 use_cache=not no_cache))
+                                                 use_cache=not no_cache, track=track))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         epoch = summary.get("diverged_epoch")
@@ -104,38 +114,6 @@ def train(
                 if summary["epochs_run"] else "no epoch finished with a finite loss, so no weights were saved")
         typer.echo(f"diverged at epoch {epoch} (non-finite loss); {kept}. Try a smaller optimizer.lr", err=True)
         raise typer.Exit(EXIT_DIVERGED)
-
-
-@app.command()
-def runs(
-    runs_root: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = DEFAULT_RUNS_ROOT,
-    compare: Annotated[tuple[Path, Path] | None, typer.Option(
-        "--compare", help="Compare two run directories: config and metric differences.", show_default=False,
-        metavar="RUN_A RUN_B", autocompletion=complete_run)] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """List runs and sweeps, newest first (status, key metrics, start, duration); or compare two runs."""
-    from dlrun.commands import runs as core
-    from dlrun.commands.runs_tables import compare_tables, runs_table
-
-    reporter = Reporter(json_mode=json_out)
-    if not reporter.out.is_terminal:  # piped or redirected: no need to squeeze the tables into 80 columns
-        reporter.out.width = max(reporter.out.width, 160)
-    if compare:
-        result = run_command(lambda: core.compare_runs(*compare))
-        reporter.emit_json(result)
-        for table in compare_tables(result):
-            reporter.table(table)
-        return
-    infos = run_command(lambda: core.list_runs(runs_root))
-    reporter.emit_json({"runs_root": str(runs_root), "runs": [info.to_dict() for info in infos]})
-    if infos:
-        reporter.table(runs_table(infos, runs_root))
-        if any(info.tensorboard for info in infos):
-            reporter.info(f"TensorBoard: tensorboard --logdir {runs_root}  (a sweep's HParams table: "
-                          "tensorboard --logdir SWEEP_DIR)")
-    else:
-        reporter.info(f"no runs in {runs_root}")
 
 
 @app.command()
@@ -176,6 +154,7 @@ def transfer(
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
     no_cache: NoCacheOpt = False,
+    track: TrackOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fine-tune from saved weights: print the layer mapping, evaluate, then train in stages."""
@@ -183,7 +162,7 @@ def transfer(
 
     reporter = Reporter(json_mode=json_out)
     summary = run_command(lambda: core_transfer(config, sets or [], source, freeze, run_dir, runs_root, reporter,
-                                                resume, unsafe, use_cache=not no_cache))
+                                                resume, unsafe, use_cache=not no_cache, track=track))
     reporter.emit_json(summary)
     if summary["status"] == "diverged":
         kept = (f"kept the last finite checkpoint in {summary['run_dir']}" if summary["epochs_run"]
@@ -202,6 +181,9 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
 
 
 app.command()(_guarded(cli_tools.sweep))
+app.command()(_guarded(cli_runs.runs))
+app.command()(_guarded(cli_runs.compare))
+app.command()(_guarded(cli_runs.track))
 app.command()(_guarded(cli_tools.predict))
 app.command()(_guarded(cli_tools.export))
 app.command()(_guarded(cli_tools.schema))

@@ -15,6 +15,10 @@ from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
+TrackOpt = Annotated[str | None, typer.Option(
+    "--track", metavar="mlflow[=URI]", help="Also record the run in MLflow: the local store RUNS/mlflow.db (`mlflow "
+    "ui --backend-store-uri sqlite:///RUNS/mlflow.db`), or a tracking server's URI. Overrides the config's "
+    "tracking: section.", show_default=False)]
 ExportFormat = Literal["keras", "h5", "savedmodel"]
 
 
@@ -56,6 +60,7 @@ def sweep(
                                                        "(its thread cap; default 1).")] = None,
     gpus_per_trial: Annotated[float | None, typer.Option("--gpus-per-trial", min=0, help="Ray: GPUs per trial "
                                                          "(default: 1 when the cluster has GPUs).")] = None,
+    track: TrackOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train one run per point of a parameter space (grid or zip) or per sampled point (random, tpe);
@@ -67,7 +72,7 @@ def sweep(
     summary = core_sweep(config, sets or [], lr, lam, mode, jobs, sweep_dir, resume, reporter, runs_root=runs_root,
                          use_cache=not no_cache, search=search, trials=trials, refine=refine, backend=backend,
                          address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                         repeats=repeats)
+                         repeats=repeats, track=track)
     reporter.emit_json(summary)
 
 

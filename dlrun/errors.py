@@ -49,6 +49,10 @@ class RunDirError(DlrunError):
     """A run directory is missing, not a run, or cannot be created."""
 
 
+class QueryError(DlrunError):
+    """A `dlrun runs` filter, sort key or column that cannot be read."""
+
+
 class SweepError(DlrunError):
     """A sweep cannot be planned or resumed."""
 

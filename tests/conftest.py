@@ -134,7 +134,10 @@ NO_TF_PROBE = (
 )
 
 
-def modules_loaded(*args: str, families: tuple[str, ...] = ("tensorflow", "keras", "optuna", "ray")) -> set[str]:
+OPTIONAL_FAMILIES = ("tensorflow", "keras", "optuna", "ray", "mlflow")  # what --help and validate never load
+
+
+def modules_loaded(*args: str, families: tuple[str, ...] = OPTIONAL_FAMILIES) -> set[str]:
     """Which of `families` running `dlrun ARGS` in a fresh interpreter imported (NO_TF_PROBE, asked more)."""
     probe = NO_TF_PROBE + f"print('LOADED=' + ','.join(f for f in {families!r} if any(m == f or m.startswith(f + '.') "\
         "for m in sys.modules)))\n"

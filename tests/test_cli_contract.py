@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_cli, tf_loaded
+from conftest import modules_loaded, run_cli, tf_loaded, write_config
 
 
 def test_help_does_not_import_tensorflow() -> None:
@@ -18,6 +18,14 @@ def test_train_help_does_not_import_tensorflow() -> None:
 
 def test_validate_does_not_import_tensorflow(tiny_config: Path) -> None:
     assert tf_loaded("validate", str(tiny_config)) == "TF_LOADED=False"
+
+
+def test_help_and_validate_load_no_optional_library(tmp_path: Path) -> None:
+    # a config that tracks in MLflow and sweeps with Optuna: validating it loads neither (nor TF, nor Ray)
+    config = write_config(tmp_path, tracking={"mlflow": {"uri": "http://127.0.0.1:5000", "experiment": "e"}},
+                          sweep={"search": "tpe", "trials": 2, "params": {"optimizer.lr": {"log_uniform": [1e-4, 1]}}})
+    loaded = [modules_loaded(*args) for args in (["--help"], ["train", "--help"], ["validate", str(config)])]
+    assert loaded == [set(), set(), set()]
 
 
 def test_validate_ok_exits_zero(tiny_config: Path) -> None:

@@ -110,16 +110,16 @@ def test_compare_lists_only_the_config_keys_that_differ(tmp_path: Path) -> None:
     a = make_run(tmp_path, "a", "2026-01-01T10:00:00", metrics={"test_accuracy": 0.8})
     b = make_run(tmp_path, "b", "2026-01-01T11:00:00", metrics={"test_accuracy": 0.85},
                  config=deep_merge(TINY_MLP, {"optimizer": {"lr": 0.1}, "train": {"epochs": 3}}))
-    assert [(row["key"], row["a"], row["b"]) for row in compare_runs(a, b)["config"]] == [
-        ("optimizer.lr", 0.05, 0.1), ("train.epochs", 2, 3)]
+    assert [(row["key"], row["values"]) for row in compare_runs(a, b)["config"]] == [
+        ("optimizer.lr", [0.05, 0.1]), ("train.epochs", [2, 3])]
 
 
 def test_compare_gives_metric_deltas(tmp_path: Path) -> None:
     a = make_run(tmp_path, "a", "2026-01-01T10:00:00", metrics={"test_accuracy": 0.8})
     b = make_run(tmp_path, "b", "2026-01-01T11:00:00", metrics={"test_accuracy": 0.85, "test_loss": 0.3})
     assert compare_runs(a, b)["metrics"] == [
-        {"metric": "test_accuracy", "a": 0.8, "b": 0.85, "delta": pytest.approx(0.05)},
-        {"metric": "test_loss", "a": None, "b": 0.3, "delta": None}]
+        {"metric": "test_accuracy", "values": [0.8, 0.85], "delta": pytest.approx(0.05)},
+        {"metric": "test_loss", "values": [None, 0.3], "delta": None}]
 
 
 def test_cli_runs_table_shows_status_and_run_dir(runs_root: Path) -> None:

@@ -101,7 +101,7 @@ def bash_complete(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize(("words", "expected"), [
-    ("dlrun tr", ["train", "transfer"]),
+    ("dlrun tr", ["train", "transfer", "track"]),
     ("dlrun train con", ["configs/quickstart.yaml"]),
     ("dlrun train --resume ", ["runs/lr-sweep-1/", "runs/quick-1"]),
     ("dlrun evaluate runs/lr", ["runs/lr-sweep-1/trials/000"]),

@@ -15,18 +15,21 @@ from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.status import check_resumable
+from dlrun.tracking.live import resolve as resolve_tracking
+from dlrun.tracking.live import tracked_run
 from dlrun.ui.console import Reporter
 
 
 def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Reporter | None = None,
-           use_cache: bool = True) -> dict[str, Any]:
-    """Continue a run from its last complete epoch.
+           use_cache: bool = True, track: str | None = None) -> dict[str, Any]:
+    """Continue a run from its last complete epoch (and the MLflow run it was mirrored to).
 
     Args:
         run_dir: The run directory (interrupted, crashed or failed).
         config: Optional; must resolve to the run's own config (a resumed run cannot change it).
         reporter: Where progress and tables go (default: nothing printed).
         use_cache: Serve the data from the data cache (False: read it from its source).
+        track: `mlflow` or `mlflow=URI`, as for train (default: the store the run was mirrored to, if any).
 
     Returns:
         The run's summary, as `train` returns it.
@@ -41,6 +44,7 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
     run, lc = run_and_config(run_dir, config)
     if run.exists(names.TRANSFER):
         raise RunDirError(f"{run.path} is a transfer run; resume it with: dlrun transfer --resume {run.path}")
+    tracker = resolve_tracking(lc.config.tracking, track, run.path.parent, resumed=run.path)
     with exclusive_lock(run.path, "being trained"):  # of two resumes of one run, exactly one goes on
         status = check_resumable(run)
         check_run_writable(run)
@@ -55,7 +59,8 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
             files.remove_temp_files(run.path)
             reporter.info(f"resuming {run.path} ({status}) after epoch {meta.get('epoch', 0)}")
             try:
-                return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
+                with tracked_run(tracker, run.path, reporter.warn):
+                    return train_guarded(lc, run, data, reporter, checkpoint if checkpoint.exists() else None, stop)
             except (Interrupted, StorageError):
                 raise
             except DlrunError:

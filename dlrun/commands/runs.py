@@ -1,4 +1,4 @@
-"""`dlrun runs`: list run and sweep directories with their status, and compare two runs.
+"""`dlrun runs`: list and query run and sweep directories with their status and metrics.
 
 Reads only what runs leave on disk (summary.json, metrics.csv, config.yaml); no TensorFlow.
 Directories written by other commands (sweeps, transfers) are read generically: whatever
@@ -7,6 +7,7 @@ summary.json they have supplies status, times and metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from dlrun.commands import runs_query as query
+from dlrun.commands.runs_index import flat_configs
 from dlrun.config.safe_yaml import load_value
 from dlrun.errors import RunDirError
 from dlrun.store import files, names
@@ -160,11 +163,12 @@ def tensorboard_dir(path: Path, kind: str) -> str | None:
     return str(path if kind == "sweep" else path / names.TENSORBOARD)
 
 
-def list_runs(root: Path | str = names.DEFAULT_RUNS_ROOT) -> list[RunInfo]:
+def list_runs(root: Path | str = names.DEFAULT_RUNS_ROOT, trials: bool = False) -> list[RunInfo]:
     """Every run, transfer and sweep directly under `root`, newest first.
 
     Args:
         root: The folder that holds run directories.
+        trials: Also list each sweep's trials (kind `trial`, named SWEEP/TRIAL), after their sweep.
 
     Returns:
         One RunInfo per directory dlrun wrote: kind, name, status (`crashed` for a dead `running`
@@ -177,58 +181,58 @@ def list_runs(root: Path | str = names.DEFAULT_RUNS_ROOT) -> list[RunInfo]:
     if not root.is_dir():
         raise RunDirError(f"{root}: no such directory; give the folder that holds your runs (default: runs)")
     found = [info for child in root.iterdir() if child.is_dir() and (info := read_run(child)) is not None]
-    return sorted(found, key=lambda info: (info.started or "", info.path), reverse=True)
+    found.sort(key=lambda info: (info.started or "", info.path), reverse=True)
+    return [entry for info in found for entry in [info, *(sweep_trials(info) if trials else [])]]
 
 
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings and lists as {dotted.key: leaf value}."""
-    if isinstance(data, dict):
-        items: list[tuple[str, Any]] = [(str(k), v) for k, v in data.items()]
-    elif isinstance(data, list):
-        items = [(str(i), v) for i, v in enumerate(data)]
-    else:
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in items:
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+def sweep_trials(sweep: RunInfo) -> list[RunInfo]:
+    """A sweep's trials (kind `trial`, named SWEEP/TRIAL), in trial order; [] for anything else."""
+    folder = Path(sweep.path) / names.SWEEP_TRIALS
+    if sweep.kind != "sweep" or not folder.is_dir():
+        return []
+    out = []
+    for child in sorted(p for p in folder.iterdir() if p.is_dir()):
+        info = read_run(child)
+        if info is not None:
+            info.kind, info.name = "trial", f"{sweep.name}/{child.name}"
+            out.append(info)
     return out
 
 
-def _config_of(path: Path) -> dict[str, Any]:
-    config = path / names.CONFIG
-    try:
-        data = load_value(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunDirError(f"{config}: unreadable config ({exc})") from None
-    return flatten(data) if isinstance(data, dict) else {}
-
-
-def compare_runs(a: Path | str, b: Path | str) -> dict[str, Any]:
-    """Two runs side by side: the config keys that differ and every metric of either run.
+def query_runs(root: Path | str = names.DEFAULT_RUNS_ROOT, where: Sequence[str] = (), sort: str | None = None,
+               columns: Sequence[str] | None = None, limit: int | None = None,
+               trials: bool = False) -> dict[str, Any]:
+    """The runs under `root` that pass every `where` expression, ordered by `sort`.
 
     Args:
-        a: The first run directory.
-        b: The second run directory.
+        root: The folder that holds run directories.
+        where: Expressions KEY OP VALUE (OP: = != < <= > >= ~) on a metric, a run field (name, kind,
+            status, path, started, seconds, epochs) or a dotted config key (optimizer.name).
+        sort: KEY (ascending) or -KEY (descending); runs without the key come last. Default: newest first.
+        columns: Keys whose values each run reports under `values` (default: the keys of `where` and `sort`).
+        limit: At most this many runs.
+        trials: Include each sweep's trials.
 
     Returns:
-        {a, b (their RunInfo), config: [{key, a, b}], metrics: [{metric, a, b, delta = b - a}]}.
+        {runs_root, columns, runs: [RunInfo as a dict, plus `values`: {column: value or None}]}.
 
     Raises:
-        RunDirError: either path is not a run directory, or its config is unreadable.
+        QueryError: an expression that cannot be parsed, or a key no run has.
+        RunDirError: `root` is not a directory.
     """
-    paths = [Path(a), Path(b)]
-    infos = []
-    for path in paths:
-        info = read_run(path) if path.is_dir() else None
-        if info is None:
-            raise RunDirError(f"{path}: not a run directory (no {names.CONFIG} or {names.SUMMARY})")
-        infos.append(info)
-    config_a, config_b = (_config_of(p) for p in paths)
-    config = [{"key": k, "a": config_a.get(k), "b": config_b.get(k)}
-              for k in sorted(set(config_a) | set(config_b)) if config_a.get(k) != config_b.get(k)]
-    metrics = []
-    for name in sorted(set(infos[0].metrics) | set(infos[1].metrics)):
-        va, vb = infos[0].metrics.get(name), infos[1].metrics.get(name)
-        delta = vb - va if va is not None and vb is not None else None
-        metrics.append({"metric": name, "a": va, "b": vb, "delta": delta})
-    return {"a": infos[0].to_dict(), "b": infos[1].to_dict(), "config": config, "metrics": metrics}
+    conditions = [query.parse_where(text) for text in where]
+    order = query.parse_sort(sort) if sort else None
+    shown = list(columns) if columns is not None else list(dict.fromkeys(
+        [c.key for c in conditions] + ([order[0]] if order else [])))
+    origin = {**{k: f"--columns {k}" for k in shown}, **({order[0]: f"--sort {sort}"} if order else {}),
+              **{c.key: f"--where {c.text!r}" for c in conditions}}
+    infos = list_runs(root, trials)
+    metric_names = {name for info in infos for name in info.metrics}
+    wanted = [k for k in origin if k not in query.RUN_FIELDS and k not in metric_names]
+    configs = flat_configs([Path(info.path) for info in infos]) if wanted else {}
+    rows = [{**info.to_dict(), "config": configs.get(Path(info.path), {})} for info in infos]
+    query.check_keys(rows, list(origin), origin)
+    kept = query.query(rows, conditions, order, limit)
+    return {"runs_root": str(root), "columns": shown, "runs": [
+        {**{k: v for k, v in row.items() if k != "config"},
+         "values": {k: query.cell(query.value_of(row, k)) for k in shown}} for row in kept]}

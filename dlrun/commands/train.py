@@ -19,12 +19,14 @@ from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import RunDir, check_writable, create_run_dir
 from dlrun.store.status import fail_for_storage, mark_failed
 from dlrun.store.summary import RunClock
+from dlrun.tracking.live import resolve as resolve_tracking
+from dlrun.tracking.live import tracked_run
 from dlrun.ui.console import Reporter, metrics_table
 
 
 def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None, run_dir: str | Path | None = None,
           runs_root: str | Path = names.DEFAULT_RUNS_ROOT, reporter: Reporter | None = None,
-          data: Dataset | None = None, use_cache: bool = True) -> dict[str, Any]:
+          data: Dataset | None = None, use_cache: bool = True, track: str | None = None) -> dict[str, Any]:
     """Train one run from a config into a new run directory.
 
     Args:
@@ -35,6 +37,8 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
         reporter: Where progress and tables go (default: nothing printed).
         data: Data already loaded for this config (else it is loaded here).
         use_cache: Serve prepared data from the data cache (and fill it).
+        track: Also mirror the run to a tracker: `mlflow` (the local store beside `runs_root`) or
+            `mlflow=URI` (else the config's `tracking:` section decides).
 
     Returns:
         The run's summary (as in summary.json): `status` is `completed` or `diverged`.
@@ -48,6 +52,7 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
     reporter = reporter or Reporter(live=False)
     lc = ensure_loaded(config, overrides)
     check_writable(run_dir, runs_root)  # a read-only runs folder is refused before any data is read
+    tracker = resolve_tracking(lc.config.tracking, track, Path(run_dir).parent if run_dir else runs_root)
     if data is None:
         with reporter.progress() as progress:
             data = load_checked(lc, use_cache, progress)
@@ -64,7 +69,8 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
             reporter.info(f"run directory: [bold]{run.path}[/bold]  ({data.describe()})")
             for note in [*data.notes, *filter(None, [data.validation_warning()])]:
                 reporter.warn(note)
-            return train_guarded(lc, run, data, reporter, None, stop, model)
+            with tracked_run(tracker, run.path, reporter.warn):
+                return train_guarded(lc, run, data, reporter, None, stop, model)
 
 
 def train_guarded(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporter, resume_from: Path | None,

@@ -17,6 +17,7 @@ from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, Reduce
 from dlrun.config.scale import DistributeConfig
 from dlrun.config.section import Float, FractionOrNone, Int, PosFloat, PosInt, Section
 from dlrun.config.sweep_schema import SweepConfig
+from dlrun.config.tracking_schema import TrackingConfig
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
 FILE_SOURCES = frozenset({"npy", "npz", "h5", "idx", "folder", "csv"})
@@ -238,6 +239,8 @@ class ExperimentConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training settings.")
     sweep: SweepConfig | None = Field(default=None, description="The parameter space of dlrun sweep.")
     transfer: TransferConfig | None = Field(default=None, description="The stages of dlrun transfer.")
+    tracking: TrackingConfig | None = Field(default=None, description="Also record runs in a tracker: "
+                                            "{mlflow: {uri: ..., experiment: ...}} (or --track mlflow).")
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config as plain YAML/JSON-able data (aliases such as `from` restored)."""

@@ -1,7 +1,7 @@
 """Writing a trained model for the next tool: Keras 3's .keras, the legacy Keras-2 .h5 (what tf-keras'
 `load_model` reads: `model_config` and `model_weights`), and a TensorFlow SavedModel for serving
 (Keras' ExportArchive, with a `serve` signature). Each is written beside its target and renamed into
-place, so a reader never sees half of one."""
+place, so a reader never sees half of one. And reading a run's model back for a tracker to log."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dlrun.engine import backend
 from dlrun.store.files import atomic_path
 
 
@@ -32,6 +33,20 @@ def write_model(model: Any, fmt: str, out: Path) -> None:
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_for_logging(path: Path) -> tuple[Any, dict[str, str]]:
+    """A run's saved .keras model, for a tracker to log in its Keras flavour (MLflow's).
+
+    Args:
+        path: The model file (safe mode: nothing in it runs on loading).
+
+    Returns:
+        The uncompiled Keras model, and the versions that load it again: {"keras": ..., "tensorflow": ...}.
+    """
+    keras = backend.keras()
+    model = keras.saving.load_model(path, compile=False)
+    return model, {"keras": keras.__version__, "tensorflow": backend.tf().__version__}
 
 
 def _as_keras2(path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_RUNS_ROOT = Path("runs")
+# in a folder of runs (and a sweep's trials/): the flattened configs `dlrun runs` read, by config.yaml mtime
+RUNS_INDEX = ".dlrun-index.json"
 
 # a run directory
 CONFIG = "config.yaml"
@@ -22,6 +24,9 @@ INPUTS = "inputs.json"  # how the training inputs were prepared: what `dlrun pre
 # `dlrun export` into the run directory (or --out): a .keras file, a Keras-2 .h5, a SavedModel folder
 EXPORTS = {"keras": "export.keras", "h5": "export.h5", "savedmodel": "export_savedmodel"}
 TRANSFER = "transfer.json"
+MLFLOW_STATE = "mlflow.json"  # the MLflow run this run (or sweep) is mirrored to, and how much of it is logged
+MLFLOW_DB = "mlflow.db"  # in the runs folder: the default local MLflow store (sqlite)
+MLFLOW_ARTIFACTS = "mlartifacts"  # in the runs folder: that store's artifacts
 ERROR = "error.txt"  # a sweep trial that failed: the exception and its traceback
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.npz"

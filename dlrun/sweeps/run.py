@@ -32,6 +32,9 @@ from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
 from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
 from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
+from dlrun.tracking.live import SweepMirror, track_sweep
+from dlrun.tracking.live import resolve as resolve_tracking
+from dlrun.tracking.mlflow_store import MlflowTarget
 from dlrun.ui.console import Reporter
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
@@ -123,7 +126,8 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
           executor: TrialExecutor | None = None, use_cache: bool = True, search: str | None = None,
           trials: int | None = None, refine: bool = False, backend: str | None = None,
           address: str | None = None, cpus_per_trial: int | None = None,
-          gpus_per_trial: float | None = None, repeats: int | None = None) -> dict[str, Any]:
+          gpus_per_trial: float | None = None, repeats: int | None = None,
+          track: str | None = None) -> dict[str, Any]:
     """Train one run per point of a parameter space, rank them, and keep going past diverged trials.
 
     Args:
@@ -148,6 +152,9 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
         gpus_per_trial: GPUs a Ray trial reserves, replacing sweep.backend.gpus_per_trial.
         repeats: Seeds per point, replacing sweep.repeats (points ranked on their seeds' mean).
+        track: `mlflow` or `mlflow=URI`: mirror the sweep to MLflow as a parent run (from its start) with a
+            nested run per trial, sent as the trial ends (default: the config's `tracking:`, or the store a
+            resumed sweep used).
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -168,17 +175,27 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
                 or repeats is not None):
             raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
                              "--lambda, --mode, --search, --trials, --refine, --repeats and --sweep-dir")
-        return _resume(Path(resume), reporter, jobs, executor, flags, use_cache)
+        where = resolve_tracking(None, track, Path(resume).parent, resumed=Path(resume))
+        return _mirrored(_resume(Path(resume), reporter, jobs, executor, flags, use_cache, where), where, reporter)
     if config is None:
         raise SweepError("give a CONFIG to sweep, or --resume SWEEP_DIR")
     plan = plan_sweep(config, overrides, lr, lam, mode, search=search, trials=trials, refine=refine,
                       repeats=repeats)
     check_writable(sweep_dir, runs_root, "--sweep-dir")
-    return _new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache)
+    where = resolve_tracking(plan.base.config.tracking, track, runs_root)
+    return _mirrored(_new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache, where), where,
+                     reporter)
+
+
+def _mirrored(summary: dict[str, Any], where: MlflowTarget | None, reporter: Reporter) -> dict[str, Any]:
+    """The sweep's summary, after mirroring the sweep to MLflow when tracked."""
+    track_sweep(where, Path(summary["sweep_dir"]), reporter.warn)
+    return summary
 
 
 def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, reporter: Reporter,
-         jobs: int | None, executor: TrialExecutor | None, flags: tuple[Any, ...], use_cache: bool) -> dict[str, Any]:
+         jobs: int | None, executor: TrialExecutor | None, flags: tuple[Any, ...], use_cache: bool,
+         where: MlflowTarget | None) -> dict[str, Any]:
     """Load the data, write a new sweep directory and run its trials."""
     datasets, key_of = load_sweep_data(plan, reporter, use_cache)
     executor = executor or _executor(plan, flags, jobs, datasets) or make_executor(jobs, plan.planned)
@@ -186,20 +203,21 @@ def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, r
         _start(executor, datasets, plan, plan.planned)  # workers load TensorFlow while the directory is written
         root = _create(plan, runs_root, sweep_dir)
         with exclusive_lock(root, "being swept"):
-            return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False)
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False,
+                        where=where)
     finally:
         _close(executor)
 
 
 def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialExecutor | None,
-            flags: tuple[Any, ...], use_cache: bool) -> dict[str, Any]:
+            flags: tuple[Any, ...], use_cache: bool, where: MlflowTarget | None) -> dict[str, Any]:
     """Continue a sweep directory with its own sweep.yaml and study: only trials that have not ended run."""
     root = _sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
         plan, engine = _reopen(root)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache)
         executor = executor or _executor(plan, flags, jobs, datasets)
-        return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
+        return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True, where=where)
 
 
 def _start(executor: TrialExecutor, datasets: dict[str, Dataset], plan: SweepPlan, trials: int) -> None:
@@ -230,8 +248,10 @@ def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
 
 
 def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,
-         jobs: int | None, executor: TrialExecutor | None, search: Search | None, resumed: bool) -> dict[str, Any]:
-    """Run every trial that has not ended, recording as they go; the final summary."""
+         jobs: int | None, executor: TrialExecutor | None, search: Search | None, resumed: bool,
+         where: MlflowTarget | None = None) -> dict[str, Any]:
+    """Run every trial that has not ended, recording as they go (and mirroring each to MLflow as it ends
+    when `where` is set); the final summary."""
     try:  # the sweep's summary is rebuilt from its trials; a damaged one only loses the seconds so far
         previous = files.read_json(root / names.SUMMARY) if (root / names.SUMMARY).exists() else {}
     except RunDirError as exc:
@@ -239,6 +259,7 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         previous = {}
     first = next(iter(datasets.values()))
     session = SweepSession(plan, root, reporter, float(previous.get("seconds", 0.0)), first, search)
+    session.tracker = SweepMirror(where, root, reporter.warn) if where is not None else None
     threads = plan.base.config.train.threads
     ended = sum(o.final for o in session.outcomes.values())
     if executor is None:  # a resumed sweep: its executor fits the trials left
@@ -277,6 +298,8 @@ def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str,
              reporter: Reporter) -> dict[str, Any]:
     """Run each round's trials with the live display and graceful Ctrl-C, then write the final records."""
     session.write("running")
+    if session.tracker is not None:
+        session.tracker.open()  # the parent run, visible in MLflow while the trials run
     board.sweep_started(session.plan, session.root, reporter)  # the HParams experiment, each trial's values
     with session.display, graceful_stop() as stop:
         session.stop = stop  # a trial that finds the disk full stops the sweep

@@ -43,6 +43,7 @@ from dlrun.ui.console import Reporter
 
 if TYPE_CHECKING:
     from dlrun.sweeps.search import Search
+    from dlrun.tracking.live import SweepMirror
 
 RECORDS_EVERY = 1.0
 """While trials run, results.csv and summary.json are rewritten at most this often (seconds). Each rewrite
@@ -61,6 +62,7 @@ class SweepSession:
         self.validation, self.final = data.validation(), final_prefix(data.has_test)
         self.threads: dict[str, Any] = {}
         self.stop: StopRequest | None = None  # set while trials run: asked to stop after too many failures
+        self.tracker: SweepMirror | None = None  # set when the sweep is tracked (MLflow)
         self.failure: str | None = None  # why the sweep stopped early, if it did
         self.failed_in_a_row = 0
         self.display = SweepDisplay(reporter, plan.planned, sum(o.final for o in self.outcomes.values()))
@@ -130,6 +132,8 @@ class SweepSession:
         outcome = self.outcomes[result.trial_id]
         outcome.refresh(result.status, result.summary)
         board.trial_ended(self.root, result.trial_id, outcome.status)
+        if self.tracker is not None:  # the trial's nested run in MLflow, now rather than at the sweep's end
+            self.tracker.trial_ended(self.root / names.SWEEP_TRIALS / result.trial_id)
         self._tell(outcome.trial.point_id)
         if result.storage and self.stop is not None:  # every later write would fail too: stop, keep what is done
             self.storage, self.stop.requested = result.storage, True

@@ -23,6 +23,9 @@ from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import RunDir, check_writable, create_run_dir
 from dlrun.store.status import check_resumable, fail_for_storage, mark_failed
 from dlrun.store.summary import RunClock
+from dlrun.tracking.live import resolve as resolve_tracking
+from dlrun.tracking.live import tracked_run
+from dlrun.tracking.mlflow_store import MlflowTarget
 from dlrun.transfers.plan import TransferPlan, plan_transfer
 from dlrun.transfers.table import mapping_table
 from dlrun.ui.console import Reporter
@@ -113,13 +116,15 @@ def _label(lc: LoadedConfig, source: Source | None) -> str | None:
 def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | None = None,
              source: str | Path | None = None, freeze: str | None = None, run_dir: str | Path | None = None,
              runs_root: str | Path = names.DEFAULT_RUNS_ROOT, reporter: Reporter | None = None,
-             resume: str | Path | None = None, unsafe: bool = False, use_cache: bool = True) -> dict[str, Any]:
+             resume: str | Path | None = None, unsafe: bool = False, use_cache: bool = True,
+             track: str | None = None) -> dict[str, Any]:
     """Load saved weights into a config's model, show the layer mapping, then train in stages.
 
     Args:
         config: The target model and data: a YAML path or a loaded config (None with `resume`).
         overrides: `KEY=VALUE` strings applied after the file.
         source: `--from`: a run directory, .weights.h5, .keras or legacy Keras-2 .h5 (else transfer.from).
+        track: `mlflow` or `mlflow=URI`: mirror the run to MLflow as `train` does (else the config's tracking:).
         freeze: `--freeze`: the policy of a single-stage transfer (none, all, features, or names/globs).
         run_dir: Write into this new or empty directory instead of `runs_root/<name>-<time>`.
         runs_root: The parent of new run directories.
@@ -149,17 +154,18 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
     cfg = lc.config
     assert cfg.transfer is not None
     check_writable(run_dir, runs_root)
+    tracker = resolve_tracking(cfg.tracking, track, Path(run_dir).parent if run_dir else runs_root)
     with reporter.progress() as progress:
         weights = read_weights(cfg.transfer.from_, progress=progress) if cfg.transfer.from_ else None
         data = load_checked(lc, use_cache, progress)
     cli = {key: f"{option} {value}" for key, option, value in
            (("transfer.from", "--from", source), ("transfer.stages.0.freeze", "--freeze", freeze)) if value is not None}
     prepared = prepare(lc, data, weights, unsafe, cli)
-    return _start(lc, data, prepared, run_dir, runs_root, reporter)
+    return _start(lc, data, prepared, run_dir, runs_root, reporter, tracker)
 
 
 def _start(lc: LoadedConfig, data: Dataset, prepared: Prepared, run_dir: str | Path | None, runs_root: str | Path,
-           reporter: Reporter) -> dict[str, Any]:
+           reporter: Reporter, tracker: MlflowTarget | None = None) -> dict[str, Any]:
     """Create the run directory, record the mapping, evaluate "before", then train the stages."""
     cfg = lc.config
     assert cfg.transfer is not None
@@ -174,7 +180,8 @@ def _start(lc: LoadedConfig, data: Dataset, prepared: Prepared, run_dir: str | P
         reporter.table(mapping_table(prepared.plan.rows, stage_names, f"transfer mapping: {prepared.plan.source}"))
         before = evaluate_model(prepared.model, data, cfg.train.batch_size, cfg.task)
         reporter.info("before (loaded weights, no training): " + _describe(before))
-        return _run_guarded(lc, run, data, reporter, prepared, before, None, RunClock())
+        with tracked_run(tracker, run.path, reporter.warn):
+            return _run_guarded(lc, run, data, reporter, prepared, before, None, RunClock())
 
 
 def _describe(test: dict[str, float]) -> str:
