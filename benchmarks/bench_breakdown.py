@@ -40,7 +40,7 @@ TIMED = {  # module, function -> bucket
     ("dlrun.engine.run", "history_plot"): "plots",
     ("dlrun.sweeps.session", "SweepSession.epoch_ended"): "pruner",
     ("dlrun.sweeps.session", "SweepSession.finish"): "sweep end",
-    ("dlrun.sweeps.run", "load_sweep_data"): "data",
+    ("dlrun.sweeps.run", "load_sweep_data"): "data",  # patched where the sweep calls it
     ("dlrun.sweeps.executors.inprocess", "execute_trial"): "trial other",
 }
 

@@ -323,7 +323,7 @@ def test_leaderboard_on_the_test_split_says_so(tmp_path: Path, capsys: pytest.Ca
 def test_sweep_no_cache_reads_the_source_and_writes_no_cache_entry(tmp_path: Path, data_cache: Path) -> None:
     import numpy as np
 
-    from dlrun.sweeps.run import load_sweep_data
+    from dlrun.sweeps.data import load_sweep_data
     from dlrun.ui.console import Reporter
 
     rng = np.random.default_rng(0)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from dlrun.config import checks_train, sizes
 from dlrun.config.applications import APPLICATIONS, cached_imagenet, imagenet_message
-from dlrun.config.keys import is_config_key
 from dlrun.config.layers import FLATTENING, IMAGE_TYPES
 from dlrun.config.outputs import (
     KNOWN_CLASS_COUNTS,
@@ -22,9 +21,9 @@ from dlrun.config.outputs import (
 )
 from dlrun.config.schema import FILE_SOURCES
 from dlrun.config.sourcemap import LoadedConfig
-from dlrun.config.sweep_checks import check_sweep_search
+from dlrun.config.sweep_checks import check_sweep_metric, check_sweep_search, check_sweep_space
 from dlrun.errors import ConfigError, Problem
-from dlrun.metrics import epoch_metrics, needs_validation, selection_problem
+from dlrun.metrics import epoch_metrics, needs_validation
 
 Check = Callable[[LoadedConfig], list[Problem]]
 
@@ -170,32 +169,6 @@ def check_early_stopping_monitor(lc: LoadedConfig) -> list[Problem]:
         return [lc.source.problem("train.early_stopping.monitor", f"'{es.monitor}' needs a validation split but "
                                   "data.validation is 0; set data.validation (e.g. 0.1) or monitor the training loss")]
     return []
-
-
-def check_sweep_metric(lc: LoadedConfig) -> list[Problem]:
-    """A sweep ranks on validation (or training) numbers, never on the test split."""
-    sweep = lc.config.sweep
-    reason = selection_problem(sweep.metric) if sweep is not None and sweep.metric is not None else None
-    return [lc.source.problem("sweep.metric", reason)] if reason else []
-
-
-def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
-    """Swept keys must be config keys; zip mode needs lists of equal length."""
-    sweep, problems = lc.config.sweep, []
-    if sweep is None:
-        return []
-    for key in sweep.params:
-        if not is_config_key(key):
-            message = f"'{key}' is not a config key (e.g. optimizer.lr)"
-            problems.append(lc.source.problem(f"sweep.params.{key}", message))
-        elif key.split(".")[0] == "sweep":
-            problems.append(lc.source.problem(f"sweep.params.{key}", "a sweep cannot sweep its own settings"))
-    lengths = {key: len(values) for key, values in sweep.params.items() if isinstance(values, list)}
-    if sweep.method == "zip" and len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
-        message = f"zip mode pairs values, so lists need equal lengths ({detail})"
-        problems.append(lc.source.problem("sweep.params", message))
-    return problems
 
 
 def check_base_model(lc: LoadedConfig) -> list[Problem]:

@@ -1,14 +1,16 @@
-"""Checks of a sweep's search settings: ranges that can be sampled, the trial count random and tpe
-need, a refinement that has a numeric key to refine, pruning that leaves epochs to prune. No Optuna
-here: `dlrun validate` answers at once."""
+"""Checks of a sweep: swept keys that exist, ranking on validation numbers, ranges that can be sampled,
+the trial count random and tpe need, a refinement that has a numeric key to refine, pruning that leaves
+epochs to prune. No Optuna here: `dlrun validate` answers at once."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dlrun.config.keys import is_config_key
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.config.sweep_schema import Distribution, SweepConfig, samplable, value_list
 from dlrun.errors import Problem
+from dlrun.metrics import selection_problem
 
 SAMPLED = ("random", "tpe")
 
@@ -80,4 +82,30 @@ def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
     if sweep.prune.method != "none" and sweep.prune.min_epochs >= epochs:
         problems.append(where.problem("sweep.prune.min_epochs", f"min_epochs {sweep.prune.min_epochs} leaves no "
                                       f"epoch to prune (train.epochs is {epochs}); set it below {epochs}"))
+    return problems
+
+
+def check_sweep_metric(lc: LoadedConfig) -> list[Problem]:
+    """A sweep ranks on validation (or training) numbers, never on the test split."""
+    sweep = lc.config.sweep
+    reason = selection_problem(sweep.metric) if sweep is not None and sweep.metric is not None else None
+    return [lc.source.problem("sweep.metric", reason)] if reason else []
+
+
+def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
+    """Swept keys must be config keys; zip mode needs lists of equal length."""
+    sweep, problems = lc.config.sweep, []
+    if sweep is None:
+        return []
+    for key in sweep.params:
+        if not is_config_key(key):
+            message = f"'{key}' is not a config key (e.g. optimizer.lr)"
+            problems.append(lc.source.problem(f"sweep.params.{key}", message))
+        elif key.split(".")[0] == "sweep":
+            problems.append(lc.source.problem(f"sweep.params.{key}", "a sweep cannot sweep its own settings"))
+    lengths = {key: len(values) for key, values in sweep.params.items() if isinstance(values, list)}
+    if sweep.method == "zip" and len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+        message = f"zip mode pairs values, so lists need equal lengths ({detail})"
+        problems.append(lc.source.problem("sweep.params", message))
     return problems

@@ -12,14 +12,11 @@ and the sweep goes on. Ctrl-C / SIGTERM stops after the trials in flight saved t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlrun.config import config_sha256, load_config
-from dlrun.config.checks import check_against_data
-from dlrun.data import Dataset, load_dataset
+from dlrun.data import Dataset
 from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError, SweepFailed
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
@@ -27,9 +24,9 @@ from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
 from dlrun.sweeps import board
+from dlrun.sweeps.data import load_sweep_data
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
-from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
-from dlrun.sweeps.report import format_value
+from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
 from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
 from dlrun.tracking.live import SweepMirror, track_sweep
@@ -41,34 +38,6 @@ BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.
 
 if TYPE_CHECKING:
     from dlrun.sweeps.search import Search
-
-
-def load_sweep_data(plan: SweepPlan, reporter: Reporter,
-                    use_cache: bool = True) -> tuple[dict[str, Dataset], dict[str, str]]:
-    """Load and preprocess each distinct data config once (one, unless data keys are swept; the seed
-    plays no part in the data), through the data cache unless `use_cache` is False, and run the data
-    checks of every trial. Returns (data sets by key, data key of each trial)."""
-    datasets: dict[str, Dataset] = {}
-    key_of: dict[str, str] = {}
-    # random and tpe have no trials yet: their data is the base config's (data keys are not sampled)
-    for trial in plan.trials or [Trial("base", {}, plan.base)]:
-        cfg = trial.config.config
-        spec = json.dumps({"data": cfg.data.model_dump(mode="json"), "task": cfg.task}, sort_keys=True)
-        key = hashlib.sha256(spec.encode()).hexdigest()[:16]
-        if key not in datasets:
-            with reporter.progress() as progress:
-                datasets[key] = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress)
-            for note in [*datasets[key].notes, *filter(None, [datasets[key].validation_warning()])]:
-                reporter.warn(note)
-        data = datasets[key]
-        try:
-            check_against_data(trial.config, data.input_shape, data.num_classes, len(data.x_train))
-        except ConfigError as exc:
-            shown = ", ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
-            raise ConfigError([Problem(p.origin, p.key, f"{p.message} (trial {trial.id}: {shown})")
-                               for p in exc.problems]) from None
-        key_of[trial.id] = key
-    return datasets, key_of
 
 
 def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None) -> Path:
@@ -149,12 +118,10 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         refine: Add one refinement round of 8 trials when the config has no sweep.refine.
         backend: local or ray, replacing sweep.backend.name (also on --resume: a sweep continues on either).
         address: The Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT), replacing sweep.backend.address.
-        cpus_per_trial: CPUs a Ray trial reserves, replacing sweep.backend.cpus_per_trial.
-        gpus_per_trial: GPUs a Ray trial reserves, replacing sweep.backend.gpus_per_trial.
+        cpus_per_trial, gpus_per_trial: What a Ray trial reserves, replacing sweep.backend's settings.
         repeats: Seeds per point, replacing sweep.repeats (points ranked on their seeds' mean).
-        track: `mlflow` or `mlflow=URI`: mirror the sweep to MLflow as a parent run (from its start) with a
-            nested run per trial, sent as the trial ends (default: the config's `tracking:`, or the store a
-            resumed sweep used).
+        track: `mlflow` or `mlflow=URI`: mirror the sweep to MLflow, a parent run with a nested run per trial
+            sent as it ends (default: the config's `tracking:`, or the store a resumed sweep used).
 
     Returns:
         The sweep's summary (as in summary.json): counts, the best trial, every trial.
@@ -164,17 +131,13 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         SweepError: bad arguments, a sweep directory that cannot be resumed, a Ray cluster that cannot be used.
         RunDirError: another process is running or resuming this sweep directory (named in the message).
         StorageError: the disk filled up; the trials keep their checkpoints, resume once there is space.
-        Interrupted: after every trial in flight saved its state, when stopped by Ctrl-C / SIGTERM (or a
-            trial's worker was killed: that trial resumes from its checkpoint).
+        Interrupted: stopped by Ctrl-C / SIGTERM (or a killed worker) once the trials in flight saved their state.
         SweepFailed: `sweep.max_failures` trials in a row failed (exit 1); the sweep stopped.
     """
     reporter = reporter or Reporter(live=False)
     flags = (backend, address, cpus_per_trial, gpus_per_trial)
     if resume is not None:
-        if (config is not None or overrides or lr or lam or mode or sweep_dir or search or trials or refine
-                or repeats is not None):
-            raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
-                             "--lambda, --mode, --search, --trials, --refine, --repeats and --sweep-dir")
+        _resume_takes_no_plan(config, overrides, lr, lam, mode, sweep_dir, search, trials, refine, repeats)
         where = resolve_tracking(None, track, Path(resume).parent, resumed=Path(resume))
         return _mirrored(_resume(Path(resume), reporter, jobs, executor, flags, use_cache, where), where, reporter)
     if config is None:
@@ -185,6 +148,13 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
     where = resolve_tracking(plan.base.config.tracking, track, runs_root)
     return _mirrored(_new(plan, runs_root, sweep_dir, reporter, jobs, executor, flags, use_cache, where), where,
                      reporter)
+
+
+def _resume_takes_no_plan(config: Any, *planning: Any) -> None:
+    """--resume continues a sweep as its sweep.yaml says: refuse CONFIG and every flag that plans a sweep."""
+    if config is not None or any(p for p in planning[:-1]) or planning[-1] is not None:
+        raise SweepError("--resume continues a sweep with its own sweep.yaml; drop CONFIG, --set, --lr, "
+                         "--lambda, --mode, --search, --trials, --refine, --repeats and --sweep-dir")
 
 
 def _mirrored(summary: dict[str, Any], where: MlflowTarget | None, reporter: Reporter) -> dict[str, Any]:
