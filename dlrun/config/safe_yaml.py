@@ -6,6 +6,10 @@ loader counts every node as if aliases were expanded, and the nesting depth, whi
 document, and stops at MAX_YAML_NODES / MAX_YAML_DEPTH (dlrun.limits) before anything is built.
 Strings that are not text (lone surrogates, from `\\ud800` escapes or non-UTF-8 bytes in argv) and
 control characters are refused too: they cannot be written back as a UTF-8 config.yaml.
+
+The loader is strict where YAML 1.1 surprises: a key given twice (PyYAML keeps the last one silently)
+is an error naming both lines, and numbers that YAML 1.1 reads in base 60 (`1:30` is 90) or base 8
+(`0777` is 511) are refused with the value they would have become.
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ import yaml
 from dlrun.limits import MAX_YAML_DEPTH, MAX_YAML_NODES
 
 
-class YamlBomb(yaml.MarkedYAMLError):
+class YamlRefused(yaml.MarkedYAMLError):
+    """YAML that parses but that dlrun refuses; `problem` says why and how to write it instead."""
+
+
+class YamlBomb(YamlRefused):
     """The document expands past MAX_YAML_NODES or nests past MAX_YAML_DEPTH."""
+
+
+class YamlSurprise(YamlRefused):
+    """A key given twice, or a number YAML 1.1 reads in base 60 or base 8."""
 
 
 class BoundedLoader(yaml.SafeLoader):
@@ -48,6 +60,8 @@ class BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
         if id(node) not in self._sizes:
+            if isinstance(node, yaml.MappingNode):
+                _refuse_duplicate_keys(node)
             children = node.value if isinstance(node, yaml.SequenceNode) else (
                 [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
             size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
@@ -57,6 +71,37 @@ class BoundedLoader(yaml.SafeLoader):
                                "expanded (an alias bomb?); write the values out, or use a csv file for big tables",
                                node.start_mark)
         return node
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    """Raise YamlSurprise at the second of two equal scalar keys of one mapping (merge keys `<<` aside)."""
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        first = seen.setdefault((key_node.tag, key_node.value), key_node)
+        if first is not key_node:
+            raise YamlSurprise(None, None, f"the key {key_node.value!r} is given twice (lines "
+                               f"{first.start_mark.line + 1} and {key_node.start_mark.line + 1}); YAML would keep "
+                               "the last one silently: keep one", key_node.start_mark)
+
+
+def _yaml11_number(loader: BoundedLoader, node: yaml.ScalarNode, kind: str) -> Any:
+    """An int or float scalar, refusing YAML 1.1's base-60 (`1:30`) and base-8 (`0777`) readings."""
+    text = node.value.replace("_", "").lstrip("+-")
+    base = ("a base-60" if ":" in text else
+            "an octal (base-8)" if kind == "int" and len(text) > 1 and text[0] == "0" and text[1] not in "xXbB"
+            else None)
+    construct = yaml.SafeLoader.construct_yaml_int if kind == "int" else yaml.SafeLoader.construct_yaml_float
+    value = construct(loader, node)
+    if base is not None:
+        raise YamlSurprise(None, None, f"{node.value} is {base} number in YAML 1.1 ({value}); write {value} if "
+                           f"you mean that number, or quote it ('{node.value}') if you mean text", node.start_mark)
+    return value
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: _yaml11_number(loader, node, "int"))
+BoundedLoader.add_constructor("tag:yaml.org,2002:float", lambda loader, node: _yaml11_number(loader, node, "float"))
 
 
 def compose_and_load(text: str) -> tuple[yaml.Node | None, Any]:
