@@ -30,6 +30,7 @@ MAX_YAML_DEPTH = 50  # nesting levels of a config (real ones use fewer than 10)
 MAX_JSON_BYTES = 64 << 20  # summary.json, transfer.json, eval.json: records dlrun wrote itself
 MAX_ZIP_MEMBERS = 10_000
 MAX_EPOCHS = 100_000  # every checkpoint holds one metrics row per epoch
+MAX_CLASSES = 100_000  # a class list, an output unit and a confusion-matrix row per class
 MAX_THREADS = 1024  # TensorFlow's CPU thread pools; no machine has more cores than this is useful for
 THREAD_STACK = 8 << 20  # the address space one thread's stack reserves (glibc's default)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

@@ -47,15 +47,17 @@ class Hostile:
     expect: tuple[str, ...]
     lines: int = 1
     exit: int = 2  # 0: the honest outcome is a correct result (then `expect` is what stdout holds)
+    address_space: int = ADDRESS_SPACE  # a case that trains needs TensorFlow's reservation: TRAINS
 
 
+TRAINS = 4 << 30  # the address space TensorFlow maps at import (its RSS stays far below)
 CASES: list[Hostile] = []
 
 
-def case(case_id: str, *expect: str, lines: int = 1, exit: int = 2) -> Callable[[Callable[[Path], tuple[str, ...]]],
-                                                                               Any]:
+def case(case_id: str, *expect: str, lines: int = 1, exit: int = 2,
+         address_space: int = ADDRESS_SPACE) -> Callable[[Callable[[Path], tuple[str, ...]]], Any]:
     def register(make: Callable[[Path], tuple[str, ...]]) -> Callable[[Path], tuple[str, ...]]:
-        CASES.append(Hostile(case_id, make, expect, lines, exit))
+        CASES.append(Hostile(case_id, make, expect, lines, exit, address_space))
         return make
     return register
 
@@ -428,10 +430,11 @@ def _(work: Path) -> tuple[str, ...]:
     return ("sweep", "--resume", "sw")
 
 
-def run_case(hostile: Hostile, work: Path, limit: int = ADDRESS_SPACE, timeout: float = 120) -> dict[str, Any]:
-    """Generate the case in `work`, run the CLI under RLIMIT_AS=`limit`; exit code, stdout, stderr, peak RSS
-    (MiB, from wait4: that process alone), seconds, and the files the run added."""
+def run_case(hostile: Hostile, work: Path, limit: int | None = None, timeout: float = 120) -> dict[str, Any]:
+    """Generate the case in `work`, run the CLI under RLIMIT_AS=`limit` (the case's own by default); exit
+    code, stdout, stderr, peak RSS (MiB, from wait4: that process alone), seconds, and the files the run added."""
     args = hostile.make(work)
+    limit = limit or hostile.address_space
     before = {str(p.relative_to(work)) for p in work.rglob("*")}
 
     def limited() -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostile_inputs import case, config
+import h5py
+import numpy as np
+from hostile_inputs import TRAINS, case, config, npy_bytes, npy_case
 
 # --- configs: YAML 1.1 surprises and the domains of numbers --------------------------------------
 
@@ -54,3 +56,61 @@ def _(work: Path) -> tuple[str, ...]:
 @case("threads_a_million", "train.threads:", "1,000,000 threads are too many", "set at most")
 def _(work: Path) -> tuple[str, ...]:
     return ("train", config(work, train={"epochs": 1, "batch_size": 8, "threads": 10**6}))
+
+
+# --- data files: degenerate arrays, links to other files, CSV headers -----------------------------
+
+@case("npy_0d_arrays", "d: the features are a single value (a 0-d array)")
+def _(work: Path) -> tuple[str, ...]:
+    return npy_case(work, npy_bytes((), "<f4", bytes(4)), npy_bytes((), "<i8", bytes(8)))
+
+
+@case("npy_complex_images", "d: the features are complex numbers (complex64)", "real part")
+def _(work: Path) -> tuple[str, ...]:
+    return npy_case(work, npy_bytes((4, 8, 8), "<c8", bytes(4 * 64 * 8)))
+
+
+@case("labels_of_a_trillion_classes", "d: label 1,000,000,000,000 would make 1,000,000,000,001 classes")
+def _(work: Path) -> tuple[str, ...]:
+    return npy_case(work, npy_bytes((4, 8, 8), "|u1", bytes(4 * 64)),
+                    npy_bytes((4,), "<i8", np.array([0, 1, 2, 10**12], "<i8").tobytes()))
+
+
+@case("h5_external_link", "d.h5: dataset /X_train is an external link to other.h5:/X")
+def _(work: Path) -> tuple[str, ...]:
+    with h5py.File(work / "other.h5", "w") as f:
+        f.create_dataset("X", data=np.zeros((10, 8, 8), np.uint8))
+    with h5py.File(work / "d.h5", "w") as f:
+        f["X_train"] = h5py.ExternalLink("other.h5", "/X")
+        f.create_dataset("y_train", data=np.zeros(10, np.int64))
+    return ("train", config(work, {"source": "h5", "path": "d.h5"}))
+
+
+@case("h5_virtual_dataset", "d.h5: dataset /X_train takes its data from other files")
+def _(work: Path) -> tuple[str, ...]:
+    with h5py.File(work / "other.h5", "w") as f:
+        f.create_dataset("X", data=np.zeros((10, 8, 8), np.uint8))
+    layout = h5py.VirtualLayout(shape=(10, 8, 8), dtype="u1")
+    layout[:] = h5py.VirtualSource(str(work / "other.h5"), "X", shape=(10, 8, 8))
+    with h5py.File(work / "d.h5", "w") as f:
+        f.create_virtual_dataset("X_train", layout)
+        f.create_dataset("y_train", data=np.zeros(10, np.int64))
+    return ("train", config(work, {"source": "h5", "path": "d.h5"}))
+
+
+TABLE = "0,1,2\n1,2,3\n0,1,1\n1,3,3\n0,0,1\n1,4,4\n0,1,0\n1,5,2\n"
+TABLE_MODEL = {"layers": [{"dense": {"units": 2, "activation": "softmax"}}]}
+
+
+@case("csv_with_a_byte_order_mark", "val_accuracy", exit=0, address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    (work / "t.csv").write_bytes(b"\xef\xbb\xbf" + ("y,a,b\n" + TABLE).encode())  # Excel's "CSV UTF-8"
+    return ("train", config(work, {"source": "csv", "path": "t.csv", "target": "y", "test_split": 0.25},
+                            model=TABLE_MODEL, train={"epochs": 1, "batch_size": 4}), "--runs", "runs")
+
+
+@case("csv_two_columns_one_name", "t.csv: the header names two columns alike ('a' is columns 2, 3)")
+def _(work: Path) -> tuple[str, ...]:
+    (work / "t.csv").write_text("y,a,a\n" + TABLE)
+    return ("train", config(work, {"source": "csv", "path": "t.csv", "target": "y", "test_split": 0.25},
+                            model=TABLE_MODEL))
