@@ -48,16 +48,17 @@ class Hostile:
     lines: int = 1
     exit: int = 2  # 0: the honest outcome is a correct result (then `expect` is what stdout holds)
     address_space: int = ADDRESS_SPACE  # a case that trains needs TensorFlow's reservation: TRAINS
+    holds: tuple[tuple[str, str], ...] = ()  # (file it writes, text that file must hold), for an exit-0 case
 
 
 TRAINS = 4 << 30  # the address space TensorFlow maps at import (its RSS stays far below)
 CASES: list[Hostile] = []
 
 
-def case(case_id: str, *expect: str, lines: int = 1, exit: int = 2,
-         address_space: int = ADDRESS_SPACE) -> Callable[[Callable[[Path], tuple[str, ...]]], Any]:
+def case(case_id: str, *expect: str, lines: int = 1, exit: int = 2, address_space: int = ADDRESS_SPACE,
+         holds: tuple[tuple[str, str], ...] = ()) -> Callable[[Callable[[Path], tuple[str, ...]]], Any]:
     def register(make: Callable[[Path], tuple[str, ...]]) -> Callable[[Path], tuple[str, ...]]:
-        CASES.append(Hostile(case_id, make, expect, lines, exit, address_space))
+        CASES.append(Hostile(case_id, make, expect, lines, exit, address_space, holds))
         return make
     return register
 

@@ -5,11 +5,14 @@ honest, a correct result (exit 0)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
-from hostile_inputs import TRAINS, case, config, npy_bytes, npy_case
+from conftest import cli_env
+from hostile_inputs import SYNTH, TRAINS, case, config, npy_bytes, npy_case
 
 # --- configs: YAML 1.1 surprises and the domains of numbers --------------------------------------
 
@@ -114,3 +117,23 @@ def _(work: Path) -> tuple[str, ...]:
     (work / "t.csv").write_text("y,a,a\n" + TABLE)
     return ("train", config(work, {"source": "csv", "path": "t.csv", "target": "y", "test_split": 0.25},
                             model=TABLE_MODEL))
+
+
+# --- what dlrun writes: CSV cells a spreadsheet would run -----------------------------------------
+
+def trained_run(work: Path, **changes: object) -> str:
+    """Train the tiny MLP into work/run (no limits: this is the case's set-up) and return 'run'."""
+    config(work, **changes)
+    subprocess.run([sys.executable, "-m", "dlrun", "train", "c.yaml", "--run-dir", "run"], cwd=work, env=cli_env(),
+                   check=True, capture_output=True, timeout=300)
+    return "run"
+
+
+@case("predict_csv_of_formula_names", "=1+2.npy", exit=0, address_space=TRAINS,
+      holds=(("p.csv", "'=1+2.npy"), ("p.csv", "'@SUM(1)")))
+def _(work: Path) -> tuple[str, ...]:
+    names = ["@SUM(1)"] * 10  # every class one formula-like name: whichever wins, the csv must hold it quoted
+    names = [f"{n}{k}" if k else n for k, n in enumerate(names)]
+    run = trained_run(work, data={**SYNTH, "class_names": names})
+    np.save(work / "=1+2.npy", np.zeros((2, 8, 8), np.float32))
+    return ("predict", run, "=1+2.npy", "--out", "p.csv")

@@ -166,7 +166,9 @@ def test_hostile_input_is_refused_bounded_and_fast(hostile: Hostile, tmp_path: P
         "traceback": "Traceback" in result["stderr"] or "MemoryError" in result["stderr"],
         "unexpected": "unexpected" in result["stderr"],
         "lines": len(lines) if refused else hostile.lines,
-        "missing": [text for text in hostile.expect if text not in said],
+        "missing": [text for text in hostile.expect if text not in said] + [
+            f"{file}: {text}" for file, text in hostile.holds
+            if not (work / file).is_file() or text not in (work / file).read_text()],
         "new files": result["new"] if refused else [],
         "peak RSS under 1 GiB": result["rss_mib"] is not None and result["rss_mib"] < MAX_RSS_MIB,
         "within seconds": result["seconds"] < (MAX_SECONDS if refused else MAX_TRAIN_SECONDS),
