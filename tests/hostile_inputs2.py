@@ -137,3 +137,18 @@ def _(work: Path) -> tuple[str, ...]:
     run = trained_run(work, data={**SYNTH, "class_names": names})
     np.save(work / "=1+2.npy", np.zeros((2, 8, 8), np.float32))
     return ("predict", run, "=1+2.npy", "--out", "p.csv")
+
+
+# --- outputs that grow with the problem ----------------------------------------------------------
+
+@case("evaluate_300_classes", "the 50 lowest F1 of 300", exit=0, address_space=TRAINS,
+      holds=(("run/eval.json", '"top_confusions"'),))
+def _(work: Path) -> tuple[str, ...]:
+    """A confusion matrix of 300 classes took 5.5 GB and 42 s to draw: now its top confusions."""
+    (work / "d").mkdir()
+    rng = np.random.default_rng(0)
+    np.save(work / "d" / "X.npy", rng.random((600, 8, 8), np.float32))
+    np.save(work / "d" / "Y.npy", np.arange(600) % 300)
+    layers = [{"flatten": {}}, {"dense": {"units": 300, "activation": "softmax"}}]
+    run = trained_run(work, data={"source": "npy", "path": "d", "test_split": 0.5}, model={"layers": layers})
+    return ("evaluate", run)

@@ -178,6 +178,20 @@ def confusion_plot(matrix: list[list[int]], labels: list[str], path: Path, title
     _save(fig, path)
 
 
+def top_confusions_plot(confusions: list[dict[str, Any]], path: Path, title: str) -> None:
+    """The most frequent mistakes as bars, `true -> predicted` (a matrix of hundreds of classes is unreadable)."""
+    plt = _pyplot()
+    shown = confusions[:30]
+    fig, ax = plt.subplots(figsize=(8, 1 + 0.3 * max(len(shown), 1)))
+    ax.barh(range(len(shown)), [c["count"] for c in shown], color="tab:blue")
+    ax.set_yticks(range(len(shown)), [f"{c['true']} -> {c['predicted']}" for c in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("examples")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def prediction_grid(images: Any, titles: list[str], path: Path, title: str) -> None:
     """Up to 5 x 5 images (N x H x W x C, as the model saw them) each titled with its prediction: the
     notebooks' `plt.imshow(x)` + `plt.title(class_names[y_pred.argmax()])`."""
