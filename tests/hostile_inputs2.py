@@ -152,3 +152,43 @@ def _(work: Path) -> tuple[str, ...]:
     layers = [{"flatten": {}}, {"dense": {"units": 300, "activation": "softmax"}}]
     run = trained_run(work, data={"source": "npy", "path": "d", "test_split": 0.5}, model={"layers": layers})
     return ("evaluate", run)
+
+
+# --- code inside saved models --------------------------------------------------------------------
+
+SAVED_MODEL_WRITING_FILES = """
+import sys, tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+class Base(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+    def serve(self, x):
+        tf.io.write_file("pwned.txt", "written by a saved model")
+        return tf.reshape(x, [-1, 64])
+tf.saved_model.save(Base(), "sm")
+if sys.argv[1] == "unknown":  # rename the op: a graph TensorFlow cannot load
+    pb = saved_model_pb2.SavedModel.FromString(open("sm/saved_model.pb", "rb").read())
+    for f in pb.meta_graphs[0].graph_def.library.function:
+        for n in f.node_def:
+            if n.op == "WriteFile":
+                n.op = "NoSuchOp"
+    open("sm/saved_model.pb", "wb").write(pb.SerializeToString())
+"""
+
+
+def saved_model_base(work: Path, variant: str) -> tuple[str, ...]:
+    subprocess.run([sys.executable, "-c", SAVED_MODEL_WRITING_FILES, variant], cwd=work, env=cli_env(), check=True,
+                   capture_output=True, timeout=300)
+    return ("train", config(work, model={"base": {"from": "sm"}, **{"layers": [
+        {"dense": {"units": 10, "activation": "softmax"}}]}}))
+
+
+@case("saved_model_base_writes_files", "sm: the SavedModel's graph holds ops that reach files",
+      "WriteFile (in __inference_serve", "--unsafe", address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    return saved_model_base(work, "writes")
+
+
+@case("saved_model_base_unknown_op", "sm: the SavedModel uses op(s) this TensorFlow does not have: NoSuchOp",
+      address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    return saved_model_base(work, "unknown")
