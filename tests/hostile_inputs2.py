@@ -192,3 +192,12 @@ def _(work: Path) -> tuple[str, ...]:
       address_space=TRAINS)
 def _(work: Path) -> tuple[str, ...]:
     return saved_model_base(work, "unknown")
+
+
+# --- predict -------------------------------------------------------------------------------------
+
+@case("predict_inputs_all_nan", "nan.npy: 2 of 2 input(s) hold NaN or infinite values", address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    run = trained_run(work)
+    np.save(work / "nan.npy", np.full((2, 8, 8), np.nan, np.float32))
+    return ("predict", run, "nan.npy")
