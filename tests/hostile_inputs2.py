@@ -5,8 +5,10 @@ honest, a correct result (exit 0)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -201,3 +203,70 @@ def _(work: Path) -> tuple[str, ...]:
     run = trained_run(work)
     np.save(work / "nan.npy", np.full((2, 8, 8), np.nan, np.float32))
     return ("predict", run, "nan.npy")
+
+
+# --- damaged records: the sweep's Optuna journal ---------------------------------------------------
+
+SWEPT: list[Path] = []  # one searched sweep per process, copied into each case that damages it
+
+
+def searched_sweep(work: Path) -> Path:
+    """A finished 2-trial random sweep copied to work/sw (made once per process: its set-up trains)."""
+    if not SWEPT:
+        made = Path(tempfile.mkdtemp(prefix="dlrun-hostile-sweep-"))
+        sweep = {"search": "random", "trials": 2, "params": {"optimizer.lr": {"log_uniform": [0.001, 0.1]}}}
+        config(made, sweep=sweep)
+        subprocess.run([sys.executable, "-m", "dlrun", "sweep", "c.yaml", "--sweep-dir", "sw"], cwd=made,
+                       env=cli_env(), check=True, capture_output=True, timeout=300)
+        SWEPT.append(made / "sw")
+    shutil.copytree(SWEPT[0], work / "sw")
+    return work / "sw" / "study.journal"
+
+
+@case("sweep_journal_torn_tail", "resuming: 2 of 2 trials ended before", exit=0, address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    """Killed in the middle of an append: the torn last line is dropped (a warning), never appended to."""
+    journal = searched_sweep(work)
+    journal.write_bytes(journal.read_bytes()[:-40])
+    return ("sweep", "--resume", "sw")
+
+
+@case("sweep_journal_garbage_line", "sw/study.journal:3: line is not JSON", "delete that line",
+      address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    journal = searched_sweep(work)
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(lines[:2] + ["\x00garbage{{\n"] + lines[2:]))
+    return ("sweep", "--resume", "sw")
+
+
+@case("sweep_journal_edited_op", "sw/study.journal:2: line is not an operation Optuna writes",
+      address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    journal = searched_sweep(work)
+    lines = journal.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"op_code":', '"op_code":1', 1)  # 4 -> 14: no such operation
+    journal.write_text("".join(lines))
+    return ("sweep", "--resume", "sw")
+
+
+@case("sweep_journal_cut_short", "sw/study.journal: the journal does not know trial(s) 001",
+      "move those trial directories", address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    """Lines deleted by hand: the second trial's ask is gone, its directory is still there."""
+    journal = searched_sweep(work)
+    lines = journal.read_text().splitlines(keepends=True)
+    first_of_second = next(k for k, line in enumerate(lines) if '"dlrun_trial": "001"' in line
+                           or '"dlrun_trial":"001"' in line) - 1
+    journal.write_text("".join(lines[:first_of_second]))
+    return ("sweep", "--resume", "sw")
+
+
+@case("sweep_journal_unreplayable", "sw/study.journal: Optuna cannot replay it", address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    """Valid JSON and a known operation, but not a record Optuna can apply (its keys removed)."""
+    journal = searched_sweep(work)
+    lines = journal.read_text().splitlines(keepends=True)
+    lines[1] = '{"op_code": 4}\n'
+    journal.write_text("".join(lines))
+    return ("sweep", "--resume", "sw")

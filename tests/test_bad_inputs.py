@@ -138,12 +138,13 @@ def test_bad_input_is_a_clean_exit_2(case: Case, tmp_path: Path) -> None:
     outcome = {
         "exit": proc.returncode,
         "traceback": "Traceback" in proc.stderr,
+        "unexpected": "unexpected" in proc.stderr,
         "lines": len(lines),
         "missing": [text for text in case.expect if text not in proc.stderr],
         "new files": sorted(all_files(work) - before),
     }
-    assert outcome == {"exit": 2, "traceback": False, "lines": case.lines, "missing": [], "new files": []}, \
-        proc.stderr
+    assert outcome == {"exit": 2, "traceback": False, "unexpected": False, "lines": case.lines, "missing": [],
+                       "new files": []}, proc.stderr
 
 
 MAX_RSS_MIB = 1024
@@ -154,7 +155,9 @@ MAX_TRAIN_SECONDS = 90  # an honest input trains: TensorFlow starts, a model fit
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[case.id for case in HOSTILE])
 def test_hostile_input_is_refused_bounded_and_fast(hostile: Hostile, tmp_path: Path) -> None:
     """Exit 2 with the expected one-line refusal and nothing written; or, where the input is honest
-    (exit 0), the expected output on stdout; both within 1 GiB and seconds."""
+    (exit 0), the expected output on stdout; both within 1 GiB and seconds. No case prints `unexpected`
+    (dlrun's last-resort message for a crash) or ends in a signal (a negative exit): checked here, case by
+    case, so no separate test walks the corpora again (issue 30's "a test walks the corpus for that word")."""
     work = tmp_path / "work"
     work.mkdir()
     result = run_case(hostile, work)
@@ -175,23 +178,3 @@ def test_hostile_input_is_refused_bounded_and_fast(hostile: Hostile, tmp_path: P
     }
     assert outcome == {"exit": hostile.exit, "traceback": False, "unexpected": False, "lines": hostile.lines,
                        "missing": [], "new files": [], "peak RSS under 1 GiB": True, "within seconds": True}, result
-
-
-@pytest.mark.slow
-def test_no_cli_path_of_the_corpus_prints_unexpected(tmp_path: Path) -> None:
-    """Walk both corpora (the bad-input files and every hostile case): none ends in `unexpected ...`
-    (dlrun's last-resort message for a crash) or in a signal such as SIGSEGV."""
-    crashed = []
-    for case in CASES:
-        work = tmp_path / case.id
-        shutil.copytree(CORPUS, work)
-        proc = run_cli(*case.args, cwd=work, timeout=300)
-        if "unexpected" in proc.stderr or proc.returncode < 0:
-            crashed.append((case.id, proc.returncode, proc.stderr.strip()[-200:]))
-    for hostile in HOSTILE:
-        work = tmp_path / f"hostile-{hostile.id}"
-        work.mkdir()
-        result = run_case(hostile, work)
-        if "unexpected" in result["stderr"] or result["exit"] < 0:
-            crashed.append((hostile.id, result["exit"], result["stderr"].strip()[-200:]))
-    assert crashed == []

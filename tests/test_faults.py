@@ -170,6 +170,26 @@ def test_runs_lists_damaged_records_as_damaged(tmp_path: Path) -> None:
          "sweep": "damaged"}, 0, ["bad-checkpoint", "deep", "sweep", "torn"], True)
 
 
+def test_a_torn_journal_tail_is_dropped_and_resume_retells_what_it_lost(tmp_path: Path) -> None:
+    """A sweep killed mid-append leaves its Optuna journal's last line torn: resume truncates it to the last
+    whole line (a warning names the journal), and the trial whose completion was torn is told again."""
+    import optuna
+
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1},
+                          sweep={"search": "random", "trials": 2, "params": {"optimizer.lr": [0.05, 0.1]}})
+    dlrun.sweep(config, sweep_dir=tmp_path / "sw")
+    journal = tmp_path / "sw" / "study.journal"
+    journal.write_bytes(journal.read_bytes()[:-30])  # the last line: trial 001's completion, torn
+    proc = subprocess.run([sys.executable, "-m", "dlrun", "sweep", "--resume", "sw"], cwd=tmp_path,
+                          capture_output=True, text=True, env=cli_env())
+    lines = journal.read_bytes().splitlines(keepends=True)
+    study = optuna.load_study(study_name="dlrun", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert (proc.returncode, "sw/study.journal: dropped its torn last line" in proc.stderr,
+            all(line.endswith(b"\n") and json.loads(line) for line in lines),
+            [t.state.name for t in study.trials]) == (0, True, True, ["COMPLETE", "COMPLETE"]), proc.stderr
+
+
 # --- two processes, one run ----------------------------------------------------------------------
 
 def _interrupted_run(path: Path, config: dict[str, Any]) -> Path:

@@ -26,7 +26,7 @@ from dlrun.store import files, names
 from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
-from dlrun.sweeps import board
+from dlrun.sweeps import board, journal
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
@@ -85,7 +85,7 @@ def _sweep_root(resume: str | Path) -> Path:
     return root
 
 
-def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
+def _reopen(root: Path, reporter: Reporter) -> tuple[SweepPlan, Search | None]:
     spec = root / names.SWEEP_SPEC
     try:
         plan = plan_sweep(spec)
@@ -94,8 +94,9 @@ def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
                        f"Restore it (each trial keeps its config in {names.SWEEP_TRIALS}/NNN/{names.CONFIG}), "
                        "or start a new sweep")
         raise ConfigError([*exc.problems, hint]) from None
-    search = _search(plan, root)
+    search = _search(plan, root, reporter)
     if search is not None:
+        _check_journal_trials(plan, search, root)
         add_asked_trials(plan, search)
     for trial in plan.trials:
         path = root / names.SWEEP_TRIALS / trial.id
@@ -107,13 +108,29 @@ def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
     return plan, search
 
 
-def _search(plan: SweepPlan, root: Path) -> Search | None:
-    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes."""
+def _search(plan: SweepPlan, root: Path, reporter: Reporter | None = None) -> Search | None:
+    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes; a
+    resumed one's journal checked first (a torn last line dropped, with a warning: see sweeps/journal.py)."""
     if not plan.sampled:
         return None
     from dlrun.sweeps.search import Search
 
+    if reporter is not None and (note := journal.recover(root / names.SWEEP_STUDY)):
+        reporter.warn(note)
     return Search(plan, root)
+
+
+def _check_journal_trials(plan: SweepPlan, search: Search, root: Path) -> None:
+    """The journal's trial names are trial directories' names; and it knows every trial directory (else its
+    history was cut short: those trials would be asked for again, with other values, into the same folders)."""
+    path = root / names.SWEEP_STUDY
+    if bad := sorted(n for n in search.ids if not n.isdigit() or len(n) > 9):
+        raise journal.damaged(path, "", f"trial name {bad[0]!r} is not a trial number")
+    lost = journal.unknown_trials(root, {t.id for t in plan.trials} | set(search.ids))
+    if lost:
+        raise SweepError(f"{path}: the journal does not know trial(s) {', '.join(lost)} of {root / names.SWEEP_TRIALS}"
+                         " (its history was cut short or edited). Restore the journal, or move those trial "
+                         "directories out of the sweep to go on searching from the history it holds")
 
 
 def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
@@ -193,7 +210,7 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
     """Continue a sweep directory with its own sweep.yaml and study: only trials that have not ended run."""
     root = _sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
-        plan, engine = _reopen(root)
+        plan, engine = _reopen(root, reporter)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache)
         executor = executor or _executor(plan, flags, jobs, datasets)
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True)
