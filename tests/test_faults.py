@@ -96,6 +96,37 @@ def test_disk_full_in_a_sweep_stops_it_resumably(mount: Callable[..., Path], tmp
             [(t["status"], t["epochs_run"]) for t in resumed["trials"]]) == (True, True, [("completed", 3)] * 2)
 
 
+def test_disk_full_at_the_end_of_a_sweep_names_the_file_and_resume_writes_every_record(
+        mount: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trial ended, then the disk fills as the sweep writes its final records (best.yaml, results,
+    summary, heat map): the error names the file being written, summary.json does not stay `running`,
+    and `--resume` writes every missing record."""
+    from dlrun.sweeps.session import SweepSession
+
+    disk = mount("disk", "8m")
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
+    real_finish = SweepSession.finish
+
+    def finish_on_a_full_disk(self: SweepSession, reporter: Any) -> dict[str, Any]:
+        fill(disk, 24 << 10)  # room for the small records, not for the heat map
+        return real_finish(self, reporter)
+
+    monkeypatch.setattr(SweepSession, "finish", finish_on_a_full_disk)
+    with pytest.raises(StorageError) as raised:
+        dlrun.sweep(config, lr="0.05,0.1", sweep_dir=disk / "sw")
+    status = json.loads((disk / "sw" / "summary.json").read_text())["status"]
+    monkeypatch.undo()
+    (disk / "filler").unlink()
+    resumed = dlrun.sweep(None, resume=disk / "sw")
+    records = sorted(p.name for p in (disk / "sw").iterdir() if p.is_file())
+    assert ("no space left" in str(raised.value), f"(writing {disk / 'sw' / 'heatmap.png'})" in str(raised.value),
+            status,
+            resumed["status"], records) == (
+        True, True, "interrupted", "completed",
+        ["best.yaml", "heatmap.png", "results.csv", "summary.json", "sweep.yaml"]), \
+        str(raised.value)
+
+
 def _npy_source(tmp_path: Path) -> DataConfig:
     rng = np.random.default_rng(0)
     np.save(tmp_path / "X.npy", rng.integers(0, 256, (40, 8, 8), np.uint8))

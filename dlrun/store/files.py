@@ -68,6 +68,10 @@ def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
         os.replace(tmp, path)
         if durable:
             _fsync_dir(path.parent)
+    except OSError as exc:  # a full disk is met by a write or a close, often without a file name: name `path`
+        if storage_problem(exc) is None or exc.filename == str(path):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

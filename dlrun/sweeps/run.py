@@ -272,6 +272,7 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         if storage_problem(exc) is None:
             raise
         session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
+        _record_stopped(session)
     finally:
         _close(executor)  # also when the sweep stops before its first round
     left = max(plan.planned, len(plan.trials)) - sum(o.final for o in session.outcomes.values())
@@ -280,12 +281,27 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
                           f"with: dlrun sweep --resume {root} (failed trials are not run again), or raise "
                           "sweep.max_failures")
     if session.storage:
-        raise StorageError(f"{session.storage}; the sweep stopped with {left} trial(s) left, each keeping its last "
-                           f"complete epoch. Free some space, then resume: dlrun sweep --resume {root}")
+        kept = (f"with {left} trial(s) left, each keeping its last complete epoch" if left else
+                "after every trial ended, before its final records (results, best.yaml, heat map) were all written")
+        raise StorageError(f"{session.storage}; the sweep stopped {kept}. Free some space, then resume: "
+                           f"dlrun sweep --resume {root}")
     if summary["status"] != "completed":
         raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
                           f"resume with: dlrun sweep --resume {root}")
     return summary
+
+
+def _record_stopped(session: SweepSession) -> None:
+    """The disk stopped the sweep's own records: say `interrupted` in its summary if the disk lets it (the writes
+    that failed freed their temporary files), so that it does not stay `running`; `--resume` rebuilds the rest."""
+    for outcome in session.outcomes.values():
+        if outcome.status == "running":
+            outcome.status = "interrupted"
+    try:
+        session.write("interrupted")
+    except OSError as exc:
+        if storage_problem(exc) is None:
+            raise
 
 
 def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str, Dataset], key_of: dict[str, str],

@@ -63,6 +63,7 @@ class SweepSession:
         self.storage: str | None = None  # why the disk stopped the sweep (full or read-only)
         self.reported: set[str] = set()  # trials that reported an epoch to the pruner in this process
         self.written = float("-inf")  # when results.csv and summary.json were last rewritten (monotonic)
+        self.heatmap: str | None = None  # the heat map's path, once the end of the sweep drew it
         for outcome in self.outcomes.values():  # ended while the sweep process was gone: the study learns it now
             if outcome.final:
                 self._tell(outcome.trial.id)
@@ -150,6 +151,8 @@ class SweepSession:
         summary.update(validation=self.validation, threads=self.threads, pid=os.getpid(), host=socket.gethostname())
         if self.failure:
             summary["stopped"] = self.failure
+        if self.heatmap:
+            summary["heatmap"] = self.heatmap
         files.write_json(self.root / names.SUMMARY, summary)
         self.written = time.monotonic()
         return summary
@@ -171,18 +174,19 @@ class SweepSession:
                     f"{self.plan.metric} {best.value(self.plan.metric):.4f}.\n"
                     f"# Reproduce it with: dlrun train {self.root / names.SWEEP_BEST}\n")
             files.write_text(self.root / names.SWEEP_BEST, head + dump_config(best.trial.config.config))
-        summary = self.write(status)
         if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
             from dlrun.ui.plots import sweep_heatmap
 
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)
             title = (f"{self.plan.base.config.name}: {self.plan.metric} by trial ({status})\n"
                      "red, hatched: diverged (loss became NaN/inf)"
-                     + ("; grey, crossed: pruned (value at that epoch)" if summary["counts"].get("pruned") else ""))
-            sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
-                          self.plan.metric, title, self.plan.goal)
-            summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)
-            files.write_json(self.root / names.SUMMARY, summary)
+                     + ("; grey, crossed: pruned (value at that epoch)" if any(o.status == "pruned" for o in items)
+                        else ""))
+            sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells, self.plan.metric,
+                          title, self.plan.goal)
+            self.heatmap = str(self.root / names.SWEEP_HEATMAP)
+        # the summary last: a sweep that says it ended has every record (a full disk stops it before)
+        summary = self.write(status)
         if not reporter.json_mode:
             on = (f"ranked on {self.plan.metric}" + (", measured on the test split (data.validation: test)"
                                                      if self.validation == VALIDATION_ON_TEST else ""))
