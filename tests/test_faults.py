@@ -120,11 +120,9 @@ def test_disk_full_at_the_end_of_a_sweep_names_the_file_and_resume_writes_every_
     resumed = dlrun.sweep(None, resume=disk / "sw")
     records = sorted(p.name for p in (disk / "sw").iterdir() if p.is_file())
     assert ("no space left" in str(raised.value), f"(writing {disk / 'sw' / 'heatmap.png'})" in str(raised.value),
-            status,
-            resumed["status"], records) == (
+            status, resumed["status"], records) == (
         True, True, "interrupted", "completed",
-        ["best.yaml", "heatmap.png", "results.csv", "summary.json", "sweep.yaml"]), \
-        str(raised.value)
+        ["best.yaml", "heatmap.png", "results.csv", "summary.json", "sweep.yaml"]), str(raised.value)
 
 
 def _npy_source(tmp_path: Path) -> DataConfig:
@@ -154,6 +152,21 @@ def test_a_read_only_cache_means_no_cache_and_one_warning(mount: Callable[..., P
     data = load_dataset(_npy_source(tmp_path))
     warnings = [n for n in data.notes if "data cache" in n]
     assert (data.cache, len(data.x_train), len(warnings), "is read-only" in warnings[0]) == ("off", 32, 1, True)
+
+
+def test_clearing_a_read_only_cache_names_what_it_could_not_remove_and_why(mount: Callable[..., Path]) -> None:
+    disk = mount("cache", "1m")
+    (disk / "data").mkdir()
+    entry, temp = disk / "data" / f"{'a' * 64}.bin", disk / "data" / ".aaaaaaaaaaaaaaaa.x1y2.tmp"
+    entry.write_bytes(cache.MAGIC)
+    temp.write_bytes(bytes(100))
+    remount_read_only(disk)
+    proc = subprocess.run([sys.executable, "-m", "dlrun", "cache", "clear"], capture_output=True, text=True,
+                          env=cli_env(DLRUN_CACHE=str(disk)))
+    assert (proc.returncode, "Traceback" in proc.stderr, "unexpected" in proc.stderr,
+            f"could not remove 2 file(s) of the data cache ({entry}, {temp})" in proc.stderr,
+            f"{disk / 'data'} is on a read-only file system" in proc.stderr, entry.exists()) == (
+        2, False, False, True, True, True), proc.stderr
 
 
 def test_a_read_only_runs_folder_is_refused_before_any_data_is_read(mount: Callable[..., Path],
