@@ -156,6 +156,31 @@ def _(work: Path) -> tuple[str, ...]:
     return ("evaluate", run)
 
 
+def million_point_grid(work: Path) -> str:
+    """c.yaml: a grid of 1,000 learning rates x 1,000 L2 values."""
+    return config(work, sweep={"params": {"optimizer.lr": [round(1e-3 * (k + 1), 6) for k in range(1000)],
+                                          "model.l2": [round(1e-6 * (k + 1), 9) for k in range(1000)]}})
+
+
+@case("sweep_grid_of_a_million_points", "sweep.params: a grid of 1,000,000 trials (1,000 x 1,000) is past the cap "
+      "of 10,000 trials", "--search random --trials 200")
+def _(work: Path) -> tuple[str, ...]:
+    """Planned up front, it made a directory per trial (20,000 for a 20,000-point grid) and drew a heat map
+    with a labelled cell each (nothing written after 60 s at 1.9 GB): refused from the lists' lengths."""
+    return ("sweep", million_point_grid(work))
+
+
+@case("validate_grid_of_a_million_points", "sweep.params: a grid of 1,000,000 trials")
+def _(work: Path) -> tuple[str, ...]:
+    return ("validate", million_point_grid(work))
+
+
+@case("sweep_random_of_20000_trials", "--trials 20000: sweep.trials: 20,000 trials are past the cap of 10,000")
+def _(work: Path) -> tuple[str, ...]:
+    return ("sweep", config(work, sweep={"search": "random", "params": {
+        "optimizer.lr": {"log_uniform": [0.001, 0.1]}}}), "--trials", "20000")
+
+
 # --- code inside saved models --------------------------------------------------------------------
 
 SAVED_MODEL_WRITING_FILES = """
