@@ -140,6 +140,11 @@ def best_of(outcomes: list[Outcome], metric: str, goal: str) -> Outcome | None:
     return top[0] if top and top[0].status == "completed" and top[0].value(metric) is not None else None
 
 
+LEADERBOARD_ROWS = 50
+"""The leaderboard prints the best this many trials (a grid of thousands would scroll past the best); results.csv
+holds every one."""
+
+
 def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str, beside: str | None = None) -> Table:
     """The ranked table: rank, trial, swept values, status, the ranking metric, `beside` it the final
     metric it stands for (reported, never ranked on), epochs, seconds, note."""
@@ -149,7 +154,8 @@ def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str, beside: st
     for column in ["#", "trial", *plan.keys, "status", metric, *extra, "epochs", "seconds", "note"]:
         table.add_column(column, justify="right" if column not in ("trial", "status", "note") else "left")
     best = best_of(outcomes, metric, plan.goal)
-    for rank, o in enumerate(ranked(outcomes, metric, plan.goal), start=1):
+    order = ranked(outcomes, metric, plan.goal)
+    for rank, o in enumerate(order[:LEADERBOARD_ROWS], start=1):
         value = o.value(metric)
         shown = [("—" if o.status not in ("completed", "pruned") or v is None else f"{v:.4f}")
                  for v in (value, *(o.value(b) for b in extra))]
@@ -158,6 +164,9 @@ def leaderboard(plan: SweepPlan, outcomes: list[Outcome], title: str, beside: st
         status = f"pruned @{o.summary.get('pruned_epoch', '?')}" if o.status == "pruned" else o.status
         table.add_row(str(rank), o.trial.id, *params, status, *shown, str(o.summary.get("epochs_run", "")),
                       f"{o.summary['seconds']:.1f}" if "seconds" in o.summary else "", o.note, style=style)
+    if len(order) > LEADERBOARD_ROWS:
+        table.caption = (f"the top {LEADERBOARD_ROWS} of {len(order):,} trials; every trial is in "
+                         f"{names.SWEEP_RESULTS}")
     return table
 
 

@@ -228,22 +228,49 @@ HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pru
               "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
 
 
+LABELLED_CELLS = 400
+"""Past this many cells (or 40 rows or columns) the heat map is drawn as one image: no value written in each
+cell, marks as flat colours, its size and its axis labels bounded (a 100 x 100 grid as labelled cells took
+a 117 x 64 inch figure and minutes)."""
+
+
 def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols: list[Any],
                   cells: list[list[tuple[float | None, str, str]]], metric: str, title: str,
                   goal: str = "max") -> None:
     """A grid of trials coloured by `metric` (the better, the brighter); cells whose kind is diverged,
     failed or unfinished are drawn hatched in their own colour instead, so an exploding learning
-    rate stands out."""
+    rate stands out. Past LABELLED_CELLS, an image without per-cell text."""
     import numpy as np
-    from matplotlib.patches import Rectangle
 
     plt = _pyplot()
     values = np.array([[np.nan if v is None else v for v, _, _ in row] for row in cells], dtype=float)
     low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0.0, 1.0)
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 + 1.15 * len(cols)), 1.9 + 0.62 * len(rows)))
+    large = len(rows) * len(cols) > LABELLED_CELLS or max(len(rows), len(cols)) > 40
+    size = (max(6.0, 2.2 + 1.15 * len(cols)), 1.9 + 0.62 * len(rows))
+    fig, ax = plt.subplots(figsize=(min(size[0], 14.0), min(size[1], 10.0)) if large else size)
     image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis" if goal == "max" else "viridis_r",
-                      aspect="auto", vmin=low, vmax=high)
+                      aspect="auto", vmin=low, vmax=high, interpolation="nearest")
     fig.colorbar(image, ax=ax, label=metric)
+    if large:
+        _flat_marks(ax, cells)
+        title += f"\n{len(rows)} x {len(cols)} trials: values in results.csv"
+    else:
+        _labelled_cells(ax, cells, low, high, goal)
+    rstep, cstep = max(1, -(-len(rows) // 30)), max(1, -(-len(cols) // 12))  # at most 30 and 12 labels
+    ax.set_xticks(range(0, len(cols), cstep), [_tick(c) for c in cols[::cstep]], rotation=30 if large else 0)
+    ax.set_yticks(range(0, len(rows), rstep), [_tick(r) for r in rows[::rstep]])
+    ax.set_xlabel(col_key or "")
+    ax.set_ylabel(row_key)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _labelled_cells(ax: Any, cells: list[list[tuple[float | None, str, str]]], low: float, high: float,
+                    goal: str) -> None:
+    """Each cell's label written in it; marked cells hatched in their own colour."""
+    from matplotlib.patches import Rectangle
+
     for i, row in enumerate(cells):
         for j, (value, label, kind) in enumerate(row):
             color, hatch = HEAT_MARKS.get(kind, ("none", ""))
@@ -258,13 +285,19 @@ def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols:
             box = {"boxstyle": "round,pad=0.15", "facecolor": color, "edgecolor": "none"} if marked else None
             ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark else "black",
                     fontweight="bold" if marked else "normal", bbox=box)
-    ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
-    ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
-    ax.set_xlabel(col_key or "")
-    ax.set_ylabel(row_key)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+
+
+def _flat_marks(ax: Any, cells: list[list[tuple[float | None, str, str]]]) -> None:
+    """Marked cells (diverged, failed, pruned, unfinished) as one image layer of flat colours."""
+    import numpy as np
+    from matplotlib.colors import to_rgba
+
+    layer = np.zeros((len(cells), len(cells[0]) if cells else 0, 4))
+    for i, row in enumerate(cells):
+        for j, (_, _, kind) in enumerate(row):
+            if kind in HEAT_MARKS:
+                layer[i, j] = to_rgba(HEAT_MARKS[kind][0])
+    ax.imshow(layer, aspect="auto", interpolation="nearest")
 
 
 def _tick(value: Any) -> str:
