@@ -7,13 +7,17 @@ import io
 import time
 from pathlib import Path
 
+import pytest
 from conftest import TINY_MLP, write_config
 from matplotlib import image
 from rich.console import Console
 
+import dlrun
 from dlrun.store import names
+from dlrun.sweeps.executors import TrialTask
 from dlrun.sweeps.plan import plan_sweep
 from dlrun.sweeps.report import LEADERBOARD_ROWS, leaderboard, outcomes_for
+from dlrun.sweeps.session import SweepSession
 from dlrun.ui import plots
 
 
@@ -37,3 +41,18 @@ def test_the_leaderboard_prints_the_top_rows_and_says_where_the_rest_are(tmp_pat
     console.print(table)
     assert (table.row_count, f"the top {LEADERBOARD_ROWS} of {LEADERBOARD_ROWS + 10} trials" in console.export_text(),
             ) == (LEADERBOARD_ROWS, True)
+
+
+def test_a_grid_trial_gets_its_directory_when_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 20,000-point plan made 20,000 directories before its first trial: now each is made as it starts."""
+    seen: list[list[str]] = []
+    started = SweepSession.started
+
+    def record(self: SweepSession, task: TrialTask) -> None:
+        seen.append(sorted(p.name for p in (self.root / names.SWEEP_TRIALS).iterdir()))
+        started(self, task)
+
+    monkeypatch.setattr(SweepSession, "started", record)
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
+    summary = dlrun.sweep(config, lr="0.05,0.1,0.2", sweep_dir=tmp_path / "sw")
+    assert (seen, summary["status"]) == ([["000"], ["000", "001"], ["000", "001", "002"]], "completed")

@@ -30,7 +30,7 @@ from dlrun.sweeps import board, journal
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, Trial, plan_sweep
 from dlrun.sweeps.report import format_value
-from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
+from dlrun.sweeps.rounds import TrialSource, add_asked_trials
 from dlrun.sweeps.session import SweepSession
 from dlrun.ui.console import Reporter
 
@@ -71,9 +71,7 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter,
 def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None) -> Path:
     root = create_run_dir(f"{plan.base.config.name}-sweep", runs_root, sweep_dir).path
     files.write_text(root / names.SWEEP_SPEC, plan.spec_yaml())
-    (root / names.SWEEP_TRIALS).mkdir()
-    for trial in plan.trials:
-        write_trial(root, trial)
+    (root / names.SWEEP_TRIALS).mkdir()  # each trial's directory is made as it starts (rounds.TrialSource)
     return root
 
 
@@ -98,11 +96,10 @@ def _reopen(root: Path, reporter: Reporter) -> tuple[SweepPlan, Search | None]:
     if search is not None:
         _check_journal_trials(plan, search, root)
         add_asked_trials(plan, search)
-    for trial in plan.trials:
+    for trial in plan.trials:  # those that started; the others get their directory when they start
         path = root / names.SWEEP_TRIALS / trial.id
-        if not (path / names.CONFIG).is_file():
-            write_trial(root, trial)
-        elif config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
+        if (path / names.CONFIG).is_file() and \
+                config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
             raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
                              "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
     return plan, search
