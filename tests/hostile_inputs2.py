@@ -5,6 +5,7 @@ honest, a correct result (exit 0)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -284,6 +285,17 @@ def _(work: Path) -> tuple[str, ...]:
     first_of_second = next(k for k, line in enumerate(lines) if '"dlrun_trial": "001"' in line
                            or '"dlrun_trial":"001"' in line) - 1
     journal.write_text("".join(lines[:first_of_second]))
+    return ("sweep", "--resume", "sw")
+
+
+@case("sweep_journal_edited_value", "sw/study.journal: a trial's values do not make a valid config (optimizer.lr:",
+      address_space=TRAINS)
+def _(work: Path) -> tuple[str, ...]:
+    """A sampled value edited out of its domain: the journal is named, not sweep.yaml (whose line it broke)."""
+    journal = searched_sweep(work)
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(re.sub(r'"param_value_internal": ?[-0-9.e]+', '"param_value_internal":-5.0', line)
+                               for line in lines))
     return ("sweep", "--resume", "sw")
 
 

@@ -19,9 +19,9 @@ from dlrun.store import names
 
 def damaged(path: Path, where: str, why: str) -> SweepError:
     """The error for a journal that cannot be trusted: what is wrong, where, and the ways out."""
+    cut = ", or delete that line and the lines after it to resume from the history before it" if where else ""
     return SweepError(f"{path}{where}: {why}; this is the sweep's search history (Optuna's journal), written only by "
-                      "dlrun, so it is damaged or was edited. Restore it from a backup, or delete that line and the "
-                      "lines after it to resume from the history before it, or start a new sweep")
+                      f"dlrun, so it is damaged or was edited. Restore it from a backup{cut}, or start a new sweep")
 
 
 def recover(path: Path) -> str | None:

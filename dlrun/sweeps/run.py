@@ -93,15 +93,22 @@ def _reopen(root: Path, reporter: Reporter) -> tuple[SweepPlan, Search | None]:
                        "or start a new sweep")
         raise ConfigError([*exc.problems, hint]) from None
     search = _search(plan, root, reporter)
+    grid = {t.id for t in plan.trials}  # the others' values come from the journal
     if search is not None:
         _check_journal_trials(plan, search, root)
-        add_asked_trials(plan, search)
+        try:
+            add_asked_trials(plan, search)
+        except ConfigError as exc:  # values the sampler never gave: the journal was edited
+            raise journal.damaged(root / names.SWEEP_STUDY, "", "a trial's values do not make a valid config "
+                                  f"({exc.problems[0].key}: {exc.problems[0].message})") from None
     for trial in plan.trials:  # those that started; the others get their directory when they start
         path = root / names.SWEEP_TRIALS / trial.id
         if (path / names.CONFIG).is_file() and \
                 config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
-            raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
-                             "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
+            record = spec if trial.id in grid else root / names.SWEEP_STUDY
+            raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {record}; a "
+                             "resumed sweep keeps its trials' configs. Restore the one that was edited, or start "
+                             "a new sweep.")
     return plan, search
 
 
