@@ -152,7 +152,8 @@ def transfer(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted transfer run.",
                                                 autocompletion=complete_run)] = None,
     unsafe: Annotated[bool, typer.Option(
-        "--unsafe", help="Let a .keras base model run code it holds (Lambda layers); trusted files only.")] = False,
+        "--unsafe", help="Let a base model run code it holds (a .keras file's Lambda layers, a SavedModel's "
+        "file, network or Python ops); trusted files only.")] = False,
     no_cache: NoCacheOpt = False,
     track: TrackOpt = None,
     json_out: JsonOpt = False,

@@ -177,15 +177,19 @@ def cache_info(json_out: JsonOpt = False) -> None:
 def cache_clear(older_than: Annotated[float | None, typer.Option(
         "--older-than", min=0, metavar="DAYS", help="Only entries not used for this many days.",
         show_default=False)] = None, json_out: JsonOpt = False) -> None:
-    """Remove every entry of the data cache, or those not used for --older-than DAYS. Entries that
-    a running process uses stay."""
-    from dlrun.commands.cache import clear_line
+    """Remove every entry of the data cache, or those not used for --older-than DAYS, and the temporary
+    files killed writers left. Entries that a running process uses stay; files the file system will not let
+    go of are named with the reason (exit 2)."""
+    from dlrun.commands.cache import clear_line, not_removed_line
     from dlrun.data.cache_admin import clear
+    from dlrun.errors import DataError
 
     result = clear(older_than)
     reporter = Reporter(json_mode=json_out)
     reporter.emit_json(result)
     reporter.info(clear_line(result))
+    if refused := not_removed_line(result):
+        raise DataError(refused)
 
 
 def complete_set(ctx: typer.Context, incomplete: str) -> list[str]:

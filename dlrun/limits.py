@@ -30,6 +30,9 @@ MAX_YAML_DEPTH = 50  # nesting levels of a config (real ones use fewer than 10)
 MAX_JSON_BYTES = 64 << 20  # summary.json, transfer.json, eval.json: records dlrun wrote itself
 MAX_ZIP_MEMBERS = 10_000
 MAX_EPOCHS = 100_000  # every checkpoint holds one metrics row per epoch
+MAX_CLASSES = 100_000  # a class list, an output unit and a confusion-matrix row per class
+MAX_THREADS = 1024  # TensorFlow's CPU thread pools; no machine has more cores than this is useful for
+THREAD_STACK = 8 << 20  # the address space one thread's stack reserves (glibc's default)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -79,6 +82,27 @@ def memory_budget() -> int:
             raise DlrunError(f"{BUDGET_ENV}={text!r}: expected a size such as 8G, 512M or a number of "
                              "bytes") from None
     return int(_usable_memory() * BUDGET_FRACTION)
+
+
+def max_threads() -> tuple[int, str]:
+    """(the most CPU threads a run may ask TensorFlow for on this machine, why): MAX_THREADS, the
+    kernel's threads-max and RLIMIT_NPROC, and the address space the threads' stacks would reserve."""
+    bounds = [(MAX_THREADS, f"TensorFlow gains nothing from more threads than cores (this machine has "
+               f"{os.cpu_count() or 1}) and dlrun starts at most {MAX_THREADS:,}")]
+    try:
+        kernel = int(Path("/proc/sys/kernel/threads-max").read_text())
+        bounds.append((kernel, f"the kernel starts at most {kernel:,} threads (threads-max)"))
+    except (OSError, ValueError):
+        pass
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if nproc != resource.RLIM_INFINITY:
+        bounds.append((nproc, f"this user may start at most {nproc:,} processes and threads (ulimit -u)"))
+    space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if space != resource.RLIM_INFINITY:
+        stacks = max(1, space // 2 // THREAD_STACK)
+        bounds.append((stacks, f"{stacks:,} thread stacks of {format_bytes(THREAD_STACK)} fill half of this "
+                       f"process's {format_bytes(space)} address space (ulimit -v)"))
+    return min(bounds)
 
 
 def budget_hint() -> str:

@@ -46,14 +46,19 @@ class Hostile:
     make: Callable[[Path], tuple[str, ...]]
     expect: tuple[str, ...]
     lines: int = 1
+    exit: int = 2  # 0: the honest outcome is a correct result (then `expect` is what stdout holds)
+    address_space: int = ADDRESS_SPACE  # a case that trains needs TensorFlow's reservation: TRAINS
+    holds: tuple[tuple[str, str], ...] = ()  # (file it writes, text that file must hold), for an exit-0 case
 
 
+TRAINS = 4 << 30  # the address space TensorFlow maps at import (its RSS stays far below)
 CASES: list[Hostile] = []
 
 
-def case(case_id: str, *expect: str, lines: int = 1) -> Callable[[Callable[[Path], tuple[str, ...]]], Any]:
+def case(case_id: str, *expect: str, lines: int = 1, exit: int = 2, address_space: int = ADDRESS_SPACE,
+         holds: tuple[tuple[str, str], ...] = ()) -> Callable[[Callable[[Path], tuple[str, ...]]], Any]:
     def register(make: Callable[[Path], tuple[str, ...]]) -> Callable[[Path], tuple[str, ...]]:
-        CASES.append(Hostile(case_id, make, expect, lines))
+        CASES.append(Hostile(case_id, make, expect, lines, exit, address_space, holds))
         return make
     return register
 
@@ -428,19 +433,20 @@ def _(work: Path) -> tuple[str, ...]:
     return ("sweep", "--resume", "sw")
 
 
-def run_case(hostile: Hostile, work: Path, limit: int = ADDRESS_SPACE, timeout: float = 120) -> dict[str, Any]:
-    """Generate the case in `work`, run the CLI under RLIMIT_AS=`limit`; exit code, stderr, peak RSS
-    (MiB, from wait4: that process alone), seconds, and the files the run added."""
+def run_case(hostile: Hostile, work: Path, limit: int | None = None, timeout: float = 120) -> dict[str, Any]:
+    """Generate the case in `work`, run the CLI under RLIMIT_AS=`limit` (the case's own by default); exit
+    code, stdout, stderr, peak RSS (MiB, from wait4: that process alone), seconds, and the files the run added."""
     args = hostile.make(work)
+    limit = limit or hostile.address_space
     before = {str(p.relative_to(work)) for p in work.rglob("*")}
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "dlrun", *args], cwd=work, env=cli_env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=limited)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=limited)
         code, rss = -9, None
         if _exited(proc, timeout):
             _, status, usage = os.wait4(proc.pid, 0)
@@ -449,10 +455,12 @@ def run_case(hostile: Hostile, work: Path, limit: int = ADDRESS_SPACE, timeout: 
             proc.kill()
         proc.wait()  # reaped already (ECHILD is fine) or killed just now
         seconds = time.monotonic() - started
+        out.seek(0)
         err.seek(0)
-        stderr = err.read().decode(errors="replace")
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     after = {str(p.relative_to(work)) for p in work.rglob("*")}
-    return {"exit": code, "stderr": stderr, "seconds": seconds, "rss_mib": rss, "new": sorted(after - before)}
+    return {"exit": code, "stdout": stdout, "stderr": stderr, "seconds": seconds, "rss_mib": rss,
+            "new": sorted(after - before)}
 
 
 def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -466,6 +474,7 @@ def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
 
 
 if __name__ == "__main__":  # the table of cases for the README / the closing note
+    import hostile_inputs2  # noqa: F401  (registers the second corpus, issue 30)
     print("| case | exit | peak RSS | seconds | message |\n|---|---|---|---|---|")
     for hostile in CASES:
         with tempfile.TemporaryDirectory() as tmp:

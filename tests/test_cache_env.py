@@ -131,6 +131,25 @@ def test_sizes_read_as_powers_of_1024(text: str, size: int) -> None:
     assert cache_admin.parse_size(text) == size
 
 
+def test_clear_counts_and_removes_the_temporary_files_of_killed_writers_not_of_live_ones(tmp_path: Path) -> None:
+    """A writer killed mid-write leaves `.KEY.XXXX.tmp`; a live one holds its temporary file (flock) until the
+    rename, so `cache clear` removes only the first and says so."""
+    import fcntl
+
+    folder = cache.cache_dir()
+    folder.mkdir(parents=True)
+    killed = folder / ".0123456789abcdef.a1b2c3.tmp"
+    killed.write_bytes(bytes(5000))
+    live = folder / ".fedcba9876543210.d4e5f6.tmp"
+    live.write_bytes(bytes(10))
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        proc = run_cli("cache", "clear")
+        live_kept = live.exists()
+    assert (proc.returncode, "and 1 temporary file left by a killed writer (4.9 KiB)" in proc.stdout,
+            killed.exists(), live_kept) == (0, True, False, True), proc.stdout + proc.stderr
+
+
 def test_cache_cli_json_is_the_only_stdout(tmp_path: Path) -> None:
     fill(tmp_path, cfg(npz(tmp_path / "d.npz")))
     release_all()

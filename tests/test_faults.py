@@ -96,6 +96,35 @@ def test_disk_full_in_a_sweep_stops_it_resumably(mount: Callable[..., Path], tmp
             [(t["status"], t["epochs_run"]) for t in resumed["trials"]]) == (True, True, [("completed", 3)] * 2)
 
 
+def test_disk_full_at_the_end_of_a_sweep_names_the_file_and_resume_writes_every_record(
+        mount: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trial ended, then the disk fills as the sweep writes its final records (best.yaml, results,
+    summary, heat map): the error names the file being written, summary.json does not stay `running`,
+    and `--resume` writes every missing record."""
+    from dlrun.sweeps.session import SweepSession
+
+    disk = mount("disk", "8m")
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1})
+    real_finish = SweepSession.finish
+
+    def finish_on_a_full_disk(self: SweepSession, reporter: Any) -> dict[str, Any]:
+        fill(disk, 24 << 10)  # room for the small records, not for the heat map
+        return real_finish(self, reporter)
+
+    monkeypatch.setattr(SweepSession, "finish", finish_on_a_full_disk)
+    with pytest.raises(StorageError) as raised:
+        dlrun.sweep(config, lr="0.05,0.1", sweep_dir=disk / "sw")
+    status = json.loads((disk / "sw" / "summary.json").read_text())["status"]
+    monkeypatch.undo()
+    (disk / "filler").unlink()
+    resumed = dlrun.sweep(None, resume=disk / "sw")
+    records = sorted(p.name for p in (disk / "sw").iterdir() if p.is_file())
+    assert ("no space left" in str(raised.value), f"(writing {disk / 'sw' / 'heatmap.png'})" in str(raised.value),
+            status, resumed["status"], records) == (
+        True, True, "interrupted", "completed",
+        ["best.yaml", "heatmap.png", "results.csv", "summary.json", "sweep.yaml"]), str(raised.value)
+
+
 def _npy_source(tmp_path: Path) -> DataConfig:
     rng = np.random.default_rng(0)
     np.save(tmp_path / "X.npy", rng.integers(0, 256, (40, 8, 8), np.uint8))
@@ -123,6 +152,21 @@ def test_a_read_only_cache_means_no_cache_and_one_warning(mount: Callable[..., P
     data = load_dataset(_npy_source(tmp_path))
     warnings = [n for n in data.notes if "data cache" in n]
     assert (data.cache, len(data.x_train), len(warnings), "is read-only" in warnings[0]) == ("off", 32, 1, True)
+
+
+def test_clearing_a_read_only_cache_names_what_it_could_not_remove_and_why(mount: Callable[..., Path]) -> None:
+    disk = mount("cache", "1m")
+    (disk / "data").mkdir()
+    entry, temp = disk / "data" / f"{'a' * 64}.bin", disk / "data" / ".aaaaaaaaaaaaaaaa.x1y2.tmp"
+    entry.write_bytes(cache.MAGIC)
+    temp.write_bytes(bytes(100))
+    remount_read_only(disk)
+    proc = subprocess.run([sys.executable, "-m", "dlrun", "cache", "clear"], capture_output=True, text=True,
+                          env=cli_env(DLRUN_CACHE=str(disk)))
+    assert (proc.returncode, "Traceback" in proc.stderr, "unexpected" in proc.stderr,
+            f"could not remove 2 file(s) of the data cache ({entry}, {temp})" in proc.stderr,
+            f"{disk / 'data'} is on a read-only file system" in proc.stderr, entry.exists()) == (
+        2, False, False, True, True, True), proc.stderr
 
 
 def test_a_read_only_runs_folder_is_refused_before_any_data_is_read(mount: Callable[..., Path],
@@ -168,6 +212,26 @@ def test_runs_lists_damaged_records_as_damaged(tmp_path: Path) -> None:
     assert (listed, cli.returncode, sorted(problems), "state.npz" in problems["bad-checkpoint"]) == (
         {"good": "completed", "torn": "damaged", "deep": "damaged", "bad-checkpoint": "damaged",
          "sweep": "damaged"}, 0, ["bad-checkpoint", "deep", "sweep", "torn"], True)
+
+
+def test_a_torn_journal_tail_is_dropped_and_resume_retells_what_it_lost(tmp_path: Path) -> None:
+    """A sweep killed mid-append leaves its Optuna journal's last line torn: resume truncates it to the last
+    whole line (a warning names the journal), and the trial whose completion was torn is told again."""
+    import optuna
+
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 1},
+                          sweep={"search": "random", "trials": 2, "params": {"optimizer.lr": [0.05, 0.1]}})
+    dlrun.sweep(config, sweep_dir=tmp_path / "sw")
+    journal = tmp_path / "sw" / "study.journal"
+    journal.write_bytes(journal.read_bytes()[:-30])  # the last line: trial 001's completion, torn
+    proc = subprocess.run([sys.executable, "-m", "dlrun", "sweep", "--resume", "sw"], cwd=tmp_path,
+                          capture_output=True, text=True, env=cli_env())
+    lines = journal.read_bytes().splitlines(keepends=True)
+    study = optuna.load_study(study_name="dlrun", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert (proc.returncode, "sw/study.journal: dropped its torn last line" in proc.stderr,
+            all(line.endswith(b"\n") and json.loads(line) for line in lines),
+            [t.state.name for t in study.trials]) == (0, True, True, ["COMPLETE", "COMPLETE"]), proc.stderr
 
 
 # --- two processes, one run ----------------------------------------------------------------------

@@ -81,3 +81,15 @@ def test_cli_run_name_cannot_leave_the_runs_folder(tmp_path: Path) -> None:
     work.mkdir()
     proc = run_cli("train", config, "--set", "name=../../evil", "--runs", "runs", cwd=work)
     assert (proc.returncode, sorted(p.name for p in tmp_path.rglob("*"))) == (2, ["c.yaml", "work"])
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_stay_text_and_numbers_stay_numbers(tmp_path: Path) -> None:
+    from dlrun.store import files
+
+    path = tmp_path / "x.csv"
+    files.write_csv(path, ["source", "-col", "value"], [
+        {"source": "=HYPERLINK(\"http://x\")", "-col": "@SUM(A1)", "value": -0.5},
+        {"source": "\tcmd", "-col": "-0.5", "value": float("-inf")}, {"source": "a-b", "value": 1e-5}])
+    assert files.read_csv(path) == [
+        {"source": "'=HYPERLINK(\"http://x\")", "'-col": "'@SUM(A1)", "value": "-0.5"},
+        {"source": "'\tcmd", "'-col": "-0.5", "value": "-inf"}, {"source": "a-b", "'-col": "", "value": "1e-05"}]

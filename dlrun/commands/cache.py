@@ -35,7 +35,19 @@ def info_table(info: dict[str, Any]) -> Table:
 
 
 def clear_line(result: dict[str, Any]) -> str:
-    """`removed 3 entries (120.4 MiB) from DIR; 1 in use kept; 2 left`."""
+    """`removed 3 entries and 1 temporary file left by a killed writer (120.4 MiB) from DIR; 1 in use kept;
+    2 left`."""
     kept = f"; {result['in_use']} in use by a running process kept" if result["in_use"] else ""
-    return (f"removed {_count(result['removed'])} ({format_bytes(result['freed_bytes'])}) from "
+    temps = result.get("temp_files_removed", 0)
+    temps_text = (f" and {temps} temporary file{'s' if temps != 1 else ''} left by a killed writer" if temps else "")
+    return (f"removed {_count(result['removed'])}{temps_text} ({format_bytes(result['freed_bytes'])}) from "
             f"{result['location']}{kept}; {result['left']} left")
+
+
+def not_removed_line(result: dict[str, Any]) -> str | None:
+    """`could not remove 3 file(s) of the cache (DIR/a.bin, ...): why` when clearing left some, else None."""
+    refused = result.get("not_removed") or []
+    if not refused:
+        return None
+    shown = ", ".join(r["path"] for r in refused[:3]) + (", ..." if len(refused) > 3 else "")
+    return f"could not remove {len(refused)} file(s) of the data cache ({shown}): {refused[0]['reason']}"

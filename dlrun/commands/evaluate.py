@@ -20,22 +20,37 @@ from dlrun.store import files, names
 from dlrun.ui.console import Reporter, metrics_table, rows_table
 from dlrun.weights import load_into, read_weights
 
+MAX_CONFUSION_CLASSES = 50  # past this a matrix is unreadable (and n^2 cells): the top confusions instead
+TOP_CONFUSIONS = 50
+MAX_PER_CLASS_ROWS = 50  # the console shows the lowest-F1 classes past this; eval.json has them all
+
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
                           names: list[str] | None = None) -> dict[str, Any]:
-    """Per-class precision, recall, F1 and support, and the confusion matrix (rows: true class)."""
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
+    """Per-class precision, recall, F1 and support, and the confusion matrix (rows: true class) up to
+    MAX_CONFUSION_CLASSES classes; past that the TOP_CONFUSIONS most frequent (true, predicted) pairs,
+    counted without an n x n matrix (time and memory grow with the examples, not the classes squared)."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    pairs, counts = np.unique(y_true * num_classes + y_pred, return_counts=True)
+    true_k, pred_k = np.divmod(pairs, num_classes)
+    right = true_k == pred_k
+    tp = np.bincount(true_k[right], weights=counts[right], minlength=num_classes)
+    actual, predicted = np.bincount(y_true, minlength=num_classes), np.bincount(y_pred, minlength=num_classes)
+    labels = [names[k] if names and k < len(names) else str(k) for k in range(num_classes)]
     per_class: dict[str, dict[str, float]] = {}
-    for k in range(num_classes):
-        tp = matrix[k, k]
-        predicted, actual = matrix[:, k].sum(), matrix[k, :].sum()
-        precision = float(tp / predicted) if predicted else 0.0
-        recall = float(tp / actual) if actual else 0.0
+    for k, label in enumerate(labels):
+        precision = float(tp[k] / predicted[k]) if predicted[k] else 0.0
+        recall = float(tp[k] / actual[k]) if actual[k] else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        label = names[k] if names and k < len(names) else str(k)
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual)}
-    return {"per_class": per_class, "confusion_matrix": matrix.tolist()}
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual[k])}
+    if num_classes <= MAX_CONFUSION_CLASSES:
+        matrix = np.zeros((num_classes, num_classes), np.int64)
+        matrix[true_k, pred_k] = counts
+        return {"per_class": per_class, "confusion_matrix": matrix.tolist()}
+    wrong = np.flatnonzero(~right)
+    top = wrong[np.argsort(-counts[wrong], kind="stable")[:TOP_CONFUSIONS]]
+    return {"per_class": per_class, "top_confusions": [
+        {"true": labels[true_k[i]], "predicted": labels[pred_k[i]], "count": int(counts[i])} for i in top]}
 
 
 def evaluate(target: str | Path, config: str | Path | None = None, overrides: list[str] | None = None,
@@ -92,6 +107,11 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         labels = list(result["per_class"])
         title = f"{cfg.name}: {source.name}"
         confusion_plot(result["confusion_matrix"], labels, out_dir / names.CONFUSION_PLOT, title)
+    elif "top_confusions" in result:
+        from dlrun.ui.plots import top_confusions_plot
+
+        title = f"{cfg.name}: {source.name}: the top confusions of {len(result['per_class']):,} classes"
+        top_confusions_plot(result["top_confusions"], out_dir / names.CONFUSION_PLOT, title)
     _report(reporter, result, out_dir)
     return result
 
@@ -102,4 +122,8 @@ def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:
     reporter.table(metrics_table(f"evaluation ({result['split']} split) -> {out_dir}", headline))
     if "per_class" in result:
         rows = [[label, v["precision"], v["recall"], v["f1"], v["support"]] for label, v in result["per_class"].items()]
-        reporter.table(rows_table("per class", ["class", "precision", "recall", "f1", "support"], rows))
+        title = "per class"
+        if len(rows) > MAX_PER_CLASS_ROWS:
+            title = f"per class: the {MAX_PER_CLASS_ROWS} lowest F1 of {len(rows):,} (all in eval.json)"
+            rows = sorted(rows, key=lambda r: r[3])[:MAX_PER_CLASS_ROWS]
+        reporter.table(rows_table(title, ["class", "precision", "recall", "f1", "support"], rows))

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer
 
-from dlrun.config.section import Float, PosInt
+from dlrun.config.section import Float, PosInt, StrictNumbers
 
 Activation = Literal[
     "relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "softplus", "swish", "leaky_relu"
@@ -23,7 +23,7 @@ Padding = Literal["valid", "same"]
 Size2 = PosInt | tuple[PosInt, PosInt]
 
 
-class LayerArgs(BaseModel):
+class LayerArgs(StrictNumbers):
     """Arguments common to every layer type."""
 
     model_config = ConfigDict(extra="forbid")

@@ -22,7 +22,7 @@ from dlrun.config import checks
 from dlrun.config.keras_names import key_hint, value_hint
 from dlrun.config.keys import known_keys, set_dotted
 from dlrun.config.layers import ITEM_CLASSES
-from dlrun.config.safe_yaml import YamlBomb, bad_strings, compose_and_load, dump, load_value
+from dlrun.config.safe_yaml import YamlRefused, bad_strings, compose_and_load, dump, load_value
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.sourcemap import LoadedConfig, SourceMap
 from dlrun.errors import ConfigError, Problem
@@ -122,7 +122,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: SourceMa
             continue
         try:
             value = load_value(raw) if raw.strip() else None
-        except YamlBomb as exc:
+        except YamlRefused as exc:
             shown = item if len(item) <= 60 else f"{item[:57]}..."
             problems.append(Problem(f"--set {shown}", key, f"the value {exc.problem}"))
             continue

@@ -10,6 +10,10 @@ control characters are refused too: they cannot be written back as a UTF-8 confi
 Numbers with an exponent and no dot (`1e-3`, `5E4`) are numbers, as in YAML 1.2 and the editors that
 check a config against dlrun.schema.json (YAML 1.1 reads them as text); `dump` quotes text that would
 read back as such a number, so a dumped config loads again unchanged.
+
+The loader is strict where YAML 1.1 surprises: a key given twice (PyYAML keeps the last one silently)
+is an error naming both lines, and numbers that YAML 1.1 reads in base 60 (`1:30` is 90) or base 8
+(`0777` is 511) are refused with the value they would have become.
 """
 
 from __future__ import annotations
@@ -23,8 +27,16 @@ import yaml
 from dlrun.limits import MAX_YAML_DEPTH, MAX_YAML_NODES
 
 
-class YamlBomb(yaml.MarkedYAMLError):
+class YamlRefused(yaml.MarkedYAMLError):
+    """YAML that parses but that dlrun refuses; `problem` says why and how to write it instead."""
+
+
+class YamlBomb(YamlRefused):
     """The document expands past MAX_YAML_NODES or nests past MAX_YAML_DEPTH."""
+
+
+class YamlSurprise(YamlRefused):
+    """A key given twice, or a number YAML 1.1 reads in base 60 or base 8."""
 
 
 class BoundedLoader(yaml.SafeLoader):
@@ -53,6 +65,8 @@ class BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
         if id(node) not in self._sizes:
+            if isinstance(node, yaml.MappingNode):
+                _refuse_duplicate_keys(node)
             children = node.value if isinstance(node, yaml.SequenceNode) else (
                 [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
             size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
@@ -80,6 +94,35 @@ _Dumper.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, list("-+0123456789."))
 def dump(data: Any) -> str:
     """YAML text of plain data (keys in their order, lists in flow style) that compose_and_load reads back equal."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    """Raise YamlSurprise at the second of two equal scalar keys of one mapping (merge keys `<<` aside)."""
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        first = seen.setdefault((key_node.tag, key_node.value), key_node)
+        if first is not key_node:
+            raise YamlSurprise(None, None, f"the key {key_node.value!r} is given twice (lines "
+                               f"{first.start_mark.line + 1} and {key_node.start_mark.line + 1}); YAML would keep "
+                               "the last one silently: keep one", key_node.start_mark)
+
+
+def _yaml11_number(loader: BoundedLoader, node: yaml.ScalarNode, kind: str) -> Any:
+    """An int or float scalar, refusing YAML 1.1's base-60 (`1:30`) and base-8 (`0777`) readings."""
+    text = node.value.replace("_", "").lstrip("+-")
+    base = ("a base-60" if ":" in text else
+            "an octal (base-8)" if kind == "int" and len(text) > 1 and text[0] == "0" and text[1] not in "xXbB"
+            else None)
+    construct = yaml.SafeLoader.construct_yaml_int if kind == "int" else yaml.SafeLoader.construct_yaml_float
+    value = construct(loader, node)
+    if base is not None:
+        raise YamlSurprise(None, None, f"{node.value} is {base} number in YAML 1.1 ({value}); write {value} if "
+                           f"you mean that number, or quote it ('{node.value}') if you mean text", node.start_mark)
+    return value
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: _yaml11_number(loader, node, "int"))
+BoundedLoader.add_constructor("tag:yaml.org,2002:float", lambda loader, node: _yaml11_number(loader, node, "float"))
 
 
 def compose_and_load(text: str) -> tuple[yaml.Node | None, Any]:

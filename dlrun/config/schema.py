@@ -70,7 +70,7 @@ class DataConfig(Section):
                                               "(MNIST-like) or street (house-number-like, harder).")
     n_train: PosInt = Field(default=2000, description="synthetic_digits: training images.")
     n_test: PosInt = Field(default=500, description="synthetic_digits: test images.")
-    seed: Int = Field(default=0, description="Data seed (synthetic images, splits), independent of the "
+    seed: Int = Field(default=0, ge=0, lt=2**32, description="Data seed (synthetic images, splits), independent of the "
                       "training seed.")
     table: TableData | None = Field(default=None, description="table source: {columns: [...], rows: [[...]]}.")
     target: str | None = Field(default=None, description="csv/table: the label column.")

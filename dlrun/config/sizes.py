@@ -12,7 +12,7 @@ from typing import Any
 
 from dlrun.config.sourcemap import LoadedConfig
 from dlrun.errors import Problem
-from dlrun.limits import MAX_EPOCHS, budget_hint, format_bytes, memory_budget
+from dlrun.limits import MAX_EPOCHS, budget_hint, format_bytes, max_threads, memory_budget
 
 FLOAT = 4  # bytes per float32 value
 OPTIMIZER_SLOTS = {"sgd": 0, "adam": 2, "rmsprop": 1, "adagrad": 1}
@@ -136,6 +136,10 @@ def check_static_sizes(lc: LoadedConfig) -> list[Problem]:
         if epochs > MAX_EPOCHS:
             problems.append(lc.source.problem(key, f"{epochs:,} epochs would never end, and every checkpoint keeps "
                                               f"one metrics row per epoch; at most {MAX_EPOCHS:,}"))
+    cap, why = max_threads()
+    if cfg.train.threads is not None and cfg.train.threads > cap:
+        problems.append(lc.source.problem("train.threads", f"{cfg.train.threads:,} threads are too many: {why}; "
+                                          f"set at most {cap:,} (or leave it unset: one per core)"))
     return problems
 
 

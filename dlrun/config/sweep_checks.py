@@ -4,6 +4,7 @@ epochs to prune. No Optuna here: `dlrun validate` answers at once."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dlrun.config.keys import is_config_key
@@ -13,6 +14,11 @@ from dlrun.errors import Problem
 from dlrun.metrics import selection_problem
 
 SAMPLED = ("random", "tpe")
+MAX_TRIALS = 10_000
+"""The most trials one sweep plans. Each trial is a full run directory (config, metrics, checkpoint, weights,
+TensorBoard), a row of every rewrite of results.csv and a line of the leaderboard, and the grid's trials are
+validated configs held in memory: past this, a sweep is a search, not an enumeration (random or tpe with
+sweep.trials), or several sweeps."""
 
 
 def is_numeric_list(values: list[Any]) -> bool:
@@ -78,6 +84,7 @@ def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
         for key in [k for k in sweep.params if k.split(".")[0] == "data"]:
             problems.append(where.problem(f"sweep.params.{key}", "random, tpe and refined sweeps share one data "
                                           "set: data keys can be swept by grid or zip only"))
+    problems += _size_problems(lc)
     epochs = lc.config.train.epochs
     if sweep.prune.method != "none" and sweep.prune.min_epochs >= epochs:
         problems.append(where.problem("sweep.prune.min_epochs", f"min_epochs {sweep.prune.min_epochs} leaves no "
@@ -109,3 +116,28 @@ def check_sweep_space(lc: LoadedConfig) -> list[Problem]:
         message = f"zip mode pairs values, so lists need equal lengths ({detail})"
         problems.append(lc.source.problem("sweep.params", message))
     return problems
+def _size_problems(lc: LoadedConfig) -> list[Problem]:
+    """At most MAX_TRIALS trials, refinement rounds and every seed of sweep.repeats included: counted from the
+    lists' lengths (a grid is never expanded to be counted), with the way to search such a space instead."""
+    sweep, where = lc.config.sweep, lc.source
+    assert sweep is not None
+    refined = sweep.refine.rounds * sweep.refine.trials if sweep.refine else 0
+    seeds = f" x {sweep.repeats} seeds" if sweep.repeats > 1 else ""
+    if sweep.method in SAMPLED:
+        if ((sweep.trials or 0) + refined) * sweep.repeats <= MAX_TRIALS:
+            return []
+        return [where.problem("sweep.trials", f"{(sweep.trials or 0) + refined:,} points{seeds} are past the cap of "
+                              f"{MAX_TRIALS:,} trials per sweep (each is a full run directory and a row of every "
+                              f"results.csv and leaderboard); sample at most {MAX_TRIALS:,}, or split the search "
+                              "into several sweeps")]
+    sizes = [len(value_list(v)) for v in sweep.params.values()]
+    planned = (math.prod(sizes) if sweep.method == "grid" else min(sizes, default=0)) + refined
+    if planned * sweep.repeats <= MAX_TRIALS:
+        return []
+    shape = " x ".join(f"{n:,}" for n in sizes) if sweep.method == "grid" else f"{min(sizes):,} pairs"
+    return [where.problem("sweep.params", f"a {sweep.method} of {planned * sweep.repeats:,} trials ({shape}"
+                          f"{f' + {refined:,} refined' if refined else ''}{seeds}) is past the cap of {MAX_TRIALS:,} "
+                          "trials per sweep (each is a full run directory and a row of every results.csv and "
+                          "leaderboard); search the space instead: sweep.search: random or tpe with sweep.trials: "
+                          "200 (--search random --trials 200; each list is then a choice), or a range "
+                          "({log_uniform: [LOW, HIGH]}) in place of a long list")]

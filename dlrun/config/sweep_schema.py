@@ -88,8 +88,8 @@ class SweepConfig(Section):
                                            "or {choice: [...]}.")
     trials: PosInt | None = Field(default=None, description="random / tpe: how many trials to sample (required "
                                   "there).")
-    seed: Int | None = Field(default=None, description="The sampler's seed (default: the config's seed): the "
-                             "same seed samples the same trials.")
+    seed: Int | None = Field(default=None, ge=0, lt=2**32, description="The sampler's seed (default: the "
+                             "config's seed): the same seed samples the same trials.")
     prune: PruneConfig = Field(default_factory=PruneConfig, description="Stop hopeless trials early (default: "
                                "none).")
     refine: RefineConfig | None = Field(default=None, description="Coarse-to-fine rounds after the first "

@@ -26,6 +26,7 @@ which would double the peak memory of the very loads the cache is for.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -247,11 +248,14 @@ def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -
     fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            # held until the rename: `dlrun cache clear` removes a temporary file only when no writer holds it
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
             for spec, a in zip(specs, arrays.values(), strict=True):
                 fh.seek(start + spec["offset"])
                 fh.write(memoryview(a).cast("B"))
-        os.replace(tmp, path)
+            fh.flush()
+            os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -11,6 +11,7 @@ each time a process reads it. No TensorFlow here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -87,7 +88,8 @@ def hold(path: Path) -> None:
 
 
 def _remove(path: Path) -> bool:
-    """Delete an entry unless a process holds it; True when it was deleted."""
+    """Delete an entry (or a writer's temporary file) unless a process holds it; True when it was deleted.
+    Raises OSError when the file system refuses (read-only, not this user's)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -163,22 +165,45 @@ def cache_info() -> dict[str, Any]:
             "max_bytes": size_cap(), "entries": [e.to_dict() for e in entries]}
 
 
+def temp_files() -> list[Path]:
+    """Temporary files of entry writers (cache.write_entry) in the cache: a killed writer leaves its own."""
+    folder = cache.cache_dir()
+    return sorted(folder.glob(f".*{cache.TEMP_SUFFIX}")) if folder.is_dir() else []
+
+
 def clear(older_than_days: float | None = None) -> dict[str, Any]:
-    """Remove every entry, or those not used for `older_than_days`; entries in use stay. Returns what
-    was removed and kept."""
+    """Remove every entry, or those not used for `older_than_days`, and every temporary file a killed writer
+    left (a writer holds its own until it is renamed into place); entries in use stay. Returns what was
+    removed and kept, and what could not be removed and why (`not_removed`: path, reason)."""
     cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
-    removed = freed = busy = 0
-    for path in entry_files():
-        with contextlib.suppress(FileNotFoundError):
+    removed = freed = busy = temps = 0
+    refused: list[dict[str, str]] = []
+    for path in [*entry_files(), *temp_files()]:
+        try:
             st = path.stat()
-            if cutoff is not None and st.st_mtime >= cutoff:
+            if cutoff is not None and st.st_mtime >= cutoff and not path.name.endswith(cache.TEMP_SUFFIX):
                 continue
-            if _remove(path):
-                removed, freed = removed + 1, freed + st.st_size
-            else:
+            if not _remove(path):
                 busy += 1
-    return {"location": str(cache.cache_dir()), "removed": removed, "freed_bytes": freed, "in_use": busy,
-            "left": len(entry_files())}
+            elif path.name.endswith(cache.TEMP_SUFFIX):
+                temps, freed = temps + 1, freed + st.st_size
+            else:
+                removed, freed = removed + 1, freed + st.st_size
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            refused.append({"path": str(path), "reason": _why(exc, path.parent)})
+    return {"location": str(cache.cache_dir()), "removed": removed, "temp_files_removed": temps,
+            "freed_bytes": freed, "in_use": busy, "left": len(entry_files()), "not_removed": refused}
+
+
+def _why(exc: OSError, folder: Path) -> str:
+    """Why a cache file could not be removed, and what to do."""
+    if exc.errno == errno.EROFS:
+        return f"{folder} is on a read-only file system; remount it writable, or point {cache.CACHE_ENV} elsewhere"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{folder} is not writable by this user; remove the files as their owner"
+    return exc.strerror or type(exc).__name__
 
 
 def after_write(path: Path) -> list[str]:
@@ -194,7 +219,9 @@ def after_write(path: Path) -> list[str]:
     for victim in files:
         if total <= cap:
             break
-        if victim != path and _remove(victim):
+        with contextlib.suppress(OSError):  # an entry the file system will not let go of: the next one
+            if victim == path or not _remove(victim):
+                continue
             total -= sizes.get(victim, 0)
             removed.append(str(victim))
     return removed

@@ -36,13 +36,18 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
                         f"to read as a table, more than the memory budget ({format_bytes(memory_budget())}); "
                         "save the features as .npy/.h5 arrays instead, or raise DLRUN_MEMORY_BUDGET")
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:  # a byte-order mark names no column
             table = [row for row in csv.reader(fh) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable CSV with a header row ({exc})") from None
     if len(table) < 2:
         raise DataError(f"{path}: needs a header row and at least one row of values")
     columns = [c.strip() for c in table[0]]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        where = "; ".join(f"'{c}' is columns {', '.join(str(i + 1) for i, n in enumerate(columns) if n == c)}"
+                          for c in twice)
+        raise DataError(f"{path}: the header names two columns alike ({where}); give each column its own name")
     for line, row in enumerate(table[1:], start=2):
         if len(row) != len(columns):
             raise DataError(f"{path}: line {line} has {len(row)} values but the header has {len(columns)} columns")

@@ -96,9 +96,22 @@ def read_inputs(paths: list[str | Path], spec: InputSpec) -> NewInputs:
     sources: list[str] = []
     for path in map(Path, paths):
         raw, names = _read_one(path, spec)
-        parts.append(prepare_inputs(raw, spec, str(path)))
+        x = prepare_inputs(raw, spec, str(path))
+        _check_examples(x, path, spec)
+        parts.append(x)
         sources += names
     return NewInputs(np.concatenate(parts), sources)
+
+
+def _check_examples(x: np.ndarray, path: Path, spec: InputSpec) -> None:
+    """At least one example, every value finite: a NaN input has no prediction (training refuses them too)."""
+    if len(x) == 0:
+        raise DataError(f"{path}: holds no examples; expected {spec.expected()}")
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{path}: {int(bad.sum())} of {len(x)} input(s) hold NaN or infinite values (the first "
+                            f"is #{int(np.flatnonzero(bad)[0])}); predict needs finite numbers, as training does")
 
 
 def _read_one(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:

@@ -87,8 +87,15 @@ def load_h5(cfg: DataConfig) -> RawData:
     notes: list[str] = []
     try:
         with h5py.File(path, "r") as f:
-            stored = [k for k in f if isinstance(f[k], h5py.Dataset)]
+            # a link's target is never opened: the file named in the config is the data (and the cache key)
+            linked = {k: link for k in f if isinstance(link := f.get(k, getlink=True), h5py.ExternalLink)}
+            stored = [k for k in f if k in linked or isinstance(f[k], h5py.Dataset)]
             found = match_names(names, stored, path, notes)
+            external = [actual for actual in found.values() if actual in linked]
+            if external:
+                link = linked[external[0]]
+                raise DataError(f"{path}: dataset /{external[0]} is an external link to {link.filename}:{link.path}; "
+                                "dlrun reads the file itself only, so copy the data into it")
             if not all(k in found for k in names[:2]):
                 raise DataError(_missing(path, names[:2], found, sorted(f.keys()), "dataset(s)"))
             arrays = {name: guard.read_h5(f[actual], path) for name, actual in found.items()}

@@ -12,6 +12,7 @@ from dlrun.data.guard import check_prepared
 from dlrun.data.sources import RawData
 from dlrun.data.splits import Splits, split_data
 from dlrun.errors import DataError
+from dlrun.limits import MAX_CLASSES
 
 MIN_IMAGE_SIDE = 4
 
@@ -36,7 +37,20 @@ def labels_to_int(y: np.ndarray, origin: str) -> np.ndarray:
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
         raise DataError(f"{origin}: label {int(y.min())} is out of range; class labels start at 0")
+    if y.size and y.max() >= MAX_CLASSES:  # before anything allocates a list, a count or a row per class
+        raise DataError(f"{origin}: label {int(y.max()):,} would make {int(y.max()) + 1:,} classes, more than "
+                        f"{MAX_CLASSES:,}; labels number the classes 0, 1, 2, ... (or set task: regression)")
     return y
+
+
+def check_array(a: np.ndarray, origin: str, what: str) -> None:
+    """An array of examples: at least one dimension (one example per row) and real numbers; a complex
+    array would be trained on its real part, a 0-d one holds no examples."""
+    if a.ndim == 0:
+        raise DataError(f"{origin}: the {what} are a single value (a 0-d array); expected one row per example")
+    if a.dtype.kind == "c":
+        raise DataError(f"{origin}: the {what} are complex numbers ({a.dtype}); dlrun would keep only their real "
+                        "part, so save the real (or magnitude) values you mean as a float array")
 
 
 def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
@@ -125,6 +139,10 @@ def prepare(raw: RawData, cfg: DataConfig, task: str, feature_stats: FeatureStat
     (or `feature_stats`, a run's own).
     """
     origin = origin_of(cfg)
+    for a, what in ((raw.x_train, "features"), (raw.y_train, "labels"), (raw.x_test, "test features"),
+                    (raw.y_test, "test labels")):
+        if a is not None:
+            check_array(np.asarray(a), origin, what)
     check_lengths(raw.x_train, raw.y_train, origin)
     n = len(raw.x_train) + (len(raw.x_test) if raw.x_test is not None else 0)
     check_prepared(origin, n, prepared_shape(raw.x_train, cfg))

@@ -89,7 +89,7 @@ def _saved(lc: LoadedConfig, cfg: BaseModelConfig, input_shape: tuple[int, ...],
     keras = backend.keras()
     path = Path(cfg.from_ or "")
     if (path / SAVED_MODEL_FILE).is_file():  # a TensorFlow SavedModel: one fixed function, its weights inside
-        layers, source_layers = [saved_model_layer(path)], None
+        layers, source_layers = [saved_model_layer(path, unsafe)], None
     elif path.suffix.lower() in (".h5", ".hdf5") and not path.name.lower().endswith(".weights.h5"):
         source_layers = read_weights(path).layers  # links and datasets checked before the config is read
         layers = _keras2(path, cfg.include_top)

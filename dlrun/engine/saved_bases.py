@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.engine import backend
+from dlrun.engine.graph_scan import check_saved_model
 from dlrun.errors import WeightsError
 from dlrun.limits import MAX_JSON_BYTES
 
@@ -26,10 +27,12 @@ KERAS2_LAYERS = frozenset({
 SHAPE_KEYS = ("batch_input_shape", "batch_shape", "input_shape", "input_dim")  # the new Input sets the shape
 
 
-def saved_model_layer(path: Path) -> Any:
-    """A frozen layer that calls the SavedModel in `path` (its `serve` endpoint, else `serving_default`)."""
+def saved_model_layer(path: Path, unsafe: bool = False) -> Any:
+    """A frozen layer that calls the SavedModel in `path` (its `serve` endpoint, else `serving_default`),
+    its graph scanned first (graph_scan: file, network and Python ops refused unless `unsafe`)."""
     import tensorflow as tf
 
+    check_saved_model(path, unsafe)
     try:
         loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ import errno
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -67,6 +68,10 @@ def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
         os.replace(tmp, path)
         if durable:
             _fsync_dir(path.parent)
+    except OSError as exc:  # a full disk is met by a write or a close, often without a file name: name `path`
+        if storage_problem(exc) is None or exc.filename == str(path):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -121,13 +126,27 @@ def storage_problem(exc: BaseException) -> str | None:
 
 
 def write_csv(path: Path | str, columns: list[str], rows: list[dict[str, Any]], durable: bool = True) -> None:
-    """Write rows as CSV atomically (see atomic_path for `durable`); missing values are left empty."""
+    """Write rows as CSV atomically (see atomic_path for `durable`); missing values are left empty.
+    Every text cell and column name that a spreadsheet would read as a formula is neutralised (csv_cell)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])
     for row in rows:
-        writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+        writer.writerow([csv_cell(_csv_value(row.get(k))) for k in columns])
     write_text(path, buf.getvalue(), durable)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreadsheet read a cell as a formula
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan)$")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell safe to open in a spreadsheet (OWASP's CSV-injection rule): text that begins with
+    =, +, -, @, a tab or a carriage return (a class name, an input file's name, a column name) gets a
+    leading single quote, so it stays text; numbers, and text that is just a number (-0.5), are kept."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
 
 
 def _csv_value(value: Any) -> Any:

@@ -24,9 +24,10 @@ def sweep_started(plan: SweepPlan, root: Path, reporter: Reporter) -> None:
     types = hparams.kinds(domains)
     try:
         hparams.write_experiment(root / names.TENSORBOARD, domains, [plan.metric, "val_loss"])
-        for trial in plan.trials:
-            folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
-            hparams.write_trial(folder, trial.params, types, f"{root.name}/{trial.id}")
+        for trial in plan.trials:  # those started (resumed); the others' as they start (trial_added)
+            if (root / names.SWEEP_TRIALS / trial.id).is_dir():
+                folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
+                hparams.write_trial(folder, trial.params, types, f"{root.name}/{trial.id}")
     except OSError as exc:
         reporter.warn(f"TensorBoard HParams records not written ({exc}); the sweep runs without them")
 
@@ -47,7 +48,7 @@ def _domains(plan: SweepPlan) -> dict[str, list[Any]]:
 
 
 def trial_added(plan: SweepPlan, root: Path, trial: Trial) -> None:
-    """Write the values of a trial the search engine asked for as the sweep ran."""
+    """Write the values of a trial as it starts (a grid point) or as the search engine asks for it."""
     from dlrun.engine import hparams
 
     if plan.base.config.train.tensorboard_settings() is None:

@@ -1,7 +1,8 @@
 """The trials of a sweep, handed to the executor lazily, round by round: the grid or zip points that
 have not ended, or for `search: random | tpe` each new point asked of the search engine when a slot
 is free (so TPE learns from every trial finished by then), then each refinement round sampled around
-the best point so far. A trial is created (its directory and config.yaml) only when it is asked for.
+the best point so far. A trial is created (its directory and config.yaml) only when it is asked for, a
+grid point when it starts: a grid of 10,000 points made 10,000 directories before its first trial.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class TrialSource:
                 continue
             if self.search is not None and trial.point_id not in self.search.ids:  # a grid point: fixed values
                 self.search.ask(trial.point_id, round_, {}, fixed=trial.params)
+            if not (self.root / names.SWEEP_TRIALS / trial.id / names.CONFIG).is_file():  # starts now: its folder
+                write_trial(self.root, trial)
+                board.trial_added(self.plan, self.root, trial)
             yield self._task(trial)
         if self.search is None or (round_ == 0 and self.plan.mode not in SAMPLED):
             return

@@ -23,11 +23,11 @@ from dlrun.store import files, names
 from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_path, check_writable, create_run_dir
-from dlrun.sweeps import board
+from dlrun.sweeps import board, journal
 from dlrun.sweeps.data import load_sweep_data
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
-from dlrun.sweeps.rounds import TrialSource, add_asked_trials, write_trial
+from dlrun.sweeps.rounds import TrialSource, add_asked_trials
 from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
 from dlrun.tracking.live import SweepMirror, track_sweep
 from dlrun.tracking.live import resolve as resolve_tracking
@@ -43,9 +43,7 @@ if TYPE_CHECKING:
 def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None) -> Path:
     root = create_run_dir(f"{plan.base.config.name}-sweep", runs_root, sweep_dir).path
     files.write_text(root / names.SWEEP_SPEC, plan.spec_yaml())
-    (root / names.SWEEP_TRIALS).mkdir()
-    for trial in plan.trials:
-        write_trial(root, trial)
+    (root / names.SWEEP_TRIALS).mkdir()  # each trial's directory is made as it starts (rounds.TrialSource)
     return root
 
 
@@ -57,7 +55,7 @@ def _sweep_root(resume: str | Path) -> Path:
     return root
 
 
-def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
+def _reopen(root: Path, reporter: Reporter) -> tuple[SweepPlan, Search | None]:
     spec = root / names.SWEEP_SPEC
     try:
         plan = plan_sweep(spec)
@@ -66,26 +64,49 @@ def _reopen(root: Path) -> tuple[SweepPlan, Search | None]:
                        f"Restore it (each trial keeps its config in {names.SWEEP_TRIALS}/NNN/{names.CONFIG}), "
                        "or start a new sweep")
         raise ConfigError([*exc.problems, hint]) from None
-    search = _search(plan, root)
+    search = _search(plan, root, reporter)
+    grid = {t.id for t in plan.trials}  # the others' values come from the journal
     if search is not None:
-        add_asked_trials(plan, search)
-    for trial in plan.trials:
+        _check_journal_trials(plan, search, root)
+        try:
+            add_asked_trials(plan, search)
+        except ConfigError as exc:  # values the sampler never gave: the journal was edited
+            raise journal.damaged(root / names.SWEEP_STUDY, "", "a trial's values do not make a valid config "
+                                  f"({exc.problems[0].key}: {exc.problems[0].message})") from None
+    for trial in plan.trials:  # those that started; the others get their directory when they start
         path = root / names.SWEEP_TRIALS / trial.id
-        if not (path / names.CONFIG).is_file():
-            write_trial(root, trial)
-        elif config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
-            raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {spec}; a "
-                             "resumed sweep keeps its trials' configs. Restore it, or start a new sweep.")
+        if (path / names.CONFIG).is_file() and \
+                config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
+            record = spec if trial.id in grid else root / names.SWEEP_STUDY
+            raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {record}; a "
+                             "resumed sweep keeps its trials' configs. Restore the one that was edited, or start "
+                             "a new sweep.")
     return plan, search
 
 
-def _search(plan: SweepPlan, root: Path) -> Search | None:
-    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes."""
+def _search(plan: SweepPlan, root: Path, reporter: Reporter | None = None) -> Search | None:
+    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes; a
+    resumed one's journal checked first (a torn last line dropped, with a warning: see sweeps/journal.py)."""
     if not plan.sampled:
         return None
     from dlrun.sweeps.search import Search
 
+    if reporter is not None and (note := journal.recover(root / names.SWEEP_STUDY)):
+        reporter.warn(note)
     return Search(plan, root)
+
+
+def _check_journal_trials(plan: SweepPlan, search: Search, root: Path) -> None:
+    """The journal's trial names are trial directories' names; and it knows every trial directory (else its
+    history was cut short: those trials would be asked for again, with other values, into the same folders)."""
+    path = root / names.SWEEP_STUDY
+    if bad := sorted(n for n in search.ids if not n.isdigit() or len(n) > 9):
+        raise journal.damaged(path, "", f"trial name {bad[0]!r} is not a trial number")
+    lost = journal.unknown_trials(root, {t.id for t in plan.trials} | set(search.ids))
+    if lost:
+        raise SweepError(f"{path}: the journal does not know trial(s) {', '.join(lost)} of {root / names.SWEEP_TRIALS}"
+                         " (its history was cut short or edited). Restore the journal, or move those trial "
+                         "directories out of the sweep to go on searching from the history it holds")
 
 
 def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
@@ -184,7 +205,7 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
     """Continue a sweep directory with its own sweep.yaml and study: only trials that have not ended run."""
     root = _sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
-        plan, engine = _reopen(root)
+        plan, engine = _reopen(root, reporter)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache)
         executor = executor or _executor(plan, flags, jobs, datasets)
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True, where=where)
@@ -248,6 +269,7 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
         if storage_problem(exc) is None:
             raise
         session.storage = f"{storage_problem(exc)} (writing {exc.filename})"
+        _record_stopped(session)
     finally:
         _close(executor)  # also when the sweep stops before its first round
     left = max(plan.planned, len(plan.trials)) - sum(o.final for o in session.outcomes.values())
@@ -256,12 +278,27 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
                           f"with: dlrun sweep --resume {root} (failed trials are not run again), or raise "
                           "sweep.max_failures")
     if session.storage:
-        raise StorageError(f"{session.storage}; the sweep stopped with {left} trial(s) left, each keeping its last "
-                           f"complete epoch. Free some space, then resume: dlrun sweep --resume {root}")
+        kept = (f"with {left} trial(s) left, each keeping its last complete epoch" if left else
+                "after every trial ended, before its final records (results, best.yaml, heat map) were all written")
+        raise StorageError(f"{session.storage}; the sweep stopped {kept}. Free some space, then resume: "
+                           f"dlrun sweep --resume {root}")
     if summary["status"] != "completed":
         raise Interrupted(f"sweep interrupted with {left} trial(s) left; "
                           f"resume with: dlrun sweep --resume {root}")
     return summary
+
+
+def _record_stopped(session: SweepSession) -> None:
+    """The disk stopped the sweep's own records: say `interrupted` in its summary if the disk lets it (the writes
+    that failed freed their temporary files), so that it does not stay `running`; `--resume` rebuilds the rest."""
+    for outcome in session.outcomes.values():
+        if outcome.status == "running":
+            outcome.status = "interrupted"
+    try:
+        session.write("interrupted")
+    except OSError as exc:
+        if storage_problem(exc) is None:
+            raise
 
 
 def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str, Dataset], key_of: dict[str, str],

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from dlrun.config.sweep_checks import numeric_keys
 from dlrun.config.sweep_schema import Distribution, SweepConfig, samplable, value_list
 from dlrun.store import names
+from dlrun.sweeps import journal
 from dlrun.sweeps.plan import SweepPlan, Trial
 
 TRIAL_ATTR, VALUES_ATTR = "dlrun_trial", "dlrun_values"  # user attributes: the trial id, values outside the space
@@ -84,21 +85,25 @@ class Search:
         self.plan, self.sweep = plan, sweep
         self.seed = plan.seed
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = JournalStorage(JournalFileBackend(str(root / names.SWEEP_STUDY)))
-        # one study per round (the first: "dlrun"; refinements "dlrun-refine-1", ...), in one journal file
-        self.studies = [optuna.create_study(storage=storage, study_name=study_name(r), load_if_exists=True,
-                                            direction="maximize" if plan.goal == "max" else "minimize",
-                                            pruner=_pruner(sweep))
-                        for r in range(plan.rounds)]
-        self.ids: dict[str, int] = {}  # dlrun trial id -> its study trial's id
-        self.rounds: dict[str, int] = {}
-        self.params: dict[str, dict[str, Any]] = {}
-        for round_, study in enumerate(self.studies):
-            for frozen in study.get_trials(deepcopy=False):
-                name = frozen.user_attrs.get(TRIAL_ATTR)
-                if name is not None:
-                    self.ids[name], self.rounds[name] = frozen._trial_id, round_
-                    self.params[name] = {**frozen.user_attrs.get(VALUES_ATTR, {}), **frozen.params}
+        path = root / names.SWEEP_STUDY
+        try:  # Optuna replays the journal here: a record it cannot apply is the journal's damage, named
+            storage = JournalStorage(JournalFileBackend(str(path)))
+            # one study per round (the first: "dlrun"; refinements "dlrun-refine-1", ...), in one journal file
+            self.studies = [optuna.create_study(storage=storage, study_name=study_name(r), load_if_exists=True,
+                                                direction="maximize" if plan.goal == "max" else "minimize",
+                                                pruner=_pruner(sweep))
+                            for r in range(plan.rounds)]
+            self.ids: dict[str, int] = {}  # dlrun trial id -> its study trial's id
+            self.rounds: dict[str, int] = {}
+            self.params: dict[str, dict[str, Any]] = {}
+            for round_, study in enumerate(self.studies):
+                for frozen in study.get_trials(deepcopy=False):
+                    name = frozen.user_attrs.get(TRIAL_ATTR)
+                    if name is not None:
+                        self.ids[str(name)], self.rounds[str(name)] = frozen._trial_id, round_
+                        self.params[str(name)] = {**frozen.user_attrs.get(VALUES_ATTR, {}), **frozen.params}
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, AssertionError) as exc:
+            raise journal.damaged(path, "", f"Optuna cannot replay it ({type(exc).__name__}: {exc})") from None
 
     def asked(self, round_: int) -> list[str]:
         """The ids of the trials asked so far in round `round_`, in order."""

@@ -71,6 +71,7 @@ class SweepSession:
         self.reported: set[str] = set()  # trials that reported an epoch to the pruner in this process
         self.verdicts: dict[tuple[str, int], bool] = {}  # (point, epoch) -> the pruner said go on
         self.written = float("-inf")  # when results.csv and summary.json were last rewritten (monotonic)
+        self.heatmap: str | None = None  # the heat map's path, once the end of the sweep drew it
         for point in plan.point_ids():  # ended while the sweep process was gone: the study learns it now
             self._tell(point)
 
@@ -186,6 +187,8 @@ class SweepSession:
         summary.update(validation=self.validation, threads=self.threads, pid=os.getpid(), host=socket.gethostname())
         if self.failure:
             summary["stopped"] = self.failure
+        if self.heatmap:
+            summary["heatmap"] = self.heatmap
         files.write_json(self.root / names.SUMMARY, summary)
         self.written = time.monotonic()
         return summary
@@ -225,7 +228,6 @@ class SweepSession:
         status = "failed" if self.failure else "completed" if all(o.final for o in items) and not cut_short \
             else "interrupted"
         self._write_best(best_of(self.entries(), self.plan.goal))
-        summary = self.write(status)
         if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
             from dlrun.ui.plots import sweep_heatmap
 
@@ -233,13 +235,14 @@ class SweepSession:
             by = f"mean ± std of {self.plan.repeats} seeds by point" if self.plan.repeats > 1 else "by trial"
             title = (f"{self.plan.base.config.name}: {self.plan.metric} {by} ({status})\n"
                      "red, hatched: diverged (loss became NaN/inf)"
-                     + ("; crossed: pruned (coloured by its value at that epoch)" if summary["counts"].get("pruned")
-                        else "")
+                     + ("; crossed: pruned (coloured by its value at that epoch)"
+                        if any(o.status == "pruned" for o in items) else "")
                      + ("; ≈ best: within one standard error of the best mean" if self.plan.repeats > 1 else ""))
-            sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells,
-                          self.plan.metric, title, self.plan.goal)
-            summary["heatmap"] = str(self.root / names.SWEEP_HEATMAP)
-            files.write_json(self.root / names.SUMMARY, summary)
+            sweep_heatmap(self.root / names.SWEEP_HEATMAP, row_key, rows, col_key, cols, cells, self.plan.metric,
+                          title, self.plan.goal)
+            self.heatmap = str(self.root / names.SWEEP_HEATMAP)
+        # the summary last: a sweep that says it ended has every record (a full disk stops it before)
+        summary = self.write(status)
         if not reporter.json_mode:
             seeds = f", mean of {self.plan.repeats} seeds" if self.plan.repeats > 1 else ""
             on = (f"ranked on {self.plan.metric}" + (", measured on the test split (data.validation: test)"

@@ -194,6 +194,20 @@ def confusion_figure(matrix: list[list[int]], labels: list[str], title: str) -> 
     return fig, ax
 
 
+def top_confusions_plot(confusions: list[dict[str, Any]], path: Path, title: str) -> None:
+    """The most frequent mistakes as bars, `true -> predicted` (a matrix of hundreds of classes is unreadable)."""
+    plt = _pyplot()
+    shown = confusions[:30]
+    fig, ax = plt.subplots(figsize=(8, 1 + 0.3 * max(len(shown), 1)))
+    ax.barh(range(len(shown)), [c["count"] for c in shown], color="tab:blue")
+    ax.set_yticks(range(len(shown)), [f"{c['true']} -> {c['predicted']}" for c in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("examples")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def prediction_grid(images: Any, titles: list[str], path: Path, title: str) -> None:
     """Up to 5 x 5 images (N x H x W x C, as the model saw them) each titled with its prediction: the
     notebooks' `plt.imshow(x)` + `plt.title(class_names[y_pred.argmax()])`."""
@@ -229,13 +243,19 @@ HEAT_MARKS = {"diverged": ("#b2182b", "//"), "failed": ("#6a3d9a", "\\\\"), "pen
               "running": ("#f0f0f0", ""), "interrupted": ("#f0f0f0", "..")}
 PRUNED_HATCH = "xx"  # drawn over the colour of the pruned trial's last value
 
+LABELLED_CELLS = 400
+"""Past this many cells (or 40 rows or columns) the heat map is drawn as one image: no value written in each
+cell, marks as flat colours, its size and its axis labels bounded (a 100 x 100 grid as labelled cells took
+a 117 x 64 inch figure and minutes)."""
+
 
 def sweep_heatmap(path: Path, row_key: str, rows: list[Any], col_key: str, cols: list[Any],
                   cells: list[list[tuple[float | None, str, str]]], metric: str, title: str,
                   goal: str = "max") -> None:
     """A grid of trials coloured by `metric` (the better, the brighter); cells whose kind is diverged,
     failed or unfinished are drawn hatched in their own colour instead, so an exploding learning
-    rate stands out. A pruned cell keeps the colour of its last value, hatched, with its epoch."""
+    rate stands out. A pruned cell keeps the colour of its last value, hatched, with its epoch. Past
+    LABELLED_CELLS, an image without per-cell text."""
     fig, _ = heatmap_figure(row_key, rows, col_key, cols, cells, metric, title, goal)
     _save(fig, path)
 
@@ -245,15 +265,37 @@ def heatmap_figure(row_key: str, rows: list[Any], col_key: str, cols: list[Any],
                    goal: str = "max") -> tuple[Any, Any]:
     """(figure, axes) of sweep_heatmap, drawn but not saved (cell (i, j) is at data point (j, i))."""
     import numpy as np
-    from matplotlib.patches import Rectangle
 
     plt = _pyplot()
     values = np.array([[np.nan if v is None else v for v, _, _ in row] for row in cells], dtype=float)
     low, high = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0.0, 1.0)
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 + 1.15 * len(cols)), 1.9 + 0.62 * len(rows)))
+    large = len(rows) * len(cols) > LABELLED_CELLS or max(len(rows), len(cols)) > 40
+    size = (max(6.0, 2.2 + 1.15 * len(cols)), 1.9 + 0.62 * len(rows))
+    fig, ax = plt.subplots(figsize=(min(size[0], 14.0), min(size[1], 10.0)) if large else size)
     image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis" if goal == "max" else "viridis_r",
-                      aspect="auto", vmin=low, vmax=high)
+                      aspect="auto", vmin=low, vmax=high, interpolation="nearest")
     fig.colorbar(image, ax=ax, label=metric)
+    if large:
+        _flat_marks(ax, cells)
+        title += f"\n{len(rows)} x {len(cols)} trials: values in results.csv"
+    else:
+        _labelled_cells(ax, cells, low, high, goal)
+    rstep, cstep = max(1, -(-len(rows) // 30)), max(1, -(-len(cols) // 12))  # at most 30 and 12 labels
+    ax.set_xticks(range(0, len(cols), cstep), [_tick(c) for c in cols[::cstep]], rotation=30 if large else 0)
+    ax.set_yticks(range(0, len(rows), rstep), [_tick(r) for r in rows[::rstep]])
+    ax.set_xlabel(col_key or "")
+    ax.set_ylabel(row_key)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig, ax
+
+
+def _labelled_cells(ax: Any, cells: list[list[tuple[float | None, str, str]]], low: float, high: float,
+                    goal: str) -> None:
+    """Each cell's label written in it; marked cells hatched in their own colour, pruned ones hatched over the
+    colour of their value."""
+    from matplotlib.patches import Rectangle
+
     for i, row in enumerate(cells):
         for j, (value, label, kind) in enumerate(row):
             pruned = kind == "pruned"
@@ -270,13 +312,20 @@ def heatmap_figure(row_key: str, rows: list[Any], col_key: str, cols: list[Any],
                    if marked or pruned else None)
             ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark or pruned else "black",
                     fontweight="bold" if marked or pruned else "normal", bbox=box)
-    ax.set_xticks(range(len(cols)), [_tick(c) for c in cols])
-    ax.set_yticks(range(len(rows)), [_tick(r) for r in rows])
-    ax.set_xlabel(col_key or "")
-    ax.set_ylabel(row_key)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig, ax
+
+
+def _flat_marks(ax: Any, cells: list[list[tuple[float | None, str, str]]]) -> None:
+    """Marked cells (diverged, failed, unfinished) as one image layer of flat colours (pruned cells keep
+    the colour of their value)."""
+    import numpy as np
+    from matplotlib.colors import to_rgba
+
+    layer = np.zeros((len(cells), len(cells[0]) if cells else 0, 4))
+    for i, row in enumerate(cells):
+        for j, (_, _, kind) in enumerate(row):
+            if kind in HEAT_MARKS:
+                layer[i, j] = to_rgba(HEAT_MARKS[kind][0])
+    ax.imshow(layer, aspect="auto", interpolation="nearest")
 
 
 def _tick(value: Any) -> str:
