@@ -14,7 +14,8 @@ from conftest import ROOT, TINY_MLP, write_config
 from dlrun.commands.predict import grid_titles
 from dlrun.sweeps.plan import plan_sweep
 from dlrun.sweeps.report import Outcome, heat_cells
-from dlrun.ui.plots import _draw_history, _history_figure, confusion_figure, heatmap_figure
+from dlrun.ui.heatmap import heatmap_figure
+from dlrun.ui.plots import _draw_history, _history_figure, confusion_figure
 
 matplotlib.use("Agg")
 

@@ -17,8 +17,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from dlrun.store import files, names
+from dlrun.sweeps.leaderboard import leaderboard
 from dlrun.sweeps.plan import plan_sweep
-from dlrun.sweeps.report import Outcome, entries, leaderboard, ranked
+from dlrun.sweeps.report import Outcome, entries, ranked
 from dlrun.sweeps.scoring import Scoring
 
 SMALL = deep_merge(TINY_MLP, {"data": {"image_size": [8, 8]}, "train": {"epochs": 3, "batch_size": 32}})

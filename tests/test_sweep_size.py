@@ -15,10 +15,11 @@ from rich.console import Console
 import dlrun
 from dlrun.store import names
 from dlrun.sweeps.executors import TrialTask
+from dlrun.sweeps.leaderboard import LEADERBOARD_ROWS, leaderboard
 from dlrun.sweeps.plan import plan_sweep
-from dlrun.sweeps.report import LEADERBOARD_ROWS, leaderboard, outcomes_for
+from dlrun.sweeps.report import outcomes_for
 from dlrun.sweeps.session import SweepSession
-from dlrun.ui import plots
+from dlrun.ui import heatmap
 
 
 def test_a_heat_map_of_10000_trials_is_one_bounded_image_drawn_in_seconds(tmp_path: Path) -> None:
@@ -26,8 +27,8 @@ def test_a_heat_map_of_10000_trials_is_one_bounded_image_drawn_in_seconds(tmp_pa
     n = 100
     cells = [[((i * j) % 7 / 7, "", "diverged" if i == j else "completed") for j in range(n)] for i in range(n)]
     started = time.monotonic()
-    plots.sweep_heatmap(tmp_path / "h.png", "optimizer.lr", [1e-4 * (i + 1) for i in range(n)], "model.l2",
-                        [1e-6 * (j + 1) for j in range(n)], cells, "val_accuracy", "big")
+    heatmap.sweep_heatmap(tmp_path / "h.png", "optimizer.lr", [1e-4 * (i + 1) for i in range(n)], "model.l2",
+                          [1e-6 * (j + 1) for j in range(n)], cells, "val_accuracy", "big")
     seconds = time.monotonic() - started
     height, width = image.imread(tmp_path / "h.png").shape[:2]
     assert (width <= 1400, height <= 1000, seconds < 30) == (True, True, True), (width, height, seconds)

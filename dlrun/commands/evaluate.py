@@ -101,19 +101,22 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
     result.update(weights=str(source), config=str(config_path), examples=int(len(x)),
                   split="train" if data.test_is_train else "test")
     files.write_json(out_dir / names.EVAL, result)
+    _confusion_plot(result, out_dir / names.CONFUSION_PLOT, f"{cfg.name}: {source.name}")
+    _report(reporter, result, out_dir)
+    return result
+
+
+def _confusion_plot(result: dict[str, Any], path: Path, title: str) -> None:
+    """confusion.png: the matrix, or past its size the most frequent confusions as bars (none for regression)."""
     if "confusion_matrix" in result:
         from dlrun.ui.plots import confusion_plot
 
-        labels = list(result["per_class"])
-        title = f"{cfg.name}: {source.name}"
-        confusion_plot(result["confusion_matrix"], labels, out_dir / names.CONFUSION_PLOT, title)
+        confusion_plot(result["confusion_matrix"], list(result["per_class"]), path, title)
     elif "top_confusions" in result:
         from dlrun.ui.plots import top_confusions_plot
 
-        title = f"{cfg.name}: {source.name}: the top confusions of {len(result['per_class']):,} classes"
-        top_confusions_plot(result["top_confusions"], out_dir / names.CONFUSION_PLOT, title)
-    _report(reporter, result, out_dir)
-    return result
+        title += f": the top confusions of {len(result['per_class']):,} classes"
+        top_confusions_plot(result["top_confusions"], path, title)
 
 
 def _report(reporter: Reporter, result: dict[str, Any], out_dir: Path) -> None:

@@ -15,19 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlrun.config import config_sha256, load_config
 from dlrun.data import Dataset
-from dlrun.errors import ConfigError, Interrupted, Problem, RunDirError, StorageError, SweepError, SweepFailed
+from dlrun.errors import Interrupted, RunDirError, StorageError, SweepError, SweepFailed
 from dlrun.interrupts import graceful_stop
 from dlrun.store import files, names
 from dlrun.store.files import storage_problem
 from dlrun.store.lock import exclusive_lock
-from dlrun.store.rundir import check_path, check_writable, create_run_dir
-from dlrun.sweeps import board, journal
+from dlrun.store.rundir import check_writable, create_run_dir
+from dlrun.sweeps import board
 from dlrun.sweeps.data import load_sweep_data
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
-from dlrun.sweeps.rounds import TrialSource, add_asked_trials
+from dlrun.sweeps.reopen import open_search, reopen, sweep_root
+from dlrun.sweeps.rounds import TrialSource
 from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
 from dlrun.tracking.live import SweepMirror, track_sweep
 from dlrun.tracking.live import resolve as resolve_tracking
@@ -45,68 +45,6 @@ def _create(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None
     files.write_text(root / names.SWEEP_SPEC, plan.spec_yaml())
     (root / names.SWEEP_TRIALS).mkdir()  # each trial's directory is made as it starts (rounds.TrialSource)
     return root
-
-
-def _sweep_root(resume: str | Path) -> Path:
-    root = check_path(resume, "--resume")
-    if not (root / names.SWEEP_SPEC).is_file():
-        raise SweepError(f"{root}: not a sweep directory (no {names.SWEEP_SPEC}); expected one written by "
-                         "`dlrun sweep`")
-    return root
-
-
-def _reopen(root: Path, reporter: Reporter) -> tuple[SweepPlan, Search | None]:
-    spec = root / names.SWEEP_SPEC
-    try:
-        plan = plan_sweep(spec)
-    except ConfigError as exc:  # a damaged or edited sweep.yaml: say what it is and what to do
-        hint = Problem(str(spec), "", f"this is the sweep's own record of its space; it is damaged or was edited. "
-                       f"Restore it (each trial keeps its config in {names.SWEEP_TRIALS}/NNN/{names.CONFIG}), "
-                       "or start a new sweep")
-        raise ConfigError([*exc.problems, hint]) from None
-    search = _search(plan, root, reporter)
-    grid = {t.id for t in plan.trials}  # the others' values come from the journal
-    if search is not None:
-        _check_journal_trials(plan, search, root)
-        try:
-            add_asked_trials(plan, search)
-        except ConfigError as exc:  # values the sampler never gave: the journal was edited
-            raise journal.damaged(root / names.SWEEP_STUDY, "", "a trial's values do not make a valid config "
-                                  f"({exc.problems[0].key}: {exc.problems[0].message})") from None
-    for trial in plan.trials:  # those that started; the others get their directory when they start
-        path = root / names.SWEEP_TRIALS / trial.id
-        if (path / names.CONFIG).is_file() and \
-                config_sha256(load_config(path / names.CONFIG).config) != config_sha256(trial.config.config):
-            record = spec if trial.id in grid else root / names.SWEEP_STUDY
-            raise SweepError(f"{path / names.CONFIG} no longer matches trial {trial.id} of {record}; a "
-                             "resumed sweep keeps its trials' configs. Restore the one that was edited, or start "
-                             "a new sweep.")
-    return plan, search
-
-
-def _search(plan: SweepPlan, root: Path, reporter: Reporter | None = None) -> Search | None:
-    """The sweep's search engine (an Optuna study in the sweep directory) when it samples or prunes; a
-    resumed one's journal checked first (a torn last line dropped, with a warning: see sweeps/journal.py)."""
-    if not plan.sampled:
-        return None
-    from dlrun.sweeps.search import Search
-
-    if reporter is not None and (note := journal.recover(root / names.SWEEP_STUDY)):
-        reporter.warn(note)
-    return Search(plan, root)
-
-
-def _check_journal_trials(plan: SweepPlan, search: Search, root: Path) -> None:
-    """The journal's trial names are trial directories' names; and it knows every trial directory (else its
-    history was cut short: those trials would be asked for again, with other values, into the same folders)."""
-    path = root / names.SWEEP_STUDY
-    if bad := sorted(n for n in search.ids if not n.isdigit() or len(n) > 9):
-        raise journal.damaged(path, "", f"trial name {bad[0]!r} is not a trial number")
-    lost = journal.unknown_trials(root, {t.id for t in plan.trials} | set(search.ids))
-    if lost:
-        raise SweepError(f"{path}: the journal does not know trial(s) {', '.join(lost)} of {root / names.SWEEP_TRIALS}"
-                         " (its history was cut short or edited). Restore the journal, or move those trial "
-                         "directories out of the sweep to go on searching from the history it holds")
 
 
 def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str | None = None,
@@ -194,7 +132,7 @@ def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, r
         _start(executor, datasets, plan, plan.planned)  # workers load TensorFlow while the directory is written
         root = _create(plan, runs_root, sweep_dir)
         with exclusive_lock(root, "being swept"):
-            return _run(plan, root, datasets, key_of, reporter, jobs, executor, _search(plan, root), resumed=False,
+            return _run(plan, root, datasets, key_of, reporter, jobs, executor, open_search(plan, root), resumed=False,
                         where=where)
     finally:
         _close(executor)
@@ -203,9 +141,9 @@ def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, r
 def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialExecutor | None,
             flags: tuple[Any, ...], use_cache: bool, where: MlflowTarget | None) -> dict[str, Any]:
     """Continue a sweep directory with its own sweep.yaml and study: only trials that have not ended run."""
-    root = _sweep_root(resume)
+    root = sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
-        plan, engine = _reopen(root, reporter)
+        plan, engine = reopen(root, reporter)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache)
         executor = executor or _executor(plan, flags, jobs, datasets)
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True, where=where)

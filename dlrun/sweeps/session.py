@@ -21,6 +21,7 @@ from dlrun.metrics import base_name, final_prefix
 from dlrun.store import files, names
 from dlrun.sweeps import board
 from dlrun.sweeps.executors import TrialResult, TrialTask
+from dlrun.sweeps.leaderboard import leaderboard, shown_score
 from dlrun.sweeps.live import SweepDisplay
 from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import (
@@ -31,11 +32,9 @@ from dlrun.sweeps.report import (
     entries,
     format_value,
     heat_cells,
-    leaderboard,
     outcomes_for,
     result_columns,
     result_row,
-    shown_score,
     sweep_summary,
 )
 from dlrun.sweeps.scoring import mean_std
@@ -229,7 +228,7 @@ class SweepSession:
             else "interrupted"
         self._write_best(best_of(self.entries(), self.plan.goal))
         if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
-            from dlrun.ui.plots import sweep_heatmap
+            from dlrun.ui.heatmap import sweep_heatmap
 
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)
             by = f"mean ± std of {self.plan.repeats} seeds by point" if self.plan.repeats > 1 else "by trial"
