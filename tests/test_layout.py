@@ -94,7 +94,10 @@ def test_performance_page_holds_the_benchmark_results() -> None:
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
     results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
-    assert tables.markdown(results) in (ROOT / "docs" / "performance.md").read_text(), "run `make docs`"
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert tables.markdown(results) in page, "run `make docs`"
+    assert "## Sweeps that search" in tables.sections(results)
+    assert tables.sections(results) in page, "run `make docs`"
 
 
 def test_design_page_tree_names_every_package() -> None:
