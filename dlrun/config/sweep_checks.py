@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from dlrun.config.sourcemap import LoadedConfig
-from dlrun.config.sweep_schema import Distribution, SweepConfig, samplable, value_list
+from dlrun.config.sweep_schema import OBJECTIVE_EXTRAS, Distribution, SweepConfig, samplable, value_list
 from dlrun.errors import Problem
+from dlrun.metrics import rankable_metrics, selection_problem
 
-SAMPLED = ("random", "tpe")
+SAMPLED = ("random", "tpe", "nsga2")
 
 
 def is_numeric_list(values: list[Any]) -> bool:
@@ -76,8 +77,67 @@ def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
         for key in [k for k in sweep.params if k.split(".")[0] == "data"]:
             problems.append(where.problem(f"sweep.params.{key}", "random, tpe and refined sweeps share one data "
                                           "set: data keys can be swept by grid or zip only"))
+    if sweep.method == "nsga2" and not sweep.objectives:
+        problems.append(where.problem("sweep.search", "nsga2 searches several objectives: give sweep.objectives "
+                                      "(e.g. [{metric: val_accuracy, goal: max}, {metric: params, goal: min}]), "
+                                      "or use search: tpe for one metric"))
+    problems += check_objectives(lc)
     epochs = lc.config.train.epochs
     if sweep.prune.method != "none" and sweep.prune.min_epochs >= epochs:
         problems.append(where.problem("sweep.prune.min_epochs", f"min_epochs {sweep.prune.min_epochs} leaves no "
                                       f"epoch to prune (train.epochs is {epochs}); set it below {epochs}"))
+    return problems
+
+
+PER_EPOCH_EXTRAS = ("epoch_seconds",)  # of OBJECTIVE_EXTRAS, the one measured every epoch (metrics.csv)
+
+
+def check_objectives(lc: LoadedConfig) -> list[Problem]:
+    """sweep.objectives: each a recorded metric (never the test split's) or one of OBJECTIVE_EXTRAS, one
+    objective per metric, at least one a training metric, only per-epoch ones while pruning is on, metric
+    and goal not given beside them unless they say the same, and a sweep.pick that names objectives."""
+    sweep, where = lc.config.sweep, lc.source
+    if sweep is None or not sweep.objectives:
+        return []
+    problems: list[Problem] = []
+    recorded = rankable_metrics(lc.config.task)
+    seen: dict[str, int] = {}
+    for i, objective in enumerate(sweep.objectives):
+        key, metric = f"sweep.objectives.{i}.metric", objective.metric
+        reason = selection_problem(metric)
+        if reason is None and metric not in (*recorded, *OBJECTIVE_EXTRAS):
+            reason = f"'{metric}' is not measured; use one of {', '.join((*recorded, *OBJECTIVE_EXTRAS))}"
+        if reason is None and metric in seen:
+            reason = (f"objectives {seen[metric]} and {i} are both on {metric}; give each metric once (a metric "
+                      "cannot be maximised and minimised at once, and twice counts it double)")
+        if reason is None and sweep.prune.method != "none" and metric in OBJECTIVE_EXTRAS \
+                and metric not in PER_EPOCH_EXTRAS:
+            reason = (f"{metric} is measured once, at the end of a trial, but sweep.prune.method "
+                      f"{sweep.prune.method} judges every epoch; drop the objective, or set prune method none")
+        if reason:
+            problems.append(where.problem(key, reason))
+        seen.setdefault(metric, i)
+    if sweep.prune.method != "none" and not problems:
+        problems.append(where.problem("sweep.prune.method", "pruning on several objectives is not available yet "
+                                      "(Optuna's pruners judge one value); set sweep.prune.method none, or "
+                                      "sweep one metric"))
+    names = [o.metric for o in sweep.objectives]
+    trained = [o for o in sweep.objectives if o.metric in recorded]
+    if not trained:
+        problems.append(where.problem("sweep.objectives", "at least one objective must be a metric training "
+                                      f"records (one of {', '.join(recorded)})"))
+    elif ("metric" in sweep.model_fields_set and sweep.metric != trained[0].metric) or \
+            ("goal" in sweep.model_fields_set and "metric" in sweep.model_fields_set
+             and sweep.goal != trained[0].goal):
+        problems.append(where.problem("sweep.metric", "sweep.objectives replaces sweep.metric and sweep.goal; "
+                                      "drop them (or keep them equal to the first training objective, "
+                                      f"{trained[0].metric} {trained[0].goal})"))
+    pick = sweep.pick
+    for field, value in (("objective", pick.objective), ("then", pick.then)):
+        if value is not None and value not in names:
+            problems.append(where.problem(f"sweep.pick.{field}", f"'{value}' is not one of sweep.objectives "
+                                          f"({', '.join(names)})"))
+    if pick.rule == "within" and pick.then is None:
+        problems.append(where.problem("sweep.pick", "rule within needs `then`: the objective that decides "
+                                      "among the points within tolerance, e.g. then: params"))
     return problems

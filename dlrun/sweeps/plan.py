@@ -145,6 +145,12 @@ class SweepPlan:
         assert self.base.config.sweep is not None
         return self.base.config.sweep.goal
 
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """(metric, goal) of each of sweep.objectives; empty for a single-metric sweep."""
+        assert self.base.config.sweep is not None
+        return [(o.metric, o.goal) for o in self.base.config.sweep.objectives or []]
+
     def values(self, key: str) -> list[Any]:
         """The distinct validated values of `key`, in the order of the space."""
         seen: list[Any] = []
@@ -184,6 +190,10 @@ def _resolve_ranking(base: LoadedConfig) -> None:
     val_loss (regression); the goal from the metric's direction."""
     sweep = base.config.sweep
     if sweep is None:
+        return
+    if sweep.objectives:  # the first objective training records ranks where one metric is asked for
+        first = next(o for o in sweep.objectives if o.metric in rankable_metrics(base.config.task))
+        sweep.metric, sweep.goal = first.metric, first.goal
         return
     if "metric" not in sweep.model_fields_set and base.config.task == "regression":
         sweep.metric = "val_loss"

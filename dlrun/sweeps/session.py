@@ -12,21 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from dlrun.config import dump_config
-from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.data.splits import VALIDATION_ON_TEST
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import base_name, final_prefix
 from dlrun.store import files, names
 from dlrun.sweeps import board
+from dlrun.sweeps.best import write_point_config
 from dlrun.sweeps.executors import TrialResult, TrialTask
+from dlrun.sweeps.front import Front
 from dlrun.sweeps.live import SweepDisplay
+from dlrun.sweeps.pareto import entry_values
 from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import (
     Entry,
     Outcome,
-    Point,
     best_of,
     entries,
     format_value,
@@ -123,7 +123,9 @@ class SweepSession:
         if self.search is not None:
             entry = self._point(point)
             if entry.final:
-                self.search.tell(point, entry.status, entry.score)
+                how = self.plan.scoring.how
+                values = entry_values(entry, self.plan.objectives, how) if self.plan.objectives else entry.score
+                self.search.tell(point, entry.status, values)
 
     def finished(self, result: TrialResult) -> None:
         """A trial ended (or stopped): record it, print a line, rewrite the results (see RECORDS_EVERY)."""
@@ -178,7 +180,9 @@ class SweepSession:
         """Rewrite results.csv and summary.json (atomically) with what is known now."""
         files.write_csv(self.root / names.SWEEP_RESULTS, result_columns(self.plan, self.final),
                         [result_row(e) for e in self.entries()])
-        summary = sweep_summary(self.plan, self.root, self.outcomes, status, self.seconds(), self.jobs)
+        front = Front(self.plan, self.entries()) if self.plan.objectives else None
+        summary = sweep_summary(self.plan, self.root, self.outcomes, status, self.seconds(), self.jobs,
+                                front.picked if front else None)
         summary.update(validation=self.validation, threads=self.threads, pid=os.getpid(), host=socket.gethostname())
         if self.failure:
             summary["stopped"] = self.failure
@@ -193,22 +197,12 @@ class SweepSession:
             return f"the best epoch's {scoring.column}"
         return "the best epoch" if scoring.how == "best" else "the last epoch"
 
-    def _write_best(self, best: Entry | None) -> None:
-        """best.yaml: the config of the best trial (of the best point's first seed), its thread count pinned."""
-        if best is None:
-            return
-        first = best.members[0] if isinstance(best, Point) else best
-        cfg = _threads_pinned(first.trial.config.config, first.summary)
-        what = (f"point {best.id} (mean ± std of {best.seeds} seeds; this is its first seed, trial {first.trial.id}, "
-                f"seed {first.trial.seed})" if isinstance(best, Point) else f"trial {best.id}")
-        pinned = (f"# train.threads {cfg.train.threads}: the CPU threads the trial ran with (its share of the cores "
-                  "under --jobs); the same count reproduces its numbers exactly.\n"
-                  if cfg is not first.trial.config.config else "")
-        head = (f"# Best of sweep {self.root}: {what} "
-                f"({', '.join(f'{k}={format_value(v)}' for k, v in best.trial.params.items())}), "
-                f"{self.plan.metric} {shown_score(best, best.score, best.std)}.\n{pinned}"
-                f"# Reproduce it with: dlrun train {self.root / names.SWEEP_BEST}\n")
-        files.write_text(self.root / names.SWEEP_BEST, head + dump_config(cfg))
+    def _write_best(self, best: Entry | None, front: Front | None = None) -> None:
+        """best.yaml: the config of the best trial (of the best point's first seed; with several objectives
+        the front point sweep.pick chose), its thread count pinned."""
+        if best is not None:
+            scored = f"{front.scored(best)}; picked by sweep.pick: {front.said()}" if front else None
+            write_point_config(self.root / names.SWEEP_BEST, self.root, self.plan, best, "Best of sweep", scored)
 
     def finish(self, reporter: Reporter) -> dict[str, Any]:
         """Final results, best.yaml, heat map and the leaderboard; returns the summary."""
@@ -220,8 +214,12 @@ class SweepSession:
         cut_short = self.stop is not None and self.stop.requested and len(items) < self.plan.planned
         status = "failed" if self.failure else "completed" if all(o.final for o in items) and not cut_short \
             else "interrupted"
-        self._write_best(best_of(self.entries(), self.plan.goal))
+        front = Front(self.plan, self.entries()) if self.plan.objectives else None
+        self._write_best(front.picked if front else best_of(self.entries(), self.plan.goal), front)
         summary = self.write(status)
+        if front is not None:
+            summary["pareto"] = front.write(self.root, status)
+            files.write_json(self.root / names.SUMMARY, summary)
         if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
             from dlrun.ui.plots import sweep_heatmap
 
@@ -242,21 +240,16 @@ class SweepSession:
                                                      if self.validation == VALIDATION_ON_TEST else "")
                   + f", scored by {self._scored_by()}{seeds}")
             beside = self.final + base_name(self.plan.metric)
-            table = leaderboard(self.plan, self.entries(), f"{self.plan.base.config.name} sweep — {on} — {self.root}",
-                                beside if beside != self.plan.metric else None)
+            if front is not None:
+                on = f"ranked by Pareto front on {', '.join(f'{m} ({g})' for m, g in self.plan.objectives)}{seeds}"
+                table = front.table(f"{self.plan.base.config.name} sweep — {on} — {self.root}")
+            else:
+                table = leaderboard(self.plan, self.entries(), f"{self.plan.base.config.name} sweep — {on} — "
+                                    f"{self.root}", beside if beside != self.plan.metric else None)
             # A terminal has its own width; a file or a pipe gets one wide enough for the notes.
             out = reporter.out if reporter.out.is_terminal else Console(highlight=False, width=160)
             out.print(table)
         return summary
-
-
-def _threads_pinned(cfg: ExperimentConfig, summary: dict[str, Any]) -> ExperimentConfig:
-    """`cfg` with train.threads set to the thread count the trial ran with (its summary's `threads`), so
-    `dlrun train best.yaml` runs its arithmetic as the trial did whatever --jobs shared the cores."""
-    threads = summary.get("threads")
-    if cfg.train.threads is not None or not isinstance(threads, int) or threads < 1:
-        return cfg
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
 
 
 def _mean_at(seeds: list[Outcome], epoch: int) -> float | None:
