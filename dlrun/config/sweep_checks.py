@@ -89,6 +89,7 @@ def check_sweep_search(lc: LoadedConfig) -> list[Problem]:
     return problems
 
 
+_DEFAULT_RANKING = (SweepConfig.model_fields["metric"].default, SweepConfig.model_fields["goal"].default)
 PER_EPOCH_EXTRAS = ("epoch_seconds",)  # of OBJECTIVE_EXTRAS, the one measured every epoch (metrics.csv)
 
 
@@ -126,9 +127,8 @@ def check_objectives(lc: LoadedConfig) -> list[Problem]:
     if not trained:
         problems.append(where.problem("sweep.objectives", "at least one objective must be a metric training "
                                       f"records (one of {', '.join(recorded)})"))
-    elif ("metric" in sweep.model_fields_set and sweep.metric != trained[0].metric) or \
-            ("goal" in sweep.model_fields_set and "metric" in sweep.model_fields_set
-             and sweep.goal != trained[0].goal):
+    elif (sweep.metric, sweep.goal) not in (_DEFAULT_RANKING, (trained[0].metric, trained[0].goal)):
+        # by value, not by what the file spells: a written config (sweep.yaml, best.yaml) spells every default
         problems.append(where.problem("sweep.metric", "sweep.objectives replaces sweep.metric and sweep.goal; "
                                       "drop them (or keep them equal to the first training objective, "
                                       f"{trained[0].metric} {trained[0].goal})"))
