@@ -181,6 +181,8 @@ def test_nsga2_resumes_without_running_a_trial_twice(tmp_path: Path) -> None:
     ([{"metric": "val_accuracy", "goal": "max"}, {"metric": "val_accuracy", "goal": "min"}], None,
      "sweep.objectives.1.metric", "both on val_accuracy"),
     (OBJECTIVES, {"method": "asha"}, "sweep.objectives.1.metric", "measured once, at the end of a trial"),
+    ([OBJECTIVES[0], {"metric": "val_loss", "goal": "min"}], {"method": "median"}, "sweep.prune.method",
+     "successive halving on Pareto front rank"),
 ])
 def test_bad_objectives_exit_2_naming_the_key_and_line(tmp_path: Path, objectives: list[Any],
                                                        prune: dict[str, Any] | None, key: str, says: str) -> None:
@@ -190,7 +192,8 @@ def test_bad_objectives_exit_2_naming_the_key_and_line(tmp_path: Path, objective
     proc = run_cli("validate", config)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     text = config.read_text().splitlines()
-    line = next(n for n, t in enumerate(text, 1) if t.strip().startswith("objectives:"))
+    line = next(n for n, t in enumerate(text, 1) if t.strip().startswith("objectives:" if prune is None
+                                                                        or "objectives" in key else "prune:"))
     assert key in proc.stderr and says in proc.stderr, proc.stderr
     assert f"{config}:" in proc.stderr and any(f":{n}" in proc.stderr for n in range(line, line + 6))
 
@@ -198,3 +201,51 @@ def test_bad_objectives_exit_2_naming_the_key_and_line(tmp_path: Path, objective
 def test_the_shipped_pareto_config_validates() -> None:
     proc = run_cli("validate", ROOT / "configs" / "sweep_pareto.yaml")
     assert proc.returncode == 0, proc.stderr
+
+
+# --- pruning on several objectives: successive halving on front rank, on both local executors ------------
+
+PRUNED = {"params": {UNITS: [4, 16], "optimizer.lr": [1.0, 0.3, 0.1, 0.01]},
+          "prune": {"method": "asha", "min_epochs": 1, "reduction": 2},
+          "objectives": [{"metric": "val_accuracy", "goal": "max"}, {"metric": "val_loss", "goal": "min"}]}
+GOALS = ["max", "min"]
+
+
+def layer_ranks(values: list[list[float]]) -> list[int]:
+    """Front ranks by peeling non-dominated layers, written out with `dominates`."""
+    ranks, left, rank = [0] * len(values), set(range(len(values))), 0
+    while left:
+        rank += 1
+        layer = {i for i in left if not any(dominates(values[j], values[i], GOALS) for j in left)}
+        for i in layer:
+            ranks[i] = rank
+        left -= layer
+    return ranks
+
+
+@pytest.mark.parametrize("executor", ["in-process", "process"])
+def test_several_objectives_prune_by_front_rank_at_each_rung(tmp_path: Path, executor: str) -> None:
+    from dlrun.sweeps.executors.processes import ProcessExecutor
+
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 3}}), sweep=PRUNED)
+    out = tmp_path / "s"
+    sweep(config, sweep_dir=out, executor=SequentialExecutor() if executor == "in-process" else ProcessExecutor(1))
+    storage = JournalStorage(JournalFileBackend(str(out / names.SWEEP_STUDY)))
+    study = optuna.load_study(study_name=names.SWEEP_STUDY_NAME, storage=storage)
+    order = [t.user_attrs["dlrun_trial"] for t in sorted(study.get_trials(), key=lambda t: t.number)]  # run order
+    rows = {t: files.read_csv(out / names.SWEEP_TRIALS / t / names.METRICS) for t in order}
+    status = {r["trial"]: r for r in files.read_csv(out / names.SWEEP_RESULTS)}
+    assert {r["status"] for r in status.values()} == {"completed", "pruned"}
+    for n, trial in enumerate(order):
+        for epoch in (1, 2):  # the rungs: min_epochs 1, then 1 x reduction 2 (epoch 3 is the last)
+            if len(rows[trial]) < epoch:
+                continue
+            there = [t for t in order[:n + 1] if len(rows[t]) >= epoch]
+            values = [[float(rows[t][epoch - 1]["val_accuracy"]), float(rows[t][epoch - 1]["val_loss"])]
+                      for t in there]
+            ranks = layer_ranks(values)
+            keeps = ranks[there.index(trial)] <= sorted(ranks)[max(1, len(there) // 2) - 1]
+            pruned_here = status[trial]["status"] == "pruned" and status[trial]["pruned_epoch"] == str(epoch)
+            assert keeps != pruned_here, (trial, epoch, there, values)
+    front = [r for r in files.read_csv(out / names.SWEEP_PARETO) if r["on_front"] == "True"]
+    assert front and all(status[r["trial"]]["status"] == "completed" for r in front)

@@ -118,10 +118,9 @@ def check_objectives(lc: LoadedConfig) -> list[Problem]:
         if reason:
             problems.append(where.problem(key, reason))
         seen.setdefault(metric, i)
-    if sweep.prune.method != "none" and not problems:
-        problems.append(where.problem("sweep.prune.method", "pruning on several objectives is not available yet "
-                                      "(Optuna's pruners judge one value); set sweep.prune.method none, or "
-                                      "sweep one metric"))
+    if sweep.prune.method == "median":
+        problems.append(where.problem("sweep.prune.method", "several objectives are pruned by successive halving "
+                                      "on Pareto front rank: set sweep.prune.method asha (or none)"))
     names = [o.metric for o in sweep.objectives]
     trained = [o for o in sweep.objectives if o.metric in recorded]
     if not trained:

@@ -30,21 +30,26 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def trial_value(outcome: Any, metric: str, goal: str, how: str = "last") -> float | int | None:
+def trial_value(outcome: Any, metric: str, goal: str, how: str = "last",
+                upto: int | None = None) -> float | int | None:
     """One trial's (report.Outcome's) value of objective `metric`; None when it has none (a trial that
-    did not complete or was not pruned has no epoch-metric value; one diverged in its first epoch no params)."""
+    did not complete or was not pruned has no epoch-metric value; one diverged in its first epoch no params).
+    `upto`: its value after that epoch (a running trial's, judged by the pruner), from rows 1..upto."""
     summary = outcome.summary
     if metric == "params":
         total = (summary.get("params") or {}).get("total")
         return int(total) if isinstance(total, int) else None
     if metric == "predict_ms":
         return _finite(summary.get("predict_ms"))
+    rows = outcome.rows if upto is None else outcome.rows[:upto]
     if metric == "epoch_seconds":
-        seconds = [v for v in (_finite(_number(r.get("seconds"))) for r in outcome.rows) if v is not None]
+        seconds = [v for v in (_finite(_number(r.get("seconds"))) for r in rows) if v is not None]
         return sum(seconds) / len(seconds) if seconds else None
+    if upto is not None:
+        return Scoring(metric, goal, how).score(rows, upto=upto) if len(rows) >= upto else None
     if outcome.status not in ("completed", "pruned"):
         return None
-    return Scoring(metric, goal, how).score(outcome.rows, kept_epoch=outcome.kept_epoch)
+    return Scoring(metric, goal, how).score(rows, kept_epoch=outcome.kept_epoch)
 
 
 def _number(value: Any) -> float | None:
@@ -54,13 +59,22 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def entry_values(entry: Entry, objectives: Objectives, how: str = "last") -> list[float | None]:
-    """An entry's value of each objective: a trial's own, a point's the mean of its seeds' (None unless
-    every seed has one)."""
+def entry_values(entry: Entry, objectives: Objectives, how: str = "last",
+                 upto: int | None = None) -> list[float | None]:
+    """An entry's value of each objective (after epoch `upto`, when given): a trial's own, a point's the
+    mean of its seeds' (None unless every seed has one; a pruned point's, at the epoch it was pruned)."""
     members = entry.members if isinstance(entry, Point) else [entry]
+    if upto is None and isinstance(entry, Point) and entry.status == "pruned":
+        upto = entry.pruned_epoch
+    return seeds_values(members, objectives, how, upto)
+
+
+def seeds_values(members: Sequence[Any], objectives: Objectives, how: str = "last",
+                 upto: int | None = None) -> list[float | None]:
+    """The mean of the trials' (a point's seeds') values of each objective; None unless every one has one."""
     out: list[float | None] = []
     for metric, goal in objectives:
-        values = [trial_value(m, metric, goal, how) for m in members]
+        values = [trial_value(m, metric, goal, how, upto) for m in members]
         if None in values or len(values) == 1:
             out.append(values[0] if values else None)
         else:
@@ -146,3 +160,24 @@ def pick_said(rule: PickRule, objectives: Objectives) -> str:
     then = rule.then
     return (f"of the front points within {rule.tolerance:g} of the best {first}, the one with the "
             f"{'highest' if goals[then] == 'max' else 'lowest'} {then}")
+
+
+def is_rung(epoch: int, min_epochs: int, reduction: int) -> bool:
+    """True at the epochs successive halving judges: min_epochs, min_epochs * reduction, ... (Optuna's
+    SuccessiveHalvingPruner's rungs)."""
+    rung = min_epochs
+    while rung < epoch:
+        rung *= reduction
+    return rung == epoch
+
+
+def rung_keeps(at_rung: dict[str, list[float]], point: str, goals: Sequence[str], reduction: int) -> bool:
+    """Successive halving on non-dominated rank: whether `point` goes on from a rung, given the values at
+    that rung of every point that reached it (`point` among them). The points are ranked by Pareto front;
+    the best 1/reduction of them go on (at least one: the first to reach a rung goes on when it is on that
+    rung's front, as Optuna's SuccessiveHalvingPruner promotes the best of its first trials), and so does
+    every point that ties the last of them on rank."""
+    ids = list(at_rung)
+    ranks = front_ranks([at_rung[i] for i in ids], goals)
+    keep = max(1, len(ids) // reduction)
+    return ranks[ids.index(point)] <= sorted(ranks)[keep - 1]

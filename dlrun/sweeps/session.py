@@ -22,7 +22,7 @@ from dlrun.sweeps.best import write_point_config
 from dlrun.sweeps.executors import TrialResult, TrialTask
 from dlrun.sweeps.front import Front
 from dlrun.sweeps.live import SweepDisplay
-from dlrun.sweeps.pareto import entry_values
+from dlrun.sweeps.pareto import entry_values, is_rung, rung_keeps, seeds_values
 from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import (
     Entry,
@@ -111,6 +111,9 @@ class SweepSession:
                 seed.rows = files.read_csv(seed.run_dir / names.METRICS)
         if any(s.status in ("diverged", "failed") for s in seeds) or any(len(s.rows) < epoch for s in seeds):
             return True  # not every seed is here yet (or the point has no mean): go on
+        if self.plan.objectives:
+            self.verdicts[(point, epoch)] = self._keeps_on_front(point, epoch)
+            return self.verdicts[(point, epoch)]
         if trial_id not in self.reported and epoch > 1:  # resumed: epochs a kill kept from the study go in first
             for earlier in range(1, epoch):
                 self.search.report(point, earlier, _mean_at(seeds, earlier))
@@ -118,6 +121,26 @@ class SweepSession:
         value = _mean_at(seeds, epoch)
         self.verdicts[(point, epoch)] = not self.search.report(point, epoch, value)
         return self.verdicts[(point, epoch)]
+
+    def _keeps_on_front(self, point: str, epoch: int) -> bool:
+        """Several objectives: successive halving on non-dominated rank (pareto.rung_keeps) at the rungs
+        min_epochs * reduction^k, among every point whose seeds reached that epoch, from their epoch rows
+        (metrics.csv: the records a resumed sweep judges from too)."""
+        prune = self.plan.base.config.sweep.prune  # type: ignore[union-attr]
+        if not is_rung(epoch, prune.min_epochs, prune.reduction):
+            return True
+        at_rung: dict[str, list[float]] = {}
+        for other in self.plan.point_ids():
+            seeds = [self.outcomes[t.id] for t in self.plan.seeds_of(other)]
+            for seed in seeds:  # another running trial's rows so far (parallel jobs)
+                if seed.status == "running" and len(seed.rows) < epoch and other != point:
+                    seed.rows = files.read_csv(seed.run_dir / names.METRICS)
+            values = seeds_values(seeds, self.plan.objectives, self.plan.scoring.how, upto=epoch)
+            if None not in values:
+                at_rung[other] = values  # type: ignore[assignment]
+        if point not in at_rung:  # no value to judge (a non-finite metric): the trial goes on
+            return True
+        return rung_keeps(at_rung, point, [g for _, g in self.plan.objectives], prune.reduction)
 
     def _tell(self, point: str) -> None:
         if self.search is not None:
@@ -271,4 +294,6 @@ def pruning_said(plan: SweepPlan) -> str:
     if method == "none":
         return ""
     seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
+    if plan.objectives:
+        return f", pruning: {method} on Pareto front rank ({', '.join(m for m, _ in plan.objectives)}){seeds}"
     return f", pruning: {method} on {plan.scoring.describe()}{seeds}"
