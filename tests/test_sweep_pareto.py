@@ -223,13 +223,10 @@ def layer_ranks(values: list[list[float]]) -> list[int]:
     return ranks
 
 
-@pytest.mark.parametrize("executor", ["in-process", "process"])
-def test_several_objectives_prune_by_front_rank_at_each_rung(tmp_path: Path, executor: str) -> None:
-    from dlrun.sweeps.executors.processes import ProcessExecutor
-
-    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 3}}), sweep=PRUNED)
-    out = tmp_path / "s"
-    sweep(config, sweep_dir=out, executor=SequentialExecutor() if executor == "in-process" else ProcessExecutor(1))
+def assert_pruned_by_front_rank(out: Path) -> None:
+    """Every decision of the sweep in `out`, re-derived rung by rung from the trials' metrics.csv in the
+    order they ran (the study's): a trial was pruned at a rung exactly when its front rank among the trials
+    there so far was outside the best half."""
     storage = JournalStorage(JournalFileBackend(str(out / names.SWEEP_STUDY)))
     study = optuna.load_study(study_name=names.SWEEP_STUDY_NAME, storage=storage)
     order = [t.user_attrs["dlrun_trial"] for t in sorted(study.get_trials(), key=lambda t: t.number)]  # run order
@@ -249,3 +246,27 @@ def test_several_objectives_prune_by_front_rank_at_each_rung(tmp_path: Path, exe
             assert keeps != pruned_here, (trial, epoch, there, values)
     front = [r for r in files.read_csv(out / names.SWEEP_PARETO) if r["on_front"] == "True"]
     assert front and all(status[r["trial"]]["status"] == "completed" for r in front)
+
+
+@pytest.mark.parametrize("executor", ["in-process", "process"])
+def test_several_objectives_prune_by_front_rank_at_each_rung(tmp_path: Path, executor: str) -> None:
+    from dlrun.sweeps.executors.processes import ProcessExecutor
+
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 3}}), sweep=PRUNED)
+    sweep(config, sweep_dir=tmp_path / "s",
+          executor=SequentialExecutor() if executor == "in-process" else ProcessExecutor(1))
+    assert_pruned_by_front_rank(tmp_path / "s")
+
+
+def test_a_resumed_pruned_sweep_judges_from_the_same_rows_and_runs_no_trial_twice(tmp_path: Path) -> None:
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 3}}), sweep=PRUNED)
+    out = tmp_path / "s"
+    with pytest.raises(Interrupted):
+        sweep(config, sweep_dir=out, executor=StopAfter(3))
+    before = {t.name: (t / names.SUMMARY).read_bytes() for t in (out / names.SWEEP_TRIALS).iterdir()
+              if (t / names.SUMMARY).is_file()
+              and json.loads((t / names.SUMMARY).read_text())["status"] in ("completed", "pruned")}
+    assert len(before) == 3
+    assert sweep(None, resume=out)["status"] == "completed"
+    assert {k: (out / names.SWEEP_TRIALS / k / names.SUMMARY).read_bytes() for k in before} == before
+    assert_pruned_by_front_rank(out)
