@@ -75,8 +75,8 @@ def seeds_values(members: Sequence[Any], objectives: Objectives, how: str = "las
     out: list[float | None] = []
     for metric, goal in objectives:
         values = [trial_value(m, metric, goal, how, upto) for m in members]
-        if None in values or len(values) == 1:
-            out.append(values[0] if values else None)
+        if None in values or len(set(values)) == 1:  # a count every seed shares stays a count
+            out.append(None if None in values else values[0])
         else:
             out.append(mean_std([v for v in values if v is not None])[0])
     return out
