@@ -1,5 +1,6 @@
 """The `sweep:` section: the parameter space (value lists or ranges), how it is searched (grid, zip,
-random, tpe), early stopping of hopeless trials, coarse-to-fine rounds and the ranking. Shapes and
+random, tpe, nsga2), early stopping of hopeless trials, coarse-to-fine rounds and the ranking (one
+metric, or several objectives and the rule that picks one point of their Pareto front). Shapes and
 ranges only; rules relating fields (a range with low >= high, trials missing) are in sweep_checks.py.
 """
 
@@ -54,7 +55,8 @@ SweepValues = Annotated[
 
 
 class PruneConfig(Section):
-    """Early stopping of hopeless trials: each trial reports sweep.metric after every epoch."""
+    """Early stopping of hopeless trials: each trial reports sweep.metric after every epoch (with
+    sweep.objectives, asha keeps the best 1/reduction by Pareto front rank at each rung)."""
 
     method: Literal["none", "asha", "median"] = Field(default="none", description="none: every trial runs all its "
                                                       "epochs; asha: asynchronous successive halving (Optuna's "

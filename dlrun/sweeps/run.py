@@ -4,6 +4,7 @@ Layout of a sweep directory (names in store/names.py):
   sweep.yaml      the resolved base config with its parameter space (`dlrun sweep` runs it again)
   trials/NNN/     one full run directory per trial, exactly as `dlrun train` writes it
   results.csv     one row per trial; summary.json (counts, best, seconds); best.yaml; heatmap.png
+  pareto.csv      with sweep.objectives: every trial's values and front rank; pareto.png; pareto/ID.yaml
 
 A config error stops the sweep before anything is written. A diverged or failed trial is recorded
 and the sweep goes on. Ctrl-C / SIGTERM stops after the trials in flight saved their last epoch;
