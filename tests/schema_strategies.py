@@ -146,8 +146,7 @@ class SchemaStrategies:
                            allow_nan=False, allow_infinity=False)
         ints = st.integers(math.ceil(low), math.floor(high)).filter(
             lambda n: ("exclusiveMinimum" not in node or n > low) and ("exclusiveMaximum" not in node or n < high))
-        unbounded = "maximum" not in node and "exclusiveMaximum" not in node
-        return floats | ints | st.just(math.inf) if unbounded else floats | ints  # YAML's .inf, where allowed
+        return floats | ints  # finite: JSON has no infinity, and dlrun refuses .nan and .inf in every setting
 
 
 def config_strategies(overrides: dict[str, Strategy] | None = None) -> SchemaStrategies:

@@ -199,3 +199,13 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
     assert result.status == "failed"
     assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
     assert (tasks[0].run_dir / names.ERROR).is_file()
+
+
+@pytest.mark.slow
+def test_a_two_objective_sweep_prunes_on_ray_by_front_rank(ray_cluster: Any, tmp_path: Path) -> None:
+    from test_sweep_pareto import PRUNED, SMALL, assert_pruned_by_front_rank
+
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 3}}), sweep=PRUNED)
+    summary = sweep(config, sweep_dir=tmp_path / "s", backend="ray", jobs=1)
+    assert summary["status"] == "completed" and summary["counts"].get("pruned")
+    assert_pruned_by_front_rank(tmp_path / "s")  # judged in the sweep process, rung by rung, as locally

@@ -37,6 +37,7 @@ PosFloat = Annotated[float, Field(gt=0), _IS_NUMBER]
 NonNegFloat = Annotated[float, Field(ge=0), _IS_NUMBER]
 Fraction = Annotated[float, Field(gt=0, lt=1), _IS_NUMBER]
 FractionOrNone = Annotated[float, Field(ge=0, lt=1), _IS_NUMBER]
+Seed = Annotated[int, Field(ge=0, lt=2**32), _IS_NUMBER]  # what NumPy and TensorFlow take as a seed
 
 
 def _leaves(annotation: Any) -> list[Any]:

@@ -47,3 +47,25 @@ def binary_final(model: Any, data: Dataset, cfg: ExperimentConfig) -> dict[str, 
     x, y = data.eval_split()
     scores = binary_scores(y, class_probabilities(model, x, cfg)[:, 1])
     return {final_prefix(data.has_test) + name: value for name, value in scores.items()}
+
+
+PREDICT_BATCH, PREDICT_REPEATS = 32, 5  # predict_ms: one batch of 32, the median of 5 timed calls
+
+
+def predict_ms(model: Any, x: np.ndarray) -> float | None:
+    """Milliseconds the model takes to predict one batch of PREDICT_BATCH inputs (the first rows of `x`,
+    repeated when there are fewer): one untimed call (to warm up), then the median of PREDICT_REPEATS
+    timed calls of the model on the batch (eager, training=False), the same way for every run. None
+    without inputs."""
+    import time
+
+    if x is None or not len(x):
+        return None
+    batch = np.resize(np.asarray(x[:PREDICT_BATCH]), (PREDICT_BATCH, *x.shape[1:]))
+    np.asarray(model(batch, training=False))
+    times = []
+    for _ in range(PREDICT_REPEATS):
+        start = time.perf_counter()
+        np.asarray(model(batch, training=False))  # to numpy: the call has finished
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000, 3)

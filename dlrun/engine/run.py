@@ -201,9 +201,10 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
     weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
     test = test_metrics(model, data, rows, cfg, weights_moved, streams) if rows else {}
     if rows:
-        from dlrun.engine.predictions import binary_final
+        from dlrun.engine.predictions import binary_final, predict_ms
 
         test.update(binary_final(model, data, cfg))  # AUC, precision, recall of a one-unit binary output
+        extra["predict_ms"] = predict_ms(model, data.x_train)
     write_metrics(run, rows, cfg.task)
     if rows:  # a run that diverged in its first epoch has no finite weights worth saving
         save_model(run, model)

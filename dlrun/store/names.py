@@ -42,6 +42,9 @@ SWEEP_RESULTS = "results.csv"
 SWEEP_BEST = "best.yaml"
 SWEEP_HEATMAP = "heatmap.png"
 SWEEP_TRIALS = "trials"
+SWEEP_PARETO = "pareto.csv"  # several objectives: every trial, its values and front rank
+SWEEP_PARETO_PLOT = "pareto.png"
+SWEEP_PARETO_CONFIGS = "pareto"  # one config per front point: pareto/ID.yaml
 # the search engine's record (Optuna journal storage): `optuna-dashboard study.journal` opens it
 SWEEP_STUDY = "study.journal"
 SWEEP_STUDY_NAME = "dlrun"

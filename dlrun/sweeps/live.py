@@ -1,5 +1,6 @@
 """The sweep's progress: on a terminal a live bar with trials done / running / left, the best so far
-and an ETA; elsewhere one plain line per finished trial (and nothing at all with --json)."""
+and an ETA; elsewhere one plain line per finished trial (and nothing at all with --json); the sweep's
+size and what its pruner judges, for its first line."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dlrun.sweeps.plan import SweepPlan
 from dlrun.ui.console import Reporter
 
 
@@ -51,3 +53,21 @@ class SweepDisplay:
             self.progress.update(self.task, completed=done, state=state)
         elif line:
             self.reporter.info(line)
+
+
+def sweep_size(plan: SweepPlan) -> str:
+    """`12 trials`, or with sweep.repeats `4 points x 3 seeds = 12 trials`."""
+    if plan.repeats == 1:
+        return f"{plan.planned} trials"
+    return f"{plan.points_planned} points x {plan.repeats} seeds = {plan.planned} trials"
+
+
+def pruning_said(plan: SweepPlan) -> str:
+    """What the pruner judges, for the sweep's first line: `, pruning: asha on val_accuracy (running best)`."""
+    method = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
+    if method == "none":
+        return ""
+    seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
+    if plan.objectives:
+        return f", pruning: {method} on Pareto front rank ({', '.join(m for m, _ in plan.objectives)}){seeds}"
+    return f", pruning: {method} on {plan.scoring.describe()}{seeds}"

@@ -16,10 +16,9 @@ from typing import Any
 from dlrun.config import LoadedConfig, checks
 from dlrun.config.keys import get_dotted, set_dotted
 from dlrun.config.loader import apply_overrides, check_text, dump_config, read_config_file, validate_data
-from dlrun.config.sweep_checks import SAMPLED
+from dlrun.config.sweep_checks import SAMPLED, check_space, resolve_ranking
 from dlrun.config.sweep_schema import value_list
 from dlrun.errors import ConfigError, Problem
-from dlrun.metrics import direction, needs_validation, rankable_metrics, selection_problem
 from dlrun.sweeps.flags import SweepSourceMap, merge_flags
 from dlrun.sweeps.scoring import Scoring
 
@@ -145,6 +144,12 @@ class SweepPlan:
         assert self.base.config.sweep is not None
         return self.base.config.sweep.goal
 
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """(metric, goal) of each of sweep.objectives; empty for a single-metric sweep."""
+        assert self.base.config.sweep is not None
+        return [(o.metric, o.goal) for o in self.base.config.sweep.objectives or []]
+
     def values(self, key: str) -> list[Any]:
         """The distinct validated values of `key`, in the order of the space."""
         seen: list[Any] = []
@@ -172,46 +177,11 @@ def load_sweep_config(path: str | Path, overrides: list[str] | None = None, lr: 
     check_text(data, source)
     base = LoadedConfig(validate_data(data, source), source, Path(path))
     checks.run_static_checks(base)
-    _resolve_ranking(base)
+    resolve_ranking(base)
     problems = check_space(base)
     if problems:
         raise ConfigError(problems)
     return base
-
-
-def _resolve_ranking(base: LoadedConfig) -> None:
-    """Fill in what ranks trials when the config leaves it out: val_accuracy (classification) or
-    val_loss (regression); the goal from the metric's direction."""
-    sweep = base.config.sweep
-    if sweep is None:
-        return
-    if sweep.metric is None:
-        sweep.metric = "val_loss" if base.config.task == "regression" else "val_accuracy"
-    if sweep.goal is None and sweep.metric in rankable_metrics(base.config.task):
-        sweep.goal = direction(sweep.metric)
-
-
-def check_space(base: LoadedConfig) -> list[Problem]:
-    """The space must be non-empty and rank by a validation or training metric that training records;
-    train.threads is fixed per process, so it cannot vary between trials."""
-    sweep, where = base.config.sweep, base.source
-    if sweep is None or not sweep.params:
-        return [where.problem("sweep.params", "nothing to sweep: give --lr/--lambda, or sweep.params in the "
-                              "config (a dotted key and a list of values)")]
-    if "train.threads" in sweep.params:
-        return [where.problem("sweep.params.train.threads", "train.threads cannot be swept: TensorFlow fixes a "
-                              "process's thread pools when it starts; set train.threads once for every trial")]
-    if "seed" in sweep.params and sweep.repeats > 1:
-        return [where.problem("sweep.params.seed", f"seed cannot be swept with sweep.repeats {sweep.repeats}: "
-                              "the repeats derive each point's seeds from it (seed, seed+1, ...); drop one")]
-    allowed = rankable_metrics(base.config.task)
-    reason = selection_problem(sweep.metric)
-    if reason is None and sweep.metric not in allowed:
-        reason = f"'{sweep.metric}' is not recorded; use one of {', '.join(allowed)}"
-    if reason is None and needs_validation(sweep.metric) and base.config.data.validation == 0:
-        reason = (f"'{sweep.metric}' needs a validation split but data.validation is 0; set data.validation "
-                  "(e.g. 0.1), or rank on the training loss with sweep.metric: loss")
-    return [where.problem("sweep.metric", reason)] if reason else []
 
 
 def grid_size(mode: str, params: dict[str, Any]) -> int:

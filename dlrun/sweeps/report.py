@@ -222,15 +222,16 @@ def _axis(plan: SweepPlan, key: str) -> list[Any]:
 
 
 def sweep_summary(plan: SweepPlan, root: Path, outcomes: dict[str, Outcome], status: str, seconds: float,
-                  jobs: int) -> dict[str, Any]:
+                  jobs: int, chosen: Entry | None = None) -> dict[str, Any]:
     """summary.json: status counts, the best trial (id, params, score; with sweep.repeats the best point's
-    mean, std and first seed), total seconds, every trial (and every point)."""
+    mean, std and first seed; with sweep.objectives `chosen`, the front point sweep.pick chose), total
+    seconds, every trial (and every point)."""
     items = list(outcomes.values())
     counts = {"total": len(items)}
     for o in items:
         counts[o.status] = counts.get(o.status, 0) + 1
     ranked_entries = entries(plan, outcomes)
-    best = best_of(ranked_entries, plan.goal)
+    best = chosen if plan.objectives else best_of(ranked_entries, plan.goal)
     best_info = None
     if best is not None:
         first = best.members[0] if isinstance(best, Point) else best

@@ -4,6 +4,7 @@ Layout of a sweep directory (names in store/names.py):
   sweep.yaml      the resolved base config with its parameter space (`dlrun sweep` runs it again)
   trials/NNN/     one full run directory per trial, exactly as `dlrun train` writes it
   results.csv     one row per trial; summary.json (counts, best, seconds); best.yaml; heatmap.png
+  pareto.csv      with sweep.objectives: every trial's values and front rank; pareto.png; pareto/ID.yaml
 
 A config error stops the sweep before anything is written. A diverged or failed trial is recorded
 and the sweep goes on. Ctrl-C / SIGTERM stops after the trials in flight saved their last epoch;
@@ -25,10 +26,11 @@ from dlrun.store.rundir import check_writable, create_run_dir
 from dlrun.sweeps import board
 from dlrun.sweeps.data import load_sweep_data
 from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
+from dlrun.sweeps.live import pruning_said, sweep_size
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.reopen import open_search, reopen, sweep_root
 from dlrun.sweeps.rounds import TrialSource
-from dlrun.sweeps.session import SweepSession, pruning_said, sweep_size
+from dlrun.sweeps.session import SweepSession
 from dlrun.tracking.live import SweepMirror, track_sweep
 from dlrun.tracking.live import resolve as resolve_tracking
 from dlrun.tracking.mlflow_store import MlflowTarget

@@ -86,12 +86,15 @@ class Search:
         self.seed = plan.seed
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         path = root / names.SWEEP_STUDY
+        # several objectives: one direction each (Optuna's pruners judge one value: the sweep prunes, pareto.py)
+        goals = [goal for _, goal in plan.objectives] or [plan.goal]
+        directions = ["maximize" if goal == "max" else "minimize" for goal in goals]
+        pruner = _pruner(sweep) if not plan.objectives else optuna.pruners.NopPruner()
         try:  # Optuna replays the journal here: a record it cannot apply is the journal's damage, named
             storage = JournalStorage(JournalFileBackend(str(path)))
             # one study per round (the first: "dlrun"; refinements "dlrun-refine-1", ...), in one journal file
             self.studies = [optuna.create_study(storage=storage, study_name=study_name(r), load_if_exists=True,
-                                                direction="maximize" if plan.goal == "max" else "minimize",
-                                                pruner=_pruner(sweep))
+                                                directions=directions, pruner=pruner)
                             for r in range(plan.rounds)]
             self.ids: dict[str, int] = {}  # dlrun trial id -> its study trial's id
             self.rounds: dict[str, int] = {}
@@ -141,6 +144,11 @@ class Search:
                 startup = max(4, min(10, (self.sweep.trials or 0) // 4))
                 return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
                                                   constant_liar=True)
+        if round_ == 0 and self.sweep.method == "nsga2":
+            # generations of a quarter of the budget (4 to 50 points): with the default 50, a small budget
+            # would never leave the random first generation
+            population = max(4, min(50, (self.sweep.trials or 0) // 4))
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
         return optuna.samplers.RandomSampler(seed=seed)
 
     def report(self, trial_id: str, epoch: int, value: Any) -> bool:
@@ -153,11 +161,14 @@ class Search:
             trial.report(float(value), epoch)
         return trial.should_prune()
 
-    def tell(self, trial_id: str, status: str, value: float | None) -> None:
-        """Tell the study how a trial ended (interrupted trials stay open: they resume)."""
+    def tell(self, trial_id: str, status: str, value: float | list[float | None] | None) -> None:
+        """Tell the study how a trial ended: its value, or with several objectives the list of its values
+        (interrupted trials stay open: they resume)."""
         if trial_id not in self.ids or status not in ("completed", "pruned", "diverged", "failed"):
             return
-        state = TrialState.COMPLETE if status == "completed" and value is not None and math.isfinite(value) else (
+        values = value if isinstance(value, list) else [value]
+        whole = all(v is not None and math.isfinite(v) for v in values)
+        state = TrialState.COMPLETE if status == "completed" and whole else (
             TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
         trial = self._trial(trial_id)
         trial.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)

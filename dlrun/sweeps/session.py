@@ -4,6 +4,7 @@ best.yaml, the heat map and the leaderboard."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -12,22 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from dlrun.config import dump_config
-from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.data.splits import VALIDATION_ON_TEST
+from dlrun.errors import RunDirError
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import base_name, final_prefix
 from dlrun.store import files, names
 from dlrun.sweeps import board
+from dlrun.sweeps.best import write_point_config
 from dlrun.sweeps.executors import TrialResult, TrialTask
+from dlrun.sweeps.front import Front
 from dlrun.sweeps.leaderboard import leaderboard, shown_score
 from dlrun.sweeps.live import SweepDisplay
+from dlrun.sweeps.pareto import entry_values, is_rung, rung_keeps, seeds_values
 from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import (
     Entry,
     Outcome,
-    Point,
     best_of,
     entries,
     format_value,
@@ -71,6 +73,7 @@ class SweepSession:
         self.verdicts: dict[tuple[str, int], bool] = {}  # (point, epoch) -> the pruner said go on
         self.written = float("-inf")  # when results.csv and summary.json were last rewritten (monotonic)
         self.heatmap: str | None = None  # the heat map's path, once the end of the sweep drew it
+        self.pareto: dict[str, Any] | None = None  # the Pareto records (several objectives), once the end wrote them
         for point in plan.point_ids():  # ended while the sweep process was gone: the study learns it now
             self._tell(point)
 
@@ -113,6 +116,9 @@ class SweepSession:
                 seed.rows = files.read_csv(seed.run_dir / names.METRICS)
         if any(s.status in ("diverged", "failed") for s in seeds) or any(len(s.rows) < epoch for s in seeds):
             return True  # not every seed is here yet (or the point has no mean): go on
+        if self.plan.objectives:
+            self.verdicts[(point, epoch)] = self._keeps_on_front(point, epoch)
+            return self.verdicts[(point, epoch)]
         if trial_id not in self.reported and epoch > 1:  # resumed: epochs a kill kept from the study go in first
             for earlier in range(1, epoch):
                 self.search.report(point, earlier, _mean_at(seeds, earlier))
@@ -121,11 +127,36 @@ class SweepSession:
         self.verdicts[(point, epoch)] = not self.search.report(point, epoch, value)
         return self.verdicts[(point, epoch)]
 
+    def _keeps_on_front(self, point: str, epoch: int) -> bool:
+        """Several objectives: successive halving on non-dominated rank (pareto.rung_keeps) at the rungs
+        min_epochs * reduction^k, among every point whose seeds reached that epoch, from their epoch rows
+        (metrics.csv: the records a resumed sweep judges from too)."""
+        prune = self.plan.base.config.sweep.prune  # type: ignore[union-attr]
+        if not is_rung(epoch, prune.min_epochs, prune.reduction):
+            return True
+        at_rung: dict[str, list[float]] = {}
+        for other in self.plan.point_ids():
+            seeds = [self.outcomes[t.id] for t in self.plan.seeds_of(other)]
+            for seed in seeds:  # another running trial's rows so far (parallel jobs)
+                if seed.status == "running" and len(seed.rows) < epoch and other != point:
+                    seed.rows = files.read_csv(seed.run_dir / names.METRICS)
+                if seed.status == "running" and "params" not in seed.summary:  # its size: in the summary it
+                    with contextlib.suppress(RunDirError):  # wrote as it started
+                        seed.summary = files.read_json(seed.run_dir / names.SUMMARY)
+            values = seeds_values(seeds, self.plan.objectives, self.plan.scoring.how, upto=epoch)
+            if None not in values:
+                at_rung[other] = values  # type: ignore[assignment]
+        if point not in at_rung:  # no value to judge (a non-finite metric): the trial goes on
+            return True
+        return rung_keeps(at_rung, point, [g for _, g in self.plan.objectives], prune.reduction)
+
     def _tell(self, point: str) -> None:
         if self.search is not None:
             entry = self._point(point)
             if entry.final:
-                self.search.tell(point, entry.status, entry.score)
+                how = self.plan.scoring.how
+                values = entry_values(entry, self.plan.objectives, how) if self.plan.objectives else entry.score
+                self.search.tell(point, entry.status, values)
 
     def finished(self, result: TrialResult) -> None:
         """A trial ended (or stopped): record it, print a line, rewrite the results (see RECORDS_EVERY)."""
@@ -182,12 +213,16 @@ class SweepSession:
         """Rewrite results.csv and summary.json (atomically) with what is known now."""
         files.write_csv(self.root / names.SWEEP_RESULTS, result_columns(self.plan, self.final),
                         [result_row(e) for e in self.entries()])
-        summary = sweep_summary(self.plan, self.root, self.outcomes, status, self.seconds(), self.jobs)
+        front = Front(self.plan, self.entries()) if self.plan.objectives else None
+        summary = sweep_summary(self.plan, self.root, self.outcomes, status, self.seconds(), self.jobs,
+                                front.picked if front else None)
         summary.update(validation=self.validation, threads=self.threads, pid=os.getpid(), host=socket.gethostname())
         if self.failure:
             summary["stopped"] = self.failure
         if self.heatmap:
             summary["heatmap"] = self.heatmap
+        if self.pareto:
+            summary["pareto"] = self.pareto
         files.write_json(self.root / names.SUMMARY, summary)
         self.written = time.monotonic()
         return summary
@@ -199,22 +234,12 @@ class SweepSession:
             return f"the best epoch's {scoring.column}"
         return "the best epoch" if scoring.how == "best" else "the last epoch"
 
-    def _write_best(self, best: Entry | None) -> None:
-        """best.yaml: the config of the best trial (of the best point's first seed), its thread count pinned."""
-        if best is None:
-            return
-        first = best.members[0] if isinstance(best, Point) else best
-        cfg = _threads_pinned(first.trial.config.config, first.summary)
-        what = (f"point {best.id} (mean ± std of {best.seeds} seeds; this is its first seed, trial {first.trial.id}, "
-                f"seed {first.trial.seed})" if isinstance(best, Point) else f"trial {best.id}")
-        pinned = (f"# train.threads {cfg.train.threads}: the CPU threads the trial ran with (its share of the cores "
-                  "under --jobs); the same count reproduces its numbers exactly.\n"
-                  if cfg is not first.trial.config.config else "")
-        head = (f"# Best of sweep {self.root}: {what} "
-                f"({', '.join(f'{k}={format_value(v)}' for k, v in best.trial.params.items())}), "
-                f"{self.plan.metric} {shown_score(best, best.score, best.std)}.\n{pinned}"
-                f"# Reproduce it with: dlrun train {self.root / names.SWEEP_BEST}\n")
-        files.write_text(self.root / names.SWEEP_BEST, head + dump_config(cfg))
+    def _write_best(self, best: Entry | None, front: Front | None = None) -> None:
+        """best.yaml: the config of the best trial (of the best point's first seed; with several objectives
+        the front point sweep.pick chose), its thread count pinned."""
+        if best is not None:
+            scored = f"{front.scored(best)}; picked by sweep.pick: {front.said()}" if front else None
+            write_point_config(self.root / names.SWEEP_BEST, self.root, self.plan, best, "Best of sweep", scored)
 
     def finish(self, reporter: Reporter) -> dict[str, Any]:
         """Final results, best.yaml, heat map and the leaderboard; returns the summary."""
@@ -226,7 +251,10 @@ class SweepSession:
         cut_short = self.stop is not None and self.stop.requested and len(items) < self.plan.planned
         status = "failed" if self.failure else "completed" if all(o.final for o in items) and not cut_short \
             else "interrupted"
-        self._write_best(best_of(self.entries(), self.plan.goal))
+        front = Front(self.plan, self.entries()) if self.plan.objectives else None
+        self._write_best(front.picked if front else best_of(self.entries(), self.plan.goal), front)
+        if front is not None:
+            self.pareto = front.write(self.root, status)
         if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
             from dlrun.ui.heatmap import sweep_heatmap
 
@@ -248,40 +276,19 @@ class SweepSession:
                                                      if self.validation == VALIDATION_ON_TEST else "")
                   + f", scored by {self._scored_by()}{seeds}")
             beside = self.final + base_name(self.plan.metric)
-            table = leaderboard(self.plan, self.entries(), f"{self.plan.base.config.name} sweep — {on} — {self.root}",
-                                beside if beside != self.plan.metric else None)
+            if front is not None:
+                on = f"ranked by Pareto front on {', '.join(f'{m} ({g})' for m, g in self.plan.objectives)}{seeds}"
+                table = front.table(f"{self.plan.base.config.name} sweep — {on} — {self.root}")
+            else:
+                table = leaderboard(self.plan, self.entries(), f"{self.plan.base.config.name} sweep — {on} — "
+                                    f"{self.root}", beside if beside != self.plan.metric else None)
             # A terminal has its own width; a file or a pipe gets one wide enough for the notes.
             out = reporter.out if reporter.out.is_terminal else Console(highlight=False, width=160)
             out.print(table)
         return summary
 
 
-def _threads_pinned(cfg: ExperimentConfig, summary: dict[str, Any]) -> ExperimentConfig:
-    """`cfg` with train.threads set to the thread count the trial ran with (its summary's `threads`), so
-    `dlrun train best.yaml` runs its arithmetic as the trial did whatever --jobs shared the cores."""
-    threads = summary.get("threads")
-    if cfg.train.threads is not None or not isinstance(threads, int) or threads < 1:
-        return cfg
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
-
-
 def _mean_at(seeds: list[Outcome], epoch: int) -> float | None:
     """The mean of the seeds' running scores after `epoch` (None when one has none)."""
     values = [s.score_at(epoch) for s in seeds]
     return mean_std([v for v in values if v is not None])[0] if None not in values else None
-
-
-def sweep_size(plan: SweepPlan) -> str:
-    """`12 trials`, or with sweep.repeats `4 points x 3 seeds = 12 trials`."""
-    if plan.repeats == 1:
-        return f"{plan.planned} trials"
-    return f"{plan.points_planned} points x {plan.repeats} seeds = {plan.planned} trials"
-
-
-def pruning_said(plan: SweepPlan) -> str:
-    """What the pruner judges, for the sweep's first line: `, pruning: asha on val_accuracy (running best)`."""
-    method = plan.base.config.sweep.prune.method  # type: ignore[union-attr]
-    if method == "none":
-        return ""
-    seeds = f", the mean of {plan.repeats} seeds" if plan.repeats > 1 else ""
-    return f", pruning: {method} on {plan.scoring.describe()}{seeds}"
