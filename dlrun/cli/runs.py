@@ -1,5 +1,5 @@
 """The CLI of the commands over many runs: `dlrun runs` (list and query), `dlrun compare` and
-`dlrun track`. Parse, call the core, print; cli.py registers them and turns a DlrunError into its
+`dlrun track`. Parse, call the core, print; the package registers them and turns a DlrunError into its
 message and exit code. No TensorFlow here (`dlrun track` loads it only to log models)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dlrun.cli_tools import JsonOpt, complete_run
+from dlrun.cli.options import JsonOpt, complete_run
 from dlrun.errors import DlrunError
 from dlrun.store.names import DEFAULT_RUNS_ROOT
 from dlrun.ui.console import Reporter
