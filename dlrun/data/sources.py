@@ -143,7 +143,7 @@ def load_idx_folder(folder: Path) -> RawData:
 
 def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
     """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
-    preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
+    preallocated uint8 array (pixel values 0-255, resized to data.image_size): no list of images and
     no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
     image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
     `progress` hears (what, done, total)."""
@@ -162,8 +162,8 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
                 skipped[reason] += 1
             else:
                 files.append((label, file))
-    guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1))
-    pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
+    guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1), 1 if cfg.normalize is True else 4)
+    pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.uint8)
     labels = np.empty(len(files), np.int64)
     count = 0
     for done, (label, file) in enumerate(files, start=1):

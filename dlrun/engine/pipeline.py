@@ -6,6 +6,11 @@ None of them uses tf.data autotuning: its model thread sleeps between tuning rou
 longer as a run goes on, and destroying an iterator waits for that thread. At the end of a fit this
 stalled runs at random by seconds (up to 20 s seen on 2 cores; Keras' own array streams do it too).
 Fixed parallelism is plenty here: a batch is one gather from arrays already in memory.
+
+Images arrive as uint8 pixels (data/prepare.py: a quarter of float32's memory) and are scaled to
+float32 per batch here, by the very division data preparation used to make (x / 255 in float32,
+correctly rounded), so the model sees the same values to the bit. Float arrays (tables, images a
+source stored as floats) pass through as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ from dlrun.engine import backend
 PARALLEL_CALLS = 2
 PREFETCH = 2
 PRECOMPUTED_ORDERS = 1 << 21  # indices (int64) a training stream computes ahead: 16 MiB, 60,000 images x 34 epochs
+PIXEL_SCALE = 255.0  # uint8 pixels -> [0, 1]; the divisor data preparation used for float32 arrays
 STREAMS_KEPT = 8  # streams a `Streams` keeps: training, validation and test, for a few seeds or batch sizes
+
+
+def scale_pixels(x: Any) -> Any:
+    """A batch as the model takes it: uint8 pixels divided by 255 in float32; anything else as it is."""
+    tf = backend.tf()
+    if x.dtype != tf.uint8:
+        return x
+    return tf.math.divide(tf.cast(x, tf.float32), tf.constant(PIXEL_SCALE, tf.float32))
 
 
 def _finish(dataset: Any) -> Any:
@@ -109,7 +123,7 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
 
     @tf.autograph.experimental.do_not_convert
     def gather(idx: Any, data: Any) -> Any:
-        return tf.gather(data[0], idx), tf.gather(data[1], idx)
+        return scale_pixels(tf.gather(data[0], idx)), tf.gather(data[1], idx)
 
     if (epochs - start_epoch) * n <= PRECOMPUTED_ORDERS:
         orders = [epoch_order(tf.constant(e, tf.int64)) for e in range(start_epoch, epochs)]
@@ -143,4 +157,7 @@ def eval_stream(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> Any:
     """
     tf = backend.tf()
     arrays = (x,) if y is None else (x, y)
-    return _finish(tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size))
+    batches = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
+    if x.dtype == np.uint8:  # pixels: scaled per batch (a map, paid only by image data kept as bytes)
+        batches = batches.map(scale_pixels if y is None else lambda xb, yb: (scale_pixels(xb), yb))
+    return _finish(batches)
