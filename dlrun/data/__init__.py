@@ -25,7 +25,8 @@ def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool 
     """Read and prepare the configured data set. Raises DataError for any data problem.
 
     File and folder sources are served from the data cache (data/cache.py) when an entry for these
-    exact files, settings and preprocessing code exists, and stored there after a build;
+    exact files, settings and preprocessing code exists, and stored there after a build; an entry
+    whose examples exceed cache.map_threshold() is memory-mapped, and streamed batch by batch;
     `use_cache=False` bypasses it. The experiment seed plays no part: the data seed (`data.seed`)
     alone decides the splits. `progress` hears about long steps (decoding an image folder, writing
     the cache entry). `feature_stats` (a run's names.FEATURES) prepares a table with that run's
@@ -41,7 +42,7 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
     if key is None:
         return prepare(load_raw(cfg, progress), cfg, task, feature_stats)
     cache_admin.hold(cache.entry_path(key))  # in use by this process from now on: never evicted under it
-    entry = cache.read_entry(key)
+    entry = cache.read_entry(key, map_over=cache.map_threshold())
     if entry is not None:
         arrays, meta = entry
         if meta["val_is_test"]:

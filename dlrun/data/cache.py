@@ -42,6 +42,7 @@ import numpy as np
 from dlrun._version import __version__
 from dlrun.config.schema import DataConfig
 from dlrun.data.sources import FASHION_FILES, IDX_NAME, keras_cache_dir
+from dlrun.limits import memory_budget
 
 CACHE_ENV = "DLRUN_CACHE"
 FORMAT_VERSION = 2
@@ -51,6 +52,7 @@ ALIGN = 64
 READ_CHUNK = 4 << 20  # bytes read, then checked while the next chunk is read
 TEMP_SUFFIX = ".tmp"
 STALE_SECONDS = 3600
+MAP_FRACTION = 0.25  # examples above this share of the memory budget are memory-mapped, not read
 DATA_PACKAGE = Path(__file__).resolve().parent
 IMAGE_SETTINGS = ("image_size", "color", "normalize")
 SPLIT_SETTINGS = ("source", "test_split", "validation", "limit", "seed")
@@ -178,18 +180,29 @@ def cache_key(cfg: DataConfig, task: str) -> str | None:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def map_threshold() -> int:
+    """Bytes of examples (x arrays) above which a cache entry is memory-mapped rather than read into
+    memory: a quarter of the memory budget (dlrun.limits), leaving the rest to the model and TensorFlow."""
+    return int(memory_budget() * MAP_FRACTION)
+
+
 def entry_path(key: str) -> Path:
     """The file of the entry for `key`."""
     return cache_dir() / f"{key}.bin"
 
 
-def read_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+def read_entry(key: str, map_over: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """(arrays, meta) of a sound entry; None when missing, damaged or not the entry for `key`.
 
     Each array is read straight into its final buffer (no intermediate copy) and its CRC-32 checked.
+    When the examples (the x_* arrays) together hold more than `map_over` bytes, they are
+    memory-mapped read-only instead (np.memmap: pages come from the file as batches are gathered,
+    engine/pipeline.py), after their CRC-32 is checked through a small buffer. An entry shorter than
+    its header says (truncated by another process) is a miss, found from its size before any read.
     """
+    path = entry_path(key)
     try:
-        with open(entry_path(key), "rb", buffering=0) as fh, ThreadPoolExecutor(1) as checker:
+        with open(path, "rb", buffering=0) as fh, ThreadPoolExecutor(1) as checker:
             if fh.read(len(MAGIC)) != MAGIC:
                 return None
             size = int.from_bytes(fh.read(8), "little")
@@ -197,7 +210,19 @@ def read_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
             if header.get("key") != key:
                 return None
             start, arrays, checks = _aligned(len(MAGIC) + 8 + size), {}, []
-            for spec in header["arrays"]:
+            specs = header["arrays"]
+            if os.fstat(fh.fileno()).st_size < start + max((s["offset"] + _nbytes(s) for s in specs), default=0):
+                return None  # truncated: never mapped, whose missing pages would fault while training
+            examples = sum(_nbytes(s) for s in specs if s["name"].startswith("x_"))
+            mapped = map_over is not None and examples > map_over
+            for spec in specs:
+                if mapped and spec["name"].startswith("x_") and _nbytes(spec):
+                    checked: Future[int | None] = Future()
+                    checked.set_result(_crc_of(fh, start + spec["offset"], _nbytes(spec)))
+                    checks.append((checked, spec["crc32"]))
+                    arrays[spec["name"]] = np.memmap(path, np.dtype(spec["dtype"]), "r", start + spec["offset"],
+                                                     tuple(spec["shape"]))
+                    continue
                 array = np.empty(spec["shape"], np.dtype(spec["dtype"]))
                 fh.seek(start + spec["offset"])
                 checks.append((_read_into(fh, memoryview(array).cast("B"), checker), spec["crc32"]))
@@ -208,6 +233,24 @@ def read_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         return None
     meta = {**header["meta"], "crc32": {spec["name"]: spec["crc32"] for spec in header["arrays"]}}
     return (arrays, meta) if "x_train" in arrays else None
+
+
+def _nbytes(spec: dict[str, Any]) -> int:
+    return int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize
+
+
+def _crc_of(fh: Any, offset: int, nbytes: int) -> int | None:
+    """The CRC-32 of `nbytes` of `fh` from `offset`, read through one READ_CHUNK buffer (so checking
+    a mapped array costs no memory); None when the file ends early."""
+    buffer = memoryview(bytearray(min(READ_CHUNK, nbytes)))
+    fh.seek(offset)
+    crc, left = 0, nbytes
+    while left:
+        n = fh.readinto(buffer[:min(left, len(buffer))])
+        if not n:
+            return None
+        crc, left = zlib.crc32(buffer[:n], crc), left - n
+    return crc
 
 
 def _read_into(fh: Any, buffer: memoryview, checker: ThreadPoolExecutor) -> Future[int] | None:

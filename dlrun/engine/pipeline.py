@@ -16,6 +16,8 @@ source stored as floats) pass through as they are.
 from __future__ import annotations
 
 import math
+import mmap
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -134,10 +136,69 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
         indices = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(flat, lengths)).repeat()
     else:
         indices = tf.data.Dataset.range(start_epoch, epochs).flat_map(epoch_batches)
-    arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
+    if isinstance(x, np.memmap):
+        rows = MappedRows(x)
+        gather = rows.gather_with(tf.gather)
+        arrays = tf.data.Dataset.from_tensors((np.zeros(0, np.uint8), y)).repeat()  # y alone: x stays on disk
+    else:
+        arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
     batches = tf.data.Dataset.zip((indices, arrays)).map(gather, num_parallel_calls=PARALLEL_CALLS,
                                                          deterministic=True)
     return _finish(batches), steps
+
+
+class MappedRows:
+    """Batches gathered from a memory-mapped array (a data cache entry too big to read, data/cache.py)
+    in the order the stream's indices give, as numpy copies; x is never a tensor, so it is never read
+    whole. Pages read are dropped from this process (madvise DONTNEED) after every RELEASE_BYTES, so
+    its resident memory stays bounded whatever the data's size; the operating system's page cache
+    still keeps what fits, so the next epoch need not read the disk again."""
+
+    RELEASE_BYTES = 64 << 20
+
+    def __init__(self, x: np.memmap):
+        self.x = x
+        self._read = 0
+        self._lock = threading.Lock()
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """x[idx], read in file order (sorted) and put back in the order asked."""
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((len(idx), *self.x.shape[1:]), self.x.dtype)
+        out[order] = self.x[idx[order]]
+        self._count(out.nbytes)
+        return out
+
+    def rows(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """A copy of x[start:stop]."""
+        out = np.array(self.x[int(start):int(stop)])
+        self._count(out.nbytes)
+        return out
+
+    def _count(self, nbytes: int) -> None:
+        with self._lock:
+            self._read += nbytes
+            release, self._read = self._read >= self.RELEASE_BYTES, self._read % self.RELEASE_BYTES
+        mapping = getattr(self.x, "_mmap", None)
+        if release and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+            mapping.madvise(mmap.MADV_DONTNEED)
+
+    def tensor(self, batch: Any) -> Any:
+        """A numpy_function batch given its static shape, then scaled (scale_pixels)."""
+        batch.set_shape([None, *self.x.shape[1:]])
+        return scale_pixels(batch)
+
+    def gather_with(self, gather_labels: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """The stream's map function: (indices, (unused, y)) -> (x batch, y batch)."""
+        tf = backend.tf()
+        dtype = tf.as_dtype(self.x.dtype)
+
+        @tf.autograph.experimental.do_not_convert
+        def gather(idx: Any, data: Any) -> Any:
+            batch = tf.numpy_function(self.take, [idx], dtype, stateful=False)
+            return self.tensor(batch), gather_labels(data[1], idx)
+
+        return gather
 
 
 def eval_batch_size(batch_size: int) -> int:
@@ -156,8 +217,24 @@ def eval_stream(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> Any:
     over 2,000 validation images at batch 256. `batch` has no function to instantiate.
     """
     tf = backend.tf()
+    if isinstance(x, np.memmap):
+        return _finish(_mapped_eval(x, y, batch_size))
     arrays = (x,) if y is None else (x, y)
     batches = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
     if x.dtype == np.uint8:  # pixels: scaled per batch (a map, paid only by image data kept as bytes)
         batches = batches.map(scale_pixels if y is None else lambda xb, yb: (scale_pixels(xb), yb))
     return _finish(batches)
+
+
+def _mapped_eval(x: np.memmap, y: np.ndarray | None, batch_size: int) -> Any:
+    """eval_stream's batches read from a memory-mapped x, slice by slice (MappedRows)."""
+    tf = backend.tf()
+    rows, n, dtype = MappedRows(x), len(x), tf.as_dtype(x.dtype)
+
+    @tf.autograph.experimental.do_not_convert
+    def batch(start: Any) -> Any:
+        stop = tf.minimum(start + batch_size, n)
+        xb = rows.tensor(tf.numpy_function(rows.rows, [start, stop], dtype, stateful=False))
+        return xb if y is None else (xb, tf.constant(y)[start:stop])
+
+    return tf.data.Dataset.range(0, n, batch_size).map(batch, num_parallel_calls=PARALLEL_CALLS, deterministic=True)

@@ -1,0 +1,90 @@
+"""A data cache entry larger than its share of the memory budget is memory-mapped and streamed batch by
+batch (issue 29): the same batches, the same metrics, a truncated entry rebuilt, never mapped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlrun.config.schema import DataConfig
+from dlrun.data import cache, load_dataset
+from dlrun.engine.pipeline import MappedRows, eval_stream, train_stream
+from tests.conftest import cli_env, metric_rows, run_cli, without_seconds, write_config
+
+POOLED = {"layers": [{"max_pool2d": {"pool_size": 8}}, {"flatten": {}}, {"dense": {"units": 10,
+                                                                                   "activation": "softmax"}}]}
+
+
+@pytest.fixture
+def pixels(tmp_path: Path) -> DataConfig:
+    """3,000 random 64x64 uint8 images (12 MiB) as X.npy / Y.npy."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.integers(0, 256, (3000, 64, 64), dtype=np.uint8))
+    np.save(tmp_path / "Y.npy", np.arange(3000) % 10)
+    return DataConfig(source="npy", path=str(tmp_path), test_split=0.2, validation=0.1)
+
+
+def test_an_entry_over_the_threshold_is_mapped(pixels: DataConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_dataset(pixels).cache == "miss"
+    assert not isinstance(load_dataset(pixels).x_train, np.memmap)  # the default budget: read into memory
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", "16M")  # examples (12 MiB) > a quarter of it
+    data = load_dataset(pixels)
+    assert data.cache == "hit" and isinstance(data.x_train, np.memmap) and isinstance(data.x_test, np.memmap)
+    assert data.x_val is not None and not isinstance(data.y_train, np.memmap)
+
+
+def test_mapped_streams_give_the_batches_of_arrays_in_memory(pixels: DataConfig,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = load_dataset(pixels)
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", "16M")
+    mapped = load_dataset(pixels)
+    a, steps = train_stream(memory.x_train, memory.y_train, 64, 1, 0, 2)
+    b, _ = train_stream(mapped.x_train, mapped.y_train, 64, 1, 0, 2)
+    for (xa, ya), (xb, yb) in zip(a.take(2 * steps), b.take(2 * steps), strict=True):
+        assert np.array_equal(xa.numpy(), xb.numpy()) and np.array_equal(ya.numpy(), yb.numpy())
+    assert memory.x_test is not None and mapped.x_test is not None
+    for ea, eb in zip(eval_stream(memory.x_test, None, 256), eval_stream(mapped.x_test, None, 256), strict=True):
+        assert np.array_equal(ea.numpy(), eb.numpy())
+
+
+def test_reading_a_mapped_array_releases_its_pages(tmp_path: Path) -> None:
+    np.save(tmp_path / "big.npy", np.ones((256, 1024, 1024), np.uint8))
+    rows = MappedRows(np.load(tmp_path / "big.npy", mmap_mode="r"))
+    rows.RELEASE_BYTES = 8 << 20
+    for start in range(0, 256, 4):
+        rows.rows(np.int64(start), np.int64(start + 4))
+    if not Path("/proc/self/smaps").exists():
+        pytest.skip("no /proc/self/smaps")
+    mapped = next(line for line in Path("/proc/self/smaps").read_text().split("\n\n") if "big.npy" in line)
+    rss_kib = int(mapped.split("Rss:")[1].split()[0])
+    assert rss_kib <= 8 << 10  # at most RELEASE_BYTES of the 256 MiB file stay resident
+
+
+def test_a_truncated_entry_is_rebuilt_not_mapped(pixels: DataConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_dataset(pixels)
+    key = cache.cache_key(pixels, "classification")
+    assert key is not None
+    entry = cache.entry_path(key)
+    with open(entry, "r+b") as fh:  # another process cuts the file short
+        fh.truncate(entry.stat().st_size // 2)
+    assert cache.read_entry(key, map_over=0) is None
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", "16M")
+    data = load_dataset(pixels)
+    assert data.cache == "miss" and any("rebuilt a damaged data cache entry" in n for n in data.notes)
+
+
+def test_a_mapped_run_trains_to_the_metrics_of_one_in_memory(pixels: DataConfig, tmp_path: Path) -> None:
+    config = write_config(tmp_path, data=pixels.model_dump(mode="json", include={"source", "path", "test_split",
+                                                                                   "validation"}), model=POOLED)
+    rows = []
+    for budget in ("", "16M"):  # the first builds the entry and trains from memory; the second maps it
+        env_run = run_cli("train", config, "--runs", tmp_path / f"runs{budget}",
+                          env=cli_env(DLRUN_MEMORY_BUDGET=budget) if budget else None)
+        assert env_run.returncode == 0, env_run.stderr
+        (run,) = (tmp_path / f"runs{budget}").iterdir()
+        rows.append(without_seconds(metric_rows(run)))
+        assert ('"data_cache": "hit"' in (run / "summary.json").read_text()) == bool(budget)
+    assert rows[0] == rows[1]
+
