@@ -88,3 +88,48 @@ def test_a_mapped_run_trains_to_the_metrics_of_one_in_memory(pixels: DataConfig,
         assert ('"data_cache": "hit"' in (run / "summary.json").read_text()) == bool(budget)
     assert rows[0] == rows[1]
 
+
+
+def _folder(root: Path, n: int) -> DataConfig:
+    """An image folder of `n` random 8x8 PNGs in two classes, and one file that is not an image."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        (root / str(i % 2)).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / str(i % 2) / f"{i:04d}.png"), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    (root / "0" / "9999.png").write_bytes(b"not a png")
+    return DataConfig(source="folder", path=str(root), image_size=(8, 8), color="rgb", test_split=0.0,
+                      validation=0.0)
+
+
+def test_a_folder_decoded_in_worker_processes_equals_one_decoded_here(tmp_path: Path) -> None:
+    from dlrun.data import images
+
+    cfg = _folder(tmp_path, images.PARALLEL_FROM + 40)
+    data = load_dataset(cfg, use_cache=False)
+    files = [f for c in ("0", "1") for f in sorted((tmp_path / c).iterdir()) if f.name != "9999.png"]
+    expected = np.stack([images.decode(f, (8, 8), True) for f in files])
+    assert np.array_equal(data.x_train, expected)
+    assert data.y_train.tolist() == [int(f.parent.name) for f in files]
+    assert any("1 not an image or unreadable" in note for note in data.notes)
+
+
+def test_a_folder_changing_while_it_is_read_is_refused_and_not_cached(tmp_path: Path) -> None:
+    from dlrun.data import images
+    from dlrun.errors import DataError
+
+    cfg = _folder(tmp_path / "pics", 20)
+    decode = images.decode
+
+    def decode_and_add(file: Path, size: tuple[int, int], rgb: bool) -> np.ndarray | None:
+        (tmp_path / "pics" / "1" / "new.png").write_bytes((tmp_path / "pics" / "1" / "0001.png").read_bytes())
+        return decode(file, size, rgb)
+
+    images.decode = decode_and_add  # another process adds an image while the folder is decoded
+    try:
+        with pytest.raises(DataError, match="changed while dlrun read them"):
+            load_dataset(cfg)
+    finally:
+        images.decode = decode
+    assert not list(cache.cache_dir().glob("*.bin"))

@@ -14,6 +14,7 @@ from dlrun.data.dataset import ARRAYS, Dataset
 from dlrun.data.features import FeatureStats, apply_feature_stats, read_csv_rows
 from dlrun.data.prepare import origin_of, prepare
 from dlrun.data.sources import load_raw
+from dlrun.errors import DataError
 
 __all__ = ["Dataset", "FeatureStats", "apply_feature_stats", "load_checked", "load_dataset", "read_csv_rows"]
 
@@ -53,6 +54,9 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
                        feature_stats=meta.get("feature_stats"))
     damaged = cache.entry_path(key).exists()
     data = prepare(load_raw(cfg, progress), cfg, task)
+    if cache.cache_key(cfg, task) != key:  # files changed while they were read: a mix of two versions
+        raise DataError(f"{origin_of(cfg)}: its files changed while dlrun read them, so what was read may mix "
+                        "old and new files; nothing was cached. Run again once the data stops changing")
     val_is_test = data.x_val is not None and data.x_val is data.x_test  # validation: test, stored once
     meta = {"source": origin_of(cfg), "num_classes": data.num_classes, "class_names": data.class_names,
             "notes": data.notes, "test_is_train": data.test_is_train, "val_is_test": val_is_test,

@@ -142,9 +142,10 @@ def load_idx_folder(folder: Path) -> RawData:
 
 
 def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
-    """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
-    preallocated uint8 array (pixel values 0-255, resized to data.image_size): no list of images and
-    no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
+    """One sub-folder per class of image files, decoded with OpenCV (in worker processes for a large
+    folder, images.decode_all) chunk by chunk into one preallocated uint8 array (pixel values 0-255,
+    resized to data.image_size): no list of images and no stack, so peak memory is the final array
+    plus the few chunks in flight. What cannot be decoded safely (not an
     image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
     `progress` hears (what, done, total)."""
     root = require(Path(cfg.path or ""), "image folder", "dir")
@@ -165,17 +166,16 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
     guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1), 1 if cfg.normalize is True else 4)
     pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.uint8)
     labels = np.empty(len(files), np.int64)
-    count = 0
-    for done, (label, file) in enumerate(files, start=1):
+    count = done = 0
+    for chunk, decoded in images.decode_all([file for _, file in files], (height, width), rgb):
+        kept = np.flatnonzero(decoded)
+        pixels[count:count + len(kept)] = chunk[kept]
+        labels[count:count + len(kept)] = [files[done + i][0] for i in kept]
+        if len(kept) < len(decoded):
+            skipped["not an image or unreadable"] += len(decoded) - len(kept)
+        count, done = count + len(kept), done + len(decoded)
         if progress is not None:
             progress(f"decoding {root}", done, len(files))
-        img = images.decode(file, (height, width), rgb)
-        if img is None:
-            skipped["not an image or unreadable"] += 1
-            continue
-        pixels[count] = img
-        labels[count] = label
-        count += 1
     if not count:
         raise DataError(f"{root}: no readable images in {len(classes)} class folder(s) "
                         f"({images.describe_skipped(skipped, root).split(': ', 1)[-1] or 'no files'})")
