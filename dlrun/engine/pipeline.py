@@ -154,7 +154,7 @@ class MappedRows:
     its resident memory stays bounded whatever the data's size; the operating system's page cache
     still keeps what fits, so the next epoch need not read the disk again."""
 
-    RELEASE_BYTES = 64 << 20
+    RELEASE_BYTES = 16 << 20
 
     def __init__(self, x: np.memmap):
         self.x = x
