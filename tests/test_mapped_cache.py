@@ -133,3 +133,44 @@ def test_a_folder_changing_while_it_is_read_is_refused_and_not_cached(tmp_path: 
     finally:
         images.decode = decode
     assert not list(cache.cache_dir().glob("*.bin"))
+
+
+def _loaded(cfg: DataConfig, cache_dir: Path, budget: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.setenv("DLRUN_CACHE", str(cache_dir))
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", budget)
+    return load_dataset(cfg)
+
+
+def test_a_folder_over_the_budget_is_prepared_into_its_entry_as_in_memory(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder whose pixels exceed the whole memory budget (refused before issue 29) is decoded into its
+    cache entry and mapped: the very arrays, splits and notes that preparing it in memory gives."""
+    cfg = _folder(tmp_path / "pics", 300).model_copy(update={"test_split": 0.2, "validation": 0.1})
+    memory = _loaded(cfg, tmp_path / "c1", "4G", monkeypatch)
+    streamed = _loaded(cfg, tmp_path / "c2", "48K", monkeypatch)  # 300 x 8x8x3 = 56 KiB of pixels
+    assert (memory.cache, streamed.cache) == ("miss", "miss") and isinstance(streamed.x_train, np.memmap)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert np.array_equal(getattr(memory, name), getattr(streamed, name)), name
+    assert (memory.notes, memory.splits, memory.fingerprint()) == (streamed.notes, streamed.splits,
+                                                                   streamed.fingerprint())
+    assert not [p for p in (tmp_path / "c2" / "data").iterdir() if p.suffix != ".bin"]  # no temporary left
+
+
+def test_a_full_disk_while_the_entry_is_written_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
+    """The file size limit (RLIMIT_FSIZE) stands in for a full disk: the space is reserved before any
+    image is decoded, so the run stops with a message, not a crash, and no temporary is left."""
+    cfg = _folder(tmp_path / "pics", 300)
+    probe = ("import resource, signal, sys\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+             "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+             "from dlrun.config.schema import DataConfig\nfrom dlrun.data import load_dataset\n"
+             "from dlrun.errors import DataError\n"
+             f"try:\n    load_dataset(DataConfig(**{cfg.model_dump(mode='json')!r}))\n"
+             "except DataError as exc:\n    print(exc)\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", probe], env=cli_env(DLRUN_CACHE=str(tmp_path / "c"),
+                                                                    DLRUN_MEMORY_BUDGET="48K"),
+                         capture_output=True, text=True, timeout=120)
+    assert "cannot hold the" in out.stdout and "DLRUN_CACHE" in out.stdout, out.stderr[-2000:]
+    assert not list((tmp_path / "c" / "data").iterdir())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from typing import Any
 
 from dlrun.config import LoadedConfig
 from dlrun.config.checks import check_against_data
 from dlrun.config.schema import DataConfig
-from dlrun.data import cache, cache_admin
+from dlrun.data import cache, cache_admin, folder_cache
 from dlrun.data.classes import name_classes
 from dlrun.data.dataset import ARRAYS, Dataset
 from dlrun.data.features import FeatureStats, apply_feature_stats, read_csv_rows
@@ -45,14 +46,13 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
     cache_admin.hold(cache.entry_path(key))  # in use by this process from now on: never evicted under it
     entry = cache.read_entry(key, map_over=cache.map_threshold())
     if entry is not None:
-        arrays, meta = entry
-        if meta["val_is_test"]:
-            arrays["x_val"], arrays["y_val"] = arrays["x_test"], arrays["y_test"]
-        return Dataset(**{name: arrays.get(name) for name in ARRAYS}, num_classes=meta["num_classes"],
-                       class_names=meta["class_names"], notes=meta["notes"], test_is_train=meta["test_is_train"],
-                       cache="hit", splits=meta["splits"], crc32=meta["crc32"],
-                       feature_stats=meta.get("feature_stats"))
+        return _from_entry(*entry, "hit")
     damaged = cache.entry_path(key).exists()
+    if folder_cache.streams(cfg):  # too big to prepare in memory: prepared into the entry, then mapped
+        data = _from_entry(*folder_cache.build(cfg, task, key, progress), "miss")
+        if damaged:
+            data.notes.append(f"rebuilt a damaged data cache entry ({cache.entry_path(key)})")
+        return data
     data = prepare(load_raw(cfg, progress), cfg, task)
     if cache.cache_key(cfg, task) != key:  # files changed while they were read: a mix of two versions
         raise DataError(f"{origin_of(cfg)}: its files changed while dlrun read them, so what was read may mix "
@@ -75,6 +75,15 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
     if damaged:
         data.notes.append(f"rebuilt a damaged data cache entry ({cache.entry_path(key)})")
     return data
+
+
+def _from_entry(arrays: dict[str, Any], meta: dict[str, Any], state: str) -> Dataset:
+    """The Dataset of a cache entry's arrays and meta (cache.read_entry); `state` is its `cache`."""
+    if meta["val_is_test"]:
+        arrays["x_val"], arrays["y_val"] = arrays["x_test"], arrays["y_test"]
+    return Dataset(**{name: arrays.get(name) for name in ARRAYS}, num_classes=meta["num_classes"],
+                   class_names=meta["class_names"], notes=meta["notes"], test_is_train=meta["test_is_train"],
+                   cache=state, splits=meta["splits"], crc32=meta["crc32"], feature_stats=meta.get("feature_stats"))
 
 
 def load_checked(lc: LoadedConfig, use_cache: bool = True, progress: Progress | None = None,

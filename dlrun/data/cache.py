@@ -41,6 +41,7 @@ import numpy as np
 
 from dlrun._version import __version__
 from dlrun.config.schema import DataConfig
+from dlrun.data.mapped import Rows
 from dlrun.data.sources import FASHION_FILES, IDX_NAME, keras_cache_dir
 from dlrun.limits import memory_budget
 
@@ -269,17 +270,19 @@ def _read_into(fh: Any, buffer: memoryview, checker: ThreadPoolExecutor) -> Futu
     return crc
 
 
-def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+def write_entry(key: str, arrays: dict[str, Any], meta: dict[str, Any]) -> Path:
     """Write an entry atomically (temporary file, then os.replace). Raises OSError.
 
     Layout: MAGIC, the header length (8 bytes), a JSON header (key, meta, and each array's dtype,
     shape, offset and CRC-32), then from the next 64-byte boundary the raw arrays, each aligned.
-    Arrays are written from their own memory: no serialised copy is ever built.
+    Arrays are written from their own memory: no serialised copy is ever built; `Rows` are gathered
+    chunk by chunk, twice (their CRC-32 goes in the header, before them).
     """
-    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    arrays = {name: a if isinstance(a, Rows) else np.ascontiguousarray(a) for name, a in arrays.items()}
     specs, offset = [], 0
     for name, a in arrays.items():  # offsets count from the first aligned byte after the header
-        specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "crc32": zlib.crc32(a),
+        crc = a.crc32() if isinstance(a, Rows) else zlib.crc32(a)
+        specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "crc32": crc,
                       "offset": offset})
         offset = _aligned(offset + a.nbytes)
     header = json.dumps({"key": key, "meta": meta, "arrays": specs}).encode()
@@ -293,7 +296,8 @@ def write_entry(key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -
             fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
             for spec, a in zip(specs, arrays.values(), strict=True):
                 fh.seek(start + spec["offset"])
-                fh.write(memoryview(a).cast("B"))
+                for chunk in a.chunks() if isinstance(a, Rows) else [a]:
+                    fh.write(memoryview(chunk).cast("B"))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -141,20 +141,14 @@ def load_idx_folder(folder: Path) -> RawData:
     return RawData(*pairs["train"], *pairs["t10k"])
 
 
-def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
-    """One sub-folder per class of image files, decoded with OpenCV (in worker processes for a large
-    folder, images.decode_all) chunk by chunk into one preallocated uint8 array (pixel values 0-255,
-    resized to data.image_size): no list of images and no stack, so peak memory is the final array
-    plus the few chunks in flight. What cannot be decoded safely (not an
-    image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
-    `progress` hears (what, done, total)."""
+def folder_files(cfg: DataConfig) -> tuple[Path, list[str], list[tuple[int, Path]], Counter[str]]:
+    """(root, class names, (label, file) of every file to decode, what was skipped and why) of an
+    image folder; DataError when it has no class sub-folders."""
     root = require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
     classes = images.class_folders(root, skipped)
     if not classes:
         raise DataError(f"{root}: no class sub-folders; expected one folder per class, e.g. {root}/0/img.png")
-    height, width = cfg.image_size or (0, 0)
-    rgb = cfg.color != "grayscale"
     files = []
     for label, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
@@ -163,6 +157,19 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
                 skipped[reason] += 1
             else:
                 files.append((label, file))
+    return root, classes, files, skipped
+
+
+def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
+    """One sub-folder per class of image files, decoded with OpenCV (in worker processes for a large
+    folder, images.decode_all) chunk by chunk into one preallocated uint8 array (pixel values 0-255,
+    resized to data.image_size): no list of images and no stack, so peak memory is the final array
+    plus the few chunks in flight. What cannot be decoded safely (not an
+    image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
+    `progress` hears (what, done, total)."""
+    root, classes, files, skipped = folder_files(cfg)
+    height, width = cfg.image_size or (0, 0)
+    rgb = cfg.color != "grayscale"
     guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1), 1 if cfg.normalize is True else 4)
     pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.uint8)
     labels = np.empty(len(files), np.int64)

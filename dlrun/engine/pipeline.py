@@ -16,7 +16,6 @@ source stored as floats) pass through as they are.
 from __future__ import annotations
 
 import math
-import mmap
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.data.mapped import release_pages
 from dlrun.engine import backend
 
 PARALLEL_CALLS = 2
@@ -179,9 +179,8 @@ class MappedRows:
         with self._lock:
             self._read += nbytes
             release, self._read = self._read >= self.RELEASE_BYTES, self._read % self.RELEASE_BYTES
-        mapping = getattr(self.x, "_mmap", None)
-        if release and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
-            mapping.madvise(mmap.MADV_DONTNEED)
+        if release:
+            release_pages(self.x)
 
     def tensor(self, batch: Any) -> Any:
         """A numpy_function batch given its static shape, then scaled (scale_pixels)."""
