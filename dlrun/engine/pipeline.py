@@ -16,7 +16,8 @@ source stored as floats) pass through as they are.
 from __future__ import annotations
 
 import math
-import threading
+import mmap
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -149,38 +150,57 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
 
 class MappedRows:
     """Batches gathered from a memory-mapped array (a data cache entry too big to read, data/cache.py)
-    in the order the stream's indices give, as numpy copies; x is never a tensor, so it is never read
-    whole. Pages read are dropped from this process (madvise DONTNEED) after every RELEASE_BYTES, so
-    its resident memory stays bounded whatever the data's size; the operating system's page cache
-    still keeps what fits, so the next epoch need not read the disk again."""
+    in the order the stream's indices give; x is never a tensor, so it is never read whole.
 
-    RELEASE_BYTES = 16 << 20
+    Rows of an array mapped straight from its file (what cache.read_entry makes) are read with pread
+    into each batch's own buffer, in file order: nothing is mapped into this process, so its resident
+    memory is a few batches whatever the data's size (the page cache still keeps what fits, so the next
+    epoch need not read the disk). Any other memmap is indexed, and its pages released
+    (madvise DONTNEED) after every batch: the kernel may map a large folio for each row read.
+    """
 
     def __init__(self, x: np.memmap):
         self.x = x
-        self._read = 0
-        self._lock = threading.Lock()
+        self.row_bytes = int(np.prod(x.shape[1:], dtype=np.int64)) * x.itemsize
+        direct = isinstance(x.base, mmap.mmap) and x.flags.c_contiguous and bool(x.filename)
+        self._fd = os.open(x.filename, os.O_RDONLY) if direct else None
+        self._offset = int(x.offset)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         """x[idx], read in file order (sorted) and put back in the order asked."""
         order = np.argsort(idx, kind="stable")
         out = np.empty((len(idx), *self.x.shape[1:]), self.x.dtype)
-        out[order] = self.x[idx[order]]
-        self._count(out.nbytes)
+        if self._fd is None:
+            out[order] = self.x[idx[order]]
+            release_pages(self.x)
+            return out
+        flat = out.view(np.uint8).reshape(len(idx), self.row_bytes)
+        for k in order:
+            self._read_into(flat[k], int(idx[k]))
         return out
 
     def rows(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
         """A copy of x[start:stop]."""
-        out = np.array(self.x[int(start):int(stop)])
-        self._count(out.nbytes)
+        if self._fd is None:
+            out = np.array(self.x[int(start):int(stop)])
+            release_pages(self.x)
+            return out
+        out = np.empty((int(stop) - int(start), *self.x.shape[1:]), self.x.dtype)
+        self._read_into(out.view(np.uint8).reshape(-1), int(start))
         return out
 
-    def _count(self, nbytes: int) -> None:
-        with self._lock:
-            self._read += nbytes
-            release, self._read = self._read >= self.RELEASE_BYTES, self._read % self.RELEASE_BYTES
-        if release:
-            release_pages(self.x)
+    def _read_into(self, buffer: np.ndarray, row: int) -> None:
+        view, position = memoryview(buffer), self._offset + row * self.row_bytes
+        while len(view):
+            n = os.preadv(self._fd, [view], position)
+            if not n:
+                raise OSError(f"{self.x.filename}: ends before row {row}; the data cache entry was truncated "
+                              "while in use")
+            view, position = view[n:], position + n
 
     def tensor(self, batch: Any) -> Any:
         """A numpy_function batch given its static shape, then scaled (scale_pixels)."""
