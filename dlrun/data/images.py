@@ -81,12 +81,12 @@ def decode_chunk(files: list[Path], size: tuple[int, int], rgb: bool) -> tuple[n
 def decode_all(files: list[Path], size: tuple[int, int], rgb: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """decode_chunk over `files` in order, CHUNK_FILES at a time: in worker processes (spawned, so a
     parent holding TensorFlow's threads is never forked) when there are PARALLEL_FROM files or more and
-    more than one core, else here. At most two chunks per worker are in flight."""
-    chunks = [files[i:i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
+    more than one core, else here, file by file. At most two chunks per worker are in flight."""
     count = workers()
-    if len(files) < PARALLEL_FROM or count < 2:
-        yield from (decode_chunk(chunk, size, rgb) for chunk in chunks)
+    if len(files) < PARALLEL_FROM or count < 2:  # one file a chunk: progress is told file by file
+        yield from (decode_chunk([file], size, rgb) for file in files)
         return
+    chunks = [files[i:i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
