@@ -20,7 +20,7 @@ from rich.console import Console
 from dlrun._version import __version__
 from dlrun.commands.environment import environment, report_lines
 from dlrun.config.schema import DataConfig
-from dlrun.data import cache, cache_admin, load_dataset
+from dlrun.data import cache, cache_admin, cache_key, load_dataset
 from dlrun.errors import DataError
 from dlrun.ui.console import Reporter, StepProgress
 from dlrun.weights import read_weights
@@ -41,7 +41,7 @@ def fill(path: Path, *configs: DataConfig) -> list[Path]:
     entries = []
     for when, config in enumerate(configs):
         load_dataset(config)
-        entry = cache.entry_path(cache.cache_key(config, "classification") or "")
+        entry = cache.entry_path(cache_key.cache_key(config, "classification") or "")
         os.utime(entry, (time.time() - 100 + when, time.time() - 100 + when))
         entries.append(entry)
     return entries

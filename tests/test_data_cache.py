@@ -14,7 +14,7 @@ from conftest import TINY_MLP, run_cli, write_config
 
 import dlrun.data as data_module
 from dlrun.config.schema import DataConfig
-from dlrun.data import cache, load_dataset
+from dlrun.data import cache, cache_key, load_dataset
 
 FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
@@ -67,7 +67,7 @@ def source_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def entry_of(cfg: DataConfig) -> Path:
-    key = cache.cache_key(cfg, "classification")
+    key = cache_key.cache_key(cfg, "classification")
     assert key is not None
     return cache.entry_path(key)
 
@@ -111,7 +111,7 @@ def test_key_changes_with_each_preprocessing_setting(folder: Path, change: dict[
 
 def test_key_changes_with_the_task(npz_file: Path) -> None:
     cfg = npz_cfg(npz_file)
-    assert cache.cache_key(cfg, "regression") != cache.cache_key(cfg, "classification")
+    assert cache_key.cache_key(cfg, "regression") != cache_key.cache_key(cfg, "classification")
 
 
 def test_key_changes_when_an_image_is_added(folder: Path) -> None:
@@ -186,7 +186,7 @@ def test_unwritable_cache_is_a_note_not_an_error(folder: Path, tmp_path: Path,
 
 
 def test_folder_load_peak_memory_within_twice_the_arrays(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "big", per_class=300, size=70)  # 9.8 MB of arrays: fixed costs are small
+    root = make_folder(tmp_path / "big", per_class=1200, size=70)  # 9.8 MB of uint8 arrays: fixed costs are small
     cfg = DataConfig(source="folder", path=str(root), image_size=[64, 64])
     tracemalloc.start()
     try:
@@ -285,14 +285,14 @@ def test_the_experiment_seed_does_not_miss_the_cache(npz_file: Path, tmp_path: P
 def test_key_follows_the_preprocessing_code(npz_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    copies = [Path(shutil.copytree(cache.DATA_PACKAGE, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")))
-              for name in ("same", "edited")]
+    copies = [Path(shutil.copytree(cache_key.DATA_PACKAGE, tmp_path / name,
+                                   ignore=shutil.ignore_patterns("__pycache__"))) for name in ("same", "edited")]
     (copies[1] / "prepare.py").write_text((copies[1] / "prepare.py").read_text() + "\n# resize differently\n")
-    same, edited = (cache.code_fingerprint(copy) for copy in copies)
-    actual, before = cache.code_fingerprint(), cache.cache_key(npz_cfg(npz_file), "classification")
-    monkeypatch.setattr(cache, "code_fingerprint", lambda: edited)  # as if dlrun.data had been edited
+    same, edited = (cache_key.code_fingerprint(copy) for copy in copies)
+    actual, before = cache_key.code_fingerprint(), cache_key.cache_key(npz_cfg(npz_file), "classification")
+    monkeypatch.setattr(cache_key, "code_fingerprint", lambda: edited)  # as if dlrun.data had been edited
     assert (same == actual, edited != same,
-            cache.cache_key(npz_cfg(npz_file), "classification") != before) == (True, True, True)
+            cache_key.cache_key(npz_cfg(npz_file), "classification") != before) == (True, True, True)
 
 
 def test_key_follows_the_decoding_libraries(npz_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -302,7 +302,7 @@ def test_key_follows_the_decoding_libraries(npz_file: Path, monkeypatch: pytest.
 
     installed = {"numpy": np.__version__, "opencv": metadata.version("opencv-python-headless"),
                  "h5py": h5py.__version__}
-    found = cache.library_versions()
-    before = cache.cache_key(npz_cfg(npz_file), "classification")
-    monkeypatch.setattr(cache, "library_versions", lambda: {**installed, "opencv": "99.0"})  # an OpenCV upgrade
-    assert (found, cache.cache_key(npz_cfg(npz_file), "classification") != before) == (installed, True)
+    found = cache_key.library_versions()
+    before = cache_key.cache_key(npz_cfg(npz_file), "classification")
+    monkeypatch.setattr(cache_key, "library_versions", lambda: {**installed, "opencv": "99.0"})  # an OpenCV upgrade
+    assert (found, cache_key.cache_key(npz_cfg(npz_file), "classification") != before) == (installed, True)

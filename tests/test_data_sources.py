@@ -38,8 +38,13 @@ def test_synthetic_train_and_test_differ() -> None:
 
 
 def test_synthetic_shapes_and_scale() -> None:
+    """Pixels are kept as uint8 and reach the model scaled to [0, 1] (issue 29)."""
+    from dlrun.engine.pipeline import eval_stream
+
     data = load_dataset(DataConfig(n_train=30, n_test=10, style="street"))
-    assert data.x_train.shape == (27, 28, 28, 1) and data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
+    assert data.x_train.shape == (27, 28, 28, 1) and data.x_train.dtype == np.uint8
+    (batch,) = [xb.numpy() for xb in eval_stream(data.x_train, None, 32)]
+    assert batch.dtype == np.float32 and batch.min() >= 0.0 and batch.max() <= 1.0 and batch.max() > 0.5
 
 
 def test_npy_with_one_hot_labels(tmp_path: Path) -> None:

@@ -60,8 +60,10 @@ def test_training_images_get_exactly_the_probabilities_of_evaluation(pets: dict[
     evaluation = class_probabilities(model, data.x_train, cfg)
     new = read_inputs(pets["picks"], saved.spec)
     result = predict(pets["run"], pets["picks"], top=3)
+    assert data.x_train.dtype == np.uint8  # pixels kept as bytes, scaled per batch as below (issue 29)
+    seen = data.x_train.astype(np.float32) / np.float32(255.0)  # what the model sees
     for x, row in zip(new.x, result["predictions"], strict=True):
-        same = [j for j in range(len(data.x_train)) if np.array_equal(data.x_train[j], x)]
+        same = [j for j in range(len(seen)) if np.array_equal(seen[j], x)]
         assert len(same) == 1  # the prepared input is bit for bit one training example
         by_class = {r["class"]: r["probability"] for r in row["top"]}
         assert [by_class[name] for name in CLASSES] == evaluation[same[0]].tolist()  # exact, not approx

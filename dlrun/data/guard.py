@@ -148,10 +148,12 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8).reshape(dims)
 
 
-def check_prepared(origin: str, n: int, item_shape: tuple[int, ...]) -> None:
-    """The prepared float32 arrays of `n` examples shaped `item_shape` must fit the memory budget."""
-    nbytes = 4 * n * math.prod(int(d) for d in item_shape)
+def check_prepared(origin: str, n: int, item_shape: tuple[int, ...], itemsize: int = 4) -> None:
+    """The prepared arrays of `n` examples shaped `item_shape` (float32, or uint8 pixels with
+    `itemsize` 1) must fit the memory budget."""
+    nbytes = itemsize * n * math.prod(int(d) for d in item_shape)
     budget = memory_budget()
     if nbytes > budget:
         shown = "x".join(str(d) for d in item_shape)
-        raise _too_big(origin, f"{n:,} examples of {shown} float32 values", nbytes, budget)
+        kind = "uint8" if itemsize == 1 else "float32"
+        raise _too_big(origin, f"{n:,} examples of {shown} {kind} values", nbytes, budget)

@@ -19,6 +19,7 @@ import os
 import stat
 import struct
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -53,6 +54,50 @@ def decode(file: Path, size: tuple[int, int], rgb: bool) -> np.ndarray | None:
     if img.shape[:2] != (height, width):
         img = opencv.resize(img, (width, height), interpolation=opencv.INTER_AREA)
     return img[..., ::-1] if rgb else img[..., None]
+
+
+PARALLEL_FROM = 256  # files: fewer decode faster in this process than worker processes start
+CHUNK_FILES = 64  # files a worker decodes per task: a bounded piece of memory in flight
+
+
+def workers() -> int:
+    """Processes that decode an image folder: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def decode_chunk(files: list[Path], size: tuple[int, int], rgb: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(images, decoded): the files decoded as `decode` does into one uint8 array, and which of
+    them could be (an undecodable file leaves zeros)."""
+    height, width = size
+    out = np.zeros((len(files), height, width, 3 if rgb else 1), np.uint8)
+    ok = np.zeros(len(files), bool)
+    for i, file in enumerate(files):
+        img = decode(file, size, rgb)
+        if img is not None:
+            out[i], ok[i] = img, True
+    return out, ok
+
+
+def decode_all(files: list[Path], size: tuple[int, int], rgb: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """decode_chunk over `files` in order, CHUNK_FILES at a time: in worker processes (spawned, so a
+    parent holding TensorFlow's threads is never forked) when there are PARALLEL_FROM files or more and
+    more than one core, else here, file by file. At most two chunks per worker are in flight."""
+    count = workers()
+    if len(files) < PARALLEL_FROM or count < 2:  # one file a chunk: progress is told file by file
+        yield from (decode_chunk([file], size, rgb) for file in files)
+        return
+    chunks = [files[i:i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: list[Future[tuple[np.ndarray, np.ndarray]]] = []
+        for chunk in chunks:
+            pending.append(pool.submit(decode_chunk, chunk, size, rgb))
+            if len(pending) >= 2 * count:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
 
 
 def max_pixels() -> int:

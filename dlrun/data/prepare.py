@@ -53,8 +53,12 @@ def check_array(a: np.ndarray, origin: str, what: str) -> None:
                         "part, so save the real (or magnitude) values you mean as a float array")
 
 
-def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
+def to_images(x: np.ndarray, cfg: DataConfig, origin: str, keep_bytes: bool = False) -> np.ndarray:
     """N x H x W x C float32 images in the configured colour, size and scale.
+
+    With `keep_bytes`, uint8 pixels that would be scaled to [0, 1] stay uint8 (a quarter of the
+    memory): the input pipeline divides each batch by 255 in float32 (engine/pipeline.py), the very
+    values this function would have made. Anything else is float32 as without it.
 
     Avoids copies: a writable float32 input is scaled in place (the caller hands its array over),
     and colour conversion and resizing fill one preallocated array, image by image.
@@ -73,6 +77,8 @@ def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
     size = tuple(cfg.image_size) if cfg.image_size else tuple(x.shape[1:3])
     if x.shape[-1] != channels or size != tuple(x.shape[1:3]):
         x = _convert(x, channels, size)
+    if keep_bytes and scales_bytes(x, cfg):
+        return x
     out = x.astype(np.float32, copy=False)
     if cfg.normalize is True and out.size and float(out.max()) > 1.0:
         if out.flags.writeable:
@@ -80,6 +86,12 @@ def to_images(x: np.ndarray, cfg: DataConfig, origin: str) -> np.ndarray:
         else:
             out = out / np.float32(255.0)
     return out
+
+
+def scales_bytes(x: np.ndarray, cfg: DataConfig) -> bool:
+    """True when images are uint8 pixels that preparation scales to [0, 1] (normalize: true and a
+    value above 1): such images are kept as bytes and scaled per batch."""
+    return x.dtype == np.uint8 and cfg.normalize is True and bool(x.size) and int(x.max()) > 1
 
 
 def _convert(x: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
@@ -125,6 +137,14 @@ def prepared_shape(x: np.ndarray, cfg: DataConfig) -> tuple[int, ...]:
     return (*size, 1 if cfg.color == "grayscale" else 3)
 
 
+def prepared_itemsize(x: np.ndarray, cfg: DataConfig) -> int:
+    """Bytes per prepared value: 1 for uint8 pixels kept as bytes (see to_images), else 4 (float32).
+    Decided from the dtype alone (before the data is scanned): a uint8 image array that turns out not
+    to be scaled is checked again as float32 once prepared."""
+    images = cfg.source not in ("csv", "table") and x.ndim in (3, 4)
+    return 1 if images and x.dtype == np.uint8 and cfg.normalize is True else 4
+
+
 def origin_of(cfg: DataConfig) -> str:
     """A short name of where the data came from, for error messages."""
     return cfg.path or cfg.source
@@ -145,14 +165,14 @@ def prepare(raw: RawData, cfg: DataConfig, task: str, feature_stats: FeatureStat
             check_array(np.asarray(a), origin, what)
     check_lengths(raw.x_train, raw.y_train, origin)
     n = len(raw.x_train) + (len(raw.x_test) if raw.x_test is not None else 0)
-    check_prepared(origin, n, prepared_shape(raw.x_train, cfg))
+    check_prepared(origin, n, prepared_shape(raw.x_train, cfg), prepared_itemsize(raw.x_train, cfg))
     if raw.x_test is not None and raw.y_test is not None:
         check_lengths(raw.x_test, raw.y_test, f"{origin} (test split)")
     classify = task == "classification"
     tabular = cfg.source in ("csv", "table")
 
     def features(x: np.ndarray) -> np.ndarray:
-        return x if tabular else to_images(x, cfg, origin)
+        return x if tabular else to_images(x, cfg, origin, keep_bytes=True)
 
     def targets(y: np.ndarray) -> np.ndarray:
         return labels_to_int(y, origin) if classify else np.asarray(y, np.float32).reshape(-1)

@@ -141,19 +141,14 @@ def load_idx_folder(folder: Path) -> RawData:
     return RawData(*pairs["train"], *pairs["t10k"])
 
 
-def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
-    """One sub-folder per class of image files, decoded with OpenCV one at a time straight into one
-    preallocated float32 array (pixel values 0-255, resized to data.image_size): no list of images and
-    no stack, so peak memory is the final array plus one image. What cannot be decoded safely (not an
-    image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
-    `progress` hears (what, done, total)."""
+def folder_files(cfg: DataConfig) -> tuple[Path, list[str], list[tuple[int, Path]], Counter[str]]:
+    """(root, class names, (label, file) of every file to decode, what was skipped and why) of an
+    image folder; DataError when it has no class sub-folders."""
     root = require(Path(cfg.path or ""), "image folder", "dir")
     skipped: Counter[str] = Counter()
     classes = images.class_folders(root, skipped)
     if not classes:
         raise DataError(f"{root}: no class sub-folders; expected one folder per class, e.g. {root}/0/img.png")
-    height, width = cfg.image_size or (0, 0)
-    rgb = cfg.color != "grayscale"
     files = []
     for label, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
@@ -162,20 +157,32 @@ def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | Non
                 skipped[reason] += 1
             else:
                 files.append((label, file))
-    guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1))
-    pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.float32)
+    return root, classes, files, skipped
+
+
+def load_folder(cfg: DataConfig, progress: Callable[[str, int, int], None] | None = None) -> RawData:
+    """One sub-folder per class of image files, decoded with OpenCV (in worker processes for a large
+    folder, images.decode_all) chunk by chunk into one preallocated uint8 array (pixel values 0-255,
+    resized to data.image_size): no list of images and no stack, so peak memory is the final array
+    plus the few chunks in flight. What cannot be decoded safely (not an
+    image, a decompression bomb, a FIFO or device, a link loop) is skipped and counted.
+    `progress` hears (what, done, total)."""
+    root, classes, files, skipped = folder_files(cfg)
+    height, width = cfg.image_size or (0, 0)
+    rgb = cfg.color != "grayscale"
+    guard.check_prepared(str(root), len(files), (height, width, 3 if rgb else 1), 1 if cfg.normalize is True else 4)
+    pixels = np.empty((len(files), height, width, 3 if rgb else 1), np.uint8)
     labels = np.empty(len(files), np.int64)
-    count = 0
-    for done, (label, file) in enumerate(files, start=1):
+    count = done = 0
+    for chunk, decoded in images.decode_all([file for _, file in files], (height, width), rgb):
+        kept = np.flatnonzero(decoded)
+        pixels[count:count + len(kept)] = chunk[kept]
+        labels[count:count + len(kept)] = [files[done + i][0] for i in kept]
+        if len(kept) < len(decoded):
+            skipped["not an image or unreadable"] += len(decoded) - len(kept)
+        count, done = count + len(kept), done + len(decoded)
         if progress is not None:
             progress(f"decoding {root}", done, len(files))
-        img = images.decode(file, (height, width), rgb)
-        if img is None:
-            skipped["not an image or unreadable"] += 1
-            continue
-        pixels[count] = img
-        labels[count] = label
-        count += 1
     if not count:
         raise DataError(f"{root}: no readable images in {len(classes)} class folder(s) "
                         f"({images.describe_skipped(skipped, root).split(': ', 1)[-1] or 'no files'})")

@@ -6,23 +6,40 @@ None of them uses tf.data autotuning: its model thread sleeps between tuning rou
 longer as a run goes on, and destroying an iterator waits for that thread. At the end of a fit this
 stalled runs at random by seconds (up to 20 s seen on 2 cores; Keras' own array streams do it too).
 Fixed parallelism is plenty here: a batch is one gather from arrays already in memory.
+
+Images arrive as uint8 pixels (data/prepare.py: a quarter of float32's memory) and are scaled to
+float32 per batch here, by the very division data preparation used to make (x / 255 in float32,
+correctly rounded), so the model sees the same values to the bit. Float arrays (tables, images a
+source stored as floats) pass through as they are.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from dlrun.data.mapped import release_pages
 from dlrun.engine import backend
 
 PARALLEL_CALLS = 2
 PREFETCH = 2
 PRECOMPUTED_ORDERS = 1 << 21  # indices (int64) a training stream computes ahead: 16 MiB, 60,000 images x 34 epochs
+PIXEL_SCALE = 255.0  # uint8 pixels -> [0, 1]; the divisor data preparation used for float32 arrays
 STREAMS_KEPT = 8  # streams a `Streams` keeps: training, validation and test, for a few seeds or batch sizes
+
+
+def scale_pixels(x: Any) -> Any:
+    """A batch as the model takes it: uint8 pixels divided by 255 in float32; anything else as it is."""
+    tf = backend.tf()
+    if x.dtype != tf.uint8:
+        return x
+    return tf.math.divide(tf.cast(x, tf.float32), tf.constant(PIXEL_SCALE, tf.float32))
 
 
 def _finish(dataset: Any) -> Any:
@@ -109,7 +126,7 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
 
     @tf.autograph.experimental.do_not_convert
     def gather(idx: Any, data: Any) -> Any:
-        return tf.gather(data[0], idx), tf.gather(data[1], idx)
+        return scale_pixels(tf.gather(data[0], idx)), tf.gather(data[1], idx)
 
     if (epochs - start_epoch) * n <= PRECOMPUTED_ORDERS:
         orders = [epoch_order(tf.constant(e, tf.int64)) for e in range(start_epoch, epochs)]
@@ -120,10 +137,92 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
         indices = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(flat, lengths)).repeat()
     else:
         indices = tf.data.Dataset.range(start_epoch, epochs).flat_map(epoch_batches)
-    arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
+    arrays, gather = _held_arrays(x, y, gather)
     batches = tf.data.Dataset.zip((indices, arrays)).map(gather, num_parallel_calls=PARALLEL_CALLS,
                                                          deterministic=True)
     return _finish(batches), steps
+
+
+def _held_arrays(x: np.ndarray, y: np.ndarray, gather: Any) -> tuple[Any, Any]:
+    """(the arrays as a repeated one-element dataset, the gather of a batch from them): held whole as
+    tensors, or for a memory-mapped x only y, its rows read from disk batch by batch (MappedRows)."""
+    tf = backend.tf()
+    if isinstance(x, np.memmap):
+        # y alone: x stays on disk
+        return tf.data.Dataset.from_tensors((np.zeros(0, np.uint8), y)).repeat(), MappedRows(x).gather_with(tf.gather)
+    return tf.data.Dataset.from_tensors((x, y)).repeat(), gather
+
+
+class MappedRows:
+    """Batches gathered from a memory-mapped array (a data cache entry too big to read, data/cache.py)
+    in the order the stream's indices give; x is never a tensor, so it is never read whole.
+
+    Rows of an array mapped straight from its file (what cache.read_entry makes) are read with pread
+    into each batch's own buffer, in file order: nothing is mapped into this process, so its resident
+    memory is a few batches whatever the data's size (the page cache still keeps what fits, so the next
+    epoch need not read the disk). Any other memmap is indexed, and its pages released
+    (madvise DONTNEED) after every batch: the kernel may map a large folio for each row read.
+    """
+
+    def __init__(self, x: np.memmap):
+        self.x = x
+        self.row_bytes = int(np.prod(x.shape[1:], dtype=np.int64)) * x.itemsize
+        direct = isinstance(x.base, mmap.mmap) and x.flags.c_contiguous and bool(x.filename)
+        self._fd = os.open(x.filename, os.O_RDONLY) if direct else None
+        self._offset = int(x.offset)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """x[idx], read in file order (sorted) and put back in the order asked."""
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((len(idx), *self.x.shape[1:]), self.x.dtype)
+        if self._fd is None:
+            out[order] = self.x[idx[order]]
+            release_pages(self.x)
+            return out
+        flat = out.view(np.uint8).reshape(len(idx), self.row_bytes)
+        for k in order:
+            self._read_into(flat[k], int(idx[k]))
+        return out
+
+    def rows(self, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """A copy of x[start:stop]."""
+        if self._fd is None:
+            out = np.array(self.x[int(start):int(stop)])
+            release_pages(self.x)
+            return out
+        out = np.empty((int(stop) - int(start), *self.x.shape[1:]), self.x.dtype)
+        self._read_into(out.view(np.uint8).reshape(-1), int(start))
+        return out
+
+    def _read_into(self, buffer: np.ndarray, row: int) -> None:
+        view, position = memoryview(buffer), self._offset + row * self.row_bytes
+        while len(view):
+            n = os.preadv(self._fd, [view], position)
+            if not n:
+                raise OSError(f"{self.x.filename}: ends before row {row}; the data cache entry was truncated "
+                              "while in use")
+            view, position = view[n:], position + n
+
+    def tensor(self, batch: Any) -> Any:
+        """A numpy_function batch given its static shape, then scaled (scale_pixels)."""
+        batch.set_shape([None, *self.x.shape[1:]])
+        return scale_pixels(batch)
+
+    def gather_with(self, gather_labels: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """The stream's map function: (indices, (unused, y)) -> (x batch, y batch)."""
+        tf = backend.tf()
+        dtype = tf.as_dtype(self.x.dtype)
+
+        @tf.autograph.experimental.do_not_convert
+        def gather(idx: Any, data: Any) -> Any:
+            batch = tf.numpy_function(self.take, [idx], dtype, stateful=False)
+            return self.tensor(batch), gather_labels(data[1], idx)
+
+        return gather
 
 
 def eval_batch_size(batch_size: int) -> int:
@@ -142,5 +241,24 @@ def eval_stream(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> Any:
     over 2,000 validation images at batch 256. `batch` has no function to instantiate.
     """
     tf = backend.tf()
+    if isinstance(x, np.memmap):
+        return _finish(_mapped_eval(x, y, batch_size))
     arrays = (x,) if y is None else (x, y)
-    return _finish(tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size))
+    batches = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
+    if x.dtype == np.uint8:  # pixels: scaled per batch (a map, paid only by image data kept as bytes)
+        batches = batches.map(scale_pixels if y is None else lambda xb, yb: (scale_pixels(xb), yb))
+    return _finish(batches)
+
+
+def _mapped_eval(x: np.memmap, y: np.ndarray | None, batch_size: int) -> Any:
+    """eval_stream's batches read from a memory-mapped x, slice by slice (MappedRows)."""
+    tf = backend.tf()
+    rows, n, dtype = MappedRows(x), len(x), tf.as_dtype(x.dtype)
+
+    @tf.autograph.experimental.do_not_convert
+    def batch(start: Any) -> Any:
+        stop = tf.minimum(start + batch_size, n)
+        xb = rows.tensor(tf.numpy_function(rows.rows, [start, stop], dtype, stateful=False))
+        return xb if y is None else (xb, tf.constant(y)[start:stop])
+
+    return tf.data.Dataset.range(0, n, batch_size).map(batch, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
