@@ -209,7 +209,7 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
         ray_cluster: Any, tmp_path: Path) -> None:
     tasks, datasets = _trials(tmp_path, 1, epochs=2)
     events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor(max_retries=0).run(tasks, datasets, events, StopRequest())
+    _ray_executor(max_retries=0, storage="shared").run(tasks, datasets, events, StopRequest())
     [result] = events.results
     assert result.status == "failed"
     assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
@@ -235,6 +235,8 @@ def test_a_sweep_joins_a_two_node_cluster_by_address_and_runs_trials_on_both_wit
     nodes = {n["NodeID"] for n in ray_cluster_nodes()}
     assert {r["node_id"] for r in records} == nodes  # 1 CPU a node: the two trials ran one on each
     assert all(r["attempts"] == 1 and r["host"] == socket.gethostname() for r in records)
+    # written on its node (its own temporary directory) and shipped here: config sent, all files back
+    assert all(r["storage"] == "ship" and 0 < r["sent_bytes"] < r["shipped_bytes"] for r in records)
 
 
 def ray_cluster_nodes() -> list[dict[str, Any]]:
@@ -271,3 +273,31 @@ def test_a_lost_node_costs_its_trial_one_more_attempt_on_another_node_and_every_
     for on_ray, here in zip(tasks, local_tasks, strict=True):
         assert without_seconds(files.read_csv(on_ray.run_dir / names.METRICS)) == \
             without_seconds(files.read_csv(here.run_dir / names.METRICS))
+
+
+def test_a_shipped_run_directory_arrives_whole_and_a_bundle_cannot_write_outside_it(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from dlrun.sweeps.executors import shipping
+
+    source = tmp_path / "node"
+    (source / "checkpoint").mkdir(parents=True)
+    (source / "checkpoint" / "state.npz").write_bytes(b"\0weights" * 100)
+    (source / "metrics.csv").write_text("epoch\n1\n")
+    (source / ".metrics.csv.x.tmp.csv").write_text("half")  # a write in flight is not shipped
+    target = tmp_path / "driver"
+    target.mkdir()
+    (target / "config.yaml").write_text("kept")
+    assert shipping.unpack(shipping.bundle(source), target) == 2
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
+        ["checkpoint/state.npz", "config.yaml", "metrics.csv"]
+    assert (target / "checkpoint" / "state.npz").read_bytes() == b"\0weights" * 100
+    hostile = io.BytesIO()
+    with tarfile.open(fileobj=hostile, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match="outside"):
+        shipping.unpack(hostile.getvalue(), target)
+    assert not (tmp_path / "escaped.txt").exists()

@@ -27,6 +27,8 @@ from dlrun.config.scale import BackendConfig
 from dlrun.data import Dataset
 from dlrun.errors import SweepError
 from dlrun.interrupts import StopRequest
+from dlrun.store import files, names
+from dlrun.sweeps.executors import shipping
 from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB, TrialEvents, TrialResult, TrialTask, lost_trial
 from dlrun.sweeps.executors.devices import cpu_count
 
@@ -152,6 +154,8 @@ class RayExecutor:
         self._data: dict[str, Any] | None = None  # the sweep's data sets in the object store, put by the first round
         self._relay: Any = None
         self._slots: list[_Slot] = []
+        self._run_dirs: dict[str, Path] = {}  # each trial's run directory here (shipped ones are written to it)
+        self._bytes: dict[str, list[int]] = {}  # each trial's bytes sent to its nodes and shipped back
         resources = _ray().cluster_resources()
         gpus = settings.gpus_per_trial
         self.gpus = float(gpus) if gpus is not None else (1.0 if resources.get("GPU", 0) >= 1 else 0.0)
@@ -191,7 +195,8 @@ class RayExecutor:
             if first is None:
                 return
             if self._data is None:  # once per sweep: the storage probe, and the data in the object store
-                check_shared_storage(first.run_dir.resolve().parent)
+                if self.settings.storage == "shared":
+                    check_shared_storage(first.run_dir.resolve().parent)
                 self._data = {key: ray.put(d) for key, d in datasets.items()}
                 self._threads = first.threads or self.threads
                 self._slots = [_Slot() for _ in range(self.jobs)]
@@ -227,6 +232,7 @@ class RayExecutor:
                         events.started(task)
                     attempts[task.trial_id] = attempts.get(task.trial_id, 0) + 1
                     slot.task, slot.attempt = task, attempts[task.trial_id]
+                    self._run_dirs[task.trial_id] = task.run_dir.resolve()
                     running[self._submit(slot)] = slot
                 if not running:
                     if queued and not stop.requested:  # trials to run again, and no node with room yet
@@ -271,11 +277,18 @@ class RayExecutor:
             slot.actor = TrialWorker.options(**options).remote(self._data, self._threads)
             slot.first_peak = None
         task = replace(slot.task, run_dir=slot.task.run_dir.resolve())  # Ray's workers run elsewhere
-        return slot.actor.run.remote(task, self._relay, slot.attempt)
+        sent = shipping.bundle(task.run_dir) if self.settings.storage == "ship" else None
+        self._bytes.setdefault(task.trial_id, [0, 0])[0] += len(sent or b"")
+        return slot.actor.run.remote(task, self._relay, sent)
 
-    def _answer(self, questions: list[tuple[str, str, int, dict[str, Any]]], events: TrialEvents) -> None:
-        """Ask the sweep about each reported epoch (here, in the thread that called `run`) and relay the answer."""
-        for key, trial_id, epoch, row in questions:
+    def _answer(self, questions: list[tuple[str, str, int, dict[str, Any], bytes | None]],
+                events: TrialEvents) -> None:
+        """Ask the sweep about each reported epoch (here, in the thread that called `run`, after writing the
+        run directory it shipped) and relay the answer."""
+        for key, trial_id, epoch, row, shipped in questions:
+            if shipped is not None:  # the epoch's checkpoint, in place before the sweep decides
+                shipping.unpack(shipped, self._run_dirs[trial_id])
+                self._bytes.setdefault(trial_id, [0, 0])[1] += len(shipped)
             self._relay.answer.remote(key, bool(events.epoch_ended(trial_id, epoch, row)))
 
     def _result(self, ref: Any, slot: _Slot, task: TrialTask, stop: StopRequest) -> TrialResult | None:
@@ -284,7 +297,7 @@ class RayExecutor:
         is stopping: it resumes from its checkpoint). A worker whose memory grew is replaced."""
         ray = _ray()
         try:
-            result: TrialResult = ray.get(ref)
+            result, where, shipped = ray.get(ref)
         except ray.exceptions.RayError as exc:
             actor, slot.actor = slot.actor, None  # a fresh worker runs the slot's next trial
             with contextlib.suppress(Exception):
@@ -295,12 +308,31 @@ class RayExecutor:
             message = (f"the Ray worker running the trial died {slot.attempt} time(s) "
                        f"(sweep.backend.max_retries: {self.settings.max_retries}): {type(exc).__name__}: {reason}")
             return lost_trial(task, stop.requested, message, f"\n\n{exc}")
+        result.summary = self._record(task, result.summary, where, shipped, slot.attempt)
         if result.peak_mib is not None and slot.first_peak is None:
             slot.first_peak = result.peak_mib
         if (result.peak_mib or 0.0) - (slot.first_peak or 0.0) > self.growth_mib:
             ray.kill(slot.actor)  # a fresh worker takes its place for the next trial
             slot.actor = None
         return result
+
+
+    def _record(self, task: TrialTask, summary: dict[str, Any], where: dict[str, Any], shipped: bytes | None,
+                attempt: int) -> dict[str, Any]:
+        """Write the run directory the trial shipped, and where it ran (Ray node id, host), its attempts and
+        the bytes sent and shipped back into its summary.json; the summary as recorded."""
+        run = task.run_dir.resolve()
+        sent, back = self._bytes.setdefault(task.trial_id, [0, 0])
+        if shipped is not None:
+            shipping.unpack(shipped, run)
+            back += len(shipped)
+        if not summary:
+            return summary
+        record = {**where, "attempts": attempt, "storage": self.settings.storage, "sent_bytes": sent,
+                  "shipped_bytes": back}
+        summary = {**summary, "run_dir": str(task.run_dir), "ray": record}
+        files.write_json(run / names.SUMMARY, summary)
+        return summary
 
 
 def on_this_node() -> Any:

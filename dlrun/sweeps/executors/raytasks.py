@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from dlrun.interrupts import StopRequest
-from dlrun.store import files, names
-from dlrun.store.rundir import RunDir
 from dlrun.sweeps.executors.base import TrialResult, TrialTask, execute_trial, frozen_heap, peak_memory_mib
 
 STOP_POLL_SECONDS = 0.5
@@ -32,25 +33,26 @@ class Relay:
     here until the sweep answers; the sweep's stop request waits here until every trial has seen it."""
 
     def __init__(self) -> None:
-        self.questions: list[tuple[str, str, int, dict[str, Any]]] = []
+        self.questions: list[tuple[str, str, int, dict[str, Any], bytes | None]] = []
         self.waiting: dict[str, asyncio.Future[bool]] = {}
         self.arrived = asyncio.Event()
         self.stopping = False
         self.count = 0
 
-    async def ask(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
-        """A trial's question; returns the sweep's answer (True: go on) once it comes."""
+    async def ask(self, trial_id: str, epoch: int, row: dict[str, Any], shipped: bytes | None = None) -> bool:
+        """A trial's question (with its run directory as a bundle when it runs on the node's own storage);
+        returns the sweep's answer (True: go on) once it comes."""
         if self.stopping:
             return True  # the trial stops anyway, after this batch
         self.count += 1
         key = f"{trial_id}/{epoch}/{self.count}"
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiting[key] = future
-        self.questions.append((key, trial_id, epoch, row))
+        self.questions.append((key, trial_id, epoch, row, shipped))
         self.arrived.set()
         return await future
 
-    async def take(self, wait_s: float) -> list[tuple[str, str, int, dict[str, Any]]]:
+    async def take(self, wait_s: float) -> list[tuple[str, str, int, dict[str, Any], bytes | None]]:
         """The questions asked since the last call, waiting up to `wait_s` seconds for the first."""
         if not self.questions:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -120,34 +122,35 @@ class TrialWorker:
         return {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
                 "pid": os.getpid()}
 
-    def run(self, task: TrialTask, relay: Any, attempt: int) -> TrialResult:
-        """Run one trial (fresh, or from its checkpoint on a later `attempt`), each epoch's report relayed
-        to the sweep process and its answer passed to the trial's judge. Its summary.json records where it
-        ran (Ray node id, host) and its attempts."""
+    def run(self, task: TrialTask, relay: Any, sent: bytes | None) -> tuple[TrialResult, dict[str, Any], bytes | None]:
+        """Run one trial (fresh, or from its checkpoint), each epoch's report relayed to the sweep process and
+        its answer passed to the trial's judge. `sent`: the trial's run directory as a bundle (shipping.py),
+        for a trial that runs in a directory of this node's own (removed after); None: `task.run_dir` is on
+        storage this node shares with the sweep. Returns the result, where it ran (`where`) and, when
+        shipped, the whole run directory as a bundle (each epoch's went with its report)."""
+        from dlrun.sweeps.executors import shipping
+
         if task.data_key not in self.data:
             self.data[task.data_key] = ray.get(self.refs[task.data_key])
+        local = Path(tempfile.mkdtemp(prefix=f"dlrun-trial-{task.trial_id}-")) if sent is not None else None
+        if local is not None and sent is not None:
+            shipping.unpack(sent, local)
+            task = replace(task, run_dir=local)
         stop, done = StopRequest(), threading.Event()
         threading.Thread(target=_watch_stop, args=(relay, stop, done), daemon=True, name="dlrun-stop-watch").start()
 
-        def judge(epoch: int, row: dict[str, Any]) -> bool:
-            return bool(ray.get(relay.ask.remote(task.trial_id, epoch, row)))
+        def judge(epoch: int, row: dict[str, Any]) -> bool:  # the epoch's checkpoint is saved: ship it first
+            shipped = shipping.bundle(local) if local is not None else None
+            return bool(ray.get(relay.ask.remote(task.trial_id, epoch, row, shipped)))
 
         try:
             result = execute_trial(task, self.data[task.data_key], stop, judge, self.models)
+            result.peak_mib = peak_memory_mib()
+            return result, self.where(), shipping.bundle(local) if local is not None else None
         finally:
             done.set()
-        result.summary = _placed(task, result.summary, {**self.where(), "attempts": attempt})
-        result.peak_mib = peak_memory_mib()
-        return result
-
-
-def _placed(task: TrialTask, summary: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
-    """The trial's summary with `placement` (its `ray` record), written back to its summary.json."""
-    if not summary:
-        return summary
-    summary = {**summary, "ray": placement}
-    files.write_json(RunDir(task.run_dir) / names.SUMMARY, summary)
-    return summary
+            if local is not None:
+                shutil.rmtree(local, ignore_errors=True)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
