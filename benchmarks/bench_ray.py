@@ -110,9 +110,12 @@ def ray_vs_local(repeats: int = 3, n_train: int = 2000, epochs: int = 3) -> dict
                                          "--sweep-dir", str(tmp / f"l-{r}")]).wall)
             same = same and _results(tmp / f"ray-{r}") == _results(tmp / f"l-{r}")
         own_s.append(run_measured([*base, "--backend", "ray", "--sweep-dir", str(tmp / "own")], env).wall)
+        shipped = [json.loads(p.read_text())["ray"] for p in (tmp / "ray-0" / "trials").glob("*/summary.json")]
     ray_m, local_m = statistics.median(ray_s), statistics.median(local_s)
     return {"ray_s": ray_m, "local_s": local_m, "ratio": ray_m / local_m, "target": TARGET_RATIO,
-            "met": ray_m / local_m <= TARGET_RATIO, "same_results": same, "own_instance_s": own_s[0]}
+            "met": ray_m / local_m <= TARGET_RATIO, "same_results": same, "own_instance_s": own_s[0],
+            "sent_bytes": statistics.median(r["sent_bytes"] for r in shipped),
+            "shipped_bytes": statistics.median(r["shipped_bytes"] for r in shipped)}
 
 
 def ray_startup(repeats: int = 3) -> dict[str, Any]:
@@ -166,7 +169,8 @@ def ray_rows(wanted: set[str], repeats: int, quick: bool) -> list[Any]:
             rows.append(Row(number, NAMES[number], f"{r['ray_s']:.1f} s", f"{r['local_s']:.1f} s", f"{r['ratio']:.3f}",
                             f"≤ {TARGET_RATIO}", bool(r["met"]),
                             f"same results.csv: {r['same_results']}; with a Ray instance the sweep starts: "
-                            f"{r['own_instance_s']:.1f} s"))
+                            f"{r['own_instance_s']:.1f} s; per trial (median) {r['sent_bytes'] / 1e3:.0f} kB sent "
+                            f"to its node, {r['shipped_bytes'] / 1e3:.0f} kB shipped back"))
         elif number == "13":
             rows.append(Row(number, NAMES[number], f"{r['seconds']:.1f} s", "—", "—", "—", None))
         else:

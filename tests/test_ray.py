@@ -70,10 +70,18 @@ def _trials(tmp_path: Path, count: int, epochs: int) -> tuple[list[TrialTask], d
     return trial_tasks(tmp_path, [deep_merge(TINY_MLP, {"train": {"epochs": epochs}})] * count)
 
 
-def _ray_executor(jobs: int | None = None, **settings: Any) -> Any:
+def _run_on_ray(tasks: Any, datasets: dict[str, Any], events: Recorder, jobs: int | None = None,
+                **settings: Any) -> Any:
+    """Run `tasks` with a RayExecutor on the module's cluster; its worker actors end with it (else they would
+    hold the cluster's CPUs for the next test)."""
     from dlrun.sweeps.executors.raycluster import RayExecutor
 
-    return RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
+    executor = RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
+    try:
+        executor.run(tasks, datasets, events, StopRequest())
+    finally:
+        executor.close()
+    return executor
 
 
 def _results(sweep_dir: Path) -> list[dict[str, str]]:
@@ -176,7 +184,7 @@ def test_the_sweep_process_judges_every_epoch_and_pulls_a_trial_only_when_a_slot
             events.log.append(("pulled", task.trial_id))
             yield task
 
-    _ray_executor(jobs=1).run(lazy(), datasets, events, StopRequest())
+    _run_on_ray(lazy(), datasets, events, jobs=1)
     assert events.threads == {threading.get_ident()}  # decided here, in the thread that called run
     assert events.log == [("pulled", "000"), ("started", "000"), ("epoch", "000", 1), ("epoch", "000", 2),
                           ("finished", "000", "pruned"), ("pulled", "001"), ("started", "001"),
@@ -197,7 +205,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_the_trial_ends_once(
         ray_cluster: Any, tmp_path: Path) -> None:
     tasks, datasets = _trials(tmp_path, 1, epochs=3)
     events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor().run(tasks, datasets, events, StopRequest())
+    _run_on_ray(tasks, datasets, events)
     [result] = events.results
     assert result.status == "completed" and result.summary["epochs_run"] == 3
     assert [e for e in events.log if e[0] == "finished"] == [("finished", "000", "completed")]
@@ -209,7 +217,7 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
         ray_cluster: Any, tmp_path: Path) -> None:
     tasks, datasets = _trials(tmp_path, 1, epochs=2)
     events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor(max_retries=0, storage="shared").run(tasks, datasets, events, StopRequest())
+    _run_on_ray(tasks, datasets, events, max_retries=0, storage="shared")
     [result] = events.results
     assert result.status == "failed"
     assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
@@ -260,9 +268,7 @@ def test_a_lost_node_costs_its_trial_one_more_attempt_on_another_node_and_every_
     tasks, datasets = _trials(tmp_path / "ray", 3, epochs=2)
     events = Recorder(on_epoch=remove_node)
     try:
-        executor = _ray_executor()
-        assert executor.jobs == 3
-        executor.run(tasks, datasets, events, StopRequest())
+        assert _run_on_ray(tasks, datasets, events).jobs == 3
     finally:
         remove_node("", 0)
     assert sorted(e[1:] for e in events.log if e[0] == "finished") == [(t, "completed") for t in ("000", "001", "002")]
@@ -301,3 +307,4 @@ def test_a_shipped_run_directory_arrives_whole_and_a_bundle_cannot_write_outside
     with pytest.raises(ValueError, match="outside"):
         shipping.unpack(hostile.getvalue(), target)
     assert not (tmp_path / "escaped.txt").exists()
+
