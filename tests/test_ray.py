@@ -43,24 +43,45 @@ pytestmark = pytest.mark.xdist_group("ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    """One real local Ray instance (2 CPUs) for the in-process tests at the end of this module (the tests
-    that start clusters of their own come first, so two never run at once; it stops with the module)."""
+    """A real Ray cluster of two nodes on this machine (`ray.cluster_utils.Cluster`: each node its own raylet,
+    temporary directory and 1 CPU), joined by this process, for the tests at the end of this module (the
+    tests that start clusters of their own come first, so two never run at once; it stops with the module).
+    Its nodes run without token authentication, as does every driver here (RAY_AUTH_MODE=disabled)."""
     import ray
+    from ray.cluster_utils import Cluster
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=100 * 2**20, logging_level="ERROR")
-    yield ray
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "object_store_memory": 100 * 2**20})
+    cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
+    if previous is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = previous
 
 
 def _trials(tmp_path: Path, count: int, epochs: int) -> tuple[list[TrialTask], dict[str, Any]]:
     return trial_tasks(tmp_path, [deep_merge(TINY_MLP, {"train": {"epochs": epochs}})] * count)
 
 
-def _ray_executor(jobs: int | None = None, **settings: Any) -> Any:
+def _run_on_ray(tasks: Any, datasets: dict[str, Any], events: Recorder, jobs: int | None = None,
+                **settings: Any) -> Any:
+    """Run `tasks` with a RayExecutor on the module's cluster; its worker actors end with it (else they would
+    hold the cluster's CPUs for the next test)."""
     from dlrun.sweeps.executors.raycluster import RayExecutor
 
-    return RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
+    executor = RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
+    try:
+        executor.run(tasks, datasets, events, StopRequest())
+    finally:
+        executor.close()
+    return executor
 
 
 def _results(sweep_dir: Path) -> list[dict[str, str]]:
@@ -148,7 +169,9 @@ def test_ray_sweep_gives_the_results_of_a_local_sweep(ray_cluster: Any, tmp_path
     assert on_ray["threads"]["threads"] == 1 and "Ray" in on_ray["threads"]["from"]
     trial = tmp_path / "ray" / names.SWEEP_TRIALS / "000"
     assert (trial / names.WEIGHTS).is_file() and (trial / names.METRICS).is_file()  # a full run directory
-    assert ray_cluster.is_initialized()  # a connection the sweep did not make is left open
+    import ray
+
+    assert ray.is_initialized()  # a connection the sweep did not make is left open
 
 
 def test_the_sweep_process_judges_every_epoch_and_pulls_a_trial_only_when_a_slot_is_free(
@@ -161,7 +184,7 @@ def test_the_sweep_process_judges_every_epoch_and_pulls_a_trial_only_when_a_slot
             events.log.append(("pulled", task.trial_id))
             yield task
 
-    _ray_executor(jobs=1).run(lazy(), datasets, events, StopRequest())
+    _run_on_ray(lazy(), datasets, events, jobs=1)
     assert events.threads == {threading.get_ident()}  # decided here, in the thread that called run
     assert events.log == [("pulled", "000"), ("started", "000"), ("epoch", "000", 1), ("epoch", "000", 2),
                           ("finished", "000", "pruned"), ("pulled", "001"), ("started", "001"),
@@ -182,7 +205,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_the_trial_ends_once(
         ray_cluster: Any, tmp_path: Path) -> None:
     tasks, datasets = _trials(tmp_path, 1, epochs=3)
     events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor().run(tasks, datasets, events, StopRequest())
+    _run_on_ray(tasks, datasets, events)
     [result] = events.results
     assert result.status == "completed" and result.summary["epochs_run"] == 3
     assert [e for e in events.log if e[0] == "finished"] == [("finished", "000", "completed")]
@@ -194,7 +217,7 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
         ray_cluster: Any, tmp_path: Path) -> None:
     tasks, datasets = _trials(tmp_path, 1, epochs=2)
     events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path, trial, epoch, at=1))
-    _ray_executor(max_retries=0).run(tasks, datasets, events, StopRequest())
+    _run_on_ray(tasks, datasets, events, max_retries=0, storage="shared")
     [result] = events.results
     assert result.status == "failed"
     assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
@@ -209,3 +232,89 @@ def test_a_two_objective_sweep_prunes_on_ray_by_front_rank(ray_cluster: Any, tmp
     summary = sweep(config, sweep_dir=tmp_path / "s", backend="ray", jobs=1)
     assert summary["status"] == "completed" and summary["counts"].get("pruned")
     assert_pruned_by_front_rank(tmp_path / "s")  # judged in the sweep process, rung by rung, as locally
+
+
+def _ray_records(sweep_dir: Path) -> list[dict[str, Any]]:
+    trials = sorted((sweep_dir / names.SWEEP_TRIALS).iterdir())
+    return [files.read_json(trial / names.SUMMARY)["ray"] for trial in trials]
+
+
+def test_a_sweep_joins_a_two_node_cluster_by_address_and_runs_trials_on_both_with_local_results(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": 1}}))
+    proc = run_cli("sweep", config, "--lr", "0.02,0.05", "--sweep-dir", "on-ray", "--backend", "ray",
+                   "--address", ray_cluster.address, "--json", cwd=tmp_path, timeout=240,
+                   env=cli_env(RAY_AUTH_MODE="disabled"))  # relative: resolved by the sweep, not Ray's workers
+    assert proc.returncode == 0, proc.stderr
+    local = sweep(config, None, "0.02,0.05", sweep_dir=tmp_path / "local", executor=SequentialExecutor())
+    assert local["status"] == "completed"
+    assert _results(tmp_path / "on-ray") == _results(tmp_path / "local")
+    records = _ray_records(tmp_path / "on-ray")
+    nodes = {n["NodeID"] for n in ray_cluster_nodes()}
+    assert {r["node_id"] for r in records} == nodes  # 1 CPU a node: the two trials ran one on each
+    assert all(r["attempts"] == 1 and r["host"] == socket.gethostname() for r in records)
+    # written on its node (its own temporary directory) and shipped here: config sent, all files back
+    assert all(r["storage"] == "ship" and 0 < r["sent_bytes"] < r["shipped_bytes"] for r in records)
+
+
+def ray_cluster_nodes() -> list[dict[str, Any]]:
+    import ray
+
+    return [n for n in ray.nodes() if n["Alive"]]
+
+
+def test_a_lost_node_costs_its_trial_one_more_attempt_on_another_node_and_every_trial_ends_once(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    extra = ray_cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
+    ray_cluster.wait_for_nodes()
+    lost = extra.node_id
+
+    def remove_node(trial: str, epoch: int) -> None:  # while every trial waits for its first answer
+        if extra in ray_cluster.list_all_nodes():
+            ray_cluster.remove_node(extra, allow_graceful=False)
+
+    for where in ("ray", "local"):
+        (tmp_path / where).mkdir()
+    tasks, datasets = _trials(tmp_path / "ray", 3, epochs=2)
+    events = Recorder(on_epoch=remove_node)
+    try:
+        assert _run_on_ray(tasks, datasets, events).jobs == 3
+    finally:
+        remove_node("", 0)
+    assert sorted(e[1:] for e in events.log if e[0] == "finished") == [(t, "completed") for t in ("000", "001", "002")]
+    records = [files.read_json(t.run_dir / names.SUMMARY)["ray"] for t in tasks]
+    assert sorted(r["attempts"] for r in records) == [1, 1, 2] and lost not in {r["node_id"] for r in records}
+    local_tasks, _ = _trials(tmp_path / "local", 3, epochs=2)
+    SequentialExecutor().run(local_tasks, datasets, Recorder(), StopRequest())
+    for on_ray, here in zip(tasks, local_tasks, strict=True):
+        assert without_seconds(files.read_csv(on_ray.run_dir / names.METRICS)) == \
+            without_seconds(files.read_csv(here.run_dir / names.METRICS))
+
+
+def test_a_shipped_run_directory_arrives_whole_and_a_bundle_cannot_write_outside_it(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from dlrun.sweeps.executors import shipping
+
+    source = tmp_path / "node"
+    (source / "checkpoint").mkdir(parents=True)
+    (source / "checkpoint" / "state.npz").write_bytes(b"\0weights" * 100)
+    (source / "metrics.csv").write_text("epoch\n1\n")
+    (source / ".metrics.csv.x.tmp.csv").write_text("half")  # a write in flight is not shipped
+    target = tmp_path / "driver"
+    target.mkdir()
+    (target / "config.yaml").write_text("kept")
+    assert shipping.unpack(shipping.bundle(source), target) == 2
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
+        ["checkpoint/state.npz", "config.yaml", "metrics.csv"]
+    assert (target / "checkpoint" / "state.npz").read_bytes() == b"\0weights" * 100
+    hostile = io.BytesIO()
+    with tarfile.open(fileobj=hostile, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match="outside"):
+        shipping.unpack(hostile.getvalue(), target)
+    assert not (tmp_path / "escaped.txt").exists()
+

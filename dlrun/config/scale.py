@@ -20,7 +20,7 @@ class BackendConfig(Section):
     """Where a sweep's trials run: this machine's processes (local) or a Ray cluster (ray)."""
 
     name: Literal["local", "ray"] = Field(default="local", description="local: this machine's processes "
-                                          "(--jobs); ray: Ray tasks, each trial in a fresh worker process "
+                                          "(--jobs); ray: a Ray cluster's worker actors, one per trial slot "
                                           "(needs pip install dlrun[ray]).")
     address: str | None = Field(default=None, description="ray: the cluster to join: auto (the one `ray start` "
                                 "started here), HOST:PORT or ray://HOST:PORT; unset: start a local Ray instance "
@@ -29,6 +29,12 @@ class BackendConfig(Section):
                                    "are capped to them).")
     gpus_per_trial: NonNegFloat | None = Field(default=None, description="ray: GPUs each trial reserves (Ray "
                                          "sets CUDA_VISIBLE_DEVICES); unset: 1 when the cluster has GPUs, else 0.")
+    storage: Literal["ship", "shared"] = Field(default="ship", description="ray: where a trial writes its run "
+                                               "directory. ship: on the node that runs it (its temporary "
+                                               "directory), sent to the sweep's directory after each epoch's "
+                                               "checkpoint and at the end, so no shared file system is needed; "
+                                               "shared: straight into the sweep's directory, which every node "
+                                               "must mount at the same path (checked at start).")
     max_retries: Int = Field(default=2, ge=0, description="ray: times a trial whose worker process or node died "
                              "is run again (from its last checkpoint) before it is marked failed; a diverged "
                              "trial is a result and never retried.")

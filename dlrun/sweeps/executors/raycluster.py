@@ -1,21 +1,22 @@
 """`RayExecutor`: a sweep's trials as Ray tasks, on a local Ray instance or a Ray cluster.
 
-The sweep process stays the driver: it prepares the data once and puts it in Ray's object store (every
-trial reads that one copy), hands a trial to Ray only when a slot (the CPUs and GPUs a trial reserves) is
-free, answers each trial's per-epoch report (`TrialEvents.epoch_ended`) through a relay actor, and writes
-the sweep's records. Each trial runs in a fresh worker process and writes its run directory under the
-sweep directory, which every node must see (checked at start). A worker or node that dies makes Ray run
-the trial again, from its last checkpoint, up to `max_retries` times.
+The sweep process stays the driver: it prepares the data once and puts it in Ray's object store, hands a
+trial to a slot's worker actor (one per slot: the CPUs and GPUs a trial reserves) only when the slot is
+free, answers each trial's per-epoch report (`TrialEvents.epoch_ended`) through a relay actor on its own
+node, and writes the sweep's records. A worker actor lives for the sweep and lends its compiled models to
+its next trials, as a local worker does; each trial writes its run directory under the sweep directory
+(resolved here), which every node must see (checked at start). A worker or node that dies costs its trial
+one more attempt, from its last checkpoint, on a fresh worker (up to `max_retries` more).
 
 Importing this module loads Ray (never TensorFlow); only `--backend ray` imports it.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import uuid
+import contextlib
+import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,98 +24,39 @@ from dlrun.config.scale import BackendConfig
 from dlrun.data import Dataset
 from dlrun.errors import SweepError
 from dlrun.interrupts import StopRequest
-from dlrun.sweeps.executors.base import TrialEvents, TrialResult, TrialTask, lost_trial
-from dlrun.sweeps.executors.devices import cpu_count
+from dlrun.store import files, names
+from dlrun.sweeps.executors import shipping
+from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB, TrialEvents, TrialResult, TrialTask, lost_trial
+from dlrun.sweeps.executors.rayconnect import check_shared_storage, connect, on_this_node
+from dlrun.sweeps.executors.rayconnect import ray_module as _ray
 
-MIN_OBJECT_STORE = 100 * 2**20  # Ray's own minimum is ~75 MiB; the data sets are put there once
-PROBE_SECONDS = 120.0
 RELAY_WAIT_SECONDS = 0.5
 
 
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError("--backend ray needs Ray, which is not installed: pip install 'dlrun[ray]' (or use "
-                         "--backend local)") from None
-    return ray
+@dataclass
+class _Slot:
+    """One slot's worker actor and the trial it runs (with that trial's attempt, from 1)."""
 
-
-def connect(address: str | None, data_bytes: int) -> bool:
-    """Join the Ray cluster at `address` (auto, HOST:PORT, ray://HOST:PORT), or start a local Ray instance
-    sized to this machine when None. Reuses a connection this process already has. True when this call
-    connected (the caller disconnects at the end)."""
-    ray = _ray()
-    if ray.is_initialized():
-        return False
-    quiet: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        if address:
-            _token_auth(address)
-            ray.init(address=address, **quiet)
-        else:  # "local": a fresh instance even when `ray start` left one running here
-            store = max(MIN_OBJECT_STORE, 2 * data_bytes)
-            ray.init(address="local", num_cpus=cpu_count(), object_store_memory=store, **quiet)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise SweepError(f"cannot connect to {where} ({reason}); start one with `ray start --head`, give its "
-                         "address with --address (auto: the one started on this machine), or leave --address "
-                         "out to start one for this sweep. A cluster with token authentication needs its token "
-                         "here too (~/.ray/auth_token, or RAY_AUTH_TOKEN)") from None
-    return True
-
-
-def _token_auth(address: str) -> None:
-    """`ray start` turns on token authentication and saves the token in ~/.ray/auth_token; Ray's driver uses
-    it for `auto` but not for an explicit address unless RAY_AUTH_MODE says so. Say so when the token is there
-    (an explicit RAY_AUTH_MODE is left alone)."""
-    token = any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")) \
-        or (Path.home() / ".ray" / "auth_token").is_file()
-    if address != "auto" and "RAY_AUTH_MODE" not in os.environ and token:
-        os.environ["RAY_AUTH_MODE"] = "token"
-
-
-def check_shared_storage(directory: Path) -> None:
-    """Every alive node writes a probe file into `directory`; this process must see each one. SweepError
-    naming the nodes that cannot (their trials' run directories would be lost)."""
-    ray = _ray()
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from dlrun.sweeps.executors.raytasks import probe
-
-    token = uuid.uuid4().hex
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(str(directory), token) for n in nodes]
-    try:
-        written = ray.get(refs, timeout=PROBE_SECONDS)
-    except ray.exceptions.RayError as exc:
-        raise SweepError(f"the storage probe did not come back from every Ray node within {PROBE_SECONDS:.0f} s "
-                         f"({type(exc).__name__}); check the cluster with `ray status`") from None
-    missing = []
-    for host, where in written:
-        path = Path(where)
-        if path.is_absolute() and path.is_file() and path.read_text() == token:
-            path.unlink()
-        else:
-            missing.append(f"{host}: {where if not path.is_absolute() else 'wrote a file this process cannot see'}")
-    if missing:
-        raise SweepError(f"the sweep directory {directory.parent} is not on storage every Ray node sees "
-                         f"({'; '.join(missing)}); trials there would be lost. Put --sweep-dir (or --runs) on a "
-                         "shared file system mounted at the same path on every node")
+    actor: Any = None
+    task: TrialTask | None = None
+    attempt: int = 0
+    first_peak: float | None = None  # MiB, after the worker's first trial
 
 
 class RayExecutor:
-    """Trials as Ray tasks: at most `jobs` at once (the cluster's CPUs and GPUs over what a trial reserves,
-    capped by --jobs), each in a fresh worker process with its threads capped to its CPUs."""
+    """Trials on Ray: at most `jobs` at once (the cluster's CPUs and GPUs over what a trial reserves, capped
+    by --jobs), each slot a long-lived worker actor with its threads capped to its CPUs."""
 
-    def __init__(self, settings: BackendConfig, data_bytes: int = 0, jobs: int | None = None):
-        self.settings, self.cpus = settings, settings.cpus_per_trial
+    def __init__(self, settings: BackendConfig, data_bytes: int = 0, jobs: int | None = None,
+                 growth_mib: float = WORKER_GROWTH_MIB):
+        self.settings, self.cpus, self.growth_mib = settings, settings.cpus_per_trial, growth_mib
         self.threads = self.cpus
         self._owned = connect(settings.address, data_bytes)
         self._data: dict[str, Any] | None = None  # the sweep's data sets in the object store, put by the first round
         self._relay: Any = None
+        self._slots: list[_Slot] = []
+        self._run_dirs: dict[str, Path] = {}  # each trial's run directory here (shipped ones are written to it)
+        self._bytes: dict[str, list[int]] = {}  # each trial's bytes sent to its nodes and shipped back
         resources = _ray().cluster_resources()
         gpus = settings.gpus_per_trial
         self.gpus = float(gpus) if gpus is not None else (1.0 if resources.get("GPU", 0) >= 1 else 0.0)
@@ -130,7 +72,13 @@ class RayExecutor:
         self.threads_from = f"{self.cpus} CPU(s) per trial on Ray, {self.jobs} trials at once"
 
     def close(self) -> None:
-        """Disconnect from Ray (stopping the local instance this executor started)."""
+        """End the worker actors and disconnect from Ray (stopping the local instance this executor started)."""
+        if self._slots and _ray().is_initialized():
+            for slot in self._slots:
+                if slot.actor is not None:
+                    with contextlib.suppress(Exception):
+                        _ray().kill(slot.actor)
+        self._slots = []
         if self._owned:
             _ray().shutdown()
             self._owned = False
@@ -139,7 +87,8 @@ class RayExecutor:
     def run(self, tasks: Iterable[TrialTask], datasets: Mapping[str, Dataset], events: TrialEvents,
             stop: StopRequest) -> None:
         """Run `tasks` (pulled one at a time, when a slot is free) on Ray until done or a stop is requested.
-        A sweep's rounds call this once each; the sweep closes the executor after the last (or on an error)."""
+        A sweep's rounds call this once each (the worker actors stay); the sweep closes the executor after
+        the last (or on an error)."""
         ray = _ray()
         try:
             pending = iter(tasks)
@@ -147,11 +96,16 @@ class RayExecutor:
             if first is None:
                 return
             if self._data is None:  # once per sweep: the storage probe, and the data in the object store
-                check_shared_storage(first.run_dir.parent)
+                if self.settings.storage == "shared":
+                    check_shared_storage(first.run_dir.resolve().parent)
                 self._data = {key: ray.put(d) for key, d in datasets.items()}
+                self._threads = first.threads or self.threads
+                self._slots = [_Slot() for _ in range(self.jobs)]
             from dlrun.sweeps.executors.raytasks import Relay
 
-            self._relay = Relay.remote()  # per round: no question of an earlier round's loop is left waiting
+            # per round (no question of an earlier round's loop is left waiting), on this node and using no
+            # CPU: trials that fill the cluster cannot keep it from starting
+            self._relay = Relay.options(scheduling_strategy=on_this_node()).remote()
             self._loop(first, pending, events, stop)
         except BaseException:
             self.close()
@@ -159,55 +113,128 @@ class RayExecutor:
 
     def _loop(self, first: TrialTask, pending: Any, events: TrialEvents, stop: StopRequest) -> None:
         ray = _ray()
-        running: dict[Any, TrialTask] = {}
+        running: dict[Any, _Slot] = {}
         question = self._relay.take.remote(RELAY_WAIT_SECONDS)
-        queued: list[TrialTask] = [first]  # pulled (a slot was free) and not yet submitted
+        queued: list[TrialTask] = [first]  # pulled (a slot was free), or to run again, and not yet submitted
+        attempts: dict[str, int] = {}
         signalled = False
         while True:
             try:
                 if stop.requested and not signalled:
                     self._relay.stop.remote()
                     signalled = True
-                while not stop.requested and len(running) < self.jobs:
+                for slot in self._slots:
+                    if stop.requested or slot.task is not None:
+                        continue
                     task = queued.pop() if queued else next(pending, None)
                     if task is None:
                         break
-                    running[self._submit(task)] = task
-                    events.started(task)
+                    if not self._may_start(slot):  # its worker would wait for room: the trial waits here
+                        queued.append(task)
+                        break
+                    if task.trial_id not in attempts:
+                        events.started(task)
+                    attempts[task.trial_id] = attempts.get(task.trial_id, 0) + 1
+                    slot.task, slot.attempt = task, attempts[task.trial_id]
+                    self._run_dirs[task.trial_id] = task.run_dir.resolve()
+                    running[self._submit(slot)] = slot
                 if not running:
+                    if queued and not stop.requested:  # trials to run (again), and no node with room yet
+                        threading.Event().wait(RELAY_WAIT_SECONDS)
+                        continue
+                    for task in queued:  # stopped before they ran again: resumable from their checkpoints
+                        if task.trial_id in attempts:
+                            events.finished(lost_trial(task, True, "", ""))
                     return
                 ready, _ = ray.wait([question, *running], num_returns=1, timeout=RELAY_WAIT_SECONDS * 2)
                 if question in ready:
                     self._answer(ray.get(question), events)
                     question = self._relay.take.remote(RELAY_WAIT_SECONDS)
                 for ref in ray.wait(list(running), num_returns=len(running), timeout=0)[0]:
-                    events.finished(self._result(ref, running.pop(ref), stop))
+                    slot = running.pop(ref)
+                    task, slot.task = slot.task, None
+                    result = self._result(ref, slot, task, stop)
+                    if result is None:  # its worker (or node) died: the trial runs again, from its checkpoint
+                        queued.append(task)
+                    else:
+                        events.finished(result)
             except KeyboardInterrupt:  # a second Ctrl-C: the trials in flight stop at once
                 stop.requested = True
-                for ref in running:
-                    ray.cancel(ref, force=True)
+                for slot in running.values():
+                    ray.kill(slot.actor)
 
-    def _submit(self, task: TrialTask) -> Any:
-        from dlrun.sweeps.executors.raytasks import run_trial
+    def _may_start(self, slot: _Slot) -> bool:
+        """Whether the slot may take a trial: it has a worker, or the cluster (which may have lost a node)
+        has room for one more worker beside those alive; else a worker would wait for room forever."""
+        if slot.actor is not None:
+            return True
+        resources = _ray().available_resources()
+        return resources.get("CPU", 0) >= self.cpus and (not self.gpus or resources.get("GPU", 0) >= self.gpus)
 
-        options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "max_retries": self.settings.max_retries,
-                   "retry_exceptions": False, "name": f"dlrun-trial-{task.trial_id}"}
-        return run_trial.options(**options).remote(task, self._data[task.data_key], task.threads or self.threads,
-                                                   self._relay)
+    def _submit(self, slot: _Slot) -> Any:
+        """Hand the slot's trial to its worker actor, started first when the slot has none."""
+        from dlrun.sweeps.executors.raytasks import TrialWorker
 
-    def _answer(self, questions: list[tuple[str, str, int, dict[str, Any]]], events: TrialEvents) -> None:
-        """Ask the sweep about each reported epoch (here, in the thread that called `run`) and relay the answer."""
-        for key, trial_id, epoch, row in questions:
+        assert slot.task is not None and self._data is not None
+        if slot.actor is None:
+            options = {"num_cpus": self.cpus, "num_gpus": self.gpus}
+            slot.actor = TrialWorker.options(**options).remote(self._data, self._threads)
+            slot.first_peak = None
+        task = replace(slot.task, run_dir=slot.task.run_dir.resolve())  # Ray's workers run elsewhere
+        sent = shipping.bundle(task.run_dir) if self.settings.storage == "ship" else None
+        self._bytes.setdefault(task.trial_id, [0, 0])[0] += len(sent or b"")
+        return slot.actor.run.remote(task, self._relay, sent)
+
+    def _answer(self, questions: list[tuple[str, str, int, dict[str, Any], bytes | None]],
+                events: TrialEvents) -> None:
+        """Ask the sweep about each reported epoch (here, in the thread that called `run`, after writing the
+        run directory it shipped) and relay the answer."""
+        for key, trial_id, epoch, row, shipped in questions:
+            if shipped is not None:  # the epoch's checkpoint, in place before the sweep decides
+                shipping.unpack(shipped, self._run_dirs[trial_id])
+                self._bytes.setdefault(trial_id, [0, 0])[1] += len(shipped)
             self._relay.answer.remote(key, bool(events.epoch_ended(trial_id, epoch, row)))
 
-    def _result(self, ref: Any, task: TrialTask, stop: StopRequest) -> TrialResult:
-        """The trial's result; for a trial whose worker died more often than Ray retries it, `failed` with
-        the reason (`interrupted` when the sweep is stopping: it resumes from its checkpoint)."""
+    def _result(self, ref: Any, slot: _Slot, task: TrialTask, stop: StopRequest) -> TrialResult | None:
+        """The trial's result; None when its worker (or node) died and it may run again. A trial whose worker
+        died more often than `max_retries` allows is `failed` with the reason (`interrupted` when the sweep
+        is stopping: it resumes from its checkpoint). A worker whose memory grew is replaced."""
         ray = _ray()
         try:
-            return ray.get(ref)
+            result, where, shipped = ray.get(ref)
         except ray.exceptions.RayError as exc:
+            actor, slot.actor = slot.actor, None  # a fresh worker runs the slot's next trial
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+            if slot.attempt <= self.settings.max_retries and not stop.requested:
+                return None
             reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            message = (f"the Ray worker running the trial died {self.settings.max_retries + 1} time(s) "
+            message = (f"the Ray worker running the trial died {slot.attempt} time(s) "
                        f"(sweep.backend.max_retries: {self.settings.max_retries}): {type(exc).__name__}: {reason}")
             return lost_trial(task, stop.requested, message, f"\n\n{exc}")
+        result.summary = self._record(task, result.summary, where, shipped, slot.attempt)
+        if result.peak_mib is not None and slot.first_peak is None:
+            slot.first_peak = result.peak_mib
+        if (result.peak_mib or 0.0) - (slot.first_peak or 0.0) > self.growth_mib:
+            ray.kill(slot.actor)  # a fresh worker takes its place for the next trial
+            slot.actor = None
+        return result
+
+
+    def _record(self, task: TrialTask, summary: dict[str, Any], where: dict[str, Any], shipped: bytes | None,
+                attempt: int) -> dict[str, Any]:
+        """Write the run directory the trial shipped, and where it ran (Ray node id, host), its attempts and
+        the bytes sent and shipped back into its summary.json; the summary as recorded."""
+        run = task.run_dir.resolve()
+        sent, back = self._bytes.setdefault(task.trial_id, [0, 0])
+        if shipped is not None:
+            shipping.unpack(shipped, run)
+            back += len(shipped)
+        if not summary:
+            return summary
+        record = {**where, "attempts": attempt, "storage": self.settings.storage, "sent_bytes": sent,
+                  "shipped_bytes": back}
+        summary = {**summary, "run_dir": str(task.run_dir), "ray": record}
+        files.write_json(run / names.SUMMARY, summary)
+        return summary
+

@@ -1,5 +1,5 @@
-"""What runs inside the Ray cluster for `RayExecutor` (raycluster.py): each trial as a Ray task in a fresh
-worker process, the relay actor that carries each trial's per-epoch report to the sweep process and the
+"""What runs inside the Ray cluster for `RayExecutor` (raycluster.py): the long-lived trial workers (an
+actor per slot), the relay actor that carries each trial's per-epoch report to the sweep process and the
 answer back (and the sweep's stop request out), and the probe that checks the sweep directory is shared.
 
 Imported only by the Ray executor: this is where `ray` is imported.
@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
-from dlrun.sweeps.executors.base import TrialResult, TrialTask, execute_trial
+from dlrun.sweeps.executors.base import TrialResult, TrialTask, execute_trial, frozen_heap, peak_memory_mib
 
 STOP_POLL_SECONDS = 0.5
 
@@ -31,25 +33,26 @@ class Relay:
     here until the sweep answers; the sweep's stop request waits here until every trial has seen it."""
 
     def __init__(self) -> None:
-        self.questions: list[tuple[str, str, int, dict[str, Any]]] = []
+        self.questions: list[tuple[str, str, int, dict[str, Any], bytes | None]] = []
         self.waiting: dict[str, asyncio.Future[bool]] = {}
         self.arrived = asyncio.Event()
         self.stopping = False
         self.count = 0
 
-    async def ask(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
-        """A trial's question; returns the sweep's answer (True: go on) once it comes."""
+    async def ask(self, trial_id: str, epoch: int, row: dict[str, Any], shipped: bytes | None = None) -> bool:
+        """A trial's question (with its run directory as a bundle when it runs on the node's own storage);
+        returns the sweep's answer (True: go on) once it comes."""
         if self.stopping:
             return True  # the trial stops anyway, after this batch
         self.count += 1
         key = f"{trial_id}/{epoch}/{self.count}"
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiting[key] = future
-        self.questions.append((key, trial_id, epoch, row))
+        self.questions.append((key, trial_id, epoch, row, shipped))
         self.arrived.set()
         return await future
 
-    async def take(self, wait_s: float) -> list[tuple[str, str, int, dict[str, Any]]]:
+    async def take(self, wait_s: float) -> list[tuple[str, str, int, dict[str, Any], bytes | None]]:
         """The questions asked since the last call, waiting up to `wait_s` seconds for the first."""
         if not self.questions:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -75,9 +78,10 @@ class Relay:
         return self.stopping
 
 
-def _watch_stop(relay: Any, stop: StopRequest) -> None:
-    """Poll the relay for the sweep's stop request (or its disappearance: the sweep is gone)."""
-    while not stop.requested:
+def _watch_stop(relay: Any, stop: StopRequest, done: threading.Event) -> None:
+    """Poll the relay for the sweep's stop request (or its disappearance: the sweep is gone) until the
+    trial is `done`."""
+    while not stop.requested and not done.is_set():
         try:
             stopping = ray.get(relay.is_stopping.remote(), timeout=30)
         except Exception:  # the relay (so the sweep) is gone, or unreachable: stop as after a Ctrl-C
@@ -85,27 +89,68 @@ def _watch_stop(relay: Any, stop: StopRequest) -> None:
         if stopping:
             stop.requested, stop.signal_name = True, "the sweep's stop request"
             return
-        threading.Event().wait(STOP_POLL_SECONDS)
+        done.wait(STOP_POLL_SECONDS)
 
 
-@ray.remote(max_calls=1)  # a fresh worker process per trial: its memory (and GPU memory) goes with it
-def run_trial(task: TrialTask, data: Dataset, threads: int, relay: Any) -> TrialResult:
-    """One trial in this Ray worker: TensorFlow's threads capped to the trial's CPUs (its GPUs are the
-    ones Ray put in CUDA_VISIBLE_DEVICES), each epoch's report relayed to the sweep process and its answer
-    passed to the trial's judge; resumes from the trial's checkpoint when Ray runs it again."""
-    stop = StopRequest()
-    with contextlib.suppress(ValueError):  # a terminal's Ctrl-C reaches the sweep, which tells its trials
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_stop, args=(relay, stop), daemon=True, name="dlrun-stop-watch").start()
-    from dlrun.engine import backend
+@ray.remote(max_restarts=0, max_task_retries=0)
+class TrialWorker:
+    """A slot's long-lived worker: sets TensorFlow up once (threads capped to the slot's CPUs, GPU memory
+    growth on), reads each data set from the object store the first time a trial needs it, and runs trial
+    after trial with the reuse of a local worker (worker.py): compiled models lent between trials of one
+    architecture, each trial's weights from its seed. The sweep replaces it when its memory grew
+    (WORKER_GROWTH_MIB) or it died (its trial then runs again, from its checkpoint, on a fresh worker)."""
 
-    backend.silence_native_logs()
-    backend.setup(0, threads)
+    def __init__(self, data: dict[str, Any], threads: int) -> None:
+        with contextlib.suppress(ValueError):  # a terminal's Ctrl-C reaches the sweep, which tells its trials
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from dlrun.engine import backend
+        from dlrun.engine.reuse import TrialModels
 
-    def judge(epoch: int, row: dict[str, Any]) -> bool:
-        return bool(ray.get(relay.ask.remote(task.trial_id, epoch, row)))
+        backend.silence_native_logs()
+        tf = backend.tf()
+        for gpu in tf.config.list_physical_devices("GPU"):  # before any op: share the GPU Ray gave this slot
+            with contextlib.suppress(RuntimeError, ValueError):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        backend.setup(0, threads)
+        self.refs, self.data = data, {}  # the object store's refs; each read once, on first use
+        self.models = TrialModels()
+        self.heap = frozen_heap()
+        self.heap.__enter__()  # for the worker's life: clearing a session between trials scans only theirs
 
-    return execute_trial(task, data, stop, judge)
+    def where(self) -> dict[str, Any]:
+        """The Ray node this worker runs on: its id, its host, and the worker's process id."""
+        return {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+                "pid": os.getpid()}
+
+    def run(self, task: TrialTask, relay: Any, sent: bytes | None) -> tuple[TrialResult, dict[str, Any], bytes | None]:
+        """Run one trial (fresh, or from its checkpoint), each epoch's report relayed to the sweep process and
+        its answer passed to the trial's judge. `sent`: the trial's run directory as a bundle (shipping.py),
+        for a trial that runs in a directory of this node's own (removed after); None: `task.run_dir` is on
+        storage this node shares with the sweep. Returns the result, where it ran (`where`) and, when
+        shipped, the whole run directory as a bundle (each epoch's went with its report)."""
+        from dlrun.sweeps.executors import shipping
+
+        if task.data_key not in self.data:
+            self.data[task.data_key] = ray.get(self.refs[task.data_key])
+        local = Path(tempfile.mkdtemp(prefix=f"dlrun-trial-{task.trial_id}-")) if sent is not None else None
+        if local is not None and sent is not None:
+            shipping.unpack(sent, local)
+            task = replace(task, run_dir=local)
+        stop, done = StopRequest(), threading.Event()
+        threading.Thread(target=_watch_stop, args=(relay, stop, done), daemon=True, name="dlrun-stop-watch").start()
+
+        def judge(epoch: int, row: dict[str, Any]) -> bool:  # the epoch's checkpoint is saved: ship it first
+            shipped = shipping.bundle(local) if local is not None else None
+            return bool(ray.get(relay.ask.remote(task.trial_id, epoch, row, shipped)))
+
+        try:
+            result = execute_trial(task, self.data[task.data_key], stop, judge, self.models)
+            result.peak_mib = peak_memory_mib()
+            return result, self.where(), shipping.bundle(local) if local is not None else None
+        finally:
+            done.set()
+            if local is not None:
+                shutil.rmtree(local, ignore_errors=True)
 
 
 @ray.remote(num_cpus=0, max_retries=0)

@@ -1,0 +1,43 @@
+"""A run directory as bytes, for a sweep whose trials run on nodes that share no file system with it
+(`sweep.backend.storage: ship`): the sweep sends a trial's directory (its config, and its checkpoint when
+it resumes) to the node that runs it, and the node sends it back after each epoch's checkpoint and at the
+end. A bundle is an uncompressed tar of the directory's regular files (checkpoints are compressed already).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path, PurePosixPath
+
+from dlrun.store import files
+
+
+def bundle(directory: Path) -> bytes:
+    """The regular files under `directory` (temporary files of writes in flight left out) as tar bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not files.is_temp_file(path.name):
+                tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, directory: Path) -> int:
+    """Write the files of bundle `data` into `directory`, each atomically (a reader never sees half a file;
+    files not in the bundle stay). Returns the number of files. ValueError for a member outside `directory`."""
+    count = 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        for member in tar.getmembers():
+            name = PurePosixPath(member.name)
+            if name.is_absolute() or ".." in name.parts:
+                raise ValueError(f"a run directory bundle names a file outside its directory: {member.name}")
+            source = tar.extractfile(member) if member.isfile() else None
+            if source is None:
+                continue
+            target = directory.joinpath(*name.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with files.atomic_path(target) as temp:
+                temp.write_bytes(source.read())
+            count += 1
+    return count
