@@ -19,7 +19,8 @@ from optuna.storages.journal import JournalFileBackend
 from dlrun.store import files, names
 from dlrun.sweeps.leaderboard import leaderboard
 from dlrun.sweeps.plan import plan_sweep
-from dlrun.sweeps.report import Outcome, entries, ranked
+from dlrun.sweeps.ranking import ranked
+from dlrun.sweeps.report import Outcome, entries
 from dlrun.sweeps.scoring import Scoring
 
 SMALL = deep_merge(TINY_MLP, {"data": {"image_size": [8, 8]}, "train": {"epochs": 3, "batch_size": 32}})

@@ -15,10 +15,9 @@ from dlrun.config.applications import APPLICATIONS
 from dlrun.config.layers import LayerItem
 from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, ReduceLROnPlateau
 from dlrun.config.scale import DistributeConfig
-from dlrun.config.section import Float, FractionOrNone, Int, PosFloat, PosInt, Section, Seed
+from dlrun.config.section import Epochs, Float, FractionOrNone, Int, PosFloat, PosInt, Section, Seed
 from dlrun.config.sweep_schema import SweepConfig
 from dlrun.config.tracking_schema import TrackingConfig
-from dlrun.limits import MAX_EPOCHS
 
 DATA_SOURCES = ("mnist", "fashion_mnist", "synthetic_digits", "npy", "npz", "h5", "idx", "folder", "csv", "table")
 FILE_SOURCES = frozenset({"npy", "npz", "h5", "idx", "folder", "csv"})
@@ -151,8 +150,8 @@ class TensorBoardConfig(Section):
 class TrainConfig(Section):
     """How training runs."""
 
-    epochs: PosInt = Field(default=10, le=MAX_EPOCHS, description="Epochs to train (at most 100,000: every "
-                           "checkpoint holds one metrics row per epoch).")
+    epochs: Epochs = Field(default=10, description="Epochs to train (at most 100,000: every checkpoint holds "
+                           "one metrics row per epoch).")
     batch_size: PosInt = Field(default=32, description="Examples per training step.")
     shuffle: bool = Field(default=True, description="Shuffle the training data every epoch (seeded by "
                           "seed and epoch).")
@@ -201,7 +200,7 @@ class StageConfig(Section):
                                "first dense layer) | a list of layer names or globs.")
     unfreeze: list[str] | LastN | None = Field(default=None, description="Layers to train despite freeze: "
                                                "names/globs, or {last: N}.")
-    epochs: PosInt = Field(default=10, le=MAX_EPOCHS, description="Epochs of this stage.")
+    epochs: Epochs = Field(default=10, description="Epochs of this stage.")
     optimizer: StageOptimizer | None = Field(default=None, description="The stage's optimizer changes, e.g. "
                                              "{lr: 0.0001} for fine-tuning.")
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from dlrun.limits import MAX_EPOCHS
 
 
 def _number(value: Any) -> Any:
@@ -38,6 +40,18 @@ NonNegFloat = Annotated[float, Field(ge=0), _IS_NUMBER]
 Fraction = Annotated[float, Field(gt=0, lt=1), _IS_NUMBER]
 FractionOrNone = Annotated[float, Field(ge=0, lt=1), _IS_NUMBER]
 Seed = Annotated[int, Field(ge=0, lt=2**32), _IS_NUMBER]  # what NumPy and TensorFlow take as a seed
+
+
+def _at_most_epochs(value: int) -> int:
+    if value > MAX_EPOCHS:
+        raise PydanticCustomError("too_many_epochs", f"{value:,} epochs would never end, and every checkpoint keeps "
+                                  f"one metrics row per epoch; at most {MAX_EPOCHS:,}")
+    return value
+
+
+# the bound is the schema's `maximum` (the editor flags it) and this check's (a message that says why)
+Epochs = Annotated[int, Field(gt=0, json_schema_extra={"maximum": MAX_EPOCHS}), _IS_NUMBER,
+                   AfterValidator(_at_most_epochs)]
 
 
 def _leaves(annotation: Any) -> list[Any]:

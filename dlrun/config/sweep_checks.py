@@ -133,7 +133,8 @@ def _size_problems(lc: LoadedConfig) -> list[Problem]:
     if sweep.method in SAMPLED:
         if ((sweep.trials or 0) + refined) * sweep.repeats <= MAX_TRIALS:
             return []
-        return [where.problem("sweep.trials", f"{(sweep.trials or 0) + refined:,} points{seeds} are past the cap of "
+        what = "points" if seeds else "trials"
+        return [where.problem("sweep.trials", f"{(sweep.trials or 0) + refined:,} {what}{seeds} are past the cap of "
                               f"{MAX_TRIALS:,} trials per sweep (each is a full run directory and a row of every "
                               f"results.csv and leaderboard); sample at most {MAX_TRIALS:,}, or split the search "
                               "into several sweeps")]

@@ -45,7 +45,7 @@ def load_for_logging(path: Path) -> tuple[Any, dict[str, str]]:
         The uncompiled Keras model, and the versions that load it again: {"keras": ..., "tensorflow": ...}.
     """
     keras = backend.keras()
-    model = keras.saving.load_model(path, compile=False)
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
     return model, {"keras": keras.__version__, "tensorflow": backend.tf().__version__}
 
 
