@@ -35,7 +35,7 @@ def summary_of(path: Path) -> dict[str, Any]:
 
 def status_of(path: Path) -> str:
     """The run's dlrun status (`crashed` for a dead `running` process)."""
-    return effective_status(summary_of(path))
+    return effective_status(summary_of(path), path)
 
 
 def params(path: Path) -> dict[str, str]:
@@ -84,7 +84,7 @@ def final_metrics(summary: dict[str, Any], epoch_names: set[str]) -> dict[str, f
 def tags(path: Path, summary: dict[str, Any], kind: str) -> dict[str, str]:
     """dlrun's tags of a run: version, run directory, kind, status, data fingerprint, and where it
     diverged or was pruned."""
-    status = effective_status(summary)
+    status = effective_status(summary, path)
     out = {"dlrun.version": __version__, "dlrun.run_dir": str(path.resolve()), "dlrun.kind": kind,
            "dlrun.status": status}
     for key in ("data_fingerprint", "diverged_epoch", "pruned_epoch", "config_sha256", "metric", "goal"):
