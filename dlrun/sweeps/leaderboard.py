@@ -19,9 +19,9 @@ def shown_score(entry: Entry, value: float | None = None, std: float | None = No
     return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
-LEADERBOARD_ROWS = 50
-"""The leaderboard prints the best this many entries (a grid of thousands would scroll past the best);
-results.csv holds every one."""
+LEADERBOARD_ROWS = 64
+"""The leaderboard prints the best this many entries: the course's 8 x 8 lr x lambda grid whole, while a grid
+of thousands would scroll past its best; results.csv holds every one."""
 
 
 def leaderboard(plan: SweepPlan, items: list[Entry], title: str, beside: str | None = None) -> Table:
