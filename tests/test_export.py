@@ -25,6 +25,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_dir = Path(train(config, runs_root=directory / "runs", use_cache=False)["run_dir"])
     saved = open_target(run_dir)
     x = load_dataset(saved.lc.config.data, use_cache=False).x_test[:5]
+    x = x.astype(np.float32) / np.float32(255.0)  # what the model sees: pixels are kept as bytes, scaled per batch
     return {"dir": run_dir, "x": x, "expected": np.asarray(build_saved_model(saved)(x))}
 
 

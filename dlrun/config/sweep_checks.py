@@ -142,7 +142,7 @@ def _size_problems(lc: LoadedConfig) -> list[Problem]:
     planned = (math.prod(sizes) if sweep.method == "grid" else min(sizes, default=0)) + refined
     if planned * sweep.repeats <= MAX_TRIALS:
         return []
-    shape = " x ".join(f"{n:,}" for n in sizes) if sweep.method == "grid" else f"{min(sizes):,} pairs"
+    shape = " x ".join(f"{n:,}" for n in sizes) if sweep.method == "grid" else f"{min(sizes, default=0):,} pairs"
     return [where.problem("sweep.params", f"a {sweep.method} of {planned * sweep.repeats:,} trials ({shape}"
                           f"{f' + {refined:,} refined' if refined else ''}{seeds}) is past the cap of {MAX_TRIALS:,} "
                           "trials per sweep (each is a full run directory and a row of every results.csv and "
