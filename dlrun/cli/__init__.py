@@ -43,9 +43,13 @@ cache_app.command("clear")(guarded(tools.cache_clear))
 app.add_typer(cache_app)
 
 
+_SIGNALLED: list[int] = []  # the stop signals received outside training
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     # Outside training (which installs its own graceful handler) Ctrl-C / SIGTERM end the command with
     # 130. SystemExit, unlike KeyboardInterrupt, is not turned into click's "Aborted!" (exit 1).
+    _SIGNALLED.append(signum)
     typer.echo("interrupted", err=True)
     raise SystemExit(Interrupted.exit_code)
 
@@ -64,6 +68,9 @@ def main() -> None:
     except SystemExit as stop:
         code = _exit_code(stop.code)
     except Exception as exc:
+        if _SIGNALLED:  # the stop arrived inside native code (an import of TensorFlow), which re-raised it as
+            code = Interrupted.exit_code  # an error of its own: still a stop, not a bug
+            backend.exit_now(code)
         if os.environ.get("DLRUN_DEBUG"):
             raise
         reason = str(exc).splitlines()[0] if str(exc) else ""
