@@ -22,8 +22,8 @@ class AugmentConfig(Section):
     order to every training batch (after pixels are scaled), drawn from the run's seed."""
 
     flip: Literal[FLIPS] | None = Field(  # type: ignore[valid-type]
-        default=None, description="Mirror each image at random (half of them): horizontal (left-right), "
-        "vertical (top-bottom) or horizontal_and_vertical (Keras' RandomFlip).")
+        default=None, description="Mirror half the images, drawn at random: horizontal (left-right), vertical "
+        "(top-bottom) or horizontal_and_vertical (both at once: a half turn; Keras' RandomFlip).")
     rotation: Rotation | None = Field(  # type: ignore[valid-type]
         default=None, description="Rotate by up to this fraction of a full turn either way: 0.1 is up to "
         "36 degrees (Keras' RandomRotation factor); at most 1.")

@@ -91,8 +91,7 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
                  shuffle: bool = True, augment: Augmentation | None = None) -> tuple[Any, int]:
     """(dataset, steps_per_epoch) covering epochs start_epoch..epochs-1, prefetched, of no known length:
     read steps_per_epoch x (epochs - start_epoch) batches (past them, the stream may start over).
-    `augment`: changes to each batch's images, keyed by (seed, batch number counted from epoch 0) so a
-    stream that starts at a later epoch makes the very changes a whole run makes there (engine/augment.py).
+    `augment`: changes to the images keyed by (seed, batch number from epoch 0): see engine/augment.py.
 
     Built the way Keras' own array adapter is (what model.fit(x, y) uses), so it costs no more:
     the arrays are held once as one tensor (no per-epoch copy); an epoch's indices are cut into
