@@ -29,9 +29,14 @@ AUGMENT = {"flip": "horizontal", "rotation": 0.05, "zoom": 0.1, "translation": 0
 N, BATCH, EPOCHS = 40, 16, 2
 
 
-def _batches(augment: dict[str, Any] | None, seed: int = 3, start: int = 0) -> list[np.ndarray]:
+def _images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (N, 12, 12, 1), dtype=np.uint8)
+
+
+def _batches(augment: dict[str, Any] | None, seed: int = 3, start: int = 0, x: np.ndarray | None = None,
+             ) -> list[np.ndarray]:
     """The training stream's image batches from epoch `start` to the end, in order (no shuffle)."""
-    x = np.random.default_rng(0).integers(0, 256, (N, 12, 12, 1), dtype=np.uint8)
+    x = _images() if x is None else x
     spec = augmentation(DataConfig(augment=augment))
     stream, steps = train_stream(x, np.arange(N), BATCH, seed, start, EPOCHS, shuffle=False, augment=spec)
     return [xb.numpy() for xb, _ in stream.take((EPOCHS - start) * steps)]
@@ -67,6 +72,14 @@ def test_epochs_draw_other_changes() -> None:
 def test_a_stream_started_later_makes_the_changes_a_whole_run_makes_there() -> None:
     whole, later = _batches(AUGMENT), _batches(AUGMENT, start=1)
     assert all(np.array_equal(a, b) for a, b in zip(whole[len(whole) - len(later):], later, strict=True))
+
+
+def test_images_read_from_a_memory_mapped_cache_get_the_same_changes(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", _images())
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    in_memory, from_disk = _batches(AUGMENT), _batches(AUGMENT, x=mapped)
+    assert all(np.array_equal(a, b) for a, b in zip(in_memory, from_disk, strict=True))
 
 
 def test_zero_or_empty_augment_is_no_augmentation() -> None:
