@@ -140,16 +140,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow  # trains models
 def test_the_same_seed_gives_the_same_metrics(runs: dict[str, Path]) -> None:
     first, second, plain = (without_seconds(metric_rows(runs[name])) for name in ("first", "second", "plain"))
     assert first == second != plain
 
 
+@pytest.mark.slow  # trains models
 def test_augmented_training_differs_from_plain_training(runs: dict[str, Path]) -> None:
     first, plain = (without_seconds(metric_rows(runs[name])) for name in ("first", "plain"))
     assert [row["loss"] for row in first] != [row["loss"] for row in plain]
 
 
+@pytest.mark.slow  # trains models
 def test_the_model_holds_no_augmentation_layer(runs: dict[str, Path]) -> None:
     assert (runs["first"] / names.MODEL_TXT).read_text() == (runs["plain"] / names.MODEL_TXT).read_text()
 
@@ -160,6 +163,7 @@ def _evaluate(run: Path, *args: str) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow  # trains models
 def test_test_numbers_of_the_same_weights_do_not_depend_on_augment(runs: dict[str, Path]) -> None:
     recorded = files.read_json(runs["first"] / names.SUMMARY)["metrics"]
     with_augment, without = _evaluate(runs["first"]), _evaluate(runs["first"], "--set", "data.augment=null")
@@ -167,6 +171,7 @@ def test_test_numbers_of_the_same_weights_do_not_depend_on_augment(runs: dict[st
     assert with_augment["confusion_matrix"] == without["confusion_matrix"]
 
 
+@pytest.mark.slow  # trains models
 def test_a_sweep_over_augment_values_trains_each(tmp_path: Path) -> None:
     sweep = {"params": {"data.augment.rotation": [0.0, 0.2]}}
     config = write_config(tmp_path, data={"n_train": 100, "n_test": 50}, train={"epochs": 1}, sweep=sweep)
@@ -186,6 +191,7 @@ def _train(lc: Any, run_dir: Path, stop: StopAfter | None = None) -> Path:
     return run.path
 
 
+@pytest.mark.slow  # trains models
 def test_a_resumed_run_continues_the_augmentation_of_an_uninterrupted_one(tmp_path: Path) -> None:
     lc = load_config(write_config(tmp_path, TINY_CNN, data={"n_train": 100, "n_test": 50, "augment": AUGMENT},
                                   train={"epochs": 3}))
