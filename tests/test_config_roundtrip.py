@@ -45,6 +45,8 @@ STRATEGIES = config_strategies({
     # the optional sections, the deepest among them, are drawn more often than their default null
     "root.transfer": _present,
     "root.sweep": _present,
+    # data.augment mostly absent: covered, and the other sections still are in the (derandomized) draws
+    "DataConfig.augment": lambda augment: st.none() | augment,
     "StageConfig.optimizer": _present,
     "StageConfig.unfreeze": _present,
     # several objectives are a section of their own rules (at least two, a goal each, a pick that names

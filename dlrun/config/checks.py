@@ -219,6 +219,7 @@ STATIC_CHECKS: list[Check] = [
     checks_train.check_schedule,
     checks_train.check_plateau,
     checks_train.check_feature_scaling,
+    checks_train.check_augment_images,
     checks_train.check_saved_model_frozen,
     sizes.check_static_sizes,
 ]

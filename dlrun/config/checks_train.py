@@ -93,3 +93,12 @@ def check_saved_model_frozen(lc: LoadedConfig) -> list[Problem]:
                               "reads as a fixed function (TFSMLayer) whose weights cannot be trained; drop "
                               "trainable: true (it is used frozen), or give the model as a .keras file or run "
                               "directory to fine-tune it")]
+
+
+def check_augment_images(lc: LoadedConfig) -> list[Problem]:
+    """data.augment changes images; a table (csv, table) has none."""
+    data = lc.config.data
+    if data.augment is None or data.source not in TABULAR_SOURCES:
+        return []
+    return [lc.source.problem("data.augment", f"augmentation flips, rotates and zooms images; '{data.source}' is "
+                              "a table of features: remove data.augment")]

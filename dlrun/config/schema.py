@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dlrun.config.applications import APPLICATIONS
+from dlrun.config.augment_schema import AugmentConfig
 from dlrun.config.layers import LayerItem
 from dlrun.config.optimizer_schema import OptimizerConfig, OptimizerName, ReduceLROnPlateau
 from dlrun.config.scale import DistributeConfig
@@ -80,6 +81,10 @@ class DataConfig(Section):
         default=None, min_length=2, description="Names of the classes in label order (one per class), used by "
         "predict, evaluate and the confusion matrix; default: the folder names (folder), the ten Fashion-MNIST "
         "names (fashion_mnist), the digits (mnist, synthetic_digits), else the label numbers.")
+    augment: AugmentConfig | None = Field(
+        default=None, description="Images: random changes to every training batch, e.g. {flip: horizontal, "
+        "rotation: 0.05, zoom: 0.1} (see Augmentation); validation, test, evaluate and predict see the images "
+        "as they are.")
 
 
 class BaseModelConfig(Section):

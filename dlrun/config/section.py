@@ -54,6 +54,28 @@ Epochs = Annotated[int, Field(gt=0, json_schema_extra={"maximum": MAX_EPOCHS}), 
                    AfterValidator(_at_most_epochs)]
 
 
+def _fraction_check(name: str, maximum: float, exclusive: bool, example: str) -> Any:
+    def check(value: float) -> float:
+        if value < 0:
+            raise PydanticCustomError("negative_range", f"{name} takes the size of a range that goes both "
+                                      f"ways: write {abs(value):g} (from -{abs(value):g} to +{abs(value):g})")
+        if value > maximum or (exclusive and value == maximum):
+            bound = f"below {maximum:g}" if exclusive else f"at most {maximum:g}"
+            raise PydanticCustomError("fraction_too_big", f"{name} must be {bound}: it is a fraction {example}")
+        return value
+
+    return check
+
+
+def Fraction0To(maximum: float, name: str, example: str, exclusive: bool = False) -> Any:  # noqa: N802 - a type
+    """A number from 0 up to `maximum` (or below it, `exclusive`) whose error names `name` and shows
+    `example` (what a value means), negative values too. The bounds are the schema's minimum and maximum
+    (or exclusiveMaximum) too, so the editor flags them."""
+    bound = {"exclusiveMaximum": maximum} if exclusive else {"maximum": maximum}
+    return Annotated[float, Field(json_schema_extra={"minimum": 0, **bound}), _IS_NUMBER,
+                     AfterValidator(_fraction_check(name, maximum, exclusive, example))]
+
+
 def _leaves(annotation: Any) -> list[Any]:
     """The types and Literal values an annotation is made of (through unions, Annotated, lists, tuples)."""
     origin = get_origin(annotation)

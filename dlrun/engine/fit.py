@@ -12,6 +12,7 @@ from dlrun.config import LoadedConfig
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend
+from dlrun.engine.augment import augmentation
 from dlrun.engine.pipeline import Streams, eval_batch_size, eval_stream, train_stream
 from dlrun.interrupts import StopRequest
 from dlrun.metrics import final_prefix, task_metric
@@ -101,7 +102,8 @@ def fit_epochs(model: Any, data: Dataset, cfg: ExperimentConfig, reporter: Repor
                        "seconds": round(seconds, 4)})
 
     stream, steps = (streams.train if streams else train_stream)(data.x_train, data.y_train, cfg.train.batch_size,
-                                                                 cfg.seed, start_epoch, end_epoch, cfg.train.shuffle)
+                                                                 cfg.seed, start_epoch, end_epoch, cfg.train.shuffle,
+                                                                 augmentation(cfg.data))
     has_val = data.x_val is not None and data.y_val is not None
     validation = ((streams.evaluation if streams else eval_stream)(data.x_val, data.y_val,
                                                                    eval_batch_size(cfg.train.batch_size))

@@ -26,6 +26,7 @@ import numpy as np
 
 from dlrun.data.mapped import release_pages
 from dlrun.engine import backend
+from dlrun.engine.augment import Augmentation, augmented
 
 PARALLEL_CALLS = 2
 PREFETCH = 2
@@ -65,10 +66,11 @@ class Streams:
         self._streams: OrderedDict[tuple[Any, ...], tuple[Any, np.ndarray, np.ndarray | None]] = OrderedDict()
 
     def train(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start_epoch: int, epochs: int,
-              shuffle: bool = True) -> tuple[Any, int]:
+              shuffle: bool = True, augment: Augmentation | None = None) -> tuple[Any, int]:
         """train_stream(...), the same object for the same arguments while kept."""
-        return self._kept_stream(("train", id(x), id(y), batch_size, seed, start_epoch, epochs, shuffle), x, y,
-                                 lambda: train_stream(x, y, batch_size, seed, start_epoch, epochs, shuffle))
+        key = ("train", id(x), id(y), batch_size, seed, start_epoch, epochs, shuffle, augment)
+        return self._kept_stream(key, x, y, lambda: train_stream(x, y, batch_size, seed, start_epoch, epochs, shuffle,
+                                                                 augment))
 
     def evaluation(self, x: np.ndarray, y: np.ndarray | None, batch_size: int) -> Any:
         """eval_stream(...), the same object for the same arrays and batch size while kept."""
@@ -86,9 +88,10 @@ class Streams:
 
 
 def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start_epoch: int, epochs: int,
-                 shuffle: bool = True) -> tuple[Any, int]:
+                 shuffle: bool = True, augment: Augmentation | None = None) -> tuple[Any, int]:
     """(dataset, steps_per_epoch) covering epochs start_epoch..epochs-1, prefetched, of no known length:
     read steps_per_epoch x (epochs - start_epoch) batches (past them, the stream may start over).
+    `augment`: changes to the images keyed by (seed, batch number from epoch 0): see engine/augment.py.
 
     Built the way Keras' own array adapter is (what model.fit(x, y) uses), so it costs no more:
     the arrays are held once as one tensor (no per-epoch copy); an epoch's indices are cut into
@@ -138,6 +141,9 @@ def train_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, start
     else:
         indices = tf.data.Dataset.range(start_epoch, epochs).flat_map(epoch_batches)
     arrays, gather = _held_arrays(x, y, gather)
+    if augment is not None:
+        indices = tf.data.Dataset.zip((indices, tf.data.Dataset.counter(start_epoch * steps)))
+        gather = augmented(gather, augment, seed)
     batches = tf.data.Dataset.zip((indices, arrays)).map(gather, num_parallel_calls=PARALLEL_CALLS,
                                                          deterministic=True)
     return _finish(batches), steps
