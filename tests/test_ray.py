@@ -37,6 +37,7 @@ from dlrun.config.scale import BackendConfig
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
 from dlrun.sweeps.executors import SequentialExecutor, TrialTask
+from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB
 from dlrun.sweeps.run import sweep
 
 pytestmark = pytest.mark.xdist_group("ray")
@@ -71,12 +72,12 @@ def _trials(tmp_path: Path, count: int, epochs: int) -> tuple[list[TrialTask], d
 
 
 def _run_on_ray(tasks: Any, datasets: dict[str, Any], events: Recorder, jobs: int | None = None,
-                **settings: Any) -> Any:
+                growth_mib: float = WORKER_GROWTH_MIB, **settings: Any) -> Any:
     """Run `tasks` with a RayExecutor on the module's cluster; its worker actors end with it (else they would
     hold the cluster's CPUs for the next test)."""
     from dlrun.sweeps.executors.raycluster import RayExecutor
 
-    executor = RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
+    executor = RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs, growth_mib=growth_mib)
     try:
         executor.run(tasks, datasets, events, StopRequest())
     finally:
@@ -222,6 +223,17 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
     assert result.status == "failed"
     assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
     assert (tasks[0].run_dir / names.ERROR).is_file()
+
+
+@pytest.mark.parametrize(("growth_mib", "actors"), [(-1, 3), (WORKER_GROWTH_MIB, 1)], ids=["grown", "kept"])
+def test_a_worker_actor_whose_memory_grew_is_replaced_by_the_local_workers_rule(
+        ray_cluster: Any, tmp_path: Path, growth_mib: float, actors: int) -> None:
+    tasks, datasets = _trials(tmp_path, 3, epochs=1)
+    _run_on_ray(tasks, datasets, Recorder(), jobs=1, growth_mib=growth_mib)  # -1: any peak "grew"
+    records = [files.read_json(t.run_dir / names.SUMMARY)["ray"] for t in tasks]
+    assert len({r["actor_id"] for r in records}) == len({r["pid"] for r in records}) == actors
+    assert [r["replaced"] for r in records] == [actors > 1] * 3
+    assert all(min(r["rss_mib"], r["peak_mib"]) > 100 for r in records)  # the worker's memory after each trial
 
 
 @pytest.mark.slow
