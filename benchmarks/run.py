@@ -1,13 +1,14 @@
 """Run dlrun's benchmarks side by side with plain Keras and write the results table.
 
     python benchmarks/run.py [--data MNIST_IDX_FOLDER] [--repeats N] [--quick] [--only 1,2,4] [--out FILE] [--kt DIR]
+        [--tune-python PY]
 
 Every comparison runs the dlrun command and the equivalent hand-written script as subprocesses,
 alternately, `--repeats` times after one untimed warm-up each, and reports medians and the ratio
 dlrun / plain: of whole processes (1, 2), and of the steady-state epoch inside them (7, 8, with the
 arithmetic limit beside). Benchmarks 3 and 6 (sweeps) come from bench_sweep.py when that module is present;
-9, 10, 11 (sweeps that search and prune, on real MNIST) from bench_search.py; 12, 13, 14 (Ray, train.distribute)
-from bench_ray.py.
+9, 10, 11 (sweeps that search and prune, on real MNIST) from bench_search.py; 12-16 (Ray, train.distribute,
+Ray Tune beside dlrun on Ray, worker actor memory) from bench_ray.py.
 The table goes to benchmarks/RESULTS.md (not in --quick mode unless --out is given). Exit status 1
 when a measured target is missed.
 """
@@ -105,9 +106,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="an MNIST idx folder (default: built-in synthetic digits)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 2,000 train images: a smoke run")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default=",".join(str(n) for n in range(1, 17)),
+                        help="comma-separated benchmark numbers")
     parser.add_argument("--kt", type=Path, help="a folder with keras-tuner installed (pip install --target DIR "
                         "keras-tuner kt-legacy): benchmark 11 against its Hyperband")
+    parser.add_argument("--tune-python", help="the Python of an environment with Ray Tune: benchmark 15 (how to "
+                        "build it: bench_ray.py)")
     parser.add_argument("--out", type=Path, help="where to write the table (default benchmarks/RESULTS.md)")
     return parser.parse_args(argv)
 
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += cli_rows(write_config("1", arrays, work, 1), work, repeats)
             if "5" in wanted:
                 rows += data_rows(work, repeats, 2000)
-            rows += ray_rows(wanted, repeats, args.quick)  # 12-14: Ray and train.distribute (bench_ray.py)
+            rows += ray_rows(wanted, repeats, args.quick, args.tune_python)  # 12-16 (bench_ray.py)
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -180,9 +184,11 @@ How each side is measured:
   (arith_probe.py). One more dlrun run with `steps_per_execution: 1` must give the same metrics.csv (all
   but seconds) and the same weights as the default `auto`, or the row fails.
 - 3, 6: from bench_sweep.py (the sweep's own benchmark).
-- 12-14: from bench_ray.py: whole `dlrun sweep` processes with --backend ray and --backend local --jobs 2
-  (alternating; the results.csv of both must match), Ray's start-up in a fresh process, and the median
-  epoch of `dlrun train` mirrored on 2 logical CPU devices vs one device (DLRUN_CPU_DEVICES=2 for both).
+- 12-16: from bench_ray.py: whole `dlrun sweep` processes with --backend ray and --backend local --jobs 2
+  (alternating; the results.csv of both must match), Ray's start-up in a fresh process, the median
+  epoch of `dlrun train` mirrored on 2 logical CPU devices vs one device (DLRUN_CPU_DEVICES=2 for both),
+  `dlrun sweep --backend ray` against the same trials in Ray Tune on one running head (alternating), and
+  each worker actor's resident memory over a 64-trial Ray sweep.
 - 4: median wall time of the command; a probe runs the same command in-process and counts imported
   tensorflow/keras modules (must be 0).
 - 5: `load_dataset` in a fresh process per load (data_probe.py); memory from tracemalloc (NumPy buffers)

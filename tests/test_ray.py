@@ -37,6 +37,7 @@ from dlrun.config.scale import BackendConfig
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
 from dlrun.sweeps.executors import SequentialExecutor, TrialTask
+from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB
 from dlrun.sweeps.run import sweep
 
 pytestmark = pytest.mark.xdist_group("ray")
@@ -71,12 +72,12 @@ def _trials(tmp_path: Path, count: int, epochs: int) -> tuple[list[TrialTask], d
 
 
 def _run_on_ray(tasks: Any, datasets: dict[str, Any], events: Recorder, jobs: int | None = None,
-                **settings: Any) -> Any:
+                growth_mib: float = WORKER_GROWTH_MIB, **settings: Any) -> Any:
     """Run `tasks` with a RayExecutor on the module's cluster; its worker actors end with it (else they would
     hold the cluster's CPUs for the next test)."""
     from dlrun.sweeps.executors.raycluster import RayExecutor
 
-    executor = RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs)
+    executor = RayExecutor(BackendConfig(name="ray", **settings), jobs=jobs, growth_mib=growth_mib)
     try:
         executor.run(tasks, datasets, events, StopRequest())
     finally:
@@ -224,6 +225,17 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
     assert (tasks[0].run_dir / names.ERROR).is_file()
 
 
+@pytest.mark.parametrize(("growth_mib", "actors"), [(-1, 3), (WORKER_GROWTH_MIB, 1)], ids=["grown", "kept"])
+def test_a_worker_actor_whose_memory_grew_is_replaced_by_the_local_workers_rule(
+        ray_cluster: Any, tmp_path: Path, growth_mib: float, actors: int) -> None:
+    tasks, datasets = _trials(tmp_path, 3, epochs=1)
+    _run_on_ray(tasks, datasets, Recorder(), jobs=1, growth_mib=growth_mib)  # -1: any peak "grew"
+    records = [files.read_json(t.run_dir / names.SUMMARY)["ray"] for t in tasks]
+    assert len({r["actor_id"] for r in records}) == len({r["pid"] for r in records}) == actors
+    assert [r["replaced"] for r in records] == [actors > 1] * 3
+    assert all(min(r["rss_mib"], r["peak_mib"]) > 100 for r in records)  # the worker's memory after each trial
+
+
 @pytest.mark.slow
 def test_a_two_objective_sweep_prunes_on_ray_by_front_rank(ray_cluster: Any, tmp_path: Path) -> None:
     from test_sweep_pareto import PRUNED, SMALL, assert_pruned_by_front_rank
@@ -232,6 +244,22 @@ def test_a_two_objective_sweep_prunes_on_ray_by_front_rank(ray_cluster: Any, tmp
     summary = sweep(config, sweep_dir=tmp_path / "s", backend="ray", jobs=1)
     assert summary["status"] == "completed" and summary["counts"].get("pruned")
     assert_pruned_by_front_rank(tmp_path / "s")  # judged in the sweep process, rung by rung, as locally
+
+
+TPE_ASHA = {"search": "tpe", "trials": 6, "params": {"optimizer.lr": {"log_uniform": [0.001, 3.0]}},
+            "prune": {"method": "asha", "min_epochs": 1, "reduction": 2}}
+
+
+def test_a_seeded_tpe_sweep_pruned_by_asha_gives_the_local_results_one_trial_at_a_time(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    # one slot on each side: TPE's next point and ASHA's verdicts depend on the order in which trials report,
+    # which parallel slots leave to timing (docs/scaling.md); one trial at a time, the order is the plan's
+    config = write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": 4}}), sweep=TPE_ASHA)
+    on_ray = sweep(config, sweep_dir=tmp_path / "ray", backend="ray", jobs=1)
+    local = sweep(config, sweep_dir=tmp_path / "local", backend="local", jobs=1)
+    assert on_ray["status"] == local["status"] == "completed" and on_ray["counts"].get("pruned")
+    assert on_ray["threads"]["from"] != local["threads"]["from"]  # the trials did run on Ray
+    assert _results(tmp_path / "ray") == _results(tmp_path / "local")
 
 
 def _ray_records(sweep_dir: Path) -> list[dict[str, Any]]:

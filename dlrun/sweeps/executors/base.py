@@ -51,6 +51,26 @@ def peak_memory_mib() -> float:
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+def resident_memory_mib() -> float:
+    """This process' resident memory now, in MiB (its peak where /proc is not there to read)."""
+    import os
+
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return peak_memory_mib()
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def outgrown(first_peak: float | None, peak_mib: float | None, growth_mib: float) -> tuple[float | None, bool]:
+    """The rule that replaces a worker, a local process or a Ray actor alike: once its peak memory after a
+    trial (`peak_mib`) is more than `growth_mib` above its peak after its first trial (`first_peak`, None
+    before that trial ended). Returns the first peak to keep and whether a fresh worker takes its place."""
+    first = peak_mib if first_peak is None else first_peak
+    return first, (peak_mib or 0.0) - (first or 0.0) > growth_mib
+
+
 @dataclass(frozen=True)
 class TrialTask:
     """One trial to run: its id, its run directory (config.yaml already written), its data set key, and

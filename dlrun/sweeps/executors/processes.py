@@ -24,7 +24,14 @@ from typing import Any
 
 from dlrun.data import Dataset
 from dlrun.interrupts import StopRequest
-from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB, TrialEvents, TrialResult, TrialTask, lost_trial
+from dlrun.sweeps.executors.base import (
+    WORKER_GROWTH_MIB,
+    TrialEvents,
+    TrialResult,
+    TrialTask,
+    lost_trial,
+    outgrown,
+)
 from dlrun.sweeps.executors.devices import cpu_count
 from dlrun.sweeps.executors.worker import EpochReport, worker_main
 
@@ -210,10 +217,8 @@ class ProcessExecutor:
 
     def _spent(self, worker: _Worker, result: TrialResult) -> bool:
         """Whether `worker` should make way for a fresh process (its memory grew)."""
-        if result.peak_mib is not None and worker.first_peak is None:
-            worker.first_peak = result.peak_mib
-        grown = (result.peak_mib or 0.0) - (worker.first_peak or 0.0)
-        return grown > self.growth_mib
+        worker.first_peak, spent = outgrown(worker.first_peak, result.peak_mib, self.growth_mib)
+        return spent
 
     def _signal(self, workers: list[_Worker], count: int) -> int:
         """SIGTERM every busy worker: the first asks for a stop after the batch, the second is immediate."""

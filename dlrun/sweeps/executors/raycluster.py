@@ -4,9 +4,11 @@ The sweep process stays the driver: it prepares the data once and puts it in Ray
 trial to a slot's worker actor (one per slot: the CPUs and GPUs a trial reserves) only when the slot is
 free, answers each trial's per-epoch report (`TrialEvents.epoch_ended`) through a relay actor on its own
 node, and writes the sweep's records. A worker actor lives for the sweep and lends its compiled models to
-its next trials, as a local worker does; each trial writes its run directory under the sweep directory
-(resolved here), which every node must see (checked at start). A worker or node that dies costs its trial
-one more attempt, from its last checkpoint, on a fresh worker (up to `max_retries` more).
+its next trials, as a local worker does, and is replaced by the local workers' rule once its memory grew
+(base.outgrown). Each trial writes its run directory on its node, shipped back here (storage: ship), or
+under the sweep directory (resolved here) that every node sees (storage: shared, checked at start). A
+worker or node that dies costs its trial one more attempt, from its last checkpoint, on a fresh worker (up
+to `max_retries` more).
 
 Importing this module loads Ray (never TensorFlow); only `--backend ray` imports it.
 """
@@ -26,7 +28,14 @@ from dlrun.errors import SweepError
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
 from dlrun.sweeps.executors import shipping
-from dlrun.sweeps.executors.base import WORKER_GROWTH_MIB, TrialEvents, TrialResult, TrialTask, lost_trial
+from dlrun.sweeps.executors.base import (
+    WORKER_GROWTH_MIB,
+    TrialEvents,
+    TrialResult,
+    TrialTask,
+    lost_trial,
+    outgrown,
+)
 from dlrun.sweeps.executors.rayconnect import check_shared_storage, connect, on_this_node
 from dlrun.sweeps.executors.rayconnect import ray_module as _ray
 
@@ -212,19 +221,18 @@ class RayExecutor:
             message = (f"the Ray worker running the trial died {slot.attempt} time(s) "
                        f"(sweep.backend.max_retries: {self.settings.max_retries}): {type(exc).__name__}: {reason}")
             return lost_trial(task, stop.requested, message, f"\n\n{exc}")
-        result.summary = self._record(task, result.summary, where, shipped, slot.attempt)
-        if result.peak_mib is not None and slot.first_peak is None:
-            slot.first_peak = result.peak_mib
-        if (result.peak_mib or 0.0) - (slot.first_peak or 0.0) > self.growth_mib:
+        slot.first_peak, spent = outgrown(slot.first_peak, result.peak_mib, self.growth_mib)
+        result.summary = self._record(task, result.summary, {**where, "replaced": spent}, shipped, slot.attempt)
+        if spent:
             ray.kill(slot.actor)  # a fresh worker takes its place for the next trial
             slot.actor = None
         return result
 
-
     def _record(self, task: TrialTask, summary: dict[str, Any], where: dict[str, Any], shipped: bytes | None,
                 attempt: int) -> dict[str, Any]:
-        """Write the run directory the trial shipped, and where it ran (Ray node id, host), its attempts and
-        the bytes sent and shipped back into its summary.json; the summary as recorded."""
+        """Write the run directory the trial shipped, and where it ran (Ray node id, host, worker actor, the
+        worker's memory after the trial and whether it was replaced for its growth), its attempts and the bytes
+        sent and shipped back into its summary.json; the summary as recorded."""
         run = task.run_dir.resolve()
         sent, back = self._bytes.setdefault(task.trial_id, [0, 0])
         if shipped is not None:

@@ -22,7 +22,14 @@ from typing import Any
 import ray
 
 from dlrun.interrupts import StopRequest
-from dlrun.sweeps.executors.base import TrialResult, TrialTask, execute_trial, frozen_heap, peak_memory_mib
+from dlrun.sweeps.executors.base import (
+    TrialResult,
+    TrialTask,
+    execute_trial,
+    frozen_heap,
+    peak_memory_mib,
+    resident_memory_mib,
+)
 
 STOP_POLL_SECONDS = 0.5
 
@@ -118,9 +125,12 @@ class TrialWorker:
         self.heap.__enter__()  # for the worker's life: clearing a session between trials scans only theirs
 
     def where(self) -> dict[str, Any]:
-        """The Ray node this worker runs on: its id, its host, and the worker's process id."""
-        return {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
-                "pid": os.getpid()}
+        """The Ray node this worker runs on (its id, its host), the worker (actor id, process id), and its
+        resident and peak memory now, in MiB (a trial just ended: what the worker keeps between trials)."""
+        context = ray.get_runtime_context()
+        return {"node_id": context.get_node_id(), "host": socket.gethostname(), "actor_id": context.get_actor_id(),
+                "pid": os.getpid(), "rss_mib": round(resident_memory_mib(), 1),
+                "peak_mib": round(peak_memory_mib(), 1)}
 
     def run(self, task: TrialTask, relay: Any, sent: bytes | None) -> tuple[TrialResult, dict[str, Any], bytes | None]:
         """Run one trial (fresh, or from its checkpoint), each epoch's report relayed to the sweep process and
