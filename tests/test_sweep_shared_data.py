@@ -8,6 +8,7 @@ import os
 import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,10 @@ import pytest
 from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_key, load_dataset
 from dlrun.errors import DataError
+from dlrun.sweeps.data import load_sweep_data
 from dlrun.sweeps.executors.processes import ProcessExecutor, _pickled
+from dlrun.sweeps.plan import plan_sweep
+from dlrun.ui.console import Reporter
 from tests.conftest import TINY_MLP, cli_env, run_cli, write_config
 from tests.test_sweep import metric_view
 
@@ -86,6 +90,22 @@ def test_each_worker_maps_the_one_cache_file(mapped: DataConfig) -> None:
         assert len(pids) == 2 and all(_maps(pid, str(data.x_train.filename)) for pid in pids)
     finally:
         executor.close()
+
+
+def test_two_jobs_map_a_data_set_whose_two_copies_pass_the_threshold(pixels: DataConfig, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 MiB of examples under a 12 MiB budget (a 3 MiB threshold): one process holds them, two workers map."""
+    config = write_config(tmp_path, TINY_MLP, data=pixels.model_dump(mode="json", exclude_defaults=True))
+    plan = plan_sweep(config, lr="0.1,1")
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", "12M")
+
+    def loaded(copies: int) -> Any:
+        return next(iter(load_sweep_data(plan, Reporter(json_mode=True), copies=copies)[0].values()))
+
+    built, one, two = loaded(2), loaded(1), loaded(2)  # built: the entry written, then read back mapped
+    assert [(d.cache, isinstance(d.x_train, np.memmap)) for d in (built, one, two)] == \
+        [("miss", True), ("hit", False), ("hit", True)]
+    assert built.fingerprint() == one.fingerprint() == two.fingerprint() and built.notes == one.notes
 
 
 @pytest.mark.slow
