@@ -5,6 +5,7 @@ by value, pickled once for all workers."""
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -18,6 +19,7 @@ from dlrun.data import cache, cache_key, load_dataset
 from dlrun.errors import DataError
 from dlrun.sweeps.data import load_sweep_data
 from dlrun.sweeps.executors.processes import ProcessExecutor, _pickled
+from dlrun.sweeps.executors.shipping import for_object_store
 from dlrun.sweeps.plan import plan_sweep
 from dlrun.ui.console import Reporter
 from tests.conftest import TINY_MLP, cli_env, run_cli, write_config
@@ -52,6 +54,17 @@ def test_mapped_arrays_are_sent_as_their_file(mapped: DataConfig) -> None:
     assert isinstance(back.x_train, np.memmap) and str(back.x_train.filename) == str(data.x_train.filename)
     assert np.array_equal(back.x_train, data.x_train) and np.array_equal(back.y_train, data.y_train)
     assert back.val_is_test == data.val_is_test and back.fingerprint() == data.fingerprint()
+
+
+def test_mapped_arrays_go_to_rays_object_store_out_of_band(mapped: DataConfig) -> None:
+    """Ray stores out-of-band buffers once per node and hands every actor views of them; what is pickled in
+    band is a copy in each actor."""
+    data = load_dataset(mapped)
+    buffers: list[pickle.PickleBuffer] = []
+    inband = pickle.dumps(for_object_store(data), protocol=5, buffer_callback=buffers.append)
+    assert len(inband) < 64 << 10 and sum(b.raw().nbytes for b in buffers) >= data.x_train.nbytes
+    back = pickle.loads(inband, buffers=buffers)
+    assert np.array_equal(back.x_train, data.x_train) and back.fingerprint() == data.fingerprint()
 
 
 def test_arrays_in_memory_are_sent_by_value(pixels: DataConfig) -> None:
