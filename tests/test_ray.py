@@ -175,6 +175,24 @@ def test_ray_sweep_gives_the_results_of_a_local_sweep(ray_cluster: Any, tmp_path
     assert ray.is_initialized()  # a connection the sweep did not make is left open
 
 
+def test_a_memory_mapped_data_set_trains_on_ray_as_in_memory_locally(ray_cluster: Any, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache entry over the mapping threshold reaches the actors as plain arrays (shipping.for_object_store):
+    a np.memmap would arrive pickled, without its file."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.integers(0, 256, (2000, 28, 28), dtype=np.uint8))
+    np.save(tmp_path / "Y.npy", np.arange(2000) % 10)
+    config = write_config(tmp_path, TINY_MLP, data={"source": "npy", "path": str(tmp_path)})
+    local = sweep(config, None, "0.02,0.05", "0,0.01", "zip", sweep_dir=tmp_path / "local",
+                  executor=SequentialExecutor())  # in memory, and written to the data cache
+    monkeypatch.setenv("DLRUN_MEMORY_BUDGET", "4M")  # the 1.5 MiB of examples are then mapped
+    on_ray = sweep(config, None, "0.02,0.05", "0,0.01", "zip", sweep_dir=tmp_path / "ray", backend="ray")
+    assert on_ray["status"] == local["status"] == "completed"
+    assert _results(tmp_path / "ray") == _results(tmp_path / "local")
+
+
 def test_the_sweep_process_judges_every_epoch_and_pulls_a_trial_only_when_a_slot_is_free(
         ray_cluster: Any, tmp_path: Path) -> None:
     tasks, datasets = _trials(tmp_path, 2, epochs=3)

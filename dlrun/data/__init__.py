@@ -23,7 +23,8 @@ Progress = Callable[[str, int, int], None]  # (what, done, total), e.g. a ui Ste
 
 
 def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool = True,
-                 progress: Progress | None = None, feature_stats: FeatureStats | None = None) -> Dataset:
+                 progress: Progress | None = None, feature_stats: FeatureStats | None = None,
+                 map_over: int | None = None) -> Dataset:
     """Read and prepare the configured data set. Raises DataError for any data problem.
 
     File and folder sources are served from the data cache (data/cache.py) when an entry for these
@@ -33,18 +34,20 @@ def load_dataset(cfg: DataConfig, task: str = "classification", use_cache: bool 
     alone decides the splits. `progress` hears about long steps (decoding an image folder, writing
     the cache entry). `feature_stats` (a run's names.FEATURES) prepares a table with that run's
     columns, categories and scaling instead of statistics fitted on this training split. The classes are
-    named (data/classes.py) after the cache: names are not data.
+    named (data/classes.py) after the cache: names are not data. `map_over` replaces cache.map_threshold()
+    (a sweep whose worker processes would each hold a copy maps sooner), and a data set this call builds
+    and caches whose examples exceed it is read back mapped from its new entry.
     """
-    return name_classes(_load(cfg, task, use_cache, progress, feature_stats), cfg)
+    return name_classes(_load(cfg, task, use_cache, progress, feature_stats, map_over), cfg)
 
 
 def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None,
-          feature_stats: FeatureStats | None) -> Dataset:
+          feature_stats: FeatureStats | None, map_over: int | None = None) -> Dataset:
     key = cache_key.cache_key(cfg, task) if use_cache and feature_stats is None else None
     if key is None:
         return prepare(load_raw(cfg, progress), cfg, task, feature_stats)
     cache_admin.hold(cache.entry_path(key))  # in use by this process from now on: never evicted under it
-    entry = cache.read_entry(key, map_over=cache.map_threshold())
+    entry = cache.read_entry(key, map_over=cache.map_threshold() if map_over is None else map_over)
     if entry is not None:
         return _from_entry(*entry, "hit")
     damaged = cache.entry_path(key).exists()
@@ -67,6 +70,9 @@ def _load(cfg: DataConfig, task: str, use_cache: bool, progress: Progress | None
         arrays = {n: a for n in stored if (a := getattr(data, n)) is not None}
         cache_admin.write_with_progress(key, arrays, meta, progress)
         data.cache = "miss"
+        examples = sum(a.nbytes for n, a in arrays.items() if n.startswith("x_"))
+        if map_over is not None and examples > map_over and (entry := cache.read_entry(key, map_over)) is not None:
+            data = _from_entry(*entry, "miss")
     except OSError as exc:  # a read-only or full cache folder: this run goes on without the cache
         reason = {errno.EROFS: "is read-only", errno.EACCES: "is not writable", errno.ENOSPC: "has no space left",
                   errno.EDQUOT: "is over its disk quota"}.get(exc.errno or 0, f"cannot be written ({exc})")

@@ -1,13 +1,17 @@
 """Arrays memory-mapped from files (issue 29): rows gathered from them chunk by chunk, and their pages
-released, so reading a file bigger than memory never holds it. No TensorFlow here."""
+released, so reading a file bigger than memory never holds it; and referred to by file, so that another
+process (a sweep's worker) maps the same file instead of receiving a copy. No TensorFlow here."""
 
 from __future__ import annotations
 
 import mmap
+import os
 import zlib
 from typing import Any
 
 import numpy as np
+
+from dlrun.errors import DataError
 
 
 class Rows:
@@ -45,3 +49,38 @@ def release_pages(array: np.ndarray) -> None:
     mapping = getattr(array, "_mmap", None)
     if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
         mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def file_reference(array: Any) -> tuple[Any, ...] | None:
+    """What another process needs to map the same file as `array` (a read-only memory map of a whole
+    file region, as cache.read_entry makes): (file, dtype, offset, shape, device, inode, size); None for
+    anything else (an array in memory, a view of a map), which has to be sent by value."""
+    if not (isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.filename
+            and array.mode == "r" and array.flags.c_contiguous):
+        return None
+    try:
+        st = os.stat(array.filename)
+    except OSError:
+        return None
+    return (str(array.filename), array.dtype.str, int(array.offset), tuple(array.shape), st.st_dev, st.st_ino,
+            st.st_size)
+
+
+def reopen(filename: str, dtype: str, offset: int, shape: tuple[int, ...], device: int, inode: int,
+           size: int) -> np.memmap:
+    """The array of a `file_reference`, mapped read-only in this process: the same pages of the page cache
+    as in every other process mapping that file, no copy.
+
+    Raises:
+        DataError: the file is gone or is not the one referred to (replaced since, or changed in size).
+    """
+    try:
+        with open(filename, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino, st.st_size) == (device, inode, size):
+                return np.memmap(fh, np.dtype(dtype), "r", offset, shape)
+            problem = "was replaced or changed in size"
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    raise DataError(f"{filename}: the data cache entry this sweep maps {problem} while the sweep used it; "
+                    "run the sweep again (--resume continues it)")

@@ -7,18 +7,22 @@ import hashlib
 import json
 
 from dlrun.config.checks import check_against_data
-from dlrun.data import Dataset, load_dataset
+from dlrun.data import Dataset, cache, load_dataset
 from dlrun.errors import ConfigError, Problem
 from dlrun.sweeps.plan import SweepPlan, Trial
 from dlrun.sweeps.report import format_value
 from dlrun.ui.console import Reporter
 
 
-def load_sweep_data(plan: SweepPlan, reporter: Reporter,
-                    use_cache: bool = True) -> tuple[dict[str, Dataset], dict[str, str]]:
+def load_sweep_data(plan: SweepPlan, reporter: Reporter, use_cache: bool = True,
+                    copies: int = 1) -> tuple[dict[str, Dataset], dict[str, str]]:
     """Load and preprocess each distinct data config once (one, unless data keys are swept; the seed
     plays no part in the data), through the data cache unless `use_cache` is False, and run the data
-    checks of every trial. Returns (data sets by key, data key of each trial)."""
+    checks of every trial. `copies`: the local worker processes that would each hold a data set kept in
+    memory; a cached data set whose examples, times `copies`, exceed cache.map_threshold() is
+    memory-mapped instead, and every worker maps the one file (processes.py). Returns (data sets by
+    key, data key of each trial)."""
+    map_over = cache.map_threshold() // copies if copies > 1 else None
     datasets: dict[str, Dataset] = {}
     key_of: dict[str, str] = {}
     # random and tpe have no trials yet: their data is the base config's (data keys are not sampled)
@@ -28,7 +32,8 @@ def load_sweep_data(plan: SweepPlan, reporter: Reporter,
         key = hashlib.sha256(spec.encode()).hexdigest()[:16]
         if key not in datasets:
             with reporter.progress() as progress:
-                datasets[key] = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress)
+                datasets[key] = load_dataset(cfg.data, cfg.task, use_cache=use_cache, progress=progress,
+                                             map_over=map_over)
             for note in [*datasets[key].notes, *filter(None, [datasets[key].validation_warning()])]:
                 reporter.warn(note)
         data = datasets[key]

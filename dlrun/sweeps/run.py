@@ -128,7 +128,7 @@ def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, r
          jobs: int | None, executor: TrialExecutor | None, flags: tuple[Any, ...], use_cache: bool,
          where: MlflowTarget | None) -> dict[str, Any]:
     """Load the data, write a new sweep directory and run its trials."""
-    datasets, key_of = load_sweep_data(plan, reporter, use_cache)
+    datasets, key_of = load_sweep_data(plan, reporter, use_cache, _copies(plan, flags, jobs))
     executor = executor or _executor(plan, flags, jobs, datasets) or make_executor(jobs, plan.planned)
     try:
         _start(executor, datasets, plan, plan.planned)  # workers load TensorFlow while the directory is written
@@ -146,7 +146,7 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
     root = sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
         plan, engine = reopen(root, reporter)
-        datasets, key_of = load_sweep_data(plan, reporter, use_cache)
+        datasets, key_of = load_sweep_data(plan, reporter, use_cache, _copies(plan, flags, jobs))
         executor = executor or _executor(plan, flags, jobs, datasets)
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True, where=where)
 
@@ -162,6 +162,13 @@ def _close(executor: TrialExecutor | None) -> None:
     """End what an executor keeps across rounds: worker processes, a Ray connection."""
     if callable(close := getattr(executor, "close", None)):
         close()
+
+
+def _copies(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None) -> int:
+    """How many local worker processes would each hold a copy of a data set kept in memory: --jobs, none
+    on Ray (its nodes read the object store)."""
+    assert plan.base.config.sweep is not None
+    return 1 if (flags[0] or plan.base.config.sweep.backend.name) == "ray" else max(1, jobs or 1)
 
 
 def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,

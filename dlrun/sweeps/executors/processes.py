@@ -2,15 +2,18 @@
 threads limited (cores // N) or pinned to one GPU, so the jobs do not fight over the machine.
 
 Workers are spawned (never forked: TensorFlow is not fork-safe; their side is worker.py), receive the
-data sets once when they start, and then run one trial per message. After each epoch a trial sends its
-metrics row back over the same pipe and waits for the sweep's answer (keep going, or prune). Ctrl-C
-reaches the sweep only; it forwards a SIGTERM, each worker stops its trial after the current batch,
-saves its state and reports.
+data sets once when they start, and then run one trial per message. Arrays in memory are sent as copies
+(pickled once for all workers); a memory-mapped cache entry's arrays are sent as a reference to the
+entry's file, which each worker maps: every worker reads the one file through the page cache. After
+each epoch a trial sends its metrics row back over the same pipe and waits for the sweep's answer (keep
+going, or prune). Ctrl-C reaches the sweep only; it forwards a SIGTERM, each worker stops its trial after
+the current batch, saves its state and reports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import os
 import signal
@@ -23,6 +26,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from dlrun.data import Dataset
+from dlrun.data.mapped import file_reference, reopen
 from dlrun.interrupts import StopRequest
 from dlrun.sweeps.executors.base import (
     WORKER_GROWTH_MIB,
@@ -244,9 +248,20 @@ class ProcessExecutor:
         self._retired = []
 
 
+class _DataPickler(ForkingPickler):
+    """Connection.send's pickler, but a memory-mapped array goes as its file reference (mapped.reopen
+    maps it in the worker) instead of as its bytes."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        reference = file_reference(obj)
+        return NotImplemented if reference is None else (reopen, reference)
+
+
 def _pickled(datasets: dict[str, Dataset]) -> Any:
-    """The data sets as Connection.send would pickle them (the worker's recv() reads them back)."""
-    return ForkingPickler.dumps(datasets)
+    """The data sets as the worker's recv() reads them back (see _DataPickler)."""
+    buffer = io.BytesIO()
+    _DataPickler(buffer).dump(datasets)
+    return buffer.getbuffer()
 
 
 def _send_data(conn: Connection, payload: Any) -> None:

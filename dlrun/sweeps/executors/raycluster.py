@@ -107,7 +107,7 @@ class RayExecutor:
             if self._data is None:  # once per sweep: the storage probe, and the data in the object store
                 if self.settings.storage == "shared":
                     check_shared_storage(first.run_dir.resolve().parent)
-                self._data = {key: ray.put(d) for key, d in datasets.items()}
+                self._data = {key: ray.put(shipping.for_object_store(d)) for key, d in datasets.items()}
                 self._threads = first.threads or self.threads
                 self._slots = [_Slot() for _ in range(self.jobs)]
             from dlrun.sweeps.executors.raytasks import Relay

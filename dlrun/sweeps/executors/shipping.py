@@ -1,16 +1,39 @@
-"""A run directory as bytes, for a sweep whose trials run on nodes that share no file system with it
-(`sweep.backend.storage: ship`): the sweep sends a trial's directory (its config, and its checkpoint when
-it resumes) to the node that runs it, and the node sends it back after each epoch's checkpoint and at the
-end. A bundle is an uncompressed tar of the directory's regular files (checkpoints are compressed already).
+"""What travels to Ray's nodes besides the trials. A data set, put in the object store once
+(`for_object_store`). A run directory as bytes, for a sweep whose trials run on nodes that share no file
+system with it (`sweep.backend.storage: ship`): the sweep sends a trial's directory (its config, and its
+checkpoint when it resumes) to the node that runs it, and the node sends it back after each epoch's
+checkpoint and at the end. A bundle is an uncompressed tar of the directory's regular files (checkpoints
+are compressed already).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
+from dlrun.data import Dataset
+from dlrun.data.dataset import ARRAYS
 from dlrun.store import files
+
+
+def for_object_store(data: Dataset) -> Dataset:
+    """`data` with each memory-mapped array (a cache entry too big to read) as a plain array over the same
+    pages: Ray stores a plain array's bytes out of band, copied once into a node's object store and read
+    there by every actor without a copy, where a np.memmap is pickled in band (a copy in every actor, which
+    also loses its file and cannot be streamed). Arrays that are one object stay one (validation: test)."""
+    views: dict[int, np.ndarray] = {}
+    for name in ARRAYS:
+        array = getattr(data, name)
+        if isinstance(array, np.memmap) and id(array) not in views:
+            views[id(array)] = array.view(np.ndarray)
+    if not views:
+        return data
+    return dataclasses.replace(data, **{name: views[id(getattr(data, name))] for name in ARRAYS
+                                        if id(getattr(data, name)) in views})
 
 
 def bundle(directory: Path) -> bytes:

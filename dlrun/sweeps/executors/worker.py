@@ -17,9 +17,10 @@ from types import FrameType
 from typing import Any
 
 from dlrun.data import Dataset
+from dlrun.errors import DataError
 from dlrun.interrupts import StopRequest
 from dlrun.store.rundir import RunDir
-from dlrun.store.status import read_status
+from dlrun.store.status import mark_failed, read_status
 from dlrun.sweeps.executors.base import TrialResult, execute_trial, frozen_heap, peak_memory_mib
 from dlrun.ui.plots import drawn_in_background
 
@@ -60,9 +61,11 @@ def worker_main(conn: Connection, threads: int, device: str | None, parent_pid: 
     backend.silence_native_logs()
     backend.setup(0, threads)
     try:
-        datasets: dict[str, Dataset] = conn.recv()
+        datasets: dict[str, Dataset] | DataError = conn.recv()
     except (EOFError, OSError):
         backend.exit_now(0)  # the sweep ended before sending them (a config or disk error): nothing to run
+    except DataError as exc:  # a mapped cache entry gone from under the sweep (mapped.reopen): trials fail saying so
+        datasets = exc
     with frozen_heap(), drawn_in_background():  # the next trial need not wait for a plot
         _serve(conn, datasets, stop, parent_pid)
     backend.exit_now(0)  # every trial's files are written (plots too): skip TensorFlow's ~1 s teardown
@@ -83,7 +86,7 @@ def _judge(conn: Connection, trial_id: str, parent_pid: int) -> Callable[[int, d
     return judge
 
 
-def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest, parent_pid: int) -> None:
+def _serve(conn: Connection, datasets: dict[str, Dataset] | DataError, stop: StopRequest, parent_pid: int) -> None:
     """Run each trial sent on `conn` and send back its result, until told to stop."""
     from dlrun.engine.reuse import TrialModels
 
@@ -97,6 +100,9 @@ def _serve(conn: Connection, datasets: dict[str, Dataset], stop: StopRequest, pa
             return
         if task is None:
             return
+        if isinstance(datasets, DataError):
+            conn.send(TrialResult(task.trial_id, "failed", mark_failed(RunDir(task.run_dir), str(datasets))))
+            continue
         try:
             result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task.trial_id, parent_pid),
                                    models)
