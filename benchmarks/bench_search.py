@@ -5,6 +5,10 @@ SGD, batch 1000, 10 epochs; real MNIST digits from an idx folder, validation hel
     0.01 of its validation accuracy, in <= 0.4x the wall time;
 10. `search: tpe` with 16 trials over the same ranges (log-uniform) against the 64-point grid: best within
     0.01, wall <= 0.3x; 10b (not an issue row, no target): the same tpe sweep with `prune: asha`;
+9b. two objectives (val_accuracy: max, params: min) on the course's architecture sweep (hidden units
+    32 ... 512 x lr, MLP 784-units-10, batch 100): pruned by front rank against unpruned, the final front's
+    hypervolume within 2 % in <= 0.5x the wall time (bench_pareto.py: Optuna's hypervolume, the
+    reference point stated there);
 11. the grid with `prune: asha` against Keras Tuner's Hyperband on the same model, data, validation split
     and epoch budget (keras-tuner lives in its own --target folder, never a dependency of dlrun): wall
     time and best validation accuracy side by side, both scored as Keras Tuner scores a trial, on its best
@@ -35,16 +39,19 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pareto import pareto_configs, pareto_row  # noqa: E402
 from bench_sweep import COURSE_VALUES, _env, course_config, run_measured  # noqa: E402
 
 # ../shared/data/mnist-t10k beside the main checkout (a worktree lies one folder deeper)
 DEFAULT_DATA = next((p / "shared" / "data" / "mnist-t10k" for p in Path(__file__).resolve().parents[1:4]
                      if (p / "shared" / "data" / "mnist-t10k").is_dir()), Path("../shared/data/mnist-t10k"))
-TARGETS: dict[str, float | None] = {"9": 0.4, "10": 0.3, "10b": None}
+TARGETS: dict[str, float | None] = {"9": 0.4, "10": 0.3, "10b": None, "9b": 0.5}
+HV_TOLERANCE = 0.02  # row 9b: the pruned front's hypervolume within 2 % of the unpruned one's
 NAMES = {"9": "sweep: 8x8 grid, prune asha vs no pruning",
          "10": "sweep: tpe 16 trials vs the 64-point grid",
          "10b": "sweep: tpe 16 trials with asha vs the 64-point grid",
-         "11": "sweep: 8x8 grid with asha vs Keras Tuner Hyperband, both scored on the best epoch"}
+         "11": "sweep: 8x8 grid with asha vs Keras Tuner Hyperband, both scored on the best epoch",
+         "9b": "sweep: units x lr on val_accuracy and params, pruned by front rank vs unpruned"}
 
 HYPERBAND = r'''
 import json, sys, time
@@ -93,7 +100,8 @@ def configs(data: Path, quick: bool) -> dict[str, dict[str, Any]]:
     tpe_asha["sweep"]["prune"] = asha["sweep"]["prune"]
     asha_best = json.loads(json.dumps(asha))
     asha_best["sweep"]["score"] = "best"
-    return {"grid": grid, "asha": asha, "tpe": tpe, "tpe_asha": tpe_asha, "asha_best": asha_best}
+    return {"grid": grid, "asha": asha, "tpe": tpe, "tpe_asha": tpe_asha, "asha_best": asha_best,
+            **pareto_configs(source)}
 
 
 def run_sweep(config: dict[str, Any], tmp: Path, name: str) -> tuple[float, dict[str, Any]]:
@@ -130,7 +138,7 @@ def hyperband(config: dict[str, Any], tmp: Path, kt_path: Path) -> tuple[float, 
 
 
 def search_rows(data: Path, quick: bool, kt_path: Path | None,
-                numbers: tuple[str, ...] = ("9", "10", "10b", "11"), repeats: int = 1) -> list[dict[str, Any]]:
+                numbers: tuple[str, ...] = ("9", "10", "10b", "9b", "11"), repeats: int = 1) -> list[dict[str, Any]]:
     """Rows `numbers` of 9, 10, 11 as dicts (seconds, best validation accuracy, ratio, target, met); only the
     sweeps those rows compare run (the grid for 9 and 10, asha for 9 and 11, tpe for 10), `repeats` times in
     turn, each side's median wall time counted (a shared machine's speed drifts by tens of percent within
@@ -143,11 +151,14 @@ def search_rows(data: Path, quick: bool, kt_path: Path | None,
         runs: dict[str, tuple[float, dict[str, Any]]] = {}
         for attempt in range(repeats):
             for side, rows in (("grid", {"9", "10", "10b"}), ("asha", {"9"}), ("tpe", {"10"}),
-                               ("tpe_asha", {"10b"}), ("asha_best", {"11"})):
+                               ("tpe_asha", {"10b"}), ("asha_best", {"11"}), ("pareto", {"9b"}),
+                               ("pareto_asha", {"9b"})):
                 if rows & set(numbers):
                     seconds, summary = run_sweep(sides[side], tmp, f"{side}-{attempt}")
                     walls.setdefault(side, []).append(seconds)
                     runs[side] = statistics.median(walls[side]), summary
+                    print(json.dumps({"side": side, "attempt": attempt, "seconds": round(seconds, 1),
+                                      "best": best_value(summary), "counts": summary["counts"]}), file=sys.stderr)
         for number, side in (("9", "asha"), ("10", "tpe"), ("10b", "tpe_asha")):
             if number not in numbers:
                 continue
@@ -161,6 +172,11 @@ def search_rows(data: Path, quick: bool, kt_path: Path | None,
                         "grid_best": round(best_value(grid), 4), "gap": round(gap, 4),
                         "met": None if target is None else seconds / grid_s <= target and gap <= 0.01,
                         "counts": summary["counts"]})
+        if "9b" in numbers:  # the last attempt's fronts (the sweeps are deterministic on CPU), median seconds
+            last = repeats - 1
+            out.append(pareto_row((runs["pareto"][0], tmp / f"pareto-{last}", walls["pareto"]),
+                                  (runs["pareto_asha"][0], tmp / f"pareto_asha-{last}", walls["pareto_asha"]),
+                                  NAMES["9b"], TARGETS["9b"] or 0.5, HV_TOLERANCE))
         if "11" in numbers and kt_path is None:
             out.append({"number": "11", "name": NAMES["11"], "skipped": "needs --kt DIR (pip install --target DIR "
                                                                       "keras-tuner kt-legacy)"})
@@ -182,7 +198,7 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="only the seconds of one pruned sweep")
     parser.add_argument("--no-breakdown", action="store_true", help="only the rows")
     parser.add_argument("--repeats", type=int, default=1, help="run the sides in turn N times; median wall times")
-    parser.add_argument("--rows", default="9,10,10b,11", help="the rows to measure, comma-separated")
+    parser.add_argument("--rows", default="9,10,10b,9b,11", help="the rows to measure, comma-separated")
     args = parser.parse_args()
     started = time.time()
     if not args.breakdown:

@@ -352,3 +352,27 @@ def test_a_sweep_killed_again_and_again_completes_every_trial_exactly_once(kille
     again = {t: m for t, m in _completed_weights(out).items() if t in killed_sweep["first_done"]}
     assert (statuses, epochs, again) == (["completed"] * 3, [["1", "2", "3", "4", "5"]] * 3,
                                          killed_sweep["first_done"])
+
+
+def test_a_durable_batch_syncs_each_file_once_and_each_folder_once_at_its_end(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    (tmp_path / "sub").mkdir()
+    with files.durable_batch():
+        files.write_text(tmp_path / "a.txt", "one")
+        files.write_text(tmp_path / "a.txt", "two")  # rewritten: synced once, as it ends
+        with files.durable_batch():  # joins the outer batch
+            files.write_json(tmp_path / "sub" / "b.json", {"b": 1})
+        files.write_text(tmp_path / "c.txt", "not durable", durable=False)
+        assert synced == [] and (tmp_path / "a.txt").read_text() == "two"  # in place already, not yet synced
+    assert synced == [str(tmp_path / "a.txt"), str(tmp_path / "sub" / "b.json"), str(tmp_path), str(tmp_path / "sub")]
+    synced.clear()
+    files.write_text(tmp_path / "d.txt", "alone")  # outside a batch: the file (before its rename), its folder
+    assert len(synced) == 2 and ".d.txt." in synced[0] and synced[1] == str(tmp_path)

@@ -150,3 +150,29 @@ def test_the_kept_layer_summary_follows_what_it_counts() -> None:
     assert engine_model.summary_text(model) is frozen  # kept while nothing it counts changed
     engine_model._SUMMARIES.clear()
     assert engine_model.summary_text(model) == frozen  # what Keras renders afresh
+
+
+def _cycled(tmp_path: Path, units: list[int]) -> SequentialExecutor:
+    """Trials of the architectures `units`, one after another in this process (one epoch each)."""
+    configs = []
+    for n, width in enumerate(units):
+        layers = [dict(item) for item in REUSED["model"]["layers"]]
+        layers[1] = {"dense": {"units": width, "activation": "relu"}}
+        configs.append(deep_merge(REUSED, {"model": {"layers": layers}, "optimizer": {"lr": 0.01 * (n + 1)},
+                                           "train": {"epochs": 1}}))
+    tasks, datasets = trial_tasks(tmp_path, configs)
+    executor = SequentialExecutor()
+    executor.run(tasks, datasets, Recorder(), StopRequest())
+    return executor
+
+
+def test_a_shuffled_grid_over_a_few_sizes_finds_each_size_kept(tmp_path: Path) -> None:
+    """A pruned grid runs its points shuffled: each of three sizes comes back after the other two."""
+    executor = _cycled(tmp_path, [4, 8, 16, 4, 8, 16])
+    assert executor.models is not None and executor.models.reused == 3
+
+
+def test_kept_models_stay_within_their_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dlrun.engine.reuse.KEPT_BYTES", 1)  # every model is larger: one kept at a time
+    executor = _cycled(tmp_path, [4, 8, 4])
+    assert executor.models is not None and executor.models.reused == 0 and len(executor.models._models) == 1

@@ -4,6 +4,7 @@ pick rule), resume with no trial run twice, and the bad inputs refused at their 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from optuna.storages.journal import JournalFileBackend
 from dlrun import sweep
 from dlrun.config import load_config
 from dlrun.config.sweep_schema import PickRule
-from dlrun.errors import Interrupted
+from dlrun.errors import Interrupted, RunDirError
 from dlrun.store import files, names
 from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
+from dlrun.sweeps.executors.processes import ProcessExecutor
 from dlrun.sweeps.pareto import front_ranks
 from dlrun.ui.pareto_plot import pareto_plot
 
@@ -282,3 +284,59 @@ def test_accuracy_against_size_prunes_on_the_size_each_trial_wrote_as_it_started
     results = files.read_csv(tmp_path / "s" / names.SWEEP_RESULTS)
     assert {r["status"] for r in results} == {"completed", "pruned"}, results
     assert (tmp_path / "s" / names.SWEEP_PARETO).is_file()
+
+
+class Watched(ProcessExecutor):
+    """Worker processes (two trials at once), each verdict recorded with what the trials' metrics.csv
+    held at that rung just before and just after the sweep judged (a worker may write a row meanwhile)."""
+
+    def __init__(self, jobs: int, out: Path):
+        super().__init__(jobs)
+        self.out, self.verdicts = out, []  # (trial, epoch, kept, there before, there after)
+
+    def at_rung(self, epoch: int) -> dict[str, list[float]]:
+        there = {}
+        for trial in sorted((self.out / names.SWEEP_TRIALS).iterdir()):
+            with contextlib.suppress(RunDirError, FileNotFoundError):
+                rows = files.read_csv(trial / names.METRICS)
+                if len(rows) >= epoch:
+                    there[trial.name] = [float(rows[epoch - 1][m]) for m in ("val_accuracy", "val_loss")]
+        return there
+
+    def run(self, tasks: Any, datasets: Any, events: Any, stop: Any) -> None:
+        outer = self
+
+        class Watching:
+            def started(self, task: TrialTask) -> None:
+                events.started(task)
+
+            def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
+                before = outer.at_rung(epoch)
+                kept = events.epoch_ended(trial_id, epoch, row)
+                outer.verdicts.append((trial_id, epoch, kept, before, outer.at_rung(epoch)))
+                return kept
+
+            def finished(self, result: TrialResult) -> None:
+                events.finished(result)
+
+        super().run(tasks, datasets, Watching(), stop)
+
+
+def test_two_jobs_prune_by_front_rank_among_the_trials_at_the_rung_when_judged(tmp_path: Path) -> None:
+    """Two trials at once: which trials reached a rung when one is judged depends on timing, so each
+    verdict is re-derived from the rows the trials had written then (before or after the judgement)."""
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 3}}), sweep=PRUNED)
+    executor = Watched(2, tmp_path / "s")
+    summary = sweep(config, sweep_dir=tmp_path / "s", executor=executor)
+    assert summary["jobs"] == 2 and {t["status"] for t in summary["trials"]} == {"completed", "pruned"}
+    judged = [v for v in executor.verdicts if v[1] in (1, 2)]  # the rungs; epoch 3 is the last, never judged
+    assert judged and any(not kept for _, _, kept, _, _ in judged)
+    for trial, epoch, kept, *seen in judged:
+        derived = set()
+        for there in seen:
+            ids = list(there)
+            ranks = layer_ranks([there[i] for i in ids])
+            derived.add(ranks[ids.index(trial)] <= sorted(ranks)[max(1, len(ids) // 2) - 1])
+        assert kept in derived, (trial, epoch, seen)
+    pruned = {t["trial"] for t in summary["trials"] if t["status"] == "pruned"}
+    assert pruned == {t for t, _, kept, _, _ in judged if not kept}

@@ -185,6 +185,19 @@ def test_tpe_search_samples_its_trials_from_the_ranges(tmp_path: Path) -> None:
     assert [t.state for t in study(tmp_path / "s").get_trials()] == [TrialState.COMPLETE] * 3
 
 
+def test_a_diverged_trial_is_told_to_the_study_as_pruned_so_tpe_learns_where_training_diverges(
+        tmp_path: Path) -> None:
+    """TPE leaves failed trials out of its model and of its start-up count: told as failed, a diverging
+    corner would be sampled again and again. A diverged trial ranks below every trial with a value."""
+    space = {"params": {"optimizer.lr": [1e4, 0.1], "model.l2": [0.1]}, "prune": {"method": "asha"}}  # a study
+    config = write_config(tmp_path, deep_merge(SMALL, {"train": {"epochs": 2}}), sweep=space)
+    summary = sweep(config, sweep_dir=tmp_path / "s")
+    status = {t["trial"]: t["status"] for t in summary["trials"]}
+    states = {t.user_attrs["dlrun_trial"]: t.state for t in study(tmp_path / "s").get_trials()}
+    assert sorted(status.values()) == ["completed", "diverged"], status
+    assert states == {k: TrialState.PRUNED if s == "diverged" else TrialState.COMPLETE for k, s in status.items()}
+
+
 # --- coarse-to-fine: a zip round, then a round around its best point ----------------------------------
 
 def test_refine_samples_around_the_best_point_and_resumes(tmp_path: Path) -> None:

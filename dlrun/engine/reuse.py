@@ -39,8 +39,13 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.data import Dataset
 from dlrun.engine import backend, keras_hooks
 
-MODELS_KEPT = 2
-"""Architectures kept per process (least recently used dropped): a sweep of one architecture needs one."""
+MODELS_KEPT = 8
+"""Architectures kept per process (least recently used dropped): a sweep of one architecture needs one; a
+pruned grid over a few sizes runs them in a shuffled order, so every size comes back every few trials."""
+
+KEPT_BYTES = 256 * 2**20
+"""The most bytes of variables (weights, optimizer slots) the kept models hold together; beyond, the least
+recently used go, down to one: large models are kept one or two at a time, as the worker's memory allows."""
 
 SEEDS_KEPT = 4
 """Initial states kept per kept model, by seed (least recently used dropped)."""
@@ -85,6 +90,7 @@ class TrialModels:
         from dlrun.engine.pipeline import STREAMS_KEPT, Streams
 
         self._kept = kept
+        self._bytes: dict[str, int] = {}  # each kept model's bytes of variables
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._initial: dict[str, OrderedDict[int, _Initial]] = {}
         self.streams = Streams(kept=STREAMS_KEPT if kept else 0)  # the training streams of this process' trials
@@ -125,14 +131,26 @@ class TrialModels:
             self._models[key] = fresh
             self._models.move_to_end(key)
             self._initial.pop(key, None)
-            while len(self._models) > self._kept:
-                self._initial.pop(self._models.popitem(last=False)[0], None)
+            self._bytes[key] = _variable_bytes(fresh)
+            while len(self._models) > self._kept or (len(self._models) > 1 and sum(self._bytes.values()) > KEPT_BYTES):
+                dropped = self._models.popitem(last=False)[0]
+                self._initial.pop(dropped, None)
+                self._bytes.pop(dropped, None)
         return fresh
 
     def _lent(self, key: str, kept: Any) -> Any:
         self._models.move_to_end(key)
         self.reused += 1
         return kept
+
+
+def _variable_bytes(model: Any) -> int:
+    """Bytes of the model's variables and its optimizer's (slots, step, learning rate)."""
+    import numpy as np
+
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.variables, *(optimizer.variables if optimizer is not None else [])]
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def _regularizers(model: Any) -> list[Any]:

@@ -118,12 +118,13 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
         check_same_data(read_meta(resume_from), data, resume_from)
         meta = load_checkpoint(resume_from, model)
         rows, clock = list(meta["rows"]), RunClock.resumed(meta)
-    write_run_records(run, lc, data, model)
     per_call = steps_per_execution(model, cfg.train.steps_per_execution, len(data.x_train), cfg.train.batch_size)
     base = {**run_base(model, data), "steps_per_execution": per_call, **distribution(model, cfg.train.batch_size)}
-    write_run_summary(run, lc, "running", clock, rows, **base)
+    with files.durable_batch():  # the start records, made durable together (a sweep's trial pays them each)
+        write_run_records(run, lc, data, model)
+        write_run_summary(run, lc, "running", clock, rows, **base)
+        board = open_board(run, cfg, rows)
     reporter.info(execution_line(cfg.train.steps_per_execution, per_call, len(data.x_train), cfg.train.batch_size))
-    board = open_board(run, cfg, rows)
     pruned: list[int] = []
 
     def on_row(row: dict[str, Any]) -> bool:
@@ -151,8 +152,9 @@ def run_training(lc: LoadedConfig, run: RunDir, data: Dataset, reporter: Reporte
                              board.callbacks() if board is not None else None, per_call, streams)
     if not outcome.interrupted:
         try:
-            return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board,
-                           pruned[0] if pruned else None, streams)
+            with files.durable_batch():  # the end records, made durable together, summary.json last
+                return _finish(lc, run, model, data, rows, clock, outcome.diverged_epoch, base, board,
+                               pruned[0] if pruned else None, streams)
         except KeyboardInterrupt:
             pass  # a second signal while saving: the last checkpoint stands
     return _interrupted(lc, run, rows, clock, base, stop)

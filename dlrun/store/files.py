@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,36 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_batches = threading.local()  # this thread's open durable_batch: the paths written in it, in order
+
+
+@contextlib.contextmanager
+def durable_batch() -> Iterator[None]:
+    """Durable writes inside the block (this thread's) are made durable together when it ends: each file
+    written fsynced once, in the order written, then each of their directories once, instead of a file and
+    a directory fsync per write (each costs milliseconds: a run's start and end records are ten writes).
+    Readers still see the old file or the new one, never half of one; what a power cut may lose is the
+    block's writes, not a file torn. A block inside another joins it."""
+    if getattr(_batches, "paths", None) is not None:
+        yield
+        return
+    _batches.paths = paths = []
+    try:
+        yield
+    finally:
+        _batches.paths = None
+        written = list(dict.fromkeys(paths))
+        for path in written:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for directory in dict.fromkeys(p.parent for p in written):
+            _fsync_dir(directory)
 
 
 def is_temp_file(name: str) -> bool:
@@ -54,8 +85,12 @@ def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
     over `path` with os.replace, so readers see the old file or the new one, never half of one.
 
     `durable` also fsyncs the file and its directory, so the new file survives a power cut; leave it
-    on unless the file is rewritten durably later anyway (each fsync can cost milliseconds)."""
+    on unless the file is rewritten durably later anyway (each fsync can cost milliseconds). Inside a
+    `durable_batch`, both fsyncs wait for the end of the batch."""
     path = Path(path)
+    batch: list[Path] | None = getattr(_batches, "paths", None) if durable else None
+    if batch is not None:
+        durable = False
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -68,6 +103,8 @@ def atomic_path(path: Path | str, durable: bool = True) -> Iterator[Path]:
         os.replace(tmp, path)
         if durable:
             _fsync_dir(path.parent)
+        elif batch is not None:
+            batch.append(path)
     except OSError as exc:  # a full disk is met by a write or a close, often without a file name: name `path`
         if storage_problem(exc) is None or exc.filename == str(path):
             raise

@@ -163,13 +163,17 @@ class Search:
 
     def tell(self, trial_id: str, status: str, value: float | list[float | None] | None) -> None:
         """Tell the study how a trial ended: its value, or with several objectives the list of its values
-        (interrupted trials stay open: they resume)."""
+        (interrupted trials stay open: they resume). A diverged trial of one objective is told as pruned:
+        TPE leaves failed trials out of its model (and out of its start-up count), so it would sample the
+        diverging corner again; as a pruned trial it ranks below every trial that measured its value (by its
+        last epoch reported, or last of all when none was). A failed trial (an error) stays failed."""
         if trial_id not in self.ids or status not in ("completed", "pruned", "diverged", "failed"):
             return
         values = value if isinstance(value, list) else [value]
         whole = all(v is not None and math.isfinite(v) for v in values)
+        one = not isinstance(value, list)  # Optuna ranks pruned trials by one direction only
         state = TrialState.COMPLETE if status == "completed" and whole else (
-            TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
+            TrialState.PRUNED if status == "pruned" or (status == "diverged" and one) else TrialState.FAIL)
         trial = self._trial(trial_id)
         trial.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
 
