@@ -22,7 +22,7 @@ from dlrun.errors import Interrupted, RunDirError
 from dlrun.store import files, names
 from dlrun.sweeps.executors import SequentialExecutor, TrialResult, TrialTask
 from dlrun.sweeps.executors.processes import ProcessExecutor
-from dlrun.sweeps.pareto import front_ranks
+from dlrun.sweeps.pareto import crowding_distances, front_ranks, rung_keeps
 from dlrun.ui.pareto_plot import pareto_plot
 
 pytestmark = pytest.mark.xdist_group("sweep_pareto")  # the module fixtures run once, on one worker
@@ -50,6 +50,27 @@ def test_front_ranks_layers_the_points_by_domination() -> None:
     assert front_ranks(values, ["max", "min"]) == [1, 1, 2, 2, 1, 3]
     assert front_ranks(values, ["min", "min"]) == [4, 2, 3, 1, 4, 1]
     assert front_ranks([], ["max", "min"]) == []
+
+
+def test_a_whole_front_at_a_rung_is_cut_to_its_share_by_crowding_distance() -> None:
+    """Accuracy against size where every point is on the front (each size's most accurate trial): only
+    1/reduction go on, the front's two ends first, not the whole tied front."""
+    at_rung = {f"{n:03d}": [acc, size] for n, (acc, size) in
+               enumerate([(0.5, 100), (0.6, 200), (0.7, 400), (0.8, 800), (0.85, 1600), (0.9, 3200)])}
+    kept = {p for p in at_rung if rung_keeps(at_rung, p, ["max", "min"], 3)}
+    assert kept == {"000", "005"}
+    values = list(at_rung.values())
+    assert [oracle_keeps(values, n, 3) for n in range(6)] == [p in kept for p in at_rung]
+
+
+def test_crowding_distances_agree_with_optunas_nsga2() -> None:
+    values = [[0.9, 1000.0], [0.8, 100.0], [0.85, 300.0], [0.7, 50.0], [0.88, 700.0]]
+    from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
+    trials = [optuna.trial.create_trial(values=v, distributions={}, params={}) for v in values]
+    for n, trial in enumerate(trials):
+        trial.number = n
+    theirs = _calc_crowding_distance(list(trials))
+    assert crowding_distances(values) == pytest.approx([theirs[n] for n in range(len(values))])
 
 
 def test_pareto_plot_draws_every_point(tmp_path: Path) -> None:
@@ -226,10 +247,30 @@ def layer_ranks(values: list[list[float]]) -> list[int]:
     return ranks
 
 
+def oracle_keeps(values: list[list[float]], index: int, reduction: int) -> bool:
+    """Whether row `index` goes on from a rung: rows ordered by front rank (layer_ranks), then within a
+    front by NSGA-II's crowding distance as Optuna's NSGA-II computes it, the first 1/reduction kept
+    (and every row tied with the last kept on both)."""
+    from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
+
+    ranks, crowding = layer_ranks(values), [0.0] * len(values)
+    for rank in set(ranks):
+        members = [optuna.trial.create_trial(values=values[n], distributions={}, params={})
+                   for n, r in enumerate(ranks) if r == rank]
+        numbers = [n for n, r in enumerate(ranks) if r == rank]
+        for trial, n in zip(members, numbers, strict=True):
+            trial.number = n
+        distances = _calc_crowding_distance(list(members))
+        for n in numbers:
+            crowding[n] = distances[n]
+    keys = sorted((ranks[n], -crowding[n]) for n in range(len(values)))
+    return (ranks[index], -crowding[index]) <= keys[max(1, len(values) // reduction) - 1]
+
+
 def assert_pruned_by_front_rank(out: Path) -> None:
     """Every decision of the sweep in `out`, re-derived rung by rung from the trials' metrics.csv in the
     order they ran (the study's): a trial was pruned at a rung exactly when its front rank among the trials
-    there so far was outside the best half."""
+    there so far, then its crowding distance in its front, put it outside the best half."""
     storage = JournalStorage(JournalFileBackend(str(out / names.SWEEP_STUDY)))
     study = optuna.load_study(study_name=names.SWEEP_STUDY_NAME, storage=storage)
     order = [t.user_attrs["dlrun_trial"] for t in sorted(study.get_trials(), key=lambda t: t.number)]  # run order
@@ -243,8 +284,7 @@ def assert_pruned_by_front_rank(out: Path) -> None:
             there = [t for t in order[:n + 1] if len(rows[t]) >= epoch]
             values = [[float(rows[t][epoch - 1]["val_accuracy"]), float(rows[t][epoch - 1]["val_loss"])]
                       for t in there]
-            ranks = layer_ranks(values)
-            keeps = ranks[there.index(trial)] <= sorted(ranks)[max(1, len(there) // 2) - 1]
+            keeps = oracle_keeps(values, there.index(trial), 2)
             pruned_here = status[trial]["status"] == "pruned" and status[trial]["pruned_epoch"] == str(epoch)
             assert keeps != pruned_here, (trial, epoch, there, values)
     front = [r for r in files.read_csv(out / names.SWEEP_PARETO) if r["on_front"] == "True"]
@@ -335,8 +375,7 @@ def test_two_jobs_prune_by_front_rank_among_the_trials_at_the_rung_when_judged(t
         derived = set()
         for there in seen:
             ids = list(there)
-            ranks = layer_ranks([there[i] for i in ids])
-            derived.add(ranks[ids.index(trial)] <= sorted(ranks)[max(1, len(ids) // 2) - 1])
+            derived.add(oracle_keeps([there[i] for i in ids], ids.index(trial), 2))
         assert kept in derived, (trial, epoch, seen)
     pruned = {t["trial"] for t in summary["trials"] if t["status"] == "pruned"}
     assert pruned == {t for t, _, kept, _, _ in judged if not kept}

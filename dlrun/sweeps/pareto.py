@@ -171,13 +171,40 @@ def is_rung(epoch: int, min_epochs: int, reduction: int) -> bool:
     return rung == epoch
 
 
+def crowding_distances(values: Sequence[Sequence[float]]) -> list[float]:
+    """NSGA-II's crowding distance of each row of one front (Deb et al. 2002, as Optuna's NSGA-II computes
+    it): per objective, the rows sorted by value, each row's gap between its two neighbours over the
+    objective's range (the two ends: infinite), summed over the objectives; an objective on which every
+    row is equal adds nothing. Larger: a row in a sparser part of the front."""
+    costs = np.asarray(values, dtype=float).reshape(len(values), -1)
+    distance = np.zeros(len(costs))
+    for column in costs.T:
+        if column.min() == column.max():
+            continue
+        order = np.argsort(column, kind="stable")
+        padded = np.concatenate([[-np.inf], column[order], [np.inf]])
+        distance[order] += (padded[2:] - padded[:-2]) / (column.max() - column.min())
+    return distance.tolist()
+
+
 def rung_keeps(at_rung: dict[str, list[float]], point: str, goals: Sequence[str], reduction: int) -> bool:
-    """Successive halving on non-dominated rank: whether `point` goes on from a rung, given the values at
-    that rung of every point that reached it (`point` among them). The points are ranked by Pareto front;
-    the best 1/reduction of them go on (at least one: the first to reach a rung goes on when it is on that
-    rung's front, as Optuna's SuccessiveHalvingPruner promotes the best of its first trials), and so does
-    every point that ties the last of them on rank."""
+    """Successive halving on several objectives (MO-ASHA's NSGA-II selection, Schmucker et al. 2021):
+    whether `point` goes on from a rung, given the values at that rung of every point that reached it
+    (`point` among them). The points are ordered by Pareto front rank, then within a front by crowding
+    distance (the spread-out points first, the ends of a front before all); the first 1/reduction of
+    them go on (at least one: the first to reach a rung goes on when it is on that rung's front, as
+    Optuna's SuccessiveHalvingPruner promotes the best of its first trials), and so does every point
+    that ties the last of them on both. Without the crowding order a whole front ties: on accuracy
+    against model size, each size's most accurate trial is on the front at every rung and would never
+    be pruned."""
     ids = list(at_rung)
     ranks = front_ranks([at_rung[i] for i in ids], goals)
-    keep = max(1, len(ids) // reduction)
-    return ranks[ids.index(point)] <= sorted(ranks)[keep - 1]
+    crowding = [0.0] * len(ids)
+    for rank in set(ranks):
+        members = [n for n, r in enumerate(ranks) if r == rank]
+        for n, d in zip(members, crowding_distances([at_rung[ids[m]] for m in members]), strict=True):
+            crowding[n] = d
+    order = sorted((ranks[n], -crowding[n]) for n in range(len(ids)))
+    last = order[max(1, len(ids) // reduction) - 1]
+    mine = ids.index(point)
+    return (ranks[mine], -crowding[mine]) <= last
