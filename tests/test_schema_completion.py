@@ -87,8 +87,10 @@ def bash_complete(tmp_path_factory: pytest.TempPathFactory):
         (work / run / "config.yaml").write_text("name: x\n")
     (work / "runs/lr-sweep-1/sweep.yaml").write_text("name: x\n")
     env = cli_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    script = subprocess.run(["dlrun", "--show-completion", "bash"], capture_output=True, text=True, env=env,
-                            cwd=work, timeout=60).stdout
+    shown = subprocess.run(["dlrun", "--show-completion", "bash"], capture_output=True, text=True, env=env,
+                           cwd=work, timeout=60)
+    assert shown.returncode == 0 and "_dlrun_completion" in shown.stdout, (shown.returncode, shown.stderr[-2000:])
+    script = shown.stdout
 
     def complete(words: str) -> list[str]:
         parts = words.split(" ")
@@ -96,6 +98,7 @@ def bash_complete(tmp_path_factory: pytest.TempPathFactory):
                  "_dlrun_completion dlrun; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
         proc = subprocess.run(["bash", "--norc", "-c", drive], capture_output=True, text=True, env=env, cwd=work,
                               timeout=60)
+        assert proc.returncode == 0, proc.stderr[-2000:]
         return [line for line in proc.stdout.splitlines() if line]
     return complete
 
