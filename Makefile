@@ -23,7 +23,7 @@ test: setup
 
 # ruff, then the import contracts in pyproject.toml (layers, no cycles, TensorFlow only in dlrun.engine),
 # then the documentation site, built strictly (a broken link or a page left out of the navigation fails)
-SITE_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+SITE_BUILD = $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 lint: setup
 	$(VENV)/bin/ruff check dlrun tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports
