@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from common import write_npy_images
 
 SIDE = 64
 
@@ -79,12 +79,9 @@ def main() -> None:
     from dlrun.data import load_dataset
     from dlrun.sweeps.executors.shipping import for_object_store
 
-    n = args.mib * 2**20 // (SIDE * SIDE * 3)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rng = np.random.default_rng(0)
-        np.save(work / "X.npy", rng.integers(0, 256, (n, SIDE, SIDE, 3), dtype=np.uint8))
-        np.save(work / "Y.npy", np.arange(n) % 10)
+        n = write_npy_images(work, args.mib, SIDE)
         os.environ["DLRUN_CACHE"] = str(work / "cache")
         cfg = DataConfig(source="npy", path=str(work), color="rgb", test_split=0.1, validation=0.1)
         load_dataset(cfg)  # written to the cache

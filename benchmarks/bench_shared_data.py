@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
-from common import PY, ROOT, bench_env
+from common import PY, ROOT, bench_env, write_npy_images
 
 SIDE = 128
 KIB = 1024
@@ -91,12 +90,9 @@ def main() -> None:
     parser.add_argument("--budget", default="48M", help="DLRUN_MEMORY_BUDGET of the sweep")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the dlrun checkout to measure")
     args = parser.parse_args()
-    n = args.mib * 2**20 // (SIDE * SIDE * 3)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rng = np.random.default_rng(0)
-        np.save(work / "X.npy", rng.integers(0, 256, (n, SIDE, SIDE, 3), dtype=np.uint8))
-        np.save(work / "Y.npy", np.arange(n) % 10)
+        n = write_npy_images(work, args.mib, SIDE)
         cfg = {"name": "bench-shared", "seed": 0,
                "data": {"source": "npy", "path": str(work), "test_split": 0.1, "validation": 0.1},
                "model": {"layers": [{"max_pool2d": {"pool_size": 8}}, {"flatten": {}},

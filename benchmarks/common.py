@@ -44,6 +44,18 @@ class Row:
     note: str = ""
 
 
+def write_npy_images(folder: Path, mib: int, side: int) -> int:
+    """About `mib` MiB of random `side` x `side` RGB uint8 images as X.npy / Y.npy in `folder` (labels 0-9
+    in turn); returns how many images."""
+    import numpy as np
+
+    n = mib * 2**20 // (side * side * 3)
+    rng = np.random.default_rng(0)
+    np.save(folder / "X.npy", rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8))
+    np.save(folder / "Y.npy", np.arange(n) % 10)
+    return n
+
+
 def bench_env(cache_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for benchmarked processes: this checkout's dlrun, a private data cache, quiet TF."""
     env = dict(os.environ)

@@ -22,6 +22,7 @@ import yaml
 from written_configs import unreadable_written_configs
 
 from dlrun.config import dump_config, load_config
+from dlrun.config.schema import DataConfig
 from dlrun.data import Dataset, load_dataset
 from dlrun.interrupts import StopRequest
 from dlrun.store import files, names
@@ -76,6 +77,15 @@ def write_config(directory: Path, base: dict[str, Any] | None = None, name: str 
     path = directory / name
     path.write_text(yaml.safe_dump(deep_merge(base or TINY_CNN, changes), sort_keys=False))
     return path
+
+
+def npy_pixels(folder: Path, n: int, side: int) -> DataConfig:
+    """`n` random `side` x `side` uint8 images as X.npy / Y.npy in `folder` (labels 0-9 in turn), and a data
+    section reading them (20 % test, 10 % validation)."""
+    rng = np.random.default_rng(0)
+    np.save(folder / "X.npy", rng.integers(0, 256, (n, side, side), dtype=np.uint8))
+    np.save(folder / "Y.npy", np.arange(n) % 10)
+    return DataConfig(source="npy", path=str(folder), test_split=0.2, validation=0.1)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_key, load_dataset
 from dlrun.engine.pipeline import MappedRows, eval_stream, train_stream
-from tests.conftest import cli_env, metric_rows, run_cli, without_seconds, write_config
+from tests.conftest import cli_env, metric_rows, npy_pixels, run_cli, without_seconds, write_config
 
 POOLED = {"layers": [{"max_pool2d": {"pool_size": 8}}, {"flatten": {}}, {"dense": {"units": 10,
                                                                                    "activation": "softmax"}}]}
@@ -21,10 +21,7 @@ POOLED = {"layers": [{"max_pool2d": {"pool_size": 8}}, {"flatten": {}}, {"dense"
 @pytest.fixture
 def pixels(tmp_path: Path) -> DataConfig:
     """3,000 random 64x64 uint8 images (12 MiB) as X.npy / Y.npy."""
-    rng = np.random.default_rng(0)
-    np.save(tmp_path / "X.npy", rng.integers(0, 256, (3000, 64, 64), dtype=np.uint8))
-    np.save(tmp_path / "Y.npy", np.arange(3000) % 10)
-    return DataConfig(source="npy", path=str(tmp_path), test_split=0.2, validation=0.1)
+    return npy_pixels(tmp_path, 3000, 64)
 
 
 def test_an_entry_over_the_threshold_is_mapped(pixels: DataConfig, monkeypatch: pytest.MonkeyPatch) -> None:

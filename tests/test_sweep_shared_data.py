@@ -22,7 +22,7 @@ from dlrun.sweeps.executors.processes import ProcessExecutor, _pickled
 from dlrun.sweeps.executors.shipping import for_object_store
 from dlrun.sweeps.plan import plan_sweep
 from dlrun.ui.console import Reporter
-from tests.conftest import TINY_MLP, cli_env, run_cli, write_config
+from tests.conftest import TINY_MLP, cli_env, npy_pixels, run_cli, write_config
 from tests.test_sweep import metric_view
 
 MAPS_SECONDS = 120  # a worker maps the file once TensorFlow is loaded: seconds on a busy 2-core machine
@@ -31,10 +31,7 @@ MAPS_SECONDS = 120  # a worker maps the file once TensorFlow is loaded: seconds 
 @pytest.fixture
 def pixels(tmp_path: Path) -> DataConfig:
     """2,000 random 32x32 uint8 images (2 MiB) as X.npy / Y.npy."""
-    rng = np.random.default_rng(0)
-    np.save(tmp_path / "X.npy", rng.integers(0, 256, (2000, 32, 32), dtype=np.uint8))
-    np.save(tmp_path / "Y.npy", np.arange(2000) % 10)
-    return DataConfig(source="npy", path=str(tmp_path), test_split=0.2, validation=0.1)
+    return npy_pixels(tmp_path, 2000, 32)
 
 
 @pytest.fixture
