@@ -263,6 +263,7 @@ def test_sigkill_with_workers_then_resume_never_reruns_an_ended_trial(tmp_path: 
     proc.wait(timeout=60)
     before = _ended(out)
     resumed = run_cli("sweep", "--resume", out, "--jobs", "2", "--json")
+    assert resumed.returncode == 0, (resumed.returncode, resumed.stderr[-3000:])  # once empty under load: say why
     summary = json.loads(resumed.stdout)
     rows = [len(files.read_csv(out / "trials" / t["trial"] / "metrics.csv")) for t in summary["trials"]]
     assert ({t["status"] for t in summary["trials"]}, rows, {k: _ended(out)[k] for k in before}) == (
