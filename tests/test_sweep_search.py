@@ -185,6 +185,39 @@ def test_tpe_search_samples_its_trials_from_the_ranges(tmp_path: Path) -> None:
     assert [t.state for t in study(tmp_path / "s").get_trials()] == [TrialState.COMPLETE] * 3
 
 
+def tpe_start(config: Path, root: Path, counts: tuple[int, ...]) -> list[tuple[float, float]]:
+    """The points a tpe sweep's search engine asks for in `root`, `counts[0]` of them, then (the sweep
+    directory reopened as a resume does) `counts[1]` more, and so on; nothing trained."""
+    from dlrun.sweeps.plan import plan_sweep
+    from dlrun.sweeps.search import Search, distribution
+
+    plan = plan_sweep(config)
+    root.mkdir()
+    space = {k: distribution(v) for k, v in plan.base.config.sweep.params.items()}
+    points: list[tuple[float, float]] = []
+    for count in counts:
+        search = Search(plan, root)
+        points += [tuple(search.ask(f"{len(points) + n:03d}", 0, space).values())  # type: ignore[misc]
+                   for n in range(count)]
+    return points
+
+
+def test_tpe_starts_from_sobol_points_that_stratify_every_key_and_a_resume_continues_them(tmp_path: Path) -> None:
+    """16 trials: the first 8 are a scrambled Sobol' sequence, so on each key's (log) scale every eighth of
+    the range holds one point (8 points at random do so with probability 8!/8^8, 0.2 %, per key); a resumed
+    sweep continues the sequence instead of starting it again."""
+    import math
+
+    space = {"search": "tpe", "trials": 16, "seed": 5, "params": {"optimizer.lr": {"log_uniform": [1e-4, 50.0]},
+                                                                  "model.l2": {"uniform": [0.0, 0.1]}}}
+    config = write_config(tmp_path, SMALL, sweep=space)
+    points = tpe_start(config, tmp_path / "one", (8,))
+    lr_eighths = sorted(int(8 * math.log(lr / 1e-4) / math.log(50.0 / 1e-4)) for lr, _ in points)
+    l2_eighths = sorted(int(8 * l2 / 0.1) for _, l2 in points)
+    assert lr_eighths == l2_eighths == list(range(8)), points
+    assert tpe_start(config, tmp_path / "resumed", (3, 5)) == points
+
+
 def test_a_diverged_trial_is_told_to_the_study_as_pruned_so_tpe_learns_where_training_diverges(
         tmp_path: Path) -> None:
     """TPE leaves failed trials out of its model and of its start-up count: told as failed, a diverging

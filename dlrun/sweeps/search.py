@@ -76,6 +76,28 @@ def neighbourhood(plan: SweepPlan, best: Trial, tried: list[Trial]) -> tuple[dic
     return out, fixed
 
 
+def tpe_startup(trials: int) -> int:
+    """How many of a tpe sweep's `trials` are Sobol' points before TPE models the rest: the largest power
+    of two up to half the budget (a Sobol' sequence is balanced at powers of two), 4 to 16."""
+    return min(16, max(4, 1 << (max(1, trials // 2).bit_length() - 1)))
+
+
+class SobolStart(optuna.samplers.QMCSampler):
+    """Optuna's scrambled Sobol' sampler (seeded by the sweep, so a resumed sweep continues the sequence: the
+    study records how far it went), told the search space up front: QMCSampler infers the space from the
+    study's first trial, so on its own it would sample that one at random."""
+
+    def __init__(self, space: dict[str, BaseDistribution], seed: int):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            super().__init__(qmc_type="sobol", scramble=True, seed=seed)
+        self._space = dict(space)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return dict(self._space)
+
+
 class Search:
     """The sweep's Optuna study: asks for trials, judges epoch reports, is told every outcome."""
 
@@ -121,8 +143,9 @@ class Search:
         if fixed is not None and not space:  # a grid or zip point: its values enqueued, from the lists
             space = {k: d for k, d in ((k, distribution(v)) for k, v in self.sweep.params.items()) if d is not None}
             study.enqueue_trial({k: v for k, v in fixed.items() if k in space})
-        study.sampler = self._sampler(round_)
-        trial = study.ask({k: d for k, d in space.items() if d is not None})
+        space = {k: d for k, d in space.items() if d is not None}
+        study.sampler = self._sampler(round_, space)
+        trial = study.ask(space)
         values = {**(fixed or {}), **trial.params}
         trial.set_user_attr(TRIAL_ATTR, trial_id)
         trial.set_user_attr(VALUES_ATTR, {k: v for k, v in values.items() if k not in trial.params})
@@ -132,17 +155,17 @@ class Search:
     def _trial(self, trial_id: str) -> optuna.Trial:
         return optuna.Trial(self.studies[self.rounds[trial_id]], self.ids[trial_id])
 
-    def _sampler(self, round_: int) -> optuna.samplers.BaseSampler:
+    def _sampler(self, round_: int, space: dict[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
         # seeded by how many trials the study holds, so a resumed sweep does not sample its first points again
         seed = self.seed * 1000 + len(self.ids) + 100_000 * round_
         if round_ == 0 and self.sweep.method == "tpe":
-            # a quarter of the budget (4 to 10 trials) sampled at random before TPE models the rest, jointly
-            # over the keys (lr and lambda interact); while trials run in parallel, TPE assumes the running
-            # ones' outcome (constant liar) instead of sampling next to them
+            if len(self.asked(0)) < tpe_startup(self.sweep.trials or 0):
+                return SobolStart(space, seed=self.seed)
+            # the keys modelled jointly (lr and lambda interact); while trials run in parallel, TPE assumes the
+            # running ones' outcome (constant liar) instead of sampling next to them
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                startup = max(4, min(10, (self.sweep.trials or 0) // 4))
-                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=0, multivariate=True,
                                                   constant_liar=True)
         if round_ == 0 and self.sweep.method == "nsga2":
             # generations of a quarter of the budget (4 to 50 points): with the default 50, a small budget
