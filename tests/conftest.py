@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from written_configs import unreadable_written_configs
+from xdist_groups import pytest_collection_modifyitems  # noqa: F401  (a hook: tests sharing a fixture share a worker)
 
 from dlrun.config import dump_config, load_config
 from dlrun.config.schema import DataConfig

@@ -6,11 +6,12 @@ import json
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_MLP, run_cli, write_config
+from conftest import TINY_MLP, cli_env, run_cli, write_config
 
 import dlrun.data as data_module
 from dlrun.config.schema import DataConfig
@@ -208,36 +209,43 @@ def _corrupt_images_in_place(folder: Path, n: int) -> None:
         os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-@pytest.fixture
-def cached_folder_config(tmp_path: Path, folder: Path) -> Path:
-    config = write_config(tmp_path, TINY_MLP, data={"source": "folder", "path": str(folder), "image_size": [8, 8]},
+@pytest.fixture(scope="module")
+def cached_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A folder of images in a data cache of its own (`env` points the CLI at it), then 4 images overwritten
+    behind the cache's back; its config, and one `dlrun train --json` of it (`trained`: the summary)."""
+    tmp = tmp_path_factory.mktemp("cached-folder")
+    folder = make_folder(tmp / "images")
+    env = cli_env(DLRUN_CACHE=str(tmp / "cache"))
+    config = write_config(tmp, TINY_MLP, data={"source": "folder", "path": str(folder), "image_size": [8, 8]},
                           model={"layers": [{"flatten": {}}, {"dense": {"units": 2, "activation": "softmax"}}]},
                           train={"epochs": 1})
-    load_dataset(folder_cfg(folder))  # fill the cache with the intact images
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLRUN_CACHE", env["DLRUN_CACHE"])
+        load_dataset(folder_cfg(folder))  # fill the cache with the intact images
     _corrupt_images_in_place(folder, 4)
-    return config
+    return {"config": config, "env": env, "trained": _train_summary(config, tmp, env)}
 
 
-def _train_summary(config: Path, tmp_path: Path, *extra: str) -> dict[str, object]:
-    proc = run_cli("train", config, "--json", "--runs", tmp_path / "runs", *extra)
+def _train_summary(config: Path, tmp_path: Path, env: dict[str, str], *extra: str) -> dict[str, Any]:
+    proc = run_cli("train", config, "--json", "--runs", tmp_path / "runs", *extra, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def test_train_uses_the_cache(cached_folder_config: Path, tmp_path: Path) -> None:
-    summary = _train_summary(cached_folder_config, tmp_path)
+def test_train_uses_the_cache(cached_folder: dict[str, Any]) -> None:
+    summary = cached_folder["trained"]
     assert (summary["data_cache"], summary["notes"]) == ("hit", [])
 
 
-def test_train_no_cache_decodes_the_source(cached_folder_config: Path, tmp_path: Path) -> None:
-    summary = _train_summary(cached_folder_config, tmp_path, "--no-cache")
+def test_train_no_cache_decodes_the_source(cached_folder: dict[str, Any], tmp_path: Path) -> None:
+    summary = _train_summary(cached_folder["config"], tmp_path, cached_folder["env"], "--no-cache")
     assert summary["notes"] and "skipped 4" in summary["notes"][0]
 
 
-def test_evaluate_no_cache_decodes_the_source(cached_folder_config: Path, tmp_path: Path) -> None:
-    run_dir = Path(str(_train_summary(cached_folder_config, tmp_path)["run_dir"]))
-    cached = json.loads(run_cli("evaluate", run_dir, "--json").stdout)["examples"]
-    fresh = json.loads(run_cli("evaluate", run_dir, "--json", "--no-cache").stdout)["examples"]
+def test_evaluate_no_cache_decodes_the_source(cached_folder: dict[str, Any]) -> None:
+    run_dir, env = cached_folder["trained"]["run_dir"], cached_folder["env"]
+    cached = json.loads(run_cli("evaluate", run_dir, "--json", env=env).stdout)["examples"]
+    fresh = json.loads(run_cli("evaluate", run_dir, "--json", "--no-cache", env=env).stdout)["examples"]
     assert (cached, fresh) == (8, 7)  # 20% of 40 images vs 20% of the 36 still readable
 
 
