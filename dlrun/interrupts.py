@@ -49,9 +49,22 @@ class StopRequest:
             raise KeyboardInterrupt
 
 
+SIGNALLED_BEFORE: list[str] = []  # stop signals received outside any graceful_stop block (see stopped_before)
+
+
+def stopped_before(name: str) -> None:
+    """Record a stop signal that arrived outside a graceful_stop block. The CLI's handler records it and
+    raises SystemExit to end the command, but an import in progress can swallow that exit (a library's
+    `except BaseException`): the next graceful_stop block then stops before its work begins."""
+    SIGNALLED_BEFORE.append(name)
+
+
 @contextlib.contextmanager
 def graceful_stop() -> Iterator[StopRequest]:
-    """Install SIGINT/SIGTERM handlers for the duration of the block (main thread only)."""
+    """Install SIGINT/SIGTERM handlers for the duration of the block (main thread only). Raises
+    KeyboardInterrupt at once when a stop signal arrived before the block (stopped_before)."""
+    if SIGNALLED_BEFORE:
+        raise KeyboardInterrupt
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request

@@ -4,6 +4,7 @@ SIGTERM ends a command whose work grows with the problem within seconds (evaluat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -51,6 +52,27 @@ def test_handlers_are_restored_afterwards() -> None:
 
 
 @pytest.mark.slow
+def test_a_stop_signalled_before_the_block_whose_exit_was_swallowed_stops_the_block_before_it_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI ends a command on Ctrl-C outside training by raising SystemExit from its handler; an import
+    in progress may swallow it (`except BaseException`), and the command would go on to train and write a
+    run. The handler records the signal, so the next graceful_stop block stops before its work begins."""
+    from dlrun import interrupts
+    from dlrun.cli import _exit_on_signal
+
+    monkeypatch.setattr(interrupts, "SIGNALLED_BEFORE", [])
+    previous = signal.signal(signal.SIGINT, _exit_on_signal)
+    try:
+        with contextlib.suppress(BaseException):  # a library swallowing the exit the handler raises
+            _signal()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    started = []
+    with pytest.raises(KeyboardInterrupt), graceful_stop():
+        started.append(True)
+    assert started == [] and interrupts.SIGNALLED_BEFORE == ["SIGINT"]
+
+
 def test_sigterm_ends_an_evaluate_of_2000_classes_within_seconds(tmp_path: Path) -> None:
     """It once drew a 2,000 x 2,000 labelled confusion matrix for minutes, deaf to SIGTERM."""
     rng = np.random.default_rng(0)

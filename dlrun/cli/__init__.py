@@ -11,6 +11,7 @@ from types import FrameType
 
 import typer
 
+from dlrun import interrupts
 from dlrun.cli import runs, single, sweep, tools, transfer
 from dlrun.cli.calls import EXIT_UNEXPECTED, guarded
 from dlrun.errors import Interrupted
@@ -43,13 +44,10 @@ cache_app.command("clear")(guarded(tools.cache_clear))
 app.add_typer(cache_app)
 
 
-_SIGNALLED: list[int] = []  # the stop signals received outside training
-
-
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     # Outside training (which installs its own graceful handler) Ctrl-C / SIGTERM end the command with
     # 130. SystemExit, unlike KeyboardInterrupt, is not turned into click's "Aborted!" (exit 1).
-    _SIGNALLED.append(signum)
+    interrupts.stopped_before(signal.Signals(signum).name)
     typer.echo("interrupted", err=True)
     raise SystemExit(Interrupted.exit_code)
 
@@ -68,8 +66,9 @@ def main() -> None:
     except SystemExit as stop:
         code = _exit_code(stop.code)
     except Exception as exc:
-        if _SIGNALLED:  # the stop arrived inside native code (an import of TensorFlow), which re-raised it as
-            code = Interrupted.exit_code  # an error of its own: still a stop, not a bug
+        # a stop that arrived inside native code (an import of TensorFlow), which re-raised it as an error
+        if interrupts.SIGNALLED_BEFORE:  # of its own: still a stop, not a bug
+            code = Interrupted.exit_code
             backend.exit_now(code)
         if os.environ.get("DLRUN_DEBUG"):
             raise
