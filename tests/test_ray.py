@@ -386,6 +386,9 @@ def test_a_shipped_run_directory_arrives_whole_and_a_bundle_cannot_write_outside
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
         ["checkpoint/state.npz", "config.yaml", "metrics.csv"]
     assert (target / "checkpoint" / "state.npz").read_bytes() == b"\0weights" * 100
+    (source / "metrics.csv").write_text("epoch\n1\n2\n")  # the next epoch's bundle: only what changed is written
+    assert shipping.unpack(shipping.bundle(source), target) == 1
+    assert (target / "metrics.csv").read_text() == "epoch\n1\n2\n"
     hostile = io.BytesIO()
     with tarfile.open(fileobj=hostile, mode="w") as tar:
         info = tarfile.TarInfo("../escaped.txt")

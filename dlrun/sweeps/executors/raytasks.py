@@ -161,7 +161,7 @@ class TrialWorker:
             self.data[task.data_key] = ray.get(self.refs[task.data_key])
         local = Path(tempfile.mkdtemp(prefix=f"dlrun-trial-{task.trial_id}-")) if sent is not None else None
         if local is not None and sent is not None:
-            shipping.unpack(sent, local)
+            shipping.unpack(sent, local, durable=False)  # a temporary copy: it is shipped back
             task = replace(task, run_dir=local)
         stop, done = StopRequest(), threading.Event()
         threading.Thread(target=_watch_stop, args=(relay, stop, done), daemon=True, name="dlrun-stop-watch").start()
