@@ -172,6 +172,10 @@ def test_ray_sweep_gives_the_results_of_a_local_sweep(ray_cluster: Any, tmp_path
     assert on_ray["threads"]["threads"] == 1 and "Ray" in on_ray["threads"]["from"]
     trial = tmp_path / "ray" / names.SWEEP_TRIALS / "000"
     assert (trial / names.WEIGHTS).is_file() and (trial / names.METRICS).is_file()  # a full run directory
+    from matplotlib import image  # the history plot, drawn by the sweep process from the trial's rows
+
+    assert (image.imread(trial / names.HISTORY_PLOT) ==
+            image.imread(tmp_path / "local" / names.SWEEP_TRIALS / "000" / names.HISTORY_PLOT)).all()
     import ray
 
     assert ray.is_initialized()  # a connection the sweep did not make is left open

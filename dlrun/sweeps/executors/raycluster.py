@@ -38,6 +38,7 @@ from dlrun.sweeps.executors.base import (
 )
 from dlrun.sweeps.executors.rayconnect import check_shared_storage, connect, on_this_node
 from dlrun.sweeps.executors.rayconnect import ray_module as _ray
+from dlrun.ui.plots import drawn_in_background, history_plot
 
 if TYPE_CHECKING:
     from dlrun.sweeps.executors.raytasks import Question
@@ -148,7 +149,8 @@ class RayExecutor:
             if self._relay is None:
                 self._relay = Relay.options(scheduling_strategy=on_this_node()).remote()
             self._attempts, self._told = {}, {}
-            self._loop(first, pending, events, stop)
+            with drawn_in_background():  # the trials' history plots (the round waits for them at its end)
+                self._loop(first, pending, events, stop)
         except BaseException:
             self.close()
             raise
@@ -261,7 +263,7 @@ class RayExecutor:
         memory grew is replaced."""
         ray = _ray()
         try:
-            result, where, shipped, told = ray.get(ref)
+            ran = ray.get(ref)
         except ray.exceptions.RayError as exc:
             actor, slot.actor = slot.actor, None  # a fresh worker runs the slot's next trial
             with contextlib.suppress(Exception):
@@ -272,10 +274,13 @@ class RayExecutor:
             message = (f"the Ray worker running the trial died {slot.attempt} time(s) "
                        f"(sweep.backend.max_retries: {self.settings.max_retries}): {type(exc).__name__}: {reason}")
             return lost_trial(task, stop.requested, message, f"\n\n{exc}")
-        while self._told.get((task.trial_id, slot.attempt), 0) < told:  # queued at the relay: they come at once
+        while self._told.get((task.trial_id, slot.attempt), 0) < ran.told:  # queued at the relay: they come at once
             self._take(events)
+        result = ran.result
         slot.first_peak, spent = outgrown(slot.first_peak, result.peak_mib, self.growth_mib)
-        result.summary = self._record(task, result.summary, {**where, "replaced": spent}, shipped, slot.attempt)
+        result.summary = self._record(task, result.summary, {**ran.where, "replaced": spent}, ran.shipped, slot.attempt)
+        for rows, path, *rest in ran.plots:  # drawn by this process' plotter, while the trials go on
+            history_plot(rows, task.run_dir.resolve() / path, *rest)
         if spent:
             ray.kill(slot.actor)  # a fresh worker takes its place for the next trial
             slot.actor = None

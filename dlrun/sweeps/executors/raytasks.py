@@ -15,7 +15,7 @@ import signal
 import socket
 import tempfile
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,17 +145,15 @@ class TrialWorker:
                 "pid": os.getpid(), "rss_mib": round(resident_memory_mib(), 1),
                 "peak_mib": round(peak_memory_mib(), 1)}
 
-    def run(self, task: TrialTask, relay: Any, sent: bytes | None,
-            attempt: int = 1) -> tuple[TrialResult, dict[str, Any], bytes | None, int]:
+    def run(self, task: TrialTask, relay: Any, sent: bytes | None, attempt: int = 1) -> Ran:
         """Run one trial (fresh, or from its checkpoint; `attempt` from 1), each epoch's report relayed to the
         sweep process: a judged trial waits for the answer and passes it to the trial's judge, any other
         goes on at once (its next report waits only for this one to be queued). `sent`: the trial's run
         directory as a bundle (shipping.py), for a trial that runs in a directory of this node's own
-        (removed after); None: `task.run_dir` is on storage this node shares with the sweep. Returns the
-        result, where it ran (`where`), when shipped the whole run directory as a bundle (each epoch's went
-        with its report), and how many reports awaiting no answer reached the relay (the sweep takes them
-        all before the result)."""
+        (removed after); None: `task.run_dir` is on storage this node shares with the sweep. Its history
+        plot is not drawn here but returned, for the sweep process to draw."""
         from dlrun.sweeps.executors import shipping
+        from dlrun.ui.plots import kept_plots
 
         if task.data_key not in self.data:
             self.data[task.data_key] = ray.get(self.refs[task.data_key])
@@ -176,14 +174,30 @@ class TrialWorker:
             return True
 
         try:
-            result = execute_trial(task, self.data[task.data_key], stop, judge, self.models)
+            with kept_plots() as plots:
+                result = execute_trial(task, self.data[task.data_key], stop, judge, self.models)
             result.peak_mib = peak_memory_mib()
             told.wait()
-            return result, self.where(), shipping.bundle(local) if local is not None else None, told.count
+            return Ran(result, self.where(), shipping.bundle(local) if local is not None else None, told.count,
+                       [(rows, Path(path).relative_to(task.run_dir).as_posix(), *rest) for rows, path, *rest in plots])
         finally:
             done.set()
             if local is not None:
                 shutil.rmtree(local, ignore_errors=True)
+
+
+@dataclass
+class Ran:
+    """What a worker returns of a trial: its result; where it ran (TrialWorker.where); when shipped, its whole
+    run directory as a bundle (each epoch's went with its report); how many of its reports that awaited no
+    answer reached the relay (the sweep handles them all before the result); and the history plots to
+    draw, as `history_plot`'s arguments with the path relative to the run directory."""
+
+    result: TrialResult
+    where: dict[str, Any]
+    shipped: bytes | None
+    told: int
+    plots: list[tuple[Any, ...]]
 
 
 class _Told:
