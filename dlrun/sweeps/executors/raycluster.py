@@ -1,14 +1,15 @@
 """`RayExecutor`: a sweep's trials as Ray tasks, on a local Ray instance or a Ray cluster.
 
-The sweep process stays the driver: it prepares the data once and puts it in Ray's object store, hands a
-trial to a slot's worker actor (one per slot: the CPUs and GPUs a trial reserves) only when the slot is
-free, answers each trial's per-epoch report (`TrialEvents.epoch_ended`) through a relay actor on its own
-node, and writes the sweep's records. A worker actor lives for the sweep and lends its compiled models to
-its next trials, as a local worker does, and is replaced by the local workers' rule once its memory grew
-(base.outgrown). Each trial writes its run directory on its node, shipped back here (storage: ship), or
-under the sweep directory (resolved here) that every node sees (storage: shared, checked at start). A
-worker or node that dies costs its trial one more attempt, from its last checkpoint, on a fresh worker (up
-to `max_retries` more).
+The sweep process stays the driver: it prepares the data once and puts it in Ray's object store, starts
+the worker actors (one per slot: the CPUs and GPUs a trial reserves) ahead of the trials, hands a trial
+to a slot's worker only when the slot is free, receives each trial's per-epoch report
+(`TrialEvents.epoch_ended`) through a relay actor on its own node (a trial a pruner judges waits for the
+answer; any other trains on), draws the trials' history plots, and writes the sweep's records. A worker
+actor lives for the sweep and lends its compiled models to its next trials, as a local worker does, and
+is replaced by the local workers' rule once its memory grew (base.outgrown). Each trial writes its run
+directory on its node, shipped back here (storage: ship), or under the sweep directory (resolved here)
+that every node sees (storage: shared, checked at start). A worker or node that dies costs its trial one
+more attempt, from its last checkpoint, on a fresh worker (up to `max_retries` more).
 
 Importing this module loads Ray (never TensorFlow); only `--backend ray` imports it.
 """
