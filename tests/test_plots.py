@@ -32,6 +32,17 @@ def test_plots_drawn_in_the_background_are_the_plots_drawn_inline(tmp_path: Path
         assert np.array_equal(image.imread(tmp_path / f"kept{i}.png"), image.imread(tmp_path / f"fresh{i}.png"))
 
 
+def test_kept_plots_are_not_drawn_but_kept_to_be_drawn_elsewhere(tmp_path: Path) -> None:
+    rows, title, marks = PLOTS[1]
+    with plots.kept_plots() as kept:  # a Ray trial's: the sweep process draws it
+        plots.history_plot(rows, tmp_path / "there.png", title, marks)
+    assert not (tmp_path / "there.png").exists() and plots._later is None
+    [(kept_rows, _, *rest)] = kept
+    plots.history_plot(kept_rows, tmp_path / "here.png", *rest)
+    plots.history_plot(rows, tmp_path / "inline.png", title, marks)
+    assert np.array_equal(image.imread(tmp_path / "here.png"), image.imread(tmp_path / "inline.png"))
+
+
 def test_plots_survive_a_killed_plotter(tmp_path: Path) -> None:
     with plots.drawn_in_background():
         assert plots._later is not None

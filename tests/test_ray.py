@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,10 @@ def test_ray_sweep_gives_the_results_of_a_local_sweep(ray_cluster: Any, tmp_path
     assert on_ray["threads"]["threads"] == 1 and "Ray" in on_ray["threads"]["from"]
     trial = tmp_path / "ray" / names.SWEEP_TRIALS / "000"
     assert (trial / names.WEIGHTS).is_file() and (trial / names.METRICS).is_file()  # a full run directory
+    from matplotlib import image  # the history plot, drawn by the sweep process from the trial's rows
+
+    assert (image.imread(trial / names.HISTORY_PLOT) ==
+            image.imread(tmp_path / "local" / names.SWEEP_TRIALS / "000" / names.HISTORY_PLOT)).all()
     import ray
 
     assert ray.is_initialized()  # a connection the sweep did not make is left open
@@ -241,6 +247,35 @@ def test_a_trial_whose_worker_dies_more_often_than_retried_fails_with_the_reason
     assert result.status == "failed"
     assert "died 1 time(s) (sweep.backend.max_retries: 0)" in result.summary["error"]
     assert (tasks[0].run_dir / names.ERROR).is_file()
+
+
+def test_a_trial_the_sweep_cannot_prune_reports_each_epoch_without_waiting_for_the_answer(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    tasks, datasets = _trials(tmp_path, 1, epochs=3)
+    events = Recorder(on_epoch=lambda trial, epoch: time.sleep(3))  # a sweep process slow to answer
+    _run_on_ray([replace(t, judged=False) for t in tasks], datasets, events)
+    # each report handled, in order, before the result (its shipped checkpoint too: the result's files win)
+    assert events.log == [("started", "000"), ("epoch", "000", 1), ("epoch", "000", 2),
+                          ("finished", "000", "completed")]
+    assert events.results[0].summary["seconds"] < 3  # waiting for the two answers would take 6 s
+    assert len(files.read_csv(tasks[0].run_dir / names.METRICS)) == 3
+
+
+def test_a_killed_worker_of_a_trial_that_reports_without_waiting_resumes_from_its_last_shipped_checkpoint(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    for where in ("ray", "local"):
+        (tmp_path / where).mkdir()
+    tasks, datasets = _trials(tmp_path / "ray", 1, epochs=40)  # long enough to be killed while it trains
+    events = Recorder(on_epoch=lambda trial, epoch: _kill_worker(tmp_path / "ray", trial, epoch, at=1))
+    _run_on_ray([replace(t, judged=False) for t in tasks], datasets, events)
+    assert [e for e in events.log if e[0] == "finished"] == [("finished", "000", "completed")]
+    assert files.read_json(tasks[0].run_dir / names.SUMMARY)["ray"]["attempts"] == 2
+    # every epoch handled once: the retry went on from the last checkpoint the sweep had, none twice, none lost
+    assert [e[2] for e in events.log if e[0] == "epoch"] == list(range(1, 40))
+    local_tasks, _ = _trials(tmp_path / "local", 1, epochs=40)
+    SequentialExecutor().run(local_tasks, datasets, Recorder(), StopRequest())
+    assert without_seconds(files.read_csv(tasks[0].run_dir / names.METRICS)) == \
+        without_seconds(files.read_csv(local_tasks[0].run_dir / names.METRICS))
 
 
 @pytest.mark.parametrize(("growth_mib", "actors"), [(-1, 3), (WORKER_GROWTH_MIB, 1)], ids=["grown", "kept"])
@@ -355,6 +390,9 @@ def test_a_shipped_run_directory_arrives_whole_and_a_bundle_cannot_write_outside
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
         ["checkpoint/state.npz", "config.yaml", "metrics.csv"]
     assert (target / "checkpoint" / "state.npz").read_bytes() == b"\0weights" * 100
+    (source / "metrics.csv").write_text("epoch\n1\n2\n")  # the next epoch's bundle: only what changed is written
+    assert shipping.unpack(shipping.bundle(source), target) == 1
+    assert (target / "metrics.csv").read_text() == "epoch\n1\n2\n"
     hostile = io.BytesIO()
     with tarfile.open(fileobj=hostile, mode="w") as tar:
         info = tarfile.TarInfo("../escaped.txt")

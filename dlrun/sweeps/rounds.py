@@ -63,7 +63,8 @@ class TrialSource:
         return self.plan.rounds
 
     def _task(self, trial: Trial) -> TrialTask:
-        return TrialTask(trial.id, self.root / names.SWEEP_TRIALS / trial.id, self.key_of[trial.id], self.threads)
+        return TrialTask(trial.id, self.root / names.SWEEP_TRIALS / trial.id, self.key_of[trial.id], self.threads,
+                         judged=self.session.prunes)
 
     def tasks(self, round_: int) -> Iterator[TrialTask]:
         """Round `round_`'s trials that have not ended, then (sampled rounds) new ones until it is full."""

@@ -152,8 +152,8 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
 
 
 def _start(executor: TrialExecutor, datasets: dict[str, Dataset], plan: SweepPlan, trials: int) -> None:
-    """Start a local executor's worker processes ahead of the trials, kept for every round (see
-    ProcessExecutor.start); other executors start their own way."""
+    """Start an executor's workers ahead of the trials, kept for every round: local worker processes
+    (ProcessExecutor.start), Ray worker actors (RayExecutor.start); the in-process executor has none."""
     if callable(start := getattr(executor, "start", None)):
         start(datasets, plan.base.config.train.threads, trials)
 

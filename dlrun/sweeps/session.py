@@ -94,6 +94,12 @@ class SweepSession:
         self.outcomes[task.trial_id].status = "running"
         self._show(None)
 
+    @property
+    def prunes(self) -> bool:
+        """Whether a pruner judges this sweep's trials (a search with sweep.prune); else every epoch's verdict
+        is "go on" and a trial need not wait for it (TrialTask.judged)."""
+        return self.search is not None and self.plan.base.config.sweep.prune.method != "none"  # type: ignore[union-attr]
+
     def epoch_ended(self, trial_id: str, epoch: int, row: dict[str, Any]) -> bool:
         """A trial completed an epoch: keep it going (True) or prune it (False), as the sweep's pruner
         (sweep.prune) judges its running score (scoring.py: the value of this epoch, or the best so far)
@@ -101,7 +107,7 @@ class SweepSession:
         mean of its seeds' running scores at an epoch, once every seed reached it (the last seed there
         asks); a seed reaching an epoch first goes on, and every seed of a pruned point stops at its next
         epoch (seeds that ended before keep their result)."""
-        if self.search is None or self.plan.base.config.sweep.prune.method == "none":  # type: ignore[union-attr]
+        if not self.prunes:
             return True
         outcome = self.outcomes[trial_id]
         outcome.rows = [*files.read_csv(outcome.run_dir / names.METRICS)[:epoch - 1], row]

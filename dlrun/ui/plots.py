@@ -11,7 +11,7 @@ from typing import Any
 
 from dlrun.store.files import atomic_path
 
-_later: _Plotter | None = None  # set while history plots are drawn off the critical path
+_later: _Plotter | _Kept | None = None  # set while history plots are drawn off the critical path, or kept
 
 
 class _Plotter:
@@ -56,6 +56,30 @@ class _Plotter:
                 if not Path(job[1]).exists():
                     with contextlib.suppress(Exception):
                         _history_plot(*job)
+
+
+class _Kept:
+    """History plots kept to be drawn elsewhere (`kept_plots`)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, ...]] = []
+
+    def draw(self, job: tuple[Any, ...]) -> None:
+        self.jobs.append(job)
+
+
+@contextlib.contextmanager
+def kept_plots() -> Iterator[list[tuple[Any, ...]]]:
+    """While open, history plots are not drawn but kept in the list it yields, each as the arguments of
+    `history_plot` (rows, path, title, boundaries): a Ray trial's, drawn by the sweep process instead, in
+    its own `drawn_in_background`, so that neither the trial nor the sweep waits for matplotlib."""
+    global _later
+    outer, kept = _later, _Kept()
+    _later = kept
+    try:
+        yield kept.jobs
+    finally:
+        _later = outer
 
 
 def serve_plots() -> None:

@@ -73,13 +73,16 @@ def outgrown(first_peak: float | None, peak_mib: float | None, growth_mib: float
 
 @dataclass(frozen=True)
 class TrialTask:
-    """One trial to run: its id, its run directory (config.yaml already written), its data set key, and
-    the CPU threads the config asks for (train.threads; None: the executor's share)."""
+    """One trial to run: its id, its run directory (config.yaml already written), its data set key, the
+    CPU threads the config asks for (train.threads; None: the executor's share), and whether the sweep may
+    prune it (`judged`: a pruner is on, so the trial waits for the verdict after each epoch; False: every
+    verdict is "go on", and an executor may report the epoch without waiting for it)."""
 
     trial_id: str
     run_dir: Path
     data_key: str
     threads: int | None = None
+    judged: bool = True
 
 
 @dataclass
