@@ -37,3 +37,20 @@ def test_the_last_epoch_is_never_judged(tmp_path: Path) -> None:
     run_one_trial(tmp_path, 2, events)
     assert [e for _, e, _ in events.rows] == [1]
     assert events.results[0].status == "completed"
+
+
+def test_a_worker_process_reports_each_epoch_of_a_trial_no_pruner_judges_without_waiting(tmp_path: Path) -> None:
+    """A trial the sweep cannot prune (TrialTask.judged False) sends its epoch rows and goes on: the
+    sweep process handles each, in order, before the result, but the trial does not wait for answers."""
+    import time
+    from dataclasses import replace
+
+    from dlrun.sweeps.executors.processes import ProcessExecutor
+
+    tasks, datasets = trial_tasks(tmp_path, [deep_merge(TINY_MLP, {"train": {"epochs": 3}})], first=1)
+    events = Recorder(on_epoch=lambda trial, epoch: time.sleep(3))  # a sweep process slow to answer
+    ProcessExecutor(jobs=1).run([replace(tasks[0], judged=False)], datasets, events, StopRequest())
+    assert events.log == [("started", "001"), ("epoch", "001", 1), ("epoch", "001", 2),
+                          ("finished", "001", "completed")]
+    assert events.results[0].summary["seconds"] < 3  # waiting for the two answers would take 6 s
+    assert len(files.read_csv(RunDir(tasks[0].run_dir) / names.METRICS)) == 3

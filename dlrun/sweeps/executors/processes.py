@@ -193,10 +193,11 @@ class ProcessExecutor:
             if worker.task is None or (worker.conn not in ready and worker.process.sentinel not in ready):
                 continue
             result = _receive(worker)
-            if isinstance(result, EpochReport):  # the trial waits for the sweep's verdict
+            if isinstance(result, EpochReport):  # a judged trial waits for the sweep's verdict
                 keep = events.epoch_ended(result.trial_id, result.epoch, result.row)
-                with contextlib.suppress(OSError):
-                    worker.conn.send(keep)
+                if worker.task.judged:
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(keep)
                 continue
             if result is None:  # the worker died in the middle of a trial (killed, out of memory)
                 result = _lost(worker, stopping)

@@ -21,7 +21,7 @@ from dlrun.errors import DataError
 from dlrun.interrupts import StopRequest
 from dlrun.store.rundir import RunDir
 from dlrun.store.status import mark_failed, read_status
-from dlrun.sweeps.executors.base import TrialResult, execute_trial, frozen_heap, peak_memory_mib
+from dlrun.sweeps.executors.base import TrialResult, TrialTask, execute_trial, frozen_heap, peak_memory_mib
 from dlrun.ui.plots import drawn_in_background
 
 
@@ -71,12 +71,15 @@ def worker_main(conn: Connection, threads: int, device: str | None, parent_pid: 
     backend.exit_now(0)  # every trial's files are written (plots too): skip TensorFlow's ~1 s teardown
 
 
-def _judge(conn: Connection, trial_id: str, parent_pid: int) -> Callable[[int, dict[str, Any]], bool]:
-    """Ask the sweep process after each epoch; a sweep that is gone cannot prune (the trial goes on
-    and stops through the parent watch like after a Ctrl-C)."""
+def _judge(conn: Connection, task: TrialTask, parent_pid: int) -> Callable[[int, dict[str, Any]], bool]:
+    """Report each epoch to the sweep process; a trial the sweep may prune (task.judged) waits for the
+    verdict, any other goes on at once (every verdict would be "go on"). A sweep that is gone cannot prune
+    (the trial goes on and stops through the parent watch like after a Ctrl-C)."""
     def judge(epoch: int, row: dict[str, Any]) -> bool:
         try:
-            conn.send(EpochReport(trial_id, epoch, dict(row)))
+            conn.send(EpochReport(task.trial_id, epoch, dict(row)))
+            if not task.judged:
+                return True
             while not conn.poll(0.5):
                 if os.getppid() != parent_pid:
                     return True
@@ -104,7 +107,7 @@ def _serve(conn: Connection, datasets: dict[str, Dataset] | DataError, stop: Sto
             conn.send(TrialResult(task.trial_id, "failed", mark_failed(RunDir(task.run_dir), str(datasets))))
             continue
         try:
-            result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task.trial_id, parent_pid),
+            result = execute_trial(task, datasets[task.data_key], stop, _judge(conn, task, parent_pid),
                                    models)
         except KeyboardInterrupt:
             result = TrialResult(task.trial_id, "interrupted", read_status(RunDir(task.run_dir))[1])
