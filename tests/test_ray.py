@@ -299,7 +299,7 @@ def test_a_two_objective_sweep_prunes_on_ray_by_front_rank(ray_cluster: Any, tmp
     assert_pruned_by_front_rank(tmp_path / "s")  # judged in the sweep process, rung by rung, as locally
 
 
-TPE_ASHA = {"search": "tpe", "trials": 6, "params": {"optimizer.lr": {"log_uniform": [0.001, 3.0]}},
+TPE_ASHA = {"search": "tpe", "trials": 6, "seed": 2, "params": {"optimizer.lr": {"log_uniform": [0.001, 3.0]}},
             "prune": {"method": "asha", "min_epochs": 1, "reduction": 2}}
 
 

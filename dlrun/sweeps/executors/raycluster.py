@@ -27,7 +27,6 @@ from dlrun.config.scale import BackendConfig
 from dlrun.data import Dataset
 from dlrun.errors import SweepError
 from dlrun.interrupts import StopRequest
-from dlrun.store import files, names
 from dlrun.sweeps.executors import shipping
 from dlrun.sweeps.executors.base import (
     WORKER_GROWTH_MIB,
@@ -289,19 +288,7 @@ class RayExecutor:
 
     def _record(self, task: TrialTask, summary: dict[str, Any], where: dict[str, Any], shipped: bytes | None,
                 attempt: int) -> dict[str, Any]:
-        """Write the run directory the trial shipped, and where it ran (Ray node id, host, worker actor, the
-        worker's memory after the trial and whether it was replaced for its growth), its attempts and the bytes
-        sent and shipped back into its summary.json; the summary as recorded."""
-        run = task.run_dir.resolve()
+        """The trial's shipped run directory written here and where it ran recorded (shipping.record_trial)."""
         sent, back = self._bytes.setdefault(task.trial_id, [0, 0])
-        if shipped is not None:
-            shipping.unpack(shipped, run)
-            back += len(shipped)
-        if not summary:
-            return summary
-        record = {**where, "attempts": attempt, "storage": self.settings.storage, "sent_bytes": sent,
-                  "shipped_bytes": back}
-        summary = {**summary, "run_dir": str(task.run_dir), "ray": record}
-        files.write_json(run / names.SUMMARY, summary)
-        return summary
-
+        return shipping.record_trial(task.run_dir, summary, where, shipped, {
+            "attempts": attempt, "storage": self.settings.storage, "sent_bytes": sent, "shipped_bytes": back})

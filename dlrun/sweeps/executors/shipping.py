@@ -13,12 +13,13 @@ import dataclasses
 import io
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
 from dlrun.data import Dataset
 from dlrun.data.dataset import ARRAYS
-from dlrun.store import files
+from dlrun.store import files, names
 
 
 def for_object_store(data: Dataset) -> Dataset:
@@ -79,3 +80,20 @@ def _holds(path: Path, content: bytes) -> bool:
         return path.stat().st_size == len(content) and path.read_bytes() == content
     except OSError:
         return False
+
+
+def record_trial(run_dir: Path, summary: dict[str, Any], where: dict[str, Any], shipped: bytes | None,
+                 record: dict[str, Any]) -> dict[str, Any]:
+    """Write the run directory a Ray trial shipped (`shipped`: None when nothing came back) into `run_dir`,
+    and where it ran (`where`: Ray node id, host, worker actor, the worker's memory after the trial and whether
+    it was replaced for its growth) with `record` (its attempts, storage, the bytes sent; the bytes shipped
+    back, to which `shipped` is added) as the `ray` record of its summary.json; the summary as recorded."""
+    run = run_dir.resolve()
+    if shipped is not None:
+        unpack(shipped, run)
+        record = {**record, "shipped_bytes": record["shipped_bytes"] + len(shipped)}
+    if not summary:
+        return summary
+    summary = {**summary, "run_dir": str(run_dir), "ray": {**where, **record}}
+    files.write_json(run / names.SUMMARY, summary)
+    return summary
