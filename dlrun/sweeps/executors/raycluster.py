@@ -106,11 +106,8 @@ class RayExecutor:
         trials are ready: each worker imports TensorFlow while the sweep writes its directory and opens its
         study, and serves every later `run` (a sweep's rounds) until `close`. `threads`: the config's
         train.threads, when set; `trials`: how many trials there are to run (no more workers than that)."""
-        from dlrun.sweeps.executors.raytasks import Relay
-
         self._prepare(datasets, threads)
-        if self._relay is None:
-            self._relay = Relay.options(scheduling_strategy=on_this_node()).remote()
+        self._open_relay()
         wanted = self.jobs if trials is None else min(self.jobs, max(1, trials))
         room = _ray().available_resources()
         wanted = min(wanted, int(room.get("CPU", 0) // self.cpus))
@@ -119,6 +116,14 @@ class RayExecutor:
         for slot in self._slots[:wanted]:
             if slot.actor is None:
                 self._new_worker(slot)
+
+    def _open_relay(self) -> None:
+        """The round's relay actor, unless `start` opened it: on this node and using no CPU, so trials that
+        fill the cluster cannot keep it from starting."""
+        from dlrun.sweeps.executors.raytasks import Relay
+
+        if self._relay is None:
+            self._relay = Relay.options(scheduling_strategy=on_this_node()).remote()
 
     def _prepare(self, datasets: Mapping[str, Dataset], threads: int | None) -> None:
         """Once per sweep: the data sets in the object store, the threads of a trial, the slots."""
@@ -142,12 +147,7 @@ class RayExecutor:
                     check_shared_storage(first.run_dir.resolve().parent)
                 self._probed = True
             self._prepare(datasets, first.threads)
-            from dlrun.sweeps.executors.raytasks import Relay
-
-            # per round (no question of an earlier round's loop is left waiting; the first one `start` started),
-            # on this node and using no CPU: trials that fill the cluster cannot keep it from starting
-            if self._relay is None:
-                self._relay = Relay.options(scheduling_strategy=on_this_node()).remote()
+            self._open_relay()  # per round: no question of an earlier round's loop is left waiting
             self._attempts, self._told = {}, {}
             with drawn_in_background():  # the trials' history plots (the round waits for them at its end)
                 self._loop(first, pending, events, stop)
