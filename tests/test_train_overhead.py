@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MLP, run_cli, write_config
+from conftest import TINY_MLP, cli_env, run_cli, write_config
 
 from dlrun import evaluate, train
 from dlrun.store import files, names
@@ -47,3 +50,39 @@ def test_error_after_tensorflow_loaded_still_exits_2_with_its_message(tmp_path: 
 def test_train_output_is_complete_after_a_fast_exit(tmp_path: Path) -> None:
     proc = run_cli("train", write_config(tmp_path, TINY_MLP), "--runs", tmp_path / "runs")
     assert (proc.returncode, "completed" in proc.stdout) == (0, True)
+
+
+# dlrun's own processes import Keras without the integrations it imports for features dlrun never calls
+# (backend.KERAS_EXTRAS: ~1.5 s of each process' start-up); a program that imports dlrun keeps Keras whole.
+
+def _extras_probe(own: bool) -> dict[str, object]:
+    script = ("import json, sys\nfrom dlrun.engine import backend\n"
+              + ("backend.own_process()\n" if own else "")
+              + "backend.keras()\n"
+              "from keras.src.wrappers import fixes\n"
+              "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'pandas', 'matplotlib'})\n"
+              "keras_has_sklearn = fixes.sklearn is not None\n"
+              "import sklearn, pandas, matplotlib.pyplot  # each still imports afterwards\n"
+              "print(json.dumps({'loaded': loaded, 'keras_has_sklearn': keras_has_sklearn}))\n")
+    proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_own_process_imports_keras_without_sklearn_pandas_or_matplotlib() -> None:
+    assert _extras_probe(own=True) == {"loaded": [], "keras_has_sklearn": False}
+
+
+def test_a_program_importing_dlrun_keeps_keras_sklearn_wrappers() -> None:
+    assert _extras_probe(own=False)["keras_has_sklearn"] is True
+
+
+def test_cli_train_never_imports_sklearn_or_pandas_and_still_plots(tmp_path: Path) -> None:
+    command = ["train", str(write_config(tmp_path, TINY_MLP)), "--runs", str(tmp_path / "runs"), "--json"]
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dlrun", *command],
+                          env=cli_env(DLRUN_TF_LOG="stderr"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert [m for m in imported if m.startswith(("sklearn.", "pandas."))] == []
+    assert (Path(json.loads(proc.stdout)["run_dir"]) / names.HISTORY_PLOT).is_file()

@@ -59,6 +59,7 @@ def main() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)
+    backend.own_process()
     backend.silence_native_logs()
     try:
         app(prog_name="dlrun")  # also under `python -m dlrun`: usage and completion say dlrun

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 _configured: dict[str, Any] = {}
 CPU_DEVICES_ENV = "DLRUN_CPU_DEVICES"  # N logical CPU devices (see _split_cpu)
+# What Keras imports at its own import for features dlrun never calls: the scikit-learn wrappers, pandas
+# inputs to fit, the image-gallery plot. About 2 s of each process' start-up on a 2-core machine, so
+# dlrun's own processes (own_process) leave them out; a program that imports dlrun keeps Keras whole.
+KERAS_EXTRAS = ("sklearn", "pandas", "matplotlib")
 
 
 def _quiet_env() -> None:
@@ -45,11 +49,34 @@ def silence_native_logs() -> None:
     _configured["silenced"] = True
 
 
+def own_process() -> None:
+    """Mark this process as dlrun's own (the CLI, a sweep's worker): TensorFlow and Keras are then imported
+    without Keras' optional integrations (KERAS_EXTRAS), which nothing in such a process uses."""
+    _configured["own"] = True
+
+
+@contextlib.contextmanager
+def _left_out(names: tuple[str, ...]) -> Iterator[None]:
+    """Make `import name` fail (as if not installed) for each of `names` not yet imported, until the block
+    ends; afterwards each imports normally again."""
+    hidden = [n for n in names if n not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 def tf() -> ModuleType:
     """The tensorflow module, imported on first use with its C++ logs quietened."""
     first = "tensorflow" not in sys.modules
     if first:
         _quiet_env()
+        with _left_out(KERAS_EXTRAS if _configured.get("own") else ()):
+            import keras  # noqa: F401  (and with it tensorflow, its backend)
     import tensorflow
 
     tensorflow.get_logger().setLevel("ERROR")

@@ -126,6 +126,7 @@ class TrialWorker:
         from dlrun.engine import backend
         from dlrun.engine.reuse import TrialModels
 
+        backend.own_process()
         backend.silence_native_logs()
         tf = backend.tf()
         for gpu in tf.config.list_physical_devices("GPU"):  # before any op: share the GPU Ray gave this slot

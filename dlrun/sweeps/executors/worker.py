@@ -58,6 +58,7 @@ def worker_main(conn: Connection, threads: int, device: str | None, parent_pid: 
     threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
     from dlrun.engine import backend
 
+    backend.own_process()
     backend.silence_native_logs()
     backend.setup(0, threads)
     try:
