@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -269,6 +270,27 @@ def test_sigkill_with_workers_then_resume_never_reruns_an_ended_trial(tmp_path: 
     assert ({t["status"] for t in summary["trials"]}, rows, {k: _ended(out)[k] for k in before}) == (
         {"completed"}, [5] * 4, before)
 
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_between_a_trials_folder_and_its_config_runs_that_trial(tmp_path: Path) -> None:
+    """A SIGKILL can land while the sweep writes a starting trial's config.yaml: its folder then holds only the
+    atomic write's temporary file, which the resumed sweep removes instead of refusing the folder as a run."""
+    config = write_config(tmp_path, TINY_MLP, train={"epochs": 3, "batch_size": 16})
+    out = tmp_path / "s"
+    proc = _start(config, "--lr", "0.02,0.05,0.1", "--mode", "grid", "--jobs", "1", "--sweep-dir", out)
+    _wait_for(lambda: len(_ended(out)) >= 1, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    before = _ended(out)
+    for trial in (out / "trials" / t for t in ("000", "001", "002") if t not in before):
+        shutil.rmtree(trial, ignore_errors=True)
+        trial.mkdir(parents=True)
+        (trial / ".config.yaml.k1ll3d.tmp.yaml").write_text("name: cut")
+    resumed = run_cli("sweep", "--resume", out, "--json")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {t["status"] for t in json.loads(resumed.stdout)["trials"]} == {"completed"}
+    assert not list(out.rglob(".*.tmp*"))
 
 # --- honest ranking: validation chooses, the test split is only reported ---------------------------
 

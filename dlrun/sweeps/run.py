@@ -145,6 +145,8 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
     """Continue a sweep directory with its own sweep.yaml and study: only trials that have not ended run."""
     root = sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
+        # a killed sweep can leave an atomic write's temporary file, even in a trial folder it had just made
+        files.remove_temp_files(root)
         plan, engine = reopen(root, reporter)
         datasets, key_of = load_sweep_data(plan, reporter, use_cache, _copies(plan, flags, jobs))
         executor = executor or _executor(plan, flags, jobs, datasets)
