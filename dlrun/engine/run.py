@@ -186,7 +186,10 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
             clock: RunClock, diverged_epoch: int | None, base: dict[str, Any],
             board: RunBoard | None = None, pruned_epoch: int | None = None,
             streams: Streams | None = None) -> dict[str, Any]:
-    """Test metrics, final weights, plot and summary of a run that stopped on its own (or was pruned)."""
+    """Test metrics, final weights, plot and summary of a run that stopped on its own (or was pruned).
+
+    A pruned trial ends at once: its checkpoint, epoch metrics, plot and summary, but no test metrics, final
+    weights or prediction timing, work for a candidate its sweep dropped (only completed trials rank best)."""
     cfg = lc.config
     status, extra = "completed", {}
     if pruned_epoch is not None:
@@ -201,14 +204,15 @@ def _finish(lc: LoadedConfig, run: RunDir, model: Any, data: Dataset, rows: list
     kept_epoch = int(extra.get("restored_best_epoch", len(rows))) or None
     extra.update(ending(rows, cfg, kept_epoch, ended_itself=status == "completed"))
     weights_moved = diverged_epoch is not None or "restored_best_epoch" in extra
-    test = test_metrics(model, data, rows, cfg, weights_moved, streams) if rows else {}
-    if rows:
+    final = bool(rows) and status != "pruned"  # a run that diverged in its first epoch has no finite weights
+    test = test_metrics(model, data, rows, cfg, weights_moved, streams) if final else {}
+    if final:
         from dlrun.engine.predictions import binary_final, predict_ms
 
         test.update(binary_final(model, data, cfg))  # AUC, precision, recall of a one-unit binary output
         extra["predict_ms"] = predict_ms(model, data.x_train)
     write_metrics(run, rows, cfg.task)
-    if rows:  # a run that diverged in its first epoch has no finite weights worth saving
+    if final:
         save_model(run, model)
         extra.update(coefficients(model, cfg, data.x_train, data.y_train))
     history_plot(run, rows, cfg.name)

@@ -19,9 +19,10 @@ import numpy as np
 
 from dlrun.config.applications import SAVED_MODEL_FILE
 from dlrun.config.schema import ExperimentConfig
-from dlrun.errors import WeightsError
+from dlrun.errors import RunDirError, WeightsError
 from dlrun.limits import MAX_JSON_BYTES, check_zip, file_kind, format_bytes, h5_problem, memory_budget
-from dlrun.store.names import WEIGHTS
+from dlrun.store import files
+from dlrun.store.names import CONFIG, SUMMARY, WEIGHTS
 from dlrun.store.rundir import missing_target
 from dlrun.weights.keras3 import config_entries, model_entries, order_hint, read_keras3_h5
 from dlrun.weights.source import Source, SourceLayer
@@ -38,8 +39,7 @@ def resolve(target: str | Path) -> tuple[Path, str]:
     if path.is_dir():
         weights = path / WEIGHTS
         if not weights.is_file():
-            raise WeightsError(f"{path}: no {WEIGHTS}; expected a run directory from `dlrun train` "
-                               "(a run that finished) or a weights file")
+            raise WeightsError(_no_weights(path))
         return weights, "run"
     try:
         mode = path.stat().st_mode
@@ -88,6 +88,20 @@ def read_weights(target: str | Path, model: Any = None, progress: Progress | Non
     if not layers:
         raise WeightsError(f"{path}: holds no layer weights")
     return Source(path, kind, layers)
+
+
+def _no_weights(run_dir: Path) -> str:
+    """Why a directory given as weights has none, and what to do: a sweep's pruned trial says so."""
+    try:
+        summary = files.read_json(run_dir / SUMMARY)
+    except (RunDirError, OSError):
+        summary = {}
+    if summary.get("status") == "pruned":
+        return (f"{run_dir}: a trial its sweep pruned (at epoch {summary.get('pruned_epoch')}) keeps its checkpoint "
+                f"and epoch metrics but no final weights; to score it, train it to the end: dlrun train "
+                f"{run_dir / CONFIG}")
+    return (f"{run_dir}: no {WEIGHTS}; expected a run directory from `dlrun train` (a run that finished) or a "
+            "weights file")
 
 
 def _h5(source: Path | io.BytesIO, label: Path | str) -> Any:
