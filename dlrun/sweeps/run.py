@@ -190,9 +190,9 @@ def _prepared(plan: SweepPlan, reporter: Reporter, jobs: int | None, executor: T
         if settings is not None:
             size = sum(a.nbytes for d in datasets.values() for a in vars(d).values() if hasattr(a, "nbytes"))
             executor = make_executor(jobs, backend=settings, data_bytes=size, joining=joining)
-    except BaseException:
+    except BaseException as exc:
         if joining is not None and executor is None:
-            joining.abandon()
+            joining.abandon(wait=isinstance(exc, Exception))  # a stop (Ctrl-C) does not wait for the cluster
         raise
     return datasets, key_of, executor
 

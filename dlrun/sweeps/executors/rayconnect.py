@@ -80,7 +80,7 @@ class Joining:
             self._error = exc
             return
         with self._lock:
-            self._owned = owned
+            self._owned = owned and not self._abandoned
             if self._abandoned and owned:
                 ray_module().shutdown()
 
@@ -95,8 +95,11 @@ class Joining:
             raise self._error
         return self._owned
 
-    def abandon(self) -> None:
-        """The sweep stopped before it used the connection: disconnect, now or once joined (never waits)."""
+    def abandon(self, wait: bool = True) -> None:
+        """The sweep stopped before it used the connection: disconnect once joined. `wait`: before this
+        returns (the process may sweep again); else, for a stop by Ctrl-C, in the joining thread."""
+        if wait:
+            self._thread.join()
         with self._lock:
             self._abandoned = True
             if self._owned:
