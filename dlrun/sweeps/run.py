@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlrun.config.scale import BackendConfig
 from dlrun.data import Dataset
 from dlrun.errors import Interrupted, RunDirError, StorageError, SweepError, SweepFailed
 from dlrun.interrupts import graceful_stop
@@ -130,8 +129,8 @@ def _new(plan: SweepPlan, runs_root: str | Path, sweep_dir: str | Path | None, r
          jobs: int | None, executor: TrialExecutor | None, flags: tuple[Any, ...], use_cache: bool,
          where: MlflowTarget | None) -> dict[str, Any]:
     """Load the data, write a new sweep directory and run its trials."""
-    datasets, key_of, executor = _prepared(plan, reporter, jobs, executor, flags, use_cache)
-    executor = executor or make_executor(jobs, plan.planned)
+    datasets, key_of = load_sweep_data(plan, reporter, use_cache, _copies(plan, flags, jobs))
+    executor = executor or _executor(plan, flags, jobs, datasets) or make_executor(jobs, plan.planned)
     try:
         _start(executor, datasets, plan, plan.planned)  # workers load TensorFlow while the directory is written
         root = _create(plan, runs_root, sweep_dir)
@@ -148,7 +147,8 @@ def _resume(resume: Path, reporter: Reporter, jobs: int | None, executor: TrialE
     root = sweep_root(resume)
     with exclusive_lock(root, "being swept"):  # of two resumes of one sweep, exactly one goes on
         plan, engine = reopen(root, reporter)
-        datasets, key_of, executor = _prepared(plan, reporter, jobs, executor, flags, use_cache)
+        datasets, key_of = load_sweep_data(plan, reporter, use_cache, _copies(plan, flags, jobs))
+        executor = executor or _executor(plan, flags, jobs, datasets)
         return _run(plan, root, datasets, key_of, reporter, jobs, executor, engine, resumed=True, where=where)
 
 
@@ -174,36 +174,18 @@ def _copies(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None) -> int:
     return 1 if (flags[0] or plan.base.config.sweep.backend.name) == "ray" else max(1, jobs or 1)
 
 
-def _prepared(plan: SweepPlan, reporter: Reporter, jobs: int | None, executor: TrialExecutor | None,
-              flags: tuple[Any, ...], use_cache: bool) -> tuple[dict[str, Dataset], dict[str, str], Any]:
-    """The sweep's data sets, their cache keys, and its executor: `executor`, else the Ray executor when
-    sweep.backend (with the command line's `flags`, BACKEND_KEYS, over it) names ray, else None (`--jobs`
-    picks a local one). A Ray cluster's address is joined in the background while the data load."""
-    settings = _backend(plan, flags) if executor is None else None
-    joining = None
-    if settings is not None and settings.address:
-        from dlrun.sweeps.executors.rayconnect import Joining
-
-        joining = Joining(settings.address)
-    try:
-        datasets, key_of = load_sweep_data(plan, reporter, use_cache, _copies(plan, flags, jobs))
-        if settings is not None:
-            size = sum(a.nbytes for d in datasets.values() for a in vars(d).values() if hasattr(a, "nbytes"))
-            executor = make_executor(jobs, backend=settings, data_bytes=size, joining=joining)
-    except BaseException as exc:
-        if joining is not None and executor is None:
-            joining.abandon(wait=isinstance(exc, Exception))  # a stop (Ctrl-C) does not wait for the cluster
-        raise
-    return datasets, key_of, executor
-
-
-def _backend(plan: SweepPlan, flags: tuple[Any, ...]) -> BackendConfig | None:
-    """sweep.backend with the command line's `flags` (BACKEND_KEYS) over it, when it names ray; else None."""
+def _executor(plan: SweepPlan, flags: tuple[Any, ...], jobs: int | None,
+              datasets: dict[str, Dataset]) -> TrialExecutor | None:
+    """The Ray executor when sweep.backend (with the command line's `flags`, BACKEND_KEYS, over it) names ray;
+    else None (`--jobs` picks a local one)."""
     assert plan.base.config.sweep is not None
     choice = {k: v for k, v in zip(BACKEND_KEYS, flags, strict=True) if v is not None}
     settings = plan.base.config.sweep.backend.model_copy(update=choice)
     settings = type(settings).model_validate(settings.model_dump())  # the command line's values checked too
-    return settings if settings.name == "ray" else None
+    if settings.name != "ray":
+        return None
+    size = sum(a.nbytes for d in datasets.values() for a in vars(d).values() if hasattr(a, "nbytes"))
+    return make_executor(jobs, backend=settings, data_bytes=size)
 
 
 def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict[str, str], reporter: Reporter,

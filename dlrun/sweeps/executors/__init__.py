@@ -14,16 +14,15 @@ __all__ = ["SequentialExecutor", "TrialExecutor", "TrialResult", "TrialTask", "m
 
 
 def make_executor(jobs: int | None = None, trials: int = 0, backend: BackendConfig | None = None,
-                  data_bytes: int = 0, joining: Any = None) -> TrialExecutor:
+                  data_bytes: int = 0) -> TrialExecutor:
     """The executor for `--jobs` (default: one per GPU where there are GPUs, else 1) and `trials`
     trials to run: a short sequential sweep (IN_PROCESS_TRIALS at most) runs in this process, anything
     longer or parallel in worker processes, which make way for fresh ones when their memory grows.
-    `backend` name ray: a `RayExecutor` (connected now, or by `joining`, a `rayconnect.Joining` started
-    earlier; `data_bytes` sizes a local instance's object store)."""
+    `backend` name ray: a `RayExecutor` (connected now; `data_bytes` sizes a local instance's object store)."""
     if backend is not None and backend.name == "ray":
         from dlrun.sweeps.executors.raycluster import RayExecutor
 
-        return RayExecutor(backend, data_bytes, jobs, joining=joining)
+        return RayExecutor(backend, data_bytes, jobs)
     devices = gpu_devices()
     jobs = jobs or max(1, len(devices))
     if jobs == 1 and trials <= IN_PROCESS_TRIALS:

@@ -36,7 +36,7 @@ from dlrun.sweeps.executors.base import (
     lost_trial,
     outgrown,
 )
-from dlrun.sweeps.executors.rayconnect import Joining, check_shared_storage, connect, on_this_node
+from dlrun.sweeps.executors.rayconnect import check_shared_storage, connect, on_this_node
 from dlrun.sweeps.executors.rayconnect import ray_module as _ray
 from dlrun.ui.plots import drawn_in_background, history_plot
 
@@ -58,15 +58,14 @@ class _Slot:
 
 class RayExecutor:
     """Trials on Ray: at most `jobs` at once (the cluster's CPUs and GPUs over what a trial reserves, capped
-    by --jobs), each slot a long-lived worker actor with its threads capped to its CPUs. `joining`: the
-    cluster joined in the background (else it is joined now)."""
+    by --jobs), each slot a long-lived worker actor with its threads capped to its CPUs."""
 
     def __init__(self, settings: BackendConfig, data_bytes: int = 0, jobs: int | None = None,
-                 growth_mib: float = WORKER_GROWTH_MIB, joining: Joining | None = None):
+                 growth_mib: float = WORKER_GROWTH_MIB):
         self.settings, self.cpus, self.growth_mib = settings, settings.cpus_per_trial, growth_mib
         self.threads = self.cpus
         self._closing: threading.Thread | None = None  # disconnecting, after `close_soon`
-        self._owned = joining.result() if joining else connect(settings.address, data_bytes)
+        self._owned = connect(settings.address, data_bytes)
         self._data: dict[str, Any] | None = None  # the sweep's data sets in the object store, put by the first round
         self._relay: Any = None  # the round's relay actor (the first one started by `start`)
         self._question: Any = None  # the relay's next reports and questions (a pending `take`)

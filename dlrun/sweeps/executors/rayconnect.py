@@ -1,7 +1,6 @@
 """Joining a Ray cluster for `RayExecutor` (raycluster.py): the connection (a cluster's address, or a local
 instance sized to this machine; token authentication), the probe that checks a sweep directory is on storage
-every node sees (`storage: shared`), and the placement of actors on the sweep's own node. `Joining` joins a
-cluster in a background thread while the sweep loads its data.
+every node sees (`storage: shared`), and the placement of actors on the sweep's own node.
 
 Importing this module loads Ray lazily (never TensorFlow); only `--backend ray` imports it.
 """
@@ -10,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -60,51 +58,6 @@ def connect(address: str | None, data_bytes: int) -> bool:
                          "out to start one for this sweep. A cluster with token authentication needs its token "
                          "here too (~/.ray/auth_token, or RAY_AUTH_TOKEN)") from None
     return True
-
-
-class Joining:
-    """`connect` to the cluster at `address`, in a background thread started now: joining a running cluster
-    (~0.5 s, mostly waiting on its services) overlaps the sweep's data loading. `result` waits for it."""
-
-    def __init__(self, address: str) -> None:
-        self._lock = threading.Lock()
-        self._owned = self._abandoned = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._join, args=(address,), name="dlrun-ray-join", daemon=True)
-        self._thread.start()
-
-    def _join(self, address: str) -> None:
-        try:
-            owned = connect(address, 0)
-        except BaseException as exc:  # raised again by `result`, in the sweep's thread
-            self._error = exc
-            return
-        with self._lock:
-            self._owned = owned and not self._abandoned
-            if self._abandoned and owned:
-                ray_module().shutdown()
-
-    def result(self) -> bool:
-        """What `connect` returned (True: the caller disconnects at the end), once joined.
-
-        Raises:
-            SweepError: the cluster cannot be joined (as `connect`).
-        """
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._owned
-
-    def abandon(self, wait: bool = True) -> None:
-        """The sweep stopped before it used the connection: disconnect once joined. `wait`: before this
-        returns (the process may sweep again); else, for a stop by Ctrl-C, in the joining thread."""
-        if wait:
-            self._thread.join()
-        with self._lock:
-            self._abandoned = True
-            if self._owned:
-                self._owned = False
-                ray_module().shutdown()
 
 
 def _token_auth(address: str) -> bool:
