@@ -338,6 +338,32 @@ def test_a_sweep_joins_a_two_node_cluster_by_address_and_runs_trials_on_both_wit
     assert all(r["storage"] == "ship" and 0 < r["sent_bytes"] < r["shipped_bytes"] for r in records)
 
 
+# One process sweeps twice in a row on the cluster at argv[3], joining it itself; after each sweep, whether
+# the process is still connected (each sweep disconnects before it returns, so the next joins again).
+TWICE_PROBE = """
+import sys
+import ray
+import dlrun
+config, out, address = sys.argv[1:4]
+for n in ("1", "2"):
+    summary = dlrun.sweep(config, lr="0.02,0.05", sweep_dir=out + "/" + n, backend="ray", address=address)
+    print("SWEEP%s %s connected=%s" % (n, summary["status"], ray.is_initialized()))
+"""
+
+
+def test_a_process_that_sweeps_twice_on_a_cluster_rejoins_it_and_starts_both_worker_actors_again(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path, deep_merge(TINY_MLP, {"train": {"epochs": 1}}))
+    probe = [sys.executable, "-c", TWICE_PROBE, str(config), str(tmp_path), ray_cluster.address]
+    proc = subprocess.run(probe, env=cli_env(RAY_AUTH_MODE="disabled"), capture_output=True, text=True, timeout=300)
+    said = [line for line in proc.stdout.splitlines() if line.startswith("SWEEP")]
+    assert said == ["SWEEP1 completed connected=False", "SWEEP2 completed connected=False"], proc.stderr
+    nodes = {n["NodeID"] for n in ray_cluster_nodes()}
+    for n in ("1", "2"):  # each sweep ran a worker actor on each node (1 CPU a node): the first's ended in time
+        assert {r["node_id"] for r in _ray_records(tmp_path / n)} == nodes
+        assert all(r["attempts"] == 1 for r in _ray_records(tmp_path / n))
+
+
 def ray_cluster_nodes() -> list[dict[str, Any]]:
     import ray
 

@@ -35,6 +35,7 @@ from dlrun.tracking.live import SweepMirror, track_sweep
 from dlrun.tracking.live import resolve as resolve_tracking
 from dlrun.tracking.mlflow_store import MlflowTarget
 from dlrun.ui.console import Reporter
+from dlrun.ui.plots import drawn_in_background
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
 
@@ -160,9 +161,11 @@ def _start(executor: TrialExecutor, datasets: dict[str, Dataset], plan: SweepPla
         start(datasets, plan.base.config.train.threads, trials)
 
 
-def _close(executor: TrialExecutor | None) -> None:
-    """End what an executor keeps across rounds: worker processes, a Ray connection."""
-    if callable(close := getattr(executor, "close", None)):
+def _close(executor: TrialExecutor | None, soon: bool = False) -> None:
+    """End what an executor keeps across rounds: worker processes, a Ray connection. `soon`: a Ray executor
+    disconnects in the background (RayExecutor.close_soon); the next `_close` waits for it."""
+    if callable(close := getattr(executor, "close_soon" if soon else "close", None)
+                or getattr(executor, "close", None)):
         close()
 
 
@@ -257,16 +260,17 @@ def _execute(session: SweepSession, executor: TrialExecutor, datasets: dict[str,
     if session.tracker is not None:
         session.tracker.open()  # the parent run, visible in MLflow while the trials run
     board.sweep_started(session.plan, session.root, reporter)  # the HParams experiment, each trial's values
-    with session.display, graceful_stop() as stop:
-        session.stop = stop  # a trial that finds the disk full stops the sweep
-        source = TrialSource(session, session.search, datasets, key_of, stop)
-        try:
-            for round_ in range(source.rounds):
-                if stop.requested or not source.ready(round_):
-                    break
-                executor.run(source.tasks(round_), datasets, session, stop)
-        except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
-            stop.requested = True
-        finally:
-            _close(executor)  # after the last round: workers end, a Ray executor disconnects
-    return session.finish(reporter)
+    with drawn_in_background():  # the last trials' history plots (Ray's) are drawn beside the final records
+        with session.display, graceful_stop() as stop:
+            session.stop = stop  # a trial that finds the disk full stops the sweep
+            source = TrialSource(session, session.search, datasets, key_of, stop)
+            try:
+                for round_ in range(source.rounds):
+                    if stop.requested or not source.ready(round_):
+                        break
+                    executor.run(source.tasks(round_), datasets, session, stop)
+            except KeyboardInterrupt:  # a second Ctrl-C outside training: the state on disk is still whole
+                stop.requested = True
+            finally:  # after the last round: workers end, a Ray executor disconnects beside the final records
+                _close(executor, soon=True)
+        return session.finish(reporter)
