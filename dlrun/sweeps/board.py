@@ -25,7 +25,7 @@ def sweep_started(plan: SweepPlan, root: Path, reporter: Reporter) -> None:
     try:
         hparams.write_experiment(root / names.TENSORBOARD, domains, [plan.metric, "val_loss"])
         for trial in plan.trials:  # those started (resumed); the others' as they start (trial_added)
-            if (root / names.SWEEP_TRIALS / trial.id).is_dir():
+            if (root / names.SWEEP_TRIALS / trial.id / names.CONFIG).is_file():  # written as a trial starts
                 folder = root / names.SWEEP_TRIALS / trial.id / names.TENSORBOARD
                 hparams.write_trial(folder, trial.params, types, f"{root.name}/{trial.id}")
     except OSError as exc:

@@ -33,10 +33,7 @@ def write_trial(root: Path, trial: Trial) -> Path:
     """The trial's run directory with its config.yaml (kept when it exists)."""
     path = root / names.SWEEP_TRIALS / trial.id
     if not (path / names.CONFIG).is_file():
-        if not path.is_dir():
-            create_run_dir(trial.id, explicit=path)
-        # else the folder of a sweep killed before the config was written: the sweep's own (it holds the
-        # sweep's lock), with at most its TensorBoard values in it (board.sweep_started on resume)
+        create_run_dir(trial.id, explicit=path)
         files.write_text(path / names.CONFIG, dump_config(trial.config.config))
     return path
 

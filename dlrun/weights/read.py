@@ -19,11 +19,11 @@ import numpy as np
 
 from dlrun.config.applications import SAVED_MODEL_FILE
 from dlrun.config.schema import ExperimentConfig
-from dlrun.errors import RunDirError, WeightsError
+from dlrun.errors import WeightsError
 from dlrun.limits import MAX_JSON_BYTES, check_zip, file_kind, format_bytes, h5_problem, memory_budget
-from dlrun.store import files
-from dlrun.store.names import CONFIG, SUMMARY, WEIGHTS
-from dlrun.store.rundir import missing_target
+from dlrun.store.names import CONFIG, WEIGHTS
+from dlrun.store.rundir import RunDir, missing_target
+from dlrun.store.status import read_status
 from dlrun.weights.keras3 import config_entries, model_entries, order_hint, read_keras3_h5
 from dlrun.weights.source import Source, SourceLayer
 
@@ -92,11 +92,8 @@ def read_weights(target: str | Path, model: Any = None, progress: Progress | Non
 
 def _no_weights(run_dir: Path) -> str:
     """Why a directory given as weights has none, and what to do: a sweep's pruned trial says so."""
-    try:
-        summary = files.read_json(run_dir / SUMMARY)
-    except (RunDirError, OSError):
-        summary = {}
-    if summary.get("status") == "pruned":
+    status, summary = read_status(RunDir(run_dir))
+    if status == "pruned":
         return (f"{run_dir}: a trial its sweep pruned (at epoch {summary.get('pruned_epoch')}) keeps its checkpoint "
                 f"and epoch metrics but no final weights; to score it, train it to the end: dlrun train "
                 f"{run_dir / CONFIG}")

@@ -157,7 +157,7 @@ class RayExecutor:
             self._prepare(datasets, first.threads)
             self._open_relay()  # per round: no question of an earlier round's loop is left waiting
             self._attempts, self._told = {}, {}
-            with drawn_in_background():  # the trials' history plots (the round waits for them at its end)
+            with drawn_in_background():  # the trials' history plots (inside a sweep, the sweep's plotter draws them)
                 self._loop(first, pending, events, stop)
         except BaseException:
             self.close()
