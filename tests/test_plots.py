@@ -1,9 +1,11 @@
 """History plots drawn off a sweep's critical path (ui/plots.py): by a helper process on one kept figure,
-pixel for pixel the plot `dlrun train` draws, and never lost when that process dies."""
+pixel for pixel the plot `dlrun train` draws, and never lost when that process dies; matplotlib imported ahead."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,12 @@ def test_plots_survive_a_killed_plotter(tmp_path: Path) -> None:
         process.wait()
         plots.history_plot(_rows(3), tmp_path / "after.png", "after")  # drawn here: the plotter is gone
     assert (tmp_path / "before.png").is_file() and (tmp_path / "after.png").is_file()
+
+
+def test_import_soon_loads_matplotlib_with_agg_in_a_background_thread() -> None:
+    """A sweep whose trials start in other processes imports matplotlib meanwhile, for its final plots."""
+    code = ("import sys, threading; from dlrun.ui import plots; assert 'matplotlib' not in sys.modules; "
+            "plots.import_soon(); [t.join() for t in threading.enumerate() if t.name == 'dlrun-import-matplotlib']; "
+            "import matplotlib; print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "Agg"]

@@ -281,6 +281,25 @@ def test_no_more_workers_start_than_there_are_trials(tmp_path: Path) -> None:
     assert multiprocessing.active_children() == []
 
 
+def test_workers_told_to_end_soon_exit_by_themselves_and_close_waits_for_them(tmp_path: Path) -> None:
+    """The sweep tells its workers to end and writes its final records while they exit; `close` then
+    waits: each worker exits on the message (code 0), not by a signal."""
+    from dlrun.config import load_config
+    from dlrun.data import load_dataset
+
+    cfg = load_config(write_config(tmp_path, SMALL)).config
+    executor = ProcessExecutor(2)
+    executor.start({"d": load_dataset(cfg.data, cfg.task)}, trials=2)
+    workers = list(executor._workers)
+    for worker in workers:  # loaded: it holds its data sets (one still loading would be killed)
+        assert worker.sender is not None
+        worker.sender.join(60)
+    executor.close_soon()
+    assert executor._workers == [] and executor._closing == workers
+    executor.close()
+    assert [w.process.exitcode for w in workers] == [0, 0] and multiprocessing.active_children() == []
+
+
 def test_workers_started_ahead_end_when_the_sweep_directory_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, SMALL, sweep=PRUNED_GRID)
     (tmp_path / "s").mkdir()

@@ -65,6 +65,11 @@ class SweepPlan:
         return self.base.config.sweep.method
 
     @property
+    def draws_heatmap(self) -> bool:
+        """Whether the sweep's end draws heatmap.png: a grid of one or two keys (points as rows, columns)."""
+        return self.mode == "grid" and len(self.keys) <= 2
+
+    @property
     def rounds(self) -> int:
         """1 + the refinement rounds."""
         assert self.base.config.sweep is not None

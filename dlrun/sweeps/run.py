@@ -25,7 +25,7 @@ from dlrun.store.lock import exclusive_lock
 from dlrun.store.rundir import check_writable, create_run_dir
 from dlrun.sweeps import board
 from dlrun.sweeps.data import load_sweep_data
-from dlrun.sweeps.executors import TrialExecutor, make_executor, thread_setting
+from dlrun.sweeps.executors import SequentialExecutor, TrialExecutor, make_executor, thread_setting
 from dlrun.sweeps.live import pruning_said, sweep_size
 from dlrun.sweeps.plan import SweepPlan, plan_sweep
 from dlrun.sweeps.reopen import open_search, reopen, sweep_root
@@ -35,7 +35,7 @@ from dlrun.tracking.live import SweepMirror, track_sweep
 from dlrun.tracking.live import resolve as resolve_tracking
 from dlrun.tracking.mlflow_store import MlflowTarget
 from dlrun.ui.console import Reporter
-from dlrun.ui.plots import drawn_in_background
+from dlrun.ui.plots import drawn_in_background, import_soon
 
 BACKEND_KEYS = ("name", "address", "cpus_per_trial", "gpus_per_trial")  # sweep.backend keys with a flag
 
@@ -208,6 +208,8 @@ def _run(plan: SweepPlan, root: Path, datasets: dict[str, Dataset], key_of: dict
     if executor is None:  # a resumed sweep: its executor fits the trials left
         executor = make_executor(jobs, plan.planned - ended)
         _start(executor, datasets, plan, plan.planned - ended)
+    if (plan.draws_heatmap or plan.objectives) and not isinstance(executor, SequentialExecutor):
+        import_soon()  # the trials start elsewhere: matplotlib is imported for the final plots meanwhile
     try:
         session.jobs, session.threads = executor.jobs, thread_setting(executor, threads)
         reporter.info(f"sweep directory: [bold]{root}[/bold]  ({sweep_size(plan)}, {plan.mode} over "

@@ -261,7 +261,7 @@ class SweepSession:
         self._write_best(front.picked if front else best_of(self.entries(), self.plan.goal), front)
         if front is not None:
             self.pareto = front.write(self.root, status)
-        if self.plan.mode == "grid" and len(self.plan.keys) <= 2:  # a refined grid: its points as rows, columns
+        if self.plan.draws_heatmap:
             from dlrun.ui.heatmap import sweep_heatmap
 
             row_key, rows, col_key, cols, cells = heat_cells(self.plan, self.outcomes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,12 @@ def drawn_in_background() -> Iterator[None]:
     finally:
         _later = None
         plotter.close()
+
+
+def import_soon() -> None:
+    """Import matplotlib in a background thread (~0.7 s), for a process that draws plots later and waits
+    meanwhile: a sweep whose trials run in other processes, while those import TensorFlow."""
+    threading.Thread(target=_pyplot, name="dlrun-import-matplotlib", daemon=True).start()
 
 
 def _pyplot() -> Any:

@@ -13,7 +13,6 @@ the current batch, saves its state and reports.
 from __future__ import annotations
 
 import contextlib
-import io
 import multiprocessing
 import os
 import signal
@@ -22,11 +21,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from dlrun.data import Dataset
-from dlrun.data.mapped import file_reference, reopen
 from dlrun.interrupts import StopRequest
 from dlrun.sweeps.executors.base import (
     WORKER_GROWTH_MIB,
@@ -37,6 +34,7 @@ from dlrun.sweeps.executors.base import (
     outgrown,
 )
 from dlrun.sweeps.executors.devices import cpu_count
+from dlrun.sweeps.executors.pipes import pickled, receive, send_after, send_data
 from dlrun.sweeps.executors.worker import EpochReport, worker_main
 
 SHUTDOWN_SECONDS = 30.0
@@ -57,7 +55,7 @@ class _Worker:
             self.sender = None
             self.conn.send(message)
             return
-        self.sender = threading.Thread(target=_send_after, args=(self.sender, self.conn, message), daemon=True)
+        self.sender = threading.Thread(target=send_after, args=(self.sender, self.conn, message), daemon=True)
         self.sender.start()
 
     def close(self) -> None:
@@ -84,6 +82,7 @@ class ProcessExecutor:
         self._threads = self.threads
         self._workers: list[_Worker] = []  # started ahead by start(): kept across run() calls until close()
         self._retired: list[_Worker] = []
+        self._closing: list[_Worker] = []  # told to end by close_soon(), joined by close()
 
     def start(self, datasets: Mapping[str, Dataset], threads: int | None = None, trials: int | None = None) -> None:
         """Start the worker processes now, before the trials are ready: each imports TensorFlow (~3 s)
@@ -92,13 +91,22 @@ class ProcessExecutor:
         `trials`: how many trials there are to run (no more workers than that are started)."""
         self._adopt(datasets, threads)
         wanted = self.jobs if trials is None else min(self.jobs, max(1, trials))
-        payload = _pickled(self._datasets) if len(self._workers) < wanted else None  # one copy for all of them
+        payload = pickled(self._datasets) if len(self._workers) < wanted else None  # one copy for all of them
         while len(self._workers) < wanted:
             self._workers.append(self._start(len(self._workers), payload))
 
     def close(self) -> None:
-        """End the workers `start` started (they finish nothing: run() returns only when they are idle)."""
-        self._shutdown(self._workers)
+        """End the workers `start` started (they finish nothing: run() returns only when they are idle) and
+        wait until they have exited."""
+        self.close_soon()
+        self._join(self._closing)
+        self._closing = []
+
+    def close_soon(self) -> None:
+        """Tell the workers to end without waiting for them: a worker still draws its last trial's plot and
+        exits (~0.5 s), which the sweep spends on its final records meanwhile; `close` waits for them."""
+        self._ask_to_end(self._workers)
+        self._closing += self._workers
         self._workers = []
 
     def _adopt(self, datasets: Mapping[str, Dataset], threads: int | None) -> None:
@@ -165,8 +173,8 @@ class ProcessExecutor:
         # The worker reads its data sets once TensorFlow is loaded; until then a pipe takes 64 KiB, so
         # a thread waits to send them and the sweep goes on (passed to Process, they would hold it up).
         # The pickled copy lives as long as some thread still sends it.
-        payload = _pickled(self._datasets) if payload is None else payload
-        sender = threading.Thread(target=_send_data, args=(parent_conn, payload), daemon=True)
+        payload = pickled(self._datasets) if payload is None else payload
+        sender = threading.Thread(target=send_data, args=(parent_conn, payload), daemon=True)
         sender.start()
         return _Worker(process, parent_conn, sender=sender)
 
@@ -192,7 +200,7 @@ class ProcessExecutor:
         for index, worker in enumerate(workers):
             if worker.task is None or (worker.conn not in ready and worker.process.sentinel not in ready):
                 continue
-            result = _receive(worker)
+            result = receive(worker.conn)
             if isinstance(result, EpochReport):  # a judged trial waits for the sweep's verdict
                 keep = events.epoch_ended(result.trial_id, result.epoch, result.row)
                 if worker.task.judged:
@@ -233,12 +241,16 @@ class ProcessExecutor:
                     os.kill(worker.process.pid, signal.SIGTERM)
         return count + 1
 
-    def _shutdown(self, workers: list[_Worker]) -> None:
+    @staticmethod
+    def _ask_to_end(workers: list[_Worker]) -> None:
         for worker in workers:
             if worker.sender is not None and worker.sender.is_alive():
                 worker.process.kill()  # still loading TensorFlow, no data yet: nothing of it to finish or keep
             with contextlib.suppress(OSError):
                 worker.send(None)
+
+    def _join(self, workers: list[_Worker]) -> None:
+        """Wait for `workers` (told to end) and the retired ones to exit; terminate any that outstay the limit."""
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         for worker in [*self._retired, *workers]:
             worker.process.join(max(0.1, deadline - time.monotonic()))
@@ -247,42 +259,6 @@ class ProcessExecutor:
                 worker.process.join(5)
             worker.close()
         self._retired = []
-
-
-class _DataPickler(ForkingPickler):
-    """Connection.send's pickler, but a memory-mapped array goes as its file reference (mapped.reopen
-    maps it in the worker) instead of as its bytes."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        reference = file_reference(obj)
-        return NotImplemented if reference is None else (reopen, reference)
-
-
-def _pickled(datasets: dict[str, Dataset]) -> Any:
-    """The data sets as the worker's recv() reads them back (see _DataPickler)."""
-    buffer = io.BytesIO()
-    _DataPickler(buffer).dump(datasets)
-    return buffer.getbuffer()
-
-
-def _send_data(conn: Connection, payload: Any) -> None:
-    with contextlib.suppress(OSError):  # a worker that died before reading: its trial is reported lost
-        conn.send_bytes(payload)
-
-
-def _send_after(previous: threading.Thread, conn: Connection, message: Any) -> None:
-    previous.join()
-    with contextlib.suppress(OSError):
-        conn.send(message)
-
-
-def _receive(worker: _Worker) -> TrialResult | EpochReport | None:
-    if not worker.conn.poll():
-        return None
-    try:
-        return worker.conn.recv()
-    except (EOFError, OSError):
-        return None
 
 
 def _lost(worker: _Worker, stopping: bool) -> TrialResult:
