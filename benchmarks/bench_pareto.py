@@ -79,7 +79,30 @@ def pareto_row(unpruned: tuple[float, Path, list[float]], pruned: tuple[float, P
             "hypervolume": round(asha_hv, 1), "grid_hypervolume": round(grid_hv, 1),
             "hypervolume_loss": round(loss, 4), "reference": [reference[0], round(reference[1])],
             "front": sorted(completed_front(asha_dir)), "grid_front": sorted(completed_front(grid_dir)),
+            "oracle": oracle(grid_dir, asha_dir, asha_s, grid_s),
             "met": ratio <= target and loss <= tolerance, "counts": summary["counts"]}
+
+
+def epoch_seconds(trial_dir: Path) -> list[float]:
+    """The seconds of each epoch a trial ran (its metrics.csv)."""
+    with open(trial_dir / "metrics.csv", newline="") as f:
+        return [float(r["seconds"]) for r in csv.DictReader(f)]
+
+
+def oracle(grid_dir: Path, asha_dir: Path, asha_s: float, grid_s: float) -> dict[str, float]:
+    """What perfect pruning would take: every trial stopped after its first epoch but those on the unpruned
+    front, which run all their epochs (their seconds as the unpruned sweep measured them). Its wall time is
+    the pruned sweep's with the difference in epoch seconds taken off: the same fixed costs (start-up,
+    tracing, records), the fewest epochs any pruner could run and keep the whole front."""
+    with open(grid_dir / "pareto.csv", newline="") as f:
+        front = {r["trial"] for r in csv.DictReader(f) if r["on_front"] == "True"}
+    trials = sorted(p for p in (grid_dir / "trials").iterdir() if (p / "metrics.csv").is_file())
+    best = sum(sum(epoch_seconds(t)) if t.name in front else epoch_seconds(t)[0] for t in trials)
+    pruned = sum(sum(epoch_seconds(t)) for t in (asha_dir / "trials").iterdir() if (t / "metrics.csv").is_file())
+    wall = asha_s - (pruned - best)
+    return {"epoch_seconds": round(best, 2), "pruned_epoch_seconds": round(pruned, 2),
+            "unpruned_epoch_seconds": round(sum(sum(epoch_seconds(t)) for t in trials), 2),
+            "wall_s": round(wall, 1), "ratio": round(wall / grid_s, 3)}
 
 
 def completed_front(sweep_dir: Path) -> list[tuple[int, float]]:

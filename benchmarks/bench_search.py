@@ -113,6 +113,12 @@ def run_sweep(config: dict[str, Any], tmp: Path, name: str) -> tuple[float, dict
     return measured.wall, json.loads(measured.stdout)
 
 
+def epochs_run(summary: dict[str, Any]) -> int:
+    """The epochs a sweep's trials ran, all together: what its wall time cannot fall below, whatever its
+    fixed costs."""
+    return sum(t.get("epochs_run") or 0 for t in summary["trials"])
+
+
 def best_value(summary: dict[str, Any]) -> float:
     return float(summary["best"]["value"]) if summary.get("best") else float("nan")
 
@@ -171,7 +177,7 @@ def search_rows(data: Path, quick: bool, kt_path: Path | None,
                         "target": target, "best": round(best_value(summary), 4),
                         "grid_best": round(best_value(grid), 4), "gap": round(gap, 4),
                         "met": None if target is None else seconds / grid_s <= target and gap <= 0.01,
-                        "counts": summary["counts"]})
+                        "epochs": [epochs_run(summary), epochs_run(grid)], "counts": summary["counts"]})
         if "9b" in numbers:  # the last attempt's fronts (the sweeps are deterministic on CPU), median seconds
             last = repeats - 1
             out.append(pareto_row((runs["pareto"][0], tmp / f"pareto-{last}", walls["pareto"]),

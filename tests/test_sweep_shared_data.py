@@ -18,7 +18,7 @@ from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_key, load_dataset
 from dlrun.errors import DataError
 from dlrun.sweeps.data import load_sweep_data
-from dlrun.sweeps.executors.pipes import pickled
+from dlrun.sweeps.executors.pipes import serialized
 from dlrun.sweeps.executors.processes import ProcessExecutor
 from dlrun.sweeps.executors.shipping import for_object_store
 from dlrun.sweeps.plan import plan_sweep
@@ -46,7 +46,7 @@ def mapped(pixels: DataConfig, monkeypatch: pytest.MonkeyPatch) -> DataConfig:
 
 def test_mapped_arrays_are_sent_as_their_file(mapped: DataConfig) -> None:
     data = load_dataset(mapped)
-    payload = pickled({"k": data})
+    payload = serialized({"k": data})
     assert len(payload) < 64 << 10  # the examples are 2 MiB: none of them is in the message
     back = ForkingPickler.loads(payload)["k"]
     assert isinstance(back.x_train, np.memmap) and str(back.x_train.filename) == str(data.x_train.filename)
@@ -67,12 +67,12 @@ def test_mapped_arrays_go_to_rays_object_store_out_of_band(mapped: DataConfig) -
 
 def test_arrays_in_memory_are_sent_by_value(pixels: DataConfig) -> None:
     data = load_dataset(pixels)
-    back = ForkingPickler.loads(pickled({"k": data}))["k"]
+    back = ForkingPickler.loads(serialized({"k": data}))["k"]
     assert not isinstance(back.x_train, np.memmap) and np.array_equal(back.x_train, data.x_train)
 
 
 def test_a_replaced_entry_is_refused_when_a_worker_maps_it(mapped: DataConfig) -> None:
-    payload = pickled({"k": load_dataset(mapped)})
+    payload = serialized({"k": load_dataset(mapped)})
     path = cache.entry_path(cache_key.cache_key(mapped, "classification"))
     copy = path.with_name("copy")
     copy.write_bytes(path.read_bytes())

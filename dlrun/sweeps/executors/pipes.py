@@ -24,7 +24,7 @@ class _DataPickler(ForkingPickler):
         return NotImplemented if reference is None else (reopen, reference)
 
 
-def pickled(datasets: dict[str, Dataset]) -> Any:
+def serialized(datasets: dict[str, Dataset]) -> Any:
     """The data sets as the worker's recv() reads them back (see _DataPickler)."""
     buffer = io.BytesIO()
     _DataPickler(buffer).dump(datasets)

@@ -34,7 +34,7 @@ from dlrun.sweeps.executors.base import (
     outgrown,
 )
 from dlrun.sweeps.executors.devices import cpu_count
-from dlrun.sweeps.executors.pipes import pickled, receive, send_after, send_data
+from dlrun.sweeps.executors.pipes import receive, send_after, send_data, serialized
 from dlrun.sweeps.executors.worker import EpochReport, worker_main
 
 SHUTDOWN_SECONDS = 30.0
@@ -91,7 +91,7 @@ class ProcessExecutor:
         `trials`: how many trials there are to run (no more workers than that are started)."""
         self._adopt(datasets, threads)
         wanted = self.jobs if trials is None else min(self.jobs, max(1, trials))
-        payload = pickled(self._datasets) if len(self._workers) < wanted else None  # one copy for all of them
+        payload = serialized(self._datasets) if len(self._workers) < wanted else None  # one copy for all of them
         while len(self._workers) < wanted:
             self._workers.append(self._start(len(self._workers), payload))
 
@@ -173,7 +173,7 @@ class ProcessExecutor:
         # The worker reads its data sets once TensorFlow is loaded; until then a pipe takes 64 KiB, so
         # a thread waits to send them and the sweep goes on (passed to Process, they would hold it up).
         # The pickled copy lives as long as some thread still sends it.
-        payload = pickled(self._datasets) if payload is None else payload
+        payload = serialized(self._datasets) if payload is None else payload
         sender = threading.Thread(target=send_data, args=(parent_conn, payload), daemon=True)
         sender.start()
         return _Worker(process, parent_conn, sender=sender)
