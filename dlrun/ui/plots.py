@@ -121,7 +121,12 @@ def drawn_in_background() -> Iterator[None]:
 def import_soon() -> None:
     """Import matplotlib in a background thread (~0.7 s), for a process that draws plots later and waits
     meanwhile: a sweep whose trials run in other processes, while those import TensorFlow."""
-    threading.Thread(target=_pyplot, name="dlrun-import-matplotlib", daemon=True).start()
+    threading.Thread(target=_import_quietly, name="dlrun-import-matplotlib", daemon=True).start()
+
+
+def _import_quietly() -> None:
+    with contextlib.suppress(Exception):  # a failing import fails again, and is reported, where a plot is drawn
+        _pyplot()
 
 
 def _pyplot() -> Any:
