@@ -105,6 +105,25 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 600,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_in_process(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `dlrun ARGS` through the command line itself (`dlrun.cli.app`) in this process, as
+    tests/docs_runner.py does, with the variables `env` set meanwhile: what `run_cli` gives (exit code,
+    stdout, stderr) without starting Python and TensorFlow again, for tests of a command's results rather
+    than of its process. An unexpected exception propagates (with its traceback)."""
+    from dlrun.cli import _exit_code, app
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for key, value in (env or {}).items():
+            patch.setenv(key, value)
+        try:
+            app(args=[str(arg) for arg in args], prog_name="dlrun")
+            code = 0
+        except SystemExit as stop:
+            code = _exit_code(stop.code)
+    return subprocess.CompletedProcess(["dlrun", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(autouse=True, scope="session")
 def written_configs_read_back(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """When the session ends, every config.yaml and best.yaml dlrun wrote reads back equal (issue 23)."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CNN, StopAfter, metric_rows, run_cli, without_seconds, write_config
 
-from dlrun import load_config, resume
+from dlrun import evaluate, load_config, resume, sweep, train
 from dlrun.config import dump_config
 from dlrun.config.schema import DataConfig
 from dlrun.data import load_checked
@@ -128,14 +128,14 @@ def test_train_refuses_augment_on_a_table(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny CNN runs: augmented twice with seed 0, without augmentation once."""
+    """Tiny CNN runs: augmented twice with seed 0, without augmentation once (in this process: the same
+    metrics a `dlrun train` process gives)."""
     tmp = tmp_path_factory.mktemp("augment")
     augmented = write_config(tmp, data={"augment": AUGMENT}, name="augmented.yaml")
     plain = write_config(tmp, name="plain.yaml")
     out = {}
     for name, config in (("first", augmented), ("second", augmented), ("plain", plain)):
-        proc = run_cli("train", config, "--run-dir", tmp / name, "--json")
-        assert proc.returncode == 0, proc.stderr
+        assert train(config, run_dir=tmp / name)["status"] == "completed"
         out[name] = tmp / name
     return out
 
@@ -157,26 +157,23 @@ def test_the_model_holds_no_augmentation_layer(runs: dict[str, Path]) -> None:
     assert (runs["first"] / names.MODEL_TXT).read_text() == (runs["plain"] / names.MODEL_TXT).read_text()
 
 
-def _evaluate(run: Path, *args: str) -> dict[str, Any]:
-    proc = run_cli("evaluate", run, "--json", *args)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+def _evaluate(run: Path, *overrides: str) -> dict[str, Any]:
+    return json.loads(json.dumps(evaluate(run, overrides=list(overrides)), default=str))  # the numbers `--json` prints
 
 
 @pytest.mark.slow  # trains models
 def test_test_numbers_of_the_same_weights_do_not_depend_on_augment(runs: dict[str, Path]) -> None:
     recorded = files.read_json(runs["first"] / names.SUMMARY)["metrics"]
-    with_augment, without = _evaluate(runs["first"]), _evaluate(runs["first"], "--set", "data.augment=null")
+    with_augment, without = _evaluate(runs["first"]), _evaluate(runs["first"], "data.augment=null")
     assert with_augment["loss"] == without["loss"] == recorded["test_loss"]
     assert with_augment["confusion_matrix"] == without["confusion_matrix"]
 
 
 @pytest.mark.slow  # trains models
 def test_a_sweep_over_augment_values_trains_each(tmp_path: Path) -> None:
-    sweep = {"params": {"data.augment.rotation": [0.0, 0.2]}}
-    config = write_config(tmp_path, data={"n_train": 100, "n_test": 50}, train={"epochs": 1}, sweep=sweep)
-    proc = run_cli("sweep", config, "--sweep-dir", tmp_path / "sweep", "--json")
-    assert proc.returncode == 0, proc.stderr
+    space = {"params": {"data.augment.rotation": [0.0, 0.2]}}
+    config = write_config(tmp_path, data={"n_train": 100, "n_test": 50}, train={"epochs": 1}, sweep=space)
+    sweep(config, sweep_dir=tmp_path / "sweep")
     rows = files.read_csv(tmp_path / "sweep" / names.SWEEP_RESULTS)
     assert [(row["data.augment.rotation"], row["status"]) for row in rows] == [("0.0", "completed"),
                                                                                 ("0.2", "completed")]

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_MLP, cli_env, run_cli, write_config
+from conftest import TINY_MLP, run_in_process, write_config
 
 import dlrun.data as data_module
 from dlrun.config.schema import DataConfig
@@ -211,11 +211,12 @@ def _corrupt_images_in_place(folder: Path, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def cached_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A folder of images in a data cache of its own (`env` points the CLI at it), then 4 images overwritten
-    behind the cache's back; its config, and one `dlrun train --json` of it (`trained`: the summary)."""
+    """A folder of images in a data cache of its own (`env` points the commands at it), then 4 images overwritten
+    behind the cache's back; its config, and one `dlrun train --json` of it (`trained`: the summary). The
+    commands run in this process (run_in_process): what is tested is their results, not their process."""
     tmp = tmp_path_factory.mktemp("cached-folder")
     folder = make_folder(tmp / "images")
-    env = cli_env(DLRUN_CACHE=str(tmp / "cache"))
+    env = {"DLRUN_CACHE": str(tmp / "cache")}
     config = write_config(tmp, TINY_MLP, data={"source": "folder", "path": str(folder), "image_size": [8, 8]},
                           model={"layers": [{"flatten": {}}, {"dense": {"units": 2, "activation": "softmax"}}]},
                           train={"epochs": 1})
@@ -227,7 +228,7 @@ def cached_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _train_summary(config: Path, tmp_path: Path, env: dict[str, str], *extra: str) -> dict[str, Any]:
-    proc = run_cli("train", config, "--json", "--runs", tmp_path / "runs", *extra, env=env)
+    proc = run_in_process("train", config, "--json", "--runs", tmp_path / "runs", *extra, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -244,8 +245,8 @@ def test_train_no_cache_decodes_the_source(cached_folder: dict[str, Any], tmp_pa
 
 def test_evaluate_no_cache_decodes_the_source(cached_folder: dict[str, Any]) -> None:
     run_dir, env = cached_folder["trained"]["run_dir"], cached_folder["env"]
-    cached = json.loads(run_cli("evaluate", run_dir, "--json", env=env).stdout)["examples"]
-    fresh = json.loads(run_cli("evaluate", run_dir, "--json", "--no-cache", env=env).stdout)["examples"]
+    cached = json.loads(run_in_process("evaluate", run_dir, "--json", env=env).stdout)["examples"]
+    fresh = json.loads(run_in_process("evaluate", run_dir, "--json", "--no-cache", env=env).stdout)["examples"]
     assert (cached, fresh) == (8, 7)  # 20% of 40 images vs 20% of the 36 still readable
 
 

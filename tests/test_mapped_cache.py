@@ -12,7 +12,7 @@ import pytest
 from dlrun.config.schema import DataConfig
 from dlrun.data import cache, cache_key, load_dataset
 from dlrun.engine.pipeline import MappedRows, eval_stream, train_stream
-from tests.conftest import cli_env, metric_rows, npy_pixels, run_cli, without_seconds, write_config
+from tests.conftest import cli_env, metric_rows, npy_pixels, run_in_process, without_seconds, write_config
 
 POOLED = {"layers": [{"max_pool2d": {"pool_size": 8}}, {"flatten": {}}, {"dense": {"units": 10,
                                                                                    "activation": "softmax"}}]}
@@ -83,8 +83,8 @@ def test_a_mapped_run_trains_to_the_metrics_of_one_in_memory(pixels: DataConfig,
                                                                                    "validation"}), model=POOLED)
     rows = []
     for budget in ("", "16M"):  # the first builds the entry and trains from memory; the second maps it
-        env_run = run_cli("train", config, "--runs", tmp_path / f"runs{budget}",
-                          env=cli_env(DLRUN_MEMORY_BUDGET=budget) if budget else None)
+        env_run = run_in_process("train", config, "--runs", tmp_path / f"runs{budget}",
+                                 env={"DLRUN_MEMORY_BUDGET": budget} if budget else None)
         assert env_run.returncode == 0, env_run.stderr
         (run,) = (tmp_path / f"runs{budget}").iterdir()
         rows.append(without_seconds(metric_rows(run)))

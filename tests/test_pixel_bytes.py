@@ -11,7 +11,7 @@ from dlrun.config.schema import DataConfig
 from dlrun.data import load_dataset
 from dlrun.data.prepare import to_images
 from dlrun.engine.pipeline import eval_stream, train_stream
-from tests.conftest import metric_rows, run_cli, without_seconds, write_config
+from tests.conftest import metric_rows, run_in_process, without_seconds, write_config
 
 
 def _as_float32(x: np.ndarray) -> np.ndarray:
@@ -68,7 +68,7 @@ def test_metrics_equal_for_uint8_and_float32_images_of_the_same_pixels(tmp_path:
         np.save(folder / "Y.npy", labels)
         config = write_config(folder, data={"source": "npy", "path": str(folder), "n_train": 200, "n_test": 100,
                                             "test_split": 0.2})
-        done = run_cli("train", config, "--runs", folder / "runs", "--no-cache")
+        done = run_in_process("train", config, "--runs", folder / "runs", "--no-cache")
         assert done.returncode == 0, done.stderr
         (run,) = (folder / "runs").iterdir()
         rows.append(without_seconds(metric_rows(run)))

@@ -30,7 +30,7 @@ from conftest import (
     write_config,
 )
 
-from dlrun import list_runs, load_config, resume
+from dlrun import list_runs, load_config, resume, train
 from dlrun.config import dump_config
 from dlrun.data import load_checked
 from dlrun.engine.checkpoint import read_meta
@@ -53,10 +53,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def baseline(work: Path) -> dict[str, Any]:
-    """An uninterrupted run of the live config."""
-    proc = run_cli("train", work / "config.yaml", "--run-dir", work / "baseline", "--json", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return {"summary": json.loads(proc.stdout), "rows": metric_rows(work / "baseline")}
+    """An uninterrupted run of the live config (trained in this process: same seed, the same metrics as a
+    `dlrun train` process; the stopped and resumed runs it is compared with are processes)."""
+    summary = train(work / "config.yaml", run_dir=work / "baseline")
+    assert summary["status"] == "completed"
+    return {"summary": json.loads(json.dumps(summary, default=str)), "rows": metric_rows(work / "baseline")}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NO_TF_PROBE, TINY_CNN, TINY_MLP, cli_env, run_cli, write_config
+from conftest import NO_TF_PROBE, TINY_CNN, TINY_MLP, cli_env, run_cli, run_in_process, write_config
 
 from dlrun import sweep
 from dlrun.errors import ConfigError
@@ -93,7 +93,7 @@ def test_summary_names_the_best_trial(grid_sweep: tuple[Path, Any]) -> None:
 
 def test_best_yaml_retrains_to_the_best_metric(grid_sweep: tuple[Path, Any], tmp_path: Path) -> None:
     best = json.loads(grid_sweep[1].stdout)["best"]
-    proc = run_cli("train", grid_sweep[0] / "best.yaml", "--runs", tmp_path, "--json")
+    proc = run_in_process("train", grid_sweep[0] / "best.yaml", "--runs", tmp_path, "--json")
     trial = files.read_json(grid_sweep[0] / "trials" / best["trial"] / "summary.json")
     assert json.loads(proc.stdout)["metrics"] == trial["metrics"]
 
@@ -101,7 +101,7 @@ def test_best_yaml_retrains_to_the_best_metric(grid_sweep: tuple[Path, Any], tmp
 @pytest.mark.slow
 def test_jobs_2_gives_the_same_results_as_jobs_1(grid_sweep: tuple[Path, Any], tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_MLP)
-    proc = run_cli("sweep", config, *GRID_FLAGS, "--sweep-dir", tmp_path / "parallel", "--jobs", "2")
+    proc = run_in_process("sweep", config, *GRID_FLAGS, "--sweep-dir", tmp_path / "parallel", "--jobs", "2")
     assert proc.returncode == 0 and metric_view(tmp_path / "parallel") == metric_view(grid_sweep[0])
 
 

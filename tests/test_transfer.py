@@ -354,7 +354,7 @@ def interrupted_transfer(source_run: Path, tmp_path_factory: pytest.TempPathFact
         time.sleep(0.01)
     stopped_at = len(files.read_csv(interrupted / names.METRICS)) if proc.wait(timeout=120) == 130 else None
     stopped = files.read_json(interrupted / names.SUMMARY)
-    resumed = json.loads(run_cli("transfer", "--resume", interrupted, "--json").stdout)  # the summary, only
+    resumed = transfer(None, resume=interrupted)  # in this process: only the stop needs a process of its own
     full = Path(transfer(config, source=source_run, run_dir=tmp_path / "full")["run_dir"])
     return {"stopped_at": stopped_at, "stopped": stopped, "resumed": resumed, "interrupted": interrupted,
             "full": full}
