@@ -63,7 +63,8 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         config: The config for the architecture and data (needed for a weights file; a run uses its own).
         overrides: `KEY=VALUE` strings applied to the config.
         out: Where eval.json and confusion.png go (needed for a weights file; default: the run directory).
-        reporter: Where the tables go (default: nothing printed).
+        reporter: Where the tables go (default: lines and tables on stdout, no progress
+            bars; `Reporter(json_mode=True)` prints nothing).
         use_cache: Serve the data from the data cache.
 
     Returns:
