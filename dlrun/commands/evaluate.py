@@ -64,7 +64,7 @@ def evaluate(target: str | Path, config: str | Path | None = None, overrides: li
         overrides: `KEY=VALUE` strings applied to the config.
         out: Where eval.json and confusion.png go (needed for a weights file; default: the run directory).
         reporter: Where the tables go (default: lines and tables on stdout, no progress
-            bars; `Reporter(json_mode=True)` prints nothing).
+            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
         use_cache: Serve the data from the data cache.
 
     Returns:

@@ -26,7 +26,7 @@ def export(run_dir: str | Path, fmt: str = "keras", out: str | Path | None = Non
             `savedmodel` (a TensorFlow SavedModel folder with a `serve` signature).
         out: The new file or folder (default: export.keras, export.h5 or export_savedmodel in the run).
         reporter: Where the result line goes (default: lines and tables on stdout, no progress
-            bars; `Reporter(json_mode=True)` prints nothing).
+            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
 
     Returns:
         {"run_dir", "format", "path", "input_shape"}.

@@ -37,7 +37,7 @@ def predict(target: str | Path, inputs: list[str | Path], config: str | Path | N
         out: Also write the predictions as CSV here (a new file).
         grid: Also draw the image inputs with their predicted labels here (PNG, at most 5x5).
         reporter: Where the table goes (default: lines and tables on stdout, no progress
-            bars; `Reporter(json_mode=True)` prints nothing).
+            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
         use_cache: Serve the data from the data cache (only read for a weights file or an old run).
 
     Returns:

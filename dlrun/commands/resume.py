@@ -28,7 +28,7 @@ def resume(run_dir: str | Path, config: str | Path | None = None, reporter: Repo
         run_dir: The run directory (interrupted, crashed or failed).
         config: Optional; must resolve to the run's own config (a resumed run cannot change it).
         reporter: Where progress and tables go (default: lines and tables on stdout, no progress
-            bars; `Reporter(json_mode=True)` prints nothing).
+            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
         use_cache: Serve the data from the data cache (False: read it from its source).
         track: `mlflow` or `mlflow=URI`, as for train (default: the store the run was mirrored to, if any).
 

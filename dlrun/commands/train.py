@@ -35,7 +35,7 @@ def train(config: str | Path | LoadedConfig, overrides: list[str] | None = None,
         run_dir: Write into this new or empty directory instead of `runs_root/<name>-<time>`.
         runs_root: The parent of new run directories.
         reporter: Where progress and tables go (default: lines and tables on stdout, no progress
-            bars; `Reporter(json_mode=True)` prints nothing).
+            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
         data: Data already loaded for this config (else it is loaded here).
         use_cache: Serve prepared data from the data cache (and fill it).
         track: Also mirror the run to a tracker: `mlflow` (the local store beside `runs_root`) or

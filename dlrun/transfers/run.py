@@ -129,7 +129,7 @@ def transfer(config: str | Path | LoadedConfig | None, overrides: list[str] | No
         run_dir: Write into this new or empty directory instead of `runs_root/<name>-<time>`.
         runs_root: The parent of new run directories.
         reporter: Where the mapping table, progress and results go (default: lines and tables on stdout, no progress
-            bars; `Reporter(json_mode=True)` prints nothing).
+            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
         resume: Continue this interrupted transfer run instead.
         unsafe: Let a .keras base model run code it holds (trusted files only).
         use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
