@@ -71,8 +71,7 @@ def sweep(config: str | Path | None, overrides: list[str] | None = None, lr: str
         jobs: Trials at once in worker processes (default: 1 on CPU, one per GPU).
         sweep_dir: Write into this new or empty directory instead of `runs_root/<name>-sweep-<time>`.
         resume: Continue this sweep directory: only trials that have not ended run.
-        reporter: Where progress and the leaderboard go (default: lines and tables on stdout, no progress
-            bars; `dlrun.ui.console.Reporter(json_mode=True)` prints nothing).
+        reporter: Progress and the leaderboard (default: on stdout; `dlrun.ui.console.Reporter(json_mode=True)`: none).
         runs_root: The parent of new sweep directories.
         executor: Run the trials with this executor instead of the one `jobs` picks.
         use_cache: Serve prepared data from the data cache (and fill it); False reads the source.
