@@ -38,17 +38,21 @@ def pareto_configs(source: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"pareto": base, "pareto_asha": pruned}
 
 
+def pareto_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    """The rows of the sweep's pareto.csv (every trial, with its values, front rank and on_front)."""
+    with open(sweep_dir / "pareto.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def completed_values(sweep_dir: Path) -> list[tuple[float, float]]:
     """(val_accuracy, params) of every completed trial in the sweep's pareto.csv."""
-    with open(sweep_dir / "pareto.csv", newline="") as f:
-        return [(float(r["val_accuracy"]), float(r["params"])) for r in csv.DictReader(f)
-                if r["status"] == "completed" and r["val_accuracy"] not in ("", "nan")]
+    return [(float(r["val_accuracy"]), float(r["params"])) for r in pareto_rows(sweep_dir)
+            if r["status"] == "completed" and r["val_accuracy"] not in ("", "nan")]
 
 
 def largest_params(sweep_dir: Path) -> float:
     """The parameter count of the largest model any trial of the sweep built (pareto.csv)."""
-    with open(sweep_dir / "pareto.csv", newline="") as f:
-        return max(float(r["params"]) for r in csv.DictReader(f) if r["params"] not in ("", "nan"))
+    return max(float(r["params"]) for r in pareto_rows(sweep_dir) if r["params"] not in ("", "nan"))
 
 
 def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
@@ -94,19 +98,17 @@ def oracle(grid_dir: Path, asha_dir: Path, asha_s: float, grid_s: float) -> dict
     front, which run all their epochs (their seconds as the unpruned sweep measured them). Its wall time is
     the pruned sweep's with the difference in epoch seconds taken off: the same fixed costs (start-up,
     tracing, records), the fewest epochs any pruner could run and keep the whole front."""
-    with open(grid_dir / "pareto.csv", newline="") as f:
-        front = {r["trial"] for r in csv.DictReader(f) if r["on_front"] == "True"}
-    trials = sorted(p for p in (grid_dir / "trials").iterdir() if (p / "metrics.csv").is_file())
-    best = sum(sum(epoch_seconds(t)) if t.name in front else epoch_seconds(t)[0] for t in trials)
+    front = {r["trial"] for r in pareto_rows(grid_dir) if r["on_front"] == "True"}
+    unpruned = {t.name: epoch_seconds(t) for t in (grid_dir / "trials").iterdir() if (t / "metrics.csv").is_file()}
+    best = sum(sum(s) if name in front else s[0] for name, s in unpruned.items())
     pruned = sum(sum(epoch_seconds(t)) for t in (asha_dir / "trials").iterdir() if (t / "metrics.csv").is_file())
     wall = asha_s - (pruned - best)
     return {"epoch_seconds": round(best, 2), "pruned_epoch_seconds": round(pruned, 2),
-            "unpruned_epoch_seconds": round(sum(sum(epoch_seconds(t)) for t in trials), 2),
+            "unpruned_epoch_seconds": round(sum(sum(s) for s in unpruned.values()), 2),
             "wall_s": round(wall, 1), "ratio": round(wall / grid_s, 3)}
 
 
 def completed_front(sweep_dir: Path) -> list[tuple[int, float]]:
     """The front pareto.csv marks, as (params, val_accuracy) pairs."""
-    with open(sweep_dir / "pareto.csv", newline="") as f:
-        return [(int(float(r["params"])), round(float(r["val_accuracy"]), 4)) for r in csv.DictReader(f)
-                if r["on_front"] == "True"]
+    return [(int(float(r["params"])), round(float(r["val_accuracy"]), 4)) for r in pareto_rows(sweep_dir)
+            if r["on_front"] == "True"]

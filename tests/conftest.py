@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from docs_runner import run_app
 from written_configs import unreadable_written_configs
 from xdist_groups import pytest_collection_modifyitems  # noqa: F401  (a hook: tests sharing a fixture share a worker)
 
@@ -110,18 +111,11 @@ def run_in_process(*args: str | Path, env: dict[str, str] | None = None) -> subp
     tests/docs_runner.py does, with the variables `env` set meanwhile: what `run_cli` gives (exit code,
     stdout, stderr) without starting Python and TensorFlow again, for tests of a command's results rather
     than of its process. An unexpected exception propagates (with its traceback)."""
-    from dlrun.cli import _exit_code, app
-
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with pytest.MonkeyPatch.context() as patch:
         for key, value in (env or {}).items():
             patch.setenv(key, value)
-        try:
-            app(args=[str(arg) for arg in args], prog_name="dlrun")
-            code = 0
-        except SystemExit as stop:
-            code = _exit_code(stop.code)
-    return subprocess.CompletedProcess(["dlrun", *map(str, args)], code, out.getvalue(), err.getvalue())
+        code, out, err = run_app([str(arg) for arg in args])
+    return subprocess.CompletedProcess(["dlrun", *map(str, args)], code, out, err)
 
 
 @pytest.fixture(autouse=True, scope="session")

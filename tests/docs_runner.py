@@ -24,8 +24,9 @@ from pathlib import Path
 from docs_examples import resolve
 
 
-def run(argv: list[str]) -> tuple[int, str]:
-    """One command through the Typer app; its exit code and stderr."""
+def run_app(argv: list[str]) -> tuple[int, str, str]:
+    """One command through the Typer app in this process: its exit code (SystemExit's, as `dlrun` gives it),
+    stdout and stderr. An unexpected exception propagates."""
     from dlrun.cli import _exit_code, app
 
     err, out = io.StringIO(), io.StringIO()
@@ -35,10 +36,17 @@ def run(argv: list[str]) -> tuple[int, str]:
             code = 0
         except SystemExit as stop:
             code = _exit_code(stop.code)
-        except Exception as exc:  # what dlrun.cli.main reports as a bug, exit 1
-            code = 1
-            err.write(f"error: unexpected {type(exc).__name__}: {exc}\n")
-    return code, err.getvalue()
+    return code, out.getvalue(), err.getvalue()
+
+
+def run(argv: list[str]) -> tuple[int, str]:
+    """One command through the Typer app; its exit code and stderr (an unexpected exception: exit 1, as
+    dlrun.cli.main reports a bug)."""
+    try:
+        code, _, err = run_app(argv)
+    except Exception as exc:
+        return 1, f"error: unexpected {type(exc).__name__}: {exc}\n"
+    return code, err
 
 
 def main() -> None:
